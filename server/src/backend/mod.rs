@@ -1,0 +1,245 @@
+//! Share storage in Tahoe's own on-disk layout.
+//!
+//! [`Storage`] is the whole backend: immutable uploads, immutable and mutable reads,
+//! read-test-write, leases, corruption advisories and space accounting. Every method is
+//! synchronous file I/O; the HTTP layer calls them on the blocking pool.
+//!
+//! # Consistency
+//! - Completed immutable shares never change except for their lease records. Lease
+//!   changes and share-length reads of one storage index are ordered by a per-index lock
+//!   ([`locks`]), so nobody computes a length mid-lease-append.
+//! - A read-test-write holds the index's write lock, builds each new container in memory,
+//!   writes it to a temporary file, syncs it and renames it over the old one. Readers
+//!   that opened the old file keep a consistent old version; a crash leaves either.
+//! - Uploads live in `shares/incoming/` and are renamed into `shares/` only when complete
+//!   and synced, so `shares/` never holds a partial immutable share.
+//!
+//! # Layout
+//! `layout.rs` (paths, durable directory operations), `immutable.rs` and `mutable.rs`
+//! (the two container formats), `lease.rs` (lease records), `ranges.rs` (upload
+//! progress), `locks.rs`, `uploads.rs` (in-progress uploads), `slots.rs`
+//! (read-test-write), `advisory.rs` (corruption reports), `expiry.rs` (lease expiry).
+
+pub mod advisory;
+pub mod error;
+pub mod expiry;
+pub mod immutable;
+pub mod layout;
+pub mod lease;
+pub mod locks;
+pub mod mutable;
+pub mod ranges;
+pub mod slots;
+pub mod uploads;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use swamp_proto::v1::ShareKind;
+use swamp_proto::{ShareNumber, StorageIndex};
+
+pub use error::StorageError;
+use error::IoContext;
+pub use layout::Layout;
+pub use lease::LeaseGrant;
+
+/// Unix seconds now; injected so tests can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// What a share read opens: the file and where its data lies.
+pub struct OpenShare {
+    /// The container file, opened for reading.
+    pub file: File,
+    /// Offset of the share data in the file.
+    pub data_offset: u64,
+    /// Length of the share data.
+    pub data_length: u64,
+}
+
+/// Settings of the storage backend.
+#[derive(Clone)]
+pub struct StorageSettings {
+    /// This server's node id (the Foolscap tubid bytes), written into mutable containers
+    /// and leases.
+    pub nodeid: [u8; 20],
+    /// Space to leave free on the disk.
+    pub reserved_space: u64,
+    /// Refuse new shares (Tahoe's `[storage] readonly`).
+    pub readonly: bool,
+    /// Unix time source.
+    pub clock: Clock,
+}
+
+/// The storage backend.
+pub struct Storage {
+    layout: Layout,
+    settings: StorageSettings,
+    locks: locks::SiLocks,
+    uploads: uploads::Uploads,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the storage directory and discards any uploads left
+    /// in `incoming/` by a previous run, as Tahoe does at start.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] if the directories cannot be created or cleaned.
+    pub fn open(storage_dir: &Path, settings: StorageSettings) -> Result<Self, StorageError> {
+        let layout = Layout::new(storage_dir);
+        layout::create_dir_durable(&layout.shares).op("create", &layout.shares)?;
+        layout::create_dir_durable(&layout.advisories).op("create", &layout.advisories)?;
+        match fs::remove_dir_all(&layout.incoming) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).op("clean", &layout.incoming),
+        }
+        layout::create_dir_durable(&layout.incoming).op("create", &layout.incoming)?;
+        Ok(Self {
+            layout,
+            settings,
+            locks: locks::SiLocks::new(),
+            uploads: uploads::Uploads::default(),
+        })
+    }
+
+    /// The directory layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The settings this backend runs with.
+    pub fn settings(&self) -> &StorageSettings {
+        &self.settings
+    }
+
+    /// Unix seconds now, from the injected clock.
+    pub fn now(&self) -> u64 {
+        (self.settings.clock)()
+    }
+
+    /// Bytes free for new shares: the disk's available space, minus the reserve, minus
+    /// what open uploads have been promised (0 when read-only).
+    pub fn available_space(&self) -> u64 {
+        if self.settings.readonly {
+            return 0;
+        }
+        let free = match rustix::fs::statvfs(&self.layout.shares) {
+            Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
+            Err(_) => 0,
+        };
+        free.saturating_sub(self.settings.reserved_space)
+            .saturating_sub(self.uploads.promised_bytes())
+    }
+
+    /// The share numbers held for `si` (complete shares of either kind).
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] if the bucket directory cannot be read.
+    pub fn list_shares(&self, si: &StorageIndex) -> Result<BTreeSet<ShareNumber>, StorageError> {
+        let bucket = self.layout.bucket_dir(si);
+        Ok(layout::list_share_numbers(&bucket).op("list", &bucket)?.into_iter().collect())
+    }
+
+    /// Opens a complete share of the given kind for reading.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if there is no such share or it is of the other kind;
+    /// [`StorageError::Damaged`] for a broken container.
+    pub fn open_share(&self, kind: ShareKind, si: &StorageIndex, shnum: ShareNumber) -> Result<OpenShare, StorageError> {
+        let path = self.layout.share_path(si, shnum);
+        let _guard = self.locks.read(si);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+            Err(e) => return Err(e).op("open", &path),
+        };
+        let mut first = [0u8; 32];
+        let n = read_prefix(&file, &mut first).op("read", &path)?;
+        let first = &first[..n];
+        match kind {
+            ShareKind::Immutable if immutable::is_immutable_header(first) => {
+                let header = immutable::read_header(&file).op("read", &path)?;
+                let data_length = immutable::data_length(&file, &header).op("read", &path)?;
+                Ok(OpenShare { file, data_offset: immutable::DATA_OFFSET, data_length })
+            }
+            ShareKind::Mutable if mutable::is_mutable_header(first) => {
+                let data_length = mutable::read_data_length(&file).op("read", &path)?;
+                Ok(OpenShare { file, data_offset: mutable::DATA_OFFSET, data_length })
+            }
+            _ => Err(StorageError::NotFound),
+        }
+    }
+
+    /// Adds or renews a lease on every share of `si`, mutable and immutable
+    /// (`PUT /storage/v1/lease/:si`).
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if `si` has no shares.
+    pub fn add_or_renew_leases(&self, si: &StorageIndex, grant: &LeaseGrant) -> Result<(), StorageError> {
+        let shares = self.list_shares(si)?;
+        if shares.is_empty() {
+            return Err(StorageError::NotFound);
+        }
+        let _guard = self.locks.write(si);
+        for shnum in shares {
+            self.lease_one_share_locked(si, shnum, grant)?;
+        }
+        Ok(())
+    }
+
+    /// Adds or renews one share's lease; the caller holds the index's write lock.
+    pub(crate) fn lease_one_share_locked(&self, si: &StorageIndex, shnum: ShareNumber, grant: &LeaseGrant) -> Result<(), StorageError> {
+        let path = self.layout.share_path(si, shnum);
+        let file = fs::OpenOptions::new().read(true).write(true).open(&path).op("open", &path)?;
+        let mut first = [0u8; 32];
+        let n = read_prefix(&file, &mut first).op("read", &path)?;
+        if mutable::is_mutable_header(&first[..n]) {
+            drop(file);
+            slots::update_container(&self.layout, si, shnum, |c| {
+                c.add_or_renew_lease(grant);
+                Ok(())
+            })
+        } else if immutable::is_immutable_header(&first[..n]) {
+            immutable::add_or_renew_lease(&file, grant).op("write lease", &path)
+        } else {
+            // Not a share container (Tahoe skips such files too).
+            Ok(())
+        }
+    }
+
+    /// Records a client's corruption advisory for a share we hold.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if the share does not exist.
+    pub fn advise_corrupt(&self, kind: ShareKind, si: &StorageIndex, shnum: ShareNumber, reason: &str) -> Result<(), StorageError> {
+        if !self.list_shares(si)?.contains(&shnum) {
+            return Err(StorageError::NotFound);
+        }
+        advisory::write(&self.layout.advisories, kind, si, shnum, reason, std::time::SystemTime::now())
+    }
+}
+
+pub(crate) fn read_prefix(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

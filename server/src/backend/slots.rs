@@ -1,0 +1,208 @@
+//! Read-test-write on slots (mutable shares), Tahoe's `slot_testv_and_readv_and_writev`.
+//!
+//! Order, as in Tahoe: check the write enabler against every existing share (one
+//! mismatch refuses the whole request); evaluate every test vector; evaluate the read
+//! vectors on every existing share; only if all tests passed, apply the writes (or
+//! deletions, for `new-length` 0) and add or renew the lease on each written share.
+//! Each changed share is replaced atomically and durably before we answer.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use swamp_proto::secrets::WriteEnabler;
+use swamp_proto::v1::mutable::ValidReadTestWrite;
+use swamp_proto::v1::MAX_MUTABLE_SHARE_SIZE;
+use swamp_proto::{ShareNumber, StorageIndex};
+
+use super::error::{IoContext, StorageError};
+use super::layout::{self, Layout};
+use super::mutable::{self, Container};
+use super::{LeaseGrant, Storage};
+
+/// What a read-test-write did.
+#[derive(Debug, Default)]
+pub struct ReadTestWriteOutcome {
+    /// Whether all tests passed (and so the writes happened).
+    pub success: bool,
+    /// Per existing share (before the writes): the data of each read vector.
+    pub reads: BTreeMap<ShareNumber, Vec<Vec<u8>>>,
+    /// The shares written or deleted, in share-number order.
+    pub changed: Vec<SlotChange>,
+}
+
+/// One share changed by a successful read-test-write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotChange {
+    /// Which share.
+    pub shnum: ShareNumber,
+    /// Its new data length (0 when deleted).
+    pub data_length: u64,
+    /// Its first bytes (up to 57: the SDMF/MDMF version, seqnum, root hash and salt),
+    /// from which feeds report the new version without any key.
+    pub prefix: Vec<u8>,
+}
+
+/// Bytes of share data that identify a version (SDMF's prefix is the longest).
+pub const VERSION_PREFIX_LEN: u64 = 57;
+
+struct ExistingShare {
+    file: File,
+    data_length: u64,
+}
+
+impl ExistingShare {
+    fn read(&self, offset: u64, size: u64) -> std::io::Result<Vec<u8>> {
+        if offset >= self.data_length {
+            return Ok(Vec::new());
+        }
+        let end = offset.saturating_add(size).min(self.data_length);
+        let mut buf = vec![0u8; (end - offset) as usize];
+        self.file.read_exact_at(&mut buf, mutable::DATA_OFFSET + offset)?;
+        Ok(buf)
+    }
+}
+
+impl Storage {
+    /// Runs a read-test-write on `si`.
+    ///
+    /// # Errors
+    /// [`StorageError::BadWriteEnabler`], [`StorageError::TooLarge`],
+    /// [`StorageError::Damaged`] (an existing share is not a mutable container), or
+    /// I/O failures.
+    pub fn read_test_write(
+        &self,
+        si: &StorageIndex,
+        write_enabler: &WriteEnabler,
+        grant: &LeaseGrant,
+        request: &ValidReadTestWrite,
+    ) -> Result<ReadTestWriteOutcome, StorageError> {
+        let _guard = self.locks.write(si);
+        let mut existing = BTreeMap::new();
+        for shnum in self.list_shares(si)? {
+            let path = self.layout.share_path(si, shnum);
+            let file = File::open(&path).op("open", &path)?;
+            let mut header = [0u8; 100];
+            file.read_exact_at(&mut header, 0).op("read", &path)?;
+            if !mutable::is_mutable_header(&header) {
+                return Err(StorageError::Damaged {
+                    path,
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, "an immutable share where a slot was expected"),
+                });
+            }
+            let recorded = &header[52..84];
+            if !swamp_proto::secrets::constant_time_eq(recorded, write_enabler.expose()) {
+                return Err(StorageError::BadWriteEnabler);
+            }
+            let data_length = mutable::read_data_length(&file).op("read", &path)?;
+            existing.insert(shnum, ExistingShare { file, data_length });
+        }
+
+        let mut success = true;
+        'tests: for (shnum, vectors) in &request.shares {
+            for test in &vectors.test {
+                let actual = match existing.get(shnum) {
+                    Some(share) => {
+                        let path = self.layout.share_path(si, *shnum);
+                        share.read(test.offset, test.size).op("read", &path)?
+                    }
+                    None => Vec::new(),
+                };
+                if actual != test.specimen {
+                    success = false;
+                    break 'tests;
+                }
+            }
+        }
+
+        let mut reads = BTreeMap::new();
+        for (shnum, share) in &existing {
+            let path = self.layout.share_path(si, *shnum);
+            let data = request
+                .read_vector
+                .iter()
+                .map(|rv| share.read(rv.offset, rv.size))
+                .collect::<std::io::Result<Vec<_>>>()
+                .op("read", &path)?;
+            reads.insert(*shnum, data);
+        }
+
+        let mut changed = Vec::new();
+        if success {
+            let bucket = self.layout.bucket_dir(si);
+            for (shnum, vectors) in &request.shares {
+                let path = self.layout.share_path(si, *shnum);
+                if vectors.new_length == Some(0) {
+                    if existing.contains_key(shnum) {
+                        fs::remove_file(&path).op("delete", &path)?;
+                        layout::sync_dir(&bucket).op("sync", &bucket)?;
+                    }
+                    changed.push(SlotChange { shnum: *shnum, data_length: 0, prefix: Vec::new() });
+                    continue;
+                }
+                let mut container = if existing.contains_key(shnum) {
+                    Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?
+                } else {
+                    Container::new(self.settings.nodeid, write_enabler)
+                };
+                for w in &vectors.write {
+                    let end = w.offset.saturating_add(w.data.len() as u64);
+                    if end > MAX_MUTABLE_SHARE_SIZE {
+                        return Err(StorageError::TooLarge { size: end, max: MAX_MUTABLE_SHARE_SIZE });
+                    }
+                    container.write(w.offset, &w.data);
+                }
+                if let Some(len) = vectors.new_length {
+                    container.truncate(len);
+                }
+                container.add_or_renew_lease(grant);
+                replace_durably(&bucket, *shnum, container.as_bytes())?;
+                changed.push(SlotChange {
+                    shnum: *shnum,
+                    data_length: container.data_length(),
+                    prefix: container.read(0, VERSION_PREFIX_LEN).to_vec(),
+                });
+            }
+            if self.list_shares(si)?.is_empty() {
+                layout::remove_empty_dirs(&bucket, &self.layout.shares);
+            }
+        }
+        Ok(ReadTestWriteOutcome { success, reads, changed })
+    }
+}
+
+/// Loads a slot share, lets `change` edit it, and replaces it durably. The caller holds
+/// the storage index's write lock.
+///
+/// # Errors
+/// Whatever `change` returns, or I/O failures.
+pub fn update_container(
+    layout: &Layout,
+    si: &StorageIndex,
+    shnum: ShareNumber,
+    change: impl FnOnce(&mut Container) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let path = layout.share_path(si, shnum);
+    let mut container = Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?;
+    change(&mut container)?;
+    replace_durably(&layout.bucket_dir(si), shnum, container.as_bytes())
+}
+
+/// Writes `bytes` as share `shnum` in `bucket` through a synced temporary file and a
+/// rename, then syncs the directory: after a crash the share is either old or new.
+fn replace_durably(bucket: &Path, shnum: ShareNumber, bytes: &[u8]) -> Result<(), StorageError> {
+    layout::create_dir_durable(bucket).op("create", bucket)?;
+    let tmp = bucket.join(format!(".{shnum}.{:016x}.tmp", rand::random::<u64>()));
+    let result = (|| {
+        let file = File::create(&tmp)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_all()?;
+        fs::rename(&tmp, bucket.join(shnum.to_string()))?;
+        layout::sync_dir(bucket)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.op("write", &bucket.join(shnum.to_string()))
+}

@@ -1,0 +1,287 @@
+//! Immutable uploads: allocate, write (PATCH), abort, and the idle-upload sweeper.
+//!
+//! Upload state is in memory, as in Tahoe: an upload is a container file in
+//! `shares/incoming/` plus the ranges written so far. When the ranges cover the
+//! allocated size the file is synced and renamed into `shares/`, and its directory
+//! synced, before the 201 goes out.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use swamp_proto::secrets::UploadSecret;
+use swamp_proto::{ShareNumber, StorageIndex};
+
+use super::error::{IoContext, StorageError};
+use super::lease::Lease;
+use super::ranges::RangeSet;
+use super::{LeaseGrant, Storage, immutable, layout};
+
+/// One share being uploaded.
+struct Upload {
+    secret: UploadSecret,
+    allocated_size: u64,
+    written: RangeSet,
+    file: File,
+    incoming: PathBuf,
+    last_activity: Instant,
+}
+
+type UploadKey = (StorageIndex, ShareNumber);
+
+/// The uploads in progress.
+#[derive(Default)]
+pub struct Uploads {
+    map: Mutex<HashMap<UploadKey, Arc<Mutex<Upload>>>>,
+}
+
+impl Uploads {
+    fn map(&self) -> MutexGuard<'_, HashMap<UploadKey, Arc<Mutex<Upload>>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &UploadKey) -> Option<Arc<Mutex<Upload>>> {
+        self.map().get(key).cloned()
+    }
+
+    /// Bytes promised to open uploads (their allocated sizes).
+    pub fn promised_bytes(&self) -> u64 {
+        self.map()
+            .values()
+            .map(|u| lock(u).allocated_size)
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// Number of uploads in progress.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether no upload is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn lock(upload: &Mutex<Upload>) -> MutexGuard<'_, Upload> {
+    upload.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The result of an allocate request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Allocation {
+    /// Every complete share held for the storage index.
+    pub already_have: BTreeSet<ShareNumber>,
+    /// The shares now open for upload.
+    pub allocated: BTreeSet<ShareNumber>,
+}
+
+/// Where an upload stands after a write.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UploadStatus {
+    /// True when the share is complete and in `shares/`.
+    pub complete: bool,
+    /// Missing `[begin, end)` ranges (empty when complete).
+    pub required: Vec<(u64, u64)>,
+}
+
+impl Storage {
+    /// Allocates shares for upload, as Tahoe's `allocate_buckets`: every complete share
+    /// of `si` is reported (and gets the lease); shares with an upload in progress are
+    /// in neither set; new ones are allocated while space lasts.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] on disk failures.
+    pub fn allocate(
+        &self,
+        si: &StorageIndex,
+        share_numbers: &BTreeSet<ShareNumber>,
+        allocated_size: u64,
+        grant: &LeaseGrant,
+        secret: &UploadSecret,
+    ) -> Result<Allocation, StorageError> {
+        let already_have = self.list_shares(si)?;
+        {
+            let _guard = self.locks.write(si);
+            // Tahoe renews (or adds) the lease on every share already held.
+            for &shnum in &already_have {
+                self.lease_one_share_locked(si, shnum, grant)?;
+            }
+        }
+        let mut remaining = self.available_space();
+        let mut allocated = BTreeSet::new();
+        let mut map = self.uploads.map();
+        for &shnum in share_numbers {
+            let key = (*si, shnum);
+            if already_have.contains(&shnum) || map.contains_key(&key) {
+                continue;
+            }
+            if remaining < allocated_size {
+                continue;
+            }
+            let incoming = self.layout.incoming_path(si, shnum);
+            let file = create_incoming(&incoming, allocated_size, &grant.to_lease(super::lease::SecretStorage::Hashed))?;
+            remaining -= allocated_size;
+            allocated.insert(shnum);
+            map.insert(
+                key,
+                Arc::new(Mutex::new(Upload {
+                    secret: secret.clone(),
+                    allocated_size,
+                    written: RangeSet::default(),
+                    file,
+                    incoming,
+                    last_activity: Instant::now(),
+                })),
+            );
+        }
+        Ok(Allocation { already_have, allocated })
+    }
+
+    /// Writes `data` at `offset` of an upload, checking the upload secret, the
+    /// allocation bounds and that rewritten bytes are unchanged.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] (no such upload), [`StorageError::UploadSecretMismatch`],
+    /// [`StorageError::PastAllocation`], [`StorageError::Conflict`], or I/O failures.
+    pub fn write_immutable(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        secret: &UploadSecret,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<UploadStatus, StorageError> {
+        let key = (*si, shnum);
+        let upload = self.uploads.get(&key).ok_or(StorageError::NotFound)?;
+        let mut up = lock(&upload);
+        if up.secret != *secret {
+            return Err(StorageError::UploadSecretMismatch);
+        }
+        let end = offset.checked_add(data.len() as u64).ok_or(StorageError::PastAllocation {
+            end: u64::MAX,
+            allocated: up.allocated_size,
+        })?;
+        if end > up.allocated_size {
+            return Err(StorageError::PastAllocation { end, allocated: up.allocated_size });
+        }
+        up.last_activity = Instant::now();
+        for (b, e) in up.written.overlaps(offset, end) {
+            let mut existing = vec![0u8; (e - b) as usize];
+            up.file
+                .read_exact_at(&mut existing, immutable::DATA_OFFSET + b)
+                .op("read", &up.incoming)?;
+            if existing != data[(b - offset) as usize..(e - offset) as usize] {
+                return Err(StorageError::Conflict { offset: b });
+            }
+        }
+        up.file
+            .write_all_at(data, immutable::DATA_OFFSET + offset)
+            .op("write", &up.incoming)?;
+        up.written.insert(offset, end);
+        let required = up.written.missing(up.allocated_size);
+        if !required.is_empty() {
+            return Ok(UploadStatus { complete: false, required });
+        }
+        self.finish_upload(si, shnum, &up)?;
+        drop(up);
+        self.uploads.map().remove(&key);
+        Ok(UploadStatus { complete: true, required })
+    }
+
+    fn finish_upload(&self, si: &StorageIndex, shnum: ShareNumber, up: &Upload) -> Result<(), StorageError> {
+        up.file.sync_all().op("sync", &up.incoming)?;
+        let bucket = self.layout.bucket_dir(si);
+        layout::create_dir_durable(&bucket).op("create", &bucket)?;
+        let final_path = self.layout.share_path(si, shnum);
+        {
+            let _guard = self.locks.write(si);
+            fs::rename(&up.incoming, &final_path).op("move into place", &final_path)?;
+        }
+        layout::sync_dir(&bucket).op("sync", &bucket)?;
+        if let Some(parent) = up.incoming.parent() {
+            layout::remove_empty_dirs(parent, &self.layout.incoming);
+        }
+        Ok(())
+    }
+
+    /// Abandons an upload and deletes its partial share.
+    ///
+    /// # Errors
+    /// [`StorageError::AlreadyComplete`] if the share is complete,
+    /// [`StorageError::NotFound`] if there is no such upload,
+    /// [`StorageError::UploadSecretMismatch`] for the wrong secret.
+    pub fn abort_immutable(&self, si: &StorageIndex, shnum: ShareNumber, secret: &UploadSecret) -> Result<(), StorageError> {
+        let key = (*si, shnum);
+        let Some(upload) = self.uploads.get(&key) else {
+            if self.list_shares(si)?.contains(&shnum) {
+                return Err(StorageError::AlreadyComplete);
+            }
+            return Err(StorageError::NotFound);
+        };
+        let up = lock(&upload);
+        if up.secret != *secret {
+            return Err(StorageError::UploadSecretMismatch);
+        }
+        self.discard(&key, &up);
+        Ok(())
+    }
+
+    fn discard(&self, key: &UploadKey, up: &Upload) {
+        let _ = fs::remove_file(&up.incoming);
+        if let Some(parent) = up.incoming.parent() {
+            layout::remove_empty_dirs(parent, &self.layout.incoming);
+        }
+        self.uploads.map().remove(key);
+    }
+
+    /// Aborts uploads with no write for `idle`; returns how many.
+    pub fn abort_idle_uploads(&self, idle: Duration) -> usize {
+        let stale: Vec<(UploadKey, Arc<Mutex<Upload>>)> = self
+            .uploads
+            .map()
+            .iter()
+            .filter(|(_, u)| lock(u).last_activity.elapsed() >= idle)
+            .map(|(k, u)| (*k, Arc::clone(u)))
+            .collect();
+        let mut aborted = 0;
+        for (key, upload) in stale {
+            let up = lock(&upload);
+            // Re-check under the upload's lock: a write may have just arrived.
+            if up.last_activity.elapsed() >= idle {
+                self.discard(&key, &up);
+                aborted += 1;
+            }
+        }
+        aborted
+    }
+
+    /// Number of uploads in progress.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.uploads.len()
+    }
+}
+
+/// Creates the incoming container: the header, and the first lease at the end of the
+/// allocated area (a sparse hole in between), as Tahoe's `BucketWriter` does.
+fn create_incoming(path: &std::path::Path, allocated_size: u64, lease: &Lease) -> Result<File, StorageError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).op("create", parent)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .op("create", path)?;
+    let header = immutable::new_header(allocated_size);
+    file.write_all_at(&header, 0).op("write", path)?;
+    let lease_at = immutable::DATA_OFFSET + allocated_size;
+    let h = immutable::Header { version: immutable::NEW_VERSION, num_leases: 0 };
+    immutable::write_lease_at(&file, &h, lease_at, lease).op("write", path)?;
+    Ok(file)
+}
