@@ -4,3 +4,4 @@
 //! # Layout
 //! - [`backend`]: shares on disk in Tahoe's format; uploads, read-test-write, leases.
 pub mod backend;
+pub mod node;

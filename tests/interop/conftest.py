@@ -27,6 +27,7 @@ def pytest_configure(config):
         "swamp: needs the swamp-server binary (skipped when it is missing, "
         "unless SWAMP_REQUIRE_BINARY is set, then it fails)",
     )
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pyutil.*")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -94,7 +94,8 @@ class GBS:
 
     def request(self, method: str, path: str, headers: Optional[dict] = None, **kw):
         """Raw request through Tahoe's StorageClient (adds Authorization and
-        any secrets passed as keyword args). Returns (code, headers, body)."""
+        any secrets passed as keyword args). Returns (code, headers, body) with
+        headers as {lowercase name: first value}."""
         import treq
         from twisted.web.http_headers import Headers
 
@@ -102,7 +103,9 @@ class GBS:
             h = Headers({k: [v] for k, v in (headers or {}).items()})
             resp = await self.client.request(method, self.client.relative_url(path), headers=h, **kw)
             body = await treq.content(resp)
-            return resp.code, resp.headers, body
+            hdrs = {k.decode("latin-1").lower(): v[0].decode("latin-1")
+                    for k, v in resp.headers.getAllRawHeaders()}
+            return resp.code, hdrs, body
 
         return call(go)
 

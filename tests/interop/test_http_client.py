@@ -17,8 +17,8 @@ from gbs_client import GBS, call
 from allmydata.storage.http_client import (
     ClientException,
     ReadVector,
-    TestVector,
-    TestWriteVectors,
+    TestVector as TVec,
+    TestWriteVectors as TWVecs,
     WriteVector,
 )
 from allmydata.storage.common import si_b2a
@@ -239,13 +239,13 @@ def test_immutable_raw_range_semantics(gbs):
 
     code, headers, body = gbs.request("GET", path, {"Range": "bytes=10-19"})
     assert code == 206
-    assert headers.getRawHeaders("content-type")[0] == b"application/octet-stream"
-    assert headers.getRawHeaders("content-range")[0] == b"bytes 10-19/*"
+    assert headers["content-type"] == "application/octet-stream"
+    assert headers["content-range"] == "bytes 10-19/*"
     assert body == data[10:20]
 
     code, headers, body = gbs.request("GET", path, {"Range": f"bytes={size - 5}-{size + 50}"})
     assert code == 206
-    assert headers.getRawHeaders("content-range")[0] == f"bytes {size - 5}-{size - 1}/*".encode()
+    assert headers["content-range"] == f"bytes {size - 5}-{size - 1}/*"
     assert body == data[-5:]
 
     code, _, body = gbs.request("GET", path, {"Range": f"bytes={size}-{size + 9}"})
@@ -256,7 +256,7 @@ def test_immutable_raw_range_semantics(gbs):
 
     code, headers, body = gbs.request("GET", path)  # no Range: whole share
     assert code == 200 and body == data
-    assert headers.getRawHeaders("content-type")[0] == b"application/octet-stream"
+    assert headers["content-type"] == "application/octet-stream"
 
 
 def test_immutable_abort(gbs):
@@ -330,7 +330,7 @@ def test_lease_add_and_renew_immutable(gbs, node):
 
 def test_lease_add_and_renew_mutable(gbs, node):
     si, we, r, c = new_si(), secret(), secret(), secret()
-    res = rtw(gbs, si, we, {0: TestWriteVectors(write_vectors=[WriteVector(0, b"m" * 300)])}, r=r, c=c)
+    res = rtw(gbs, si, we, {0: TWVecs(write_vectors=[WriteVector(0, b"m" * 300)])}, r=r, c=c)
     assert res.success
     path = node.share_path(si_b2a(si).decode(), 0)
     assert L.mutable_container_info(path)["leases"] == 1
@@ -350,7 +350,7 @@ def rtw(gbs, si, we, twv, reads=(), r=None, c=None):
                 twv, list(reads))
 
 
-EMPTY = TestVector(0, 1, b"")  # passes iff the share is absent/empty
+EMPTY = TVec(0, 1, b"")  # passes iff the share is absent/empty
 
 
 def test_mutable_read_test_write(gbs, node):
@@ -360,8 +360,8 @@ def test_mutable_read_test_write(gbs, node):
 
     # Create two shares. Reads happen before writes: nothing existed yet.
     res = rtw(gbs, si, we, {
-        0: TestWriteVectors(test_vectors=[EMPTY], write_vectors=[WriteVector(0, d0)]),
-        1: TestWriteVectors(test_vectors=[EMPTY], write_vectors=[WriteVector(0, d1)]),
+        0: TWVecs(test_vectors=[EMPTY], write_vectors=[WriteVector(0, d0)]),
+        1: TWVecs(test_vectors=[EMPTY], write_vectors=[WriteVector(0, d1)]),
     }, reads=[ReadVector(0, 10)])
     assert res.success is True
     assert dict(res.reads) == {}
@@ -377,7 +377,7 @@ def test_mutable_read_test_write(gbs, node):
     # A failing test: no write, HTTP 200 with success=false, and reads of
     # EVERY share of the SI (not only those named in the vectors).
     res = rtw(gbs, si, we, {
-        0: TestWriteVectors(test_vectors=[TestVector(0, 10, b"not it....")],
+        0: TWVecs(test_vectors=[TVec(0, 10, b"not it....")],
                             write_vectors=[WriteVector(0, b"X" * 10)]),
     }, reads=[ReadVector(0, 10), ReadVector(995, 10)])
     assert res.success is False
@@ -387,7 +387,7 @@ def test_mutable_read_test_write(gbs, node):
     # A passing test; reads return pre-write data; writes past the end
     # zero-fill the gap.
     res = rtw(gbs, si, we, {
-        0: TestWriteVectors(test_vectors=[TestVector(0, 10, d0[:10])],
+        0: TWVecs(test_vectors=[TVec(0, 10, d0[:10])],
                             write_vectors=[WriteVector(5, b"NEW"), WriteVector(1500, b"TAIL")]),
     }, reads=[ReadVector(0, 10)])
     assert res.success is True
@@ -396,21 +396,21 @@ def test_mutable_read_test_write(gbs, node):
     assert call(gbs.mutables.read_share_chunk, si, 0, 0, 5000) == expect0
 
     # new-length shrinks; a larger new-length never extends.
-    res = rtw(gbs, si, we, {0: TestWriteVectors(new_length=600)})
+    res = rtw(gbs, si, we, {0: TWVecs(new_length=600)})
     assert res.success
     assert call(gbs.mutables.read_share_chunk, si, 0, 0, 5000) == expect0[:600]
-    res = rtw(gbs, si, we, {0: TestWriteVectors(new_length=10_000)})
+    res = rtw(gbs, si, we, {0: TWVecs(new_length=10_000)})
     assert res.success
     assert call(gbs.mutables.read_share_chunk, si, 0, 0, 20_000) == expect0[:600]
 
     # Wrong write enabler -> 401, nothing changes.
     with pytest.raises(ClientException) as e:
-        rtw(gbs, si, secret(), {0: TestWriteVectors(write_vectors=[WriteVector(0, b"evil")])})
+        rtw(gbs, si, secret(), {0: TWVecs(write_vectors=[WriteVector(0, b"evil")])})
     assert code_of(e) == 401
     assert call(gbs.mutables.read_share_chunk, si, 0, 0, 4) == expect0[:4]
 
     # new-length 0 deletes the share.
-    res = rtw(gbs, si, we, {1: TestWriteVectors(new_length=0)})
+    res = rtw(gbs, si, we, {1: TWVecs(new_length=0)})
     assert res.success
     assert call(gbs.mutables.list_shares, si) == {0}
     with pytest.raises(ClientException) as e:
@@ -422,7 +422,7 @@ def test_mutable_large_rtw(gbs):
     """SDMF/MDMF publishes send a whole share in one request."""
     si, we = new_si(), secret()
     big = L.random_bytes(3 * MiB + 17, 12)
-    assert rtw(gbs, si, we, {3: TestWriteVectors(test_vectors=[EMPTY],
+    assert rtw(gbs, si, we, {3: TWVecs(test_vectors=[EMPTY],
                                                  write_vectors=[WriteVector(0, big)])}).success
     got = b"".join(call(gbs.mutables.read_share_chunk, si, 3, off, 512 * 1024)
                    for off in range(0, len(big), 512 * 1024))
@@ -433,8 +433,8 @@ def test_mutable_read_and_list(gbs):
     si, we = new_si(), secret()
     data = L.random_bytes(4000, 13)
     assert call(gbs.mutables.list_shares, si) == set()
-    assert rtw(gbs, si, we, {2: TestWriteVectors(write_vectors=[WriteVector(0, data)]),
-                             5: TestWriteVectors(write_vectors=[WriteVector(0, data[::-1])])}).success
+    assert rtw(gbs, si, we, {2: TWVecs(write_vectors=[WriteVector(0, data)]),
+                             5: TWVecs(write_vectors=[WriteVector(0, data[::-1])])}).success
     assert call(gbs.mutables.list_shares, si) == {2, 5}
     rd = lambda sh, off, n: call(gbs.mutables.read_share_chunk, si, sh, off, n)  # noqa: E731
     assert rd(2, 0, 4000) == data
@@ -449,8 +449,8 @@ def test_mutable_read_and_list(gbs):
     path = f"/storage/v1/mutable/{si_b2a(si).decode()}/2"
     code, headers, body = gbs.request("GET", path, {"Range": "bytes=0-3999"})
     assert code == 206 and body == data
-    assert headers.getRawHeaders("content-range")[0] == b"bytes 0-3999/*"
-    assert headers.getRawHeaders("content-type")[0] == b"application/octet-stream"
+    assert headers["content-range"] == "bytes 0-3999/*"
+    assert headers["content-type"] == "application/octet-stream"
     code, _, _ = gbs.request("GET", path, {"Range": "bytes=4000-4001"})
     assert code == 204
     code, _, _ = gbs.request("GET", path, {"Range": "bytes=-100"})
@@ -461,7 +461,7 @@ def test_mutable_read_and_list(gbs):
 
 def test_mutable_advise_corrupt(gbs):
     si, we = new_si(), secret()
-    assert rtw(gbs, si, we, {0: TestWriteVectors(write_vectors=[WriteVector(0, b"q" * 50)])}).success
+    assert rtw(gbs, si, we, {0: TWVecs(write_vectors=[WriteVector(0, b"q" * 50)])}).success
     assert call(gbs.mutables.advise_corrupt_share, si, 0, "signature mismatch") is None
     with pytest.raises(ClientException) as e:
         call(gbs.mutables.advise_corrupt_share, si, 9, "no such share")

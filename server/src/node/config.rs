@@ -1,0 +1,332 @@
+//! The node's configuration: `tahoe.cfg` as Tahoe defines it, our own `[swamp]`
+//! section, and environment variables over both (for containers).
+//!
+//! Precedence: built-in defaults < `tahoe.cfg` < environment. Every key has an
+//! environment name: `SWAMP_<SECTION>_<KEY>` in upper case with dots as underscores
+//! (`SWAMP_STORAGE_RESERVED_SPACE`, `SWAMP_NODE_TUB_PORT`), and `SWAMP_<KEY>` for our
+//! own section (`SWAMP_MAX_CONNECTIONS`). Keys of other Tahoe sections (`[client]`,
+//! `[helper]`...) are ignored, since a storage node does not use them; an unknown key
+//! in `[swamp]` is an error, since it can only be a typo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ini::Ini;
+use super::settings::{LocationHint, parse_bool, parse_date, parse_duration, parse_location, parse_port, parse_size};
+use crate::backend::expiry::{ExpiryMode, ExpiryPolicy};
+
+/// A configuration problem, naming the key and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `tahoe.cfg` could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting is malformed.
+    #[error("{origin}: [{section}] {key}: {reason}")]
+    Invalid {
+        /// `tahoe.cfg` path or the environment variable's name.
+        origin: String,
+        /// Section.
+        section: String,
+        /// Key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Keys this node reads, by section; each also comes from the environment.
+const KNOWN_KEYS: &[(&str, &str)] = &[
+    ("node", "nickname"),
+    ("node", "tub.port"),
+    ("node", "tub.location"),
+    ("storage", "enabled"),
+    ("storage", "readonly"),
+    ("storage", "reserved_space"),
+    ("storage", "expire.enabled"),
+    ("storage", "expire.mode"),
+    ("storage", "expire.override_lease_duration"),
+    ("storage", "expire.cutoff_date"),
+    ("storage", "expire.immutable"),
+    ("storage", "expire.mutable"),
+    ("swamp", "max_connections"),
+    ("swamp", "max_patch_size"),
+    ("swamp", "max_read_test_write_size"),
+    ("swamp", "upload_idle_timeout"),
+    ("swamp", "shutdown_grace"),
+    ("swamp", "log_format"),
+];
+
+/// The environment variable that overrides a key.
+pub fn env_name(section: &str, key: &str) -> String {
+    let key = key.replace(['.', '-'], "_").to_ascii_uppercase();
+    if section == "swamp" {
+        format!("SWAMP_{key}")
+    } else {
+        format!("SWAMP_{}_{key}", section.to_ascii_uppercase())
+    }
+}
+
+/// Request and connection limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Largest PATCH body (one write of an immutable upload).
+    pub max_patch_size: usize,
+    /// Largest read-test-write body (a whole mutable share may come in one).
+    pub max_read_test_write_size: usize,
+    /// Uploads with no write for this long are aborted.
+    pub upload_idle_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 20_000,
+            max_patch_size: 64 << 20,
+            max_read_test_write_size: 256 << 20,
+            upload_idle_timeout: Duration::from_secs(30 * 60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The resolved configuration of a storage node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The node directory.
+    pub node_dir: PathBuf,
+    /// `[node] nickname`.
+    pub nickname: String,
+    /// Where to listen (`[node] tub.port`).
+    pub listen: SocketAddr,
+    /// Where clients reach us (`[node] tub.location`, TCP hints); defaults to the
+    /// listening address, with 127.0.0.1 for an unspecified interface.
+    pub location: Vec<LocationHint>,
+    /// `[storage] reserved_space`.
+    pub reserved_space: u64,
+    /// `[storage] readonly`.
+    pub readonly: bool,
+    /// Lease expiry, when `[storage] expire.enabled` is true.
+    pub expiry: Option<ExpiryPolicy>,
+    /// Limits (`[swamp]`).
+    pub limits: Limits,
+    /// `[swamp] log_format`.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The storage directory, `<node>/storage`.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.node_dir.join("storage")
+    }
+
+    /// Reads `<node_dir>/tahoe.cfg` and the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or variable, the key, and the problem.
+    pub fn load(node_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let path = node_dir.join("tahoe.cfg");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let file_origin = path.display().to_string();
+        let ini = Ini::parse(&text).map_err(|reason| ConfigError::Invalid {
+            origin: file_origin.clone(),
+            section: String::new(),
+            key: String::new(),
+            reason,
+        })?;
+        if let Some(key) = ini.keys("swamp").into_iter().find(|k| !KNOWN_KEYS.contains(&("swamp", k))) {
+            return Err(ConfigError::Invalid {
+                origin: file_origin,
+                section: "swamp".into(),
+                key: key.into(),
+                reason: "unknown setting".into(),
+            });
+        }
+        let lookup = Lookup { ini: &ini, env: &env, file_origin };
+        lookup.resolve(node_dir)
+    }
+}
+
+struct Lookup<'a, E: Fn(&str) -> Option<String>> {
+    ini: &'a Ini,
+    env: &'a E,
+    file_origin: String,
+}
+
+impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
+    /// The value and where it came from.
+    fn get(&self, section: &str, key: &str) -> Option<(String, String)> {
+        debug_assert!(KNOWN_KEYS.contains(&(section, key)), "unlisted key {section}.{key}");
+        let var = env_name(section, key);
+        if let Some(v) = (self.env)(&var) {
+            return Some((v, format!("environment variable {var}")));
+        }
+        self.ini.get(section, key).map(|v| (v.to_string(), self.file_origin.clone()))
+    }
+
+    fn parse<T>(&self, section: &str, key: &str, default: T, f: impl Fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        match self.get(section, key) {
+            None => Ok(default),
+            Some((value, _)) if value.trim().is_empty() => Ok(default),
+            Some((value, origin)) => f(&value).map_err(|reason| ConfigError::Invalid {
+                origin,
+                section: section.into(),
+                key: key.into(),
+                reason,
+            }),
+        }
+    }
+
+    fn resolve(&self, node_dir: &Path) -> Result<Config, ConfigError> {
+        let nickname = self.get("node", "nickname").map(|(v, _)| v).unwrap_or_default();
+        let listen = self.parse("node", "tub.port", None, |s| {
+            parse_port(s)?.map(Some).ok_or_else(|| "a storage node needs a port; 'disabled' is not supported".to_string())
+        })?;
+        let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3457)));
+        let location = self.parse("node", "tub.location", Vec::new(), |s| {
+            if s.trim() == "AUTO" { Ok(Vec::new()) } else { parse_location(s) }
+        })?;
+        let location = if location.is_empty() {
+            let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
+            vec![LocationHint { host, port: listen.port() }]
+        } else {
+            location
+        };
+        let enabled = self.parse("storage", "enabled", true, parse_bool)?;
+        if !enabled {
+            return Err(ConfigError::Invalid {
+                origin: self.file_origin.clone(),
+                section: "storage".into(),
+                key: "enabled".into(),
+                reason: "this node has storage disabled; swamp-server only runs storage nodes".into(),
+            });
+        }
+        let expiry_enabled = self.parse("storage", "expire.enabled", false, parse_bool)?;
+        let expiry = if expiry_enabled {
+            let mode = self.parse("storage", "expire.mode", "age".to_string(), |s| match s.trim() {
+                "age" | "cutoff-date" => Ok(s.trim().to_string()),
+                other => Err(format!("{other:?} is not 'age' or 'cutoff-date'")),
+            })?;
+            let mode = if mode == "age" {
+                match self.parse("storage", "expire.override_lease_duration", None, |s| parse_duration(s).map(Some))? {
+                    Some(d) => ExpiryMode::AgeOverride(d),
+                    None => ExpiryMode::Age,
+                }
+            } else {
+                let cutoff = self.parse("storage", "expire.cutoff_date", None, |s| parse_date(s).map(Some))?;
+                ExpiryMode::CutoffDate(cutoff.ok_or_else(|| ConfigError::Invalid {
+                    origin: self.file_origin.clone(),
+                    section: "storage".into(),
+                    key: "expire.cutoff_date".into(),
+                    reason: "expire.mode = cutoff-date needs expire.cutoff_date = YYYY-MM-DD".into(),
+                })?)
+            };
+            Some(ExpiryPolicy {
+                mode,
+                immutable: self.parse("storage", "expire.immutable", true, parse_bool)?,
+                mutable: self.parse("storage", "expire.mutable", true, parse_bool)?,
+            })
+        } else {
+            None
+        };
+        let d = Limits::default();
+        let count = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{s:?} is not a whole number"));
+        let size = |s: &str| parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()));
+        let secs = |s: &str| {
+            s.trim()
+                .trim_end_matches('s')
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{s:?} is not a number of seconds"))
+        };
+        let limits = Limits {
+            max_connections: self.parse("swamp", "max_connections", d.max_connections, count)?,
+            max_patch_size: self.parse("swamp", "max_patch_size", d.max_patch_size, size)?,
+            max_read_test_write_size: self.parse("swamp", "max_read_test_write_size", d.max_read_test_write_size, size)?,
+            upload_idle_timeout: self.parse("swamp", "upload_idle_timeout", d.upload_idle_timeout, secs)?,
+            shutdown_grace: self.parse("swamp", "shutdown_grace", d.shutdown_grace, secs)?,
+        };
+        let log_format = self.parse("swamp", "log_format", LogFormat::Text, |s| match s.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("{other:?} is not 'text' or 'json'")),
+        })?;
+        Ok(Config {
+            node_dir: node_dir.to_path_buf(),
+            nickname,
+            listen,
+            location,
+            reserved_space: self.parse("storage", "reserved_space", 0, parse_size)?,
+            readonly: self.parse("storage", "readonly", false, parse_bool)?,
+            expiry,
+            limits,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(cfg: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tahoe.cfg"), cfg).unwrap();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(dir.path(), |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn reads_tahoe_keys_and_env_overrides() {
+        let cfg = "[node]\nnickname = n1\ntub.port = tcp:4000:interface=127.0.0.1\ntub.location = tcp:example.org:4000\n[storage]\nenabled = true\nreserved_space = 1G\nexpire.enabled = true\nexpire.mode = age\nexpire.override_lease_duration = 60 days\n[client]\nshares.needed = 3\n";
+        let c = load(cfg, &[("SWAMP_STORAGE_RESERVED_SPACE", "2G"), ("SWAMP_MAX_CONNECTIONS", "7")]).unwrap();
+        assert_eq!(c.nickname, "n1");
+        assert_eq!(c.listen, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(c.location[0].host, "example.org");
+        assert_eq!(c.reserved_space, 2_000_000_000);
+        assert_eq!(c.limits.max_connections, 7);
+        assert_eq!(c.expiry.unwrap().mode, ExpiryMode::AgeOverride(60 * 86_400));
+    }
+
+    #[test]
+    fn errors_name_key_and_origin() {
+        let e = load("[storage]\nreserved_space = lots\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("reserved_space") && e.contains("tahoe.cfg"), "{e}");
+        let e = load("", &[("SWAMP_NODE_TUB_PORT", "bogus")]).unwrap_err().to_string();
+        assert!(e.contains("SWAMP_NODE_TUB_PORT"), "{e}");
+        let e = load("[swamp]\nmax_conections = 3\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("max_conections") && e.contains("unknown"), "{e}");
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let c = load("", &[]).unwrap();
+        assert!(c.expiry.is_none());
+        assert_eq!(c.reserved_space, 0);
+        assert_eq!(c.location[0].host, "127.0.0.1");
+    }
+}

@@ -1,0 +1,331 @@
+//! The node's identity: its TLS certificate (whose key the NURL pins), its Foolscap
+//! tubid, its storage swissnum, its Ed25519 server id and its permutation seed, all kept
+//! in the node directory where Tahoe keeps them, so a Python node directory keeps its
+//! NURL, tubid and write enablers when Swamp serves it.
+//!
+//! - `private/node.pem`: certificate and private key, PEM. The tubid is the SHA-1 of the
+//!   certificate's DER (Foolscap's rule); clients derive lease secrets and write enablers
+//!   from it, so it must never change for the life of the storage.
+//! - `private/storage.furl`: `pb://<tubid>@<hints>/<swissnum>`; the swissnum is also the
+//!   NURL's path and the `Authorization` secret.
+//! - `private/node.privkey`, `node.pubkey`: Ed25519 keys (`priv-v0-`/`pub-v0-` + base32);
+//!   the server id is `v0-<base32 public key>`.
+//! - `permutation-seed`: base32; where clients place this server in each file's ring.
+//!
+//! Missing pieces are created; existing ones are never replaced.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use swamp_proto::secrets::Swissnum;
+use swamp_proto::{Nurl, SpkiHash, base32};
+
+use super::settings::LocationHint;
+
+/// A problem with the node's identity files.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A file could not be read or written.
+    #[error("cannot {op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A file's content is not what Tahoe would have written.
+    #[error("{path} is malformed: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything that identifies this storage node to clients.
+pub struct NodeIdentity {
+    /// The one self-signed certificate, DER.
+    pub certificate: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo (the NURL pin).
+    pub spki_hash: SpkiHash,
+    /// Foolscap tubid: SHA-1 of the certificate DER.
+    pub tubid: [u8; 20],
+    /// The storage swissnum.
+    pub swissnum: Swissnum,
+    /// `v0-<base32 Ed25519 public key>`.
+    pub server_id: String,
+    /// Base32 permutation seed.
+    pub permutation_seed: String,
+}
+
+impl NodeIdentity {
+    /// A fresh identity held only in memory (tests, benchmarks).
+    ///
+    /// # Errors
+    /// Only if key generation fails.
+    pub fn ephemeral() -> Result<Self, IdentityError> {
+        let (cert_pem, key_pem) = generate_certificate()?;
+        let (certificate, key) = parse_pem(cert_pem.as_bytes(), key_pem.as_bytes(), Path::new("<memory>"))?;
+        let seed: [u8; 32] = rand::random();
+        let pubkey = ed25519_public(&seed, Path::new("<memory>"))?;
+        Self::assemble(certificate, key, Swissnum::new(new_swissnum()).map_err(|e| malformed("<memory>", e))?, pubkey, None)
+    }
+
+    /// Loads the identity from a node directory, creating whatever is missing, and
+    /// records `private/storage.furl` for `location` (same swissnum).
+    ///
+    /// # Errors
+    /// [`IdentityError`] naming the file that cannot be read, written or parsed.
+    pub fn load_or_create(node_dir: &Path, has_shares: bool, location: &[LocationHint]) -> Result<Self, IdentityError> {
+        let private = node_dir.join("private");
+        create_private_dir(&private)?;
+
+        let pem_path = private.join("node.pem");
+        if !pem_path.exists() {
+            let (cert, key) = generate_certificate()?;
+            write_private(&pem_path, &format!("{cert}{key}"))?;
+        }
+        let pem = read(&pem_path)?;
+        let (certificate, key) = parse_pem(&pem, &pem, &pem_path)?;
+
+        let furl_path = private.join("storage.furl");
+        let swissnum = if furl_path.exists() {
+            let text = String::from_utf8_lossy(&read(&furl_path)?).trim().to_string();
+            let swiss = text
+                .rsplit_once('/')
+                .map(|(_, s)| s.to_string())
+                .ok_or_else(|| malformed(&furl_path, "expected pb://TUBID@HINTS/SWISSNUM"))?;
+            Swissnum::new(swiss).map_err(|e| malformed(&furl_path, e))?
+        } else {
+            Swissnum::new(new_swissnum()).map_err(|e| malformed(&furl_path, e))?
+        };
+
+        let privkey_path = private.join("node.privkey");
+        if !privkey_path.exists() {
+            let seed: [u8; 32] = rand::random();
+            write_private(&privkey_path, &format!("priv-v0-{}\n", base32::encode(&seed)))?;
+        }
+        let privkey = String::from_utf8_lossy(&read(&privkey_path)?).trim().to_string();
+        let seed = privkey
+            .strip_prefix("priv-v0-")
+            .and_then(|s| base32::decode(s).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| malformed(&privkey_path, "expected priv-v0-<52 base32 characters>"))?;
+        let pubkey = ed25519_public(&seed, &privkey_path)?;
+        let pubkey_path = node_dir.join("node.pubkey");
+        if !pubkey_path.exists() {
+            write_public(&pubkey_path, &format!("pub-v0-{}\n", base32::encode(&pubkey)))?;
+        }
+
+        let seed_path = node_dir.join("permutation-seed");
+        let recorded_seed = if seed_path.exists() {
+            Some(String::from_utf8_lossy(&read(&seed_path)?).trim().to_string())
+        } else {
+            None
+        };
+        let identity = Self::assemble(certificate, key, swissnum, pubkey, recorded_seed.clone())?;
+        if recorded_seed.is_none() {
+            // Tahoe's rule: a server that already holds shares keeps the tubid as its
+            // seed (its clients placed shares by it); a new one uses its public key.
+            let seed = if has_shares { base32::encode(&identity.tubid) } else { identity.permutation_seed.clone() };
+            write_public(&seed_path, &format!("{seed}\n"))?;
+            return Self::load_or_create(node_dir, has_shares, location);
+        }
+        write_public(&node_dir.join("my_nodeid"), &format!("{}\n", base32::encode(&identity.tubid)))?;
+        identity.write_furl(node_dir, location)?;
+        Ok(identity)
+    }
+
+    fn assemble(
+        certificate: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        swissnum: Swissnum,
+        pubkey: [u8; 32],
+        permutation_seed: Option<String>,
+    ) -> Result<Self, IdentityError> {
+        let spki_hash = spki_hash_of(&certificate)?;
+        let tubid: [u8; 20] = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &certificate)
+            .as_ref()
+            .try_into()
+            .expect("invariant: SHA-1 is 20 bytes");
+        Ok(Self {
+            certificate,
+            key,
+            spki_hash,
+            tubid,
+            swissnum,
+            server_id: format!("v0-{}", base32::encode(&pubkey)),
+            permutation_seed: permutation_seed.unwrap_or_else(|| base32::encode(&pubkey)),
+        })
+    }
+
+    /// The private key, for the TLS server configuration.
+    pub fn tls_key(&self) -> PrivateKeyDer<'static> {
+        self.key.clone_key()
+    }
+
+    /// One NURL per TCP location hint.
+    pub fn nurls(&self, location: &[LocationHint]) -> Vec<Nurl> {
+        location
+            .iter()
+            .map(|hint| Nurl {
+                spki_hash: self.spki_hash,
+                host: hint.host.clone(),
+                port: hint.port,
+                swissnum: self.swissnum.clone(),
+            })
+            .collect()
+    }
+
+    /// The storage fURL Tahoe clients require in an announcement (they take only the
+    /// tubid from it when NURLs are present).
+    pub fn furl(&self, location: &[LocationHint]) -> String {
+        let hints: Vec<String> = location.iter().map(|h| format!("tcp:{}:{}", h.host, h.port)).collect();
+        format!("pb://{}@{}/{}", base32::encode(&self.tubid), hints.join(","), self.swissnum.expose())
+    }
+
+    /// A `servers.yaml` stanza (to go under `storage:`) for a Tahoe client.
+    pub fn announcement_yaml(&self, nickname: &str, location: &[LocationHint]) -> String {
+        let nurls: Vec<String> = self.nurls(location).iter().map(|n| format!("      - \"{n}\"\n")).collect();
+        format!(
+            "{}:\n  ann:\n    nickname: \"{}\"\n    anonymous-storage-FURL: \"{}\"\n    anonymous-storage-NURLs:\n{}    permutation-seed-base32: \"{}\"\n",
+            self.server_id,
+            nickname.replace(['"', '\\'], ""),
+            self.furl(location),
+            nurls.concat(),
+            self.permutation_seed,
+        )
+    }
+
+    /// Rewrites `private/storage.furl` for the current location (same swissnum).
+    ///
+    /// # Errors
+    /// [`IdentityError::Io`] if it cannot be written.
+    pub fn write_furl(&self, node_dir: &Path, location: &[LocationHint]) -> Result<(), IdentityError> {
+        write_private(&node_dir.join("private").join("storage.furl"), &format!("{}\n", self.furl(location)))
+    }
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo.
+///
+/// # Errors
+/// [`IdentityError::Malformed`] if the DER is not a certificate.
+pub fn spki_hash_of(certificate: &[u8]) -> Result<SpkiHash, IdentityError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| malformed("private/node.pem", format!("certificate does not parse: {e}")))?;
+    Ok(SpkiHash::of_spki_der(cert.tbs_certificate.subject_pki.raw))
+}
+
+fn generate_certificate() -> Result<(String, String), IdentityError> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| malformed("<new key>", e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| malformed("<new certificate>", e.to_string()))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "newpb_thingy");
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| malformed("<new certificate>", e.to_string()))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn parse_pem(cert_pem: &[u8], key_pem: &[u8], path: &Path) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), IdentityError> {
+    let cert = CertificateDer::pem_slice_iter(cert_pem)
+        .next()
+        .ok_or_else(|| malformed(path, "no CERTIFICATE block"))?
+        .map_err(|e| malformed(path, format!("bad CERTIFICATE block: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| malformed(path, format!("no usable PRIVATE KEY block: {e}")))?;
+    Ok((cert, key))
+}
+
+fn ed25519_public(seed: &[u8; 32], path: &Path) -> Result<[u8; 32], IdentityError> {
+    let pair = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| malformed(path, format!("bad Ed25519 key: {e}")))?;
+    pair.public_key()
+        .as_ref()
+        .try_into()
+        .map_err(|_| malformed(path, "Ed25519 public key is not 32 bytes"))
+}
+
+/// A new swissnum: 160 random bits in base32, as Foolscap makes them.
+fn new_swissnum() -> String {
+    base32::encode(&rand::random::<[u8; 20]>())
+}
+
+fn malformed(path: impl AsRef<Path>, reason: impl ToString) -> IdentityError {
+    IdentityError::Malformed { path: path.as_ref().to_path_buf(), reason: reason.to_string() }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    fs::read(path).map_err(|source| IdentityError::Io { op: "read", path: path.to_path_buf(), source })
+}
+
+fn create_private_dir(path: &Path) -> Result<(), IdentityError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| IdentityError::Io { op: "create", path: path.to_path_buf(), source })
+}
+
+fn write_with_mode(path: &Path, contents: &str, mode: u32) -> Result<(), IdentityError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io_err = |source| IdentityError::Io { op: "write", path: path.to_path_buf(), source };
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io_err)?;
+    f.write_all(contents.as_bytes()).map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    fs::rename(&tmp, path).map_err(io_err)
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), IdentityError> {
+    write_with_mode(path, contents, 0o600)
+}
+
+fn write_public(path: &Path, contents: &str) -> Result<(), IdentityError> {
+    write_with_mode(path, contents, 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_identity_is_stable_across_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let hint = [LocationHint { host: "127.0.0.1".into(), port: 5 }];
+        let a = NodeIdentity::load_or_create(dir.path(), false, &hint).unwrap();
+        let b = NodeIdentity::load_or_create(dir.path(), false, &hint).unwrap();
+        assert_eq!(a.tubid, b.tubid);
+        assert_eq!(a.spki_hash, b.spki_hash);
+        assert_eq!(a.swissnum, b.swissnum);
+        assert_eq!(a.server_id, b.server_id);
+        assert_eq!(a.permutation_seed, b.permutation_seed);
+        assert_eq!(a.server_id.len(), 3 + 52);
+        let nurl = a.nurls(&hint)[0].to_string();
+        assert!(nurl.starts_with(&format!("pb://{}@127.0.0.1:5/", a.spki_hash)), "{nurl}");
+        assert!(a.furl(&hint).starts_with(&format!("pb://{}@tcp:127.0.0.1:5/", base32::encode(&a.tubid))));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(dir.path().join("private/node.pem")).unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "node.pem is private");
+    }
+
+    #[test]
+    fn tubid_is_sha1_of_certificate_der() {
+        let id = NodeIdentity::ephemeral().unwrap();
+        let expect = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &id.certificate);
+        assert_eq!(&id.tubid[..], expect.as_ref());
+    }
+}

@@ -1,0 +1,10 @@
+//! The node directory: Tahoe's `tahoe.cfg` and identity files, read and created.
+
+pub mod config;
+pub mod create;
+pub mod identity;
+pub mod ini;
+pub mod settings;
+
+pub use config::{Config, ConfigError, Limits, LogFormat};
+pub use identity::{IdentityError, NodeIdentity};
