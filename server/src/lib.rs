@@ -1,7 +1,21 @@
 //! Swamp's storage node: Tahoe-LAFS's GBS storage protocol over HTTPS (HTTP/1.1 and
-//! HTTP/2), on Tahoe's own node directory and disk format.
+//! HTTP/2 on one port), on Tahoe's own node directory and disk format.
 //!
 //! # Layout
 //! - [`backend`]: shares on disk in Tahoe's format; uploads, read-test-write, leases.
+//! - [`node`]: the node directory: `tahoe.cfg`, environment overrides, identity files.
+//! - [`http`]: routes, authorization, content negotiation, the error-to-status map.
+//! - [`tls`]: the rustls configuration (one self-signed certificate, ALPN h2/http1.1).
+//! - [`serve`]: the accept loop and graceful shutdown.
+//! - [`tasks`]: background work (idle uploads, lease expiry).
+//! - [`start`]: assembling a [`serve::Server`] from a node directory.
+
 pub mod backend;
+pub mod http;
 pub mod node;
+pub mod serve;
+pub mod start;
+pub mod tasks;
+pub mod tls;
+
+pub use serve::{Server, serve};

@@ -171,7 +171,8 @@ def test_directories(client, alias, files, tmp_path):
     assert kind == "dirnode"
     children = info["children"]
     assert children["sub"][0] == "dirnode"
-    assert children["mdmfsub"][1]["format"] == "MDMF"
+    assert children["mdmfsub"][1]["rw_uri"].startswith("URI:DIR2-MDMF:"), children["mdmfsub"]
+    assert children["sub"][1]["rw_uri"].startswith("URI:DIR2:"), children["sub"]
     assert children["big.bin"][0] == "filenode" and children["big.bin"][1]["size"] == len(big)
 
     assert client.get_bytes(f"{alias}dirs/sub/small.txt", tmp_path) == small
@@ -180,7 +181,7 @@ def test_directories(client, alias, files, tmp_path):
 
     # Directory mutation (mutable read + read-test-write): rename, remove.
     client.cli("mv", f"{alias}dirs/big.bin", f"{alias}dirs/sub/moved.bin")
-    client.cli("rm", f"{alias}dirs/sub/small.txt")
+    client.cli("unlink", f"{alias}dirs/sub/small.txt")
     assert client.cli("ls", f"{alias}dirs/sub").stdout.decode().split() == ["moved.bin"]
     assert client.get_bytes(f"{alias}dirs/sub/moved.bin", tmp_path) == big
 

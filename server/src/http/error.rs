@@ -1,0 +1,102 @@
+//! `ApiError`, and the one place errors become HTTP statuses.
+//!
+//! Statuses follow Tahoe 1.20's `http_server.py` (the code, where the spec differs; see
+//! `docs/compat.md`). 4xx bodies are a short text a person can act on; 5xx bodies are
+//! generic and the cause is logged once, inside the request's span.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use swamp_proto::DecodeError;
+
+use crate::backend::StorageError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No route: unknown path, or a storage index / share number that does not parse.
+    #[error("no such resource")]
+    NoRoute,
+    /// Missing or wrong swissnum.
+    #[error("missing or wrong Authorization: Tahoe-LAFS <swissnum>")]
+    Unauthorized,
+    /// An `Authorization` header that is not UTF-8.
+    #[error("the Authorization header is not valid UTF-8")]
+    BadAuthorizationHeader,
+    /// Wrong set of `X-Tahoe-Authorization` secrets, or undecodable ones.
+    #[error("{0}")]
+    BadSecrets(DecodeError),
+    /// A request body that is not CBOR.
+    #[error("request bodies must be application/cbor")]
+    UnsupportedMediaType,
+    /// The client does not accept CBOR.
+    #[error("responses are application/cbor; the Accept header must prefer it")]
+    NotAcceptable,
+    /// A body over the endpoint's limit.
+    #[error("request body is larger than the {limit} bytes this endpoint accepts")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// A body that does not match the schema, or has the wrong length.
+    #[error("{0}")]
+    BadBody(String),
+    /// A malformed or unsupported `Range`/`Content-Range`.
+    #[error("{0}")]
+    BadRange(String),
+    /// The storage layer refused or failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A task of ours failed (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The status for this error. One exhaustive match: adding a variant anywhere
+    /// fails the build here until it has a status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            // Unmatched routes and unparseable path segments: Klein's 404.
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            // spec "Server Versions"/auth: missing or wrong swissnum.
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            // http_server.py: a non-UTF-8 Authorization header is a 400.
+            Self::BadAuthorizationHeader | Self::BadSecrets(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadRange(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Storage(e) => match e {
+                StorageError::NotFound => StatusCode::NOT_FOUND,
+                // Wrong upload secret on PATCH/abort; wrong write enabler on RTW.
+                StorageError::UploadSecretMismatch | StorageError::BadWriteEnabler => StatusCode::UNAUTHORIZED,
+                StorageError::Conflict { .. } => StatusCode::CONFLICT,
+                // Abort of a complete share.
+                StorageError::AlreadyComplete => StatusCode::METHOD_NOT_ALLOWED,
+                // Tahoe answers 500 here; a write outside the allocation is the
+                // client's error (docs/compat.md).
+                StorageError::PastAllocation { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+                StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+                StorageError::Damaged { .. } | StorageError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = if status.is_server_error() {
+            tracing::error!(error = %self, cause = ?std::error::Error::source(&self).map(ToString::to_string), "request failed");
+            "internal server error\n".to_string()
+        } else {
+            format!("{self}\n")
+        };
+        let mut response = (status, body).into_response();
+        // Tahoe sets no content type on errors; the Python client never decodes them.
+        response.headers_mut().remove(axum::http::header::CONTENT_TYPE);
+        response
+    }
+}

@@ -1,0 +1,63 @@
+//! Share reads, both kinds: the whole share (200) without `Range`, else exactly one
+//! `bytes=a-b` range: 206 with `Content-Range: bytes a-b'/*` clipped to the share, or
+//! 204 when the range starts at or past the end. The body streams from the file.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use swamp_proto::range::ByteRange;
+use swamp_proto::v1::ShareKind;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::error::ApiError;
+use super::{App, extract};
+
+/// `GET /storage/v1/immutable/:si/:shnum`
+pub async fn immutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+    read(app, ShareKind::Immutable, &si, &shnum, &headers).await
+}
+
+/// `GET /storage/v1/mutable/:si/:shnum`
+pub async fn mutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+    read(app, ShareKind::Mutable, &si, &shnum, &headers).await
+}
+
+async fn read(app: App, kind: ShareKind, si: &str, shnum: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let (si, shnum) = (extract::storage_index(si)?, extract::share_number(shnum)?);
+    extract::secrets(headers, &[])?;
+    let range = match headers.get(RANGE) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::BadRange("Range is not ASCII".into()))
+                .and_then(|v| ByteRange::parse_range_header(v).map_err(|e| ApiError::BadRange(e.to_string())))?,
+        ),
+    };
+    let share = app.blocking(move |s| s.open_share(kind, &si, shnum)).await?;
+    let (start, len, status) = match range {
+        None => (0, share.data_length, StatusCode::OK),
+        Some(r) => {
+            let end = r.end().min(share.data_length);
+            if r.first >= end {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            (r.first, end - r.first, StatusCode::PARTIAL_CONTENT)
+        }
+    };
+    let mut file = tokio::fs::File::from_std(share.file);
+    file.seek(std::io::SeekFrom::Start(share.data_offset + start))
+        .await
+        .map_err(|e| ApiError::Internal(format!("seek failed: {e}")))?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    let mut response = (status, Body::from_stream(stream)).into_response();
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, "application/octet-stream".parse().expect("invariant: valid header"));
+    h.insert(CONTENT_LENGTH, len.into());
+    if status == StatusCode::PARTIAL_CONTENT {
+        let content_range = ByteRange { first: start, last: start + len - 1 }.to_content_range();
+        h.insert(CONTENT_RANGE, content_range.parse().expect("invariant: valid header"));
+    }
+    Ok(response)
+}

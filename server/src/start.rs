@@ -1,0 +1,86 @@
+//! From a node directory (or nothing, in tests) to a ready [`Server`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::{Clock, Storage, StorageSettings, layout};
+use crate::http::App;
+use crate::node::{Config, Limits, NodeIdentity};
+use crate::serve::Server;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::node::ConfigError),
+    /// Bad or unwritable identity files.
+    #[error(transparent)]
+    Identity(#[from] crate::node::IdentityError),
+    /// The storage directory cannot be used.
+    #[error(transparent)]
+    Storage(#[from] crate::backend::StorageError),
+    /// The certificate or key is unusable for TLS.
+    #[error("the node's certificate or key cannot be used for TLS")]
+    Tls(#[source] rustls::Error),
+}
+
+/// A node's server, identity and configuration, ready for `serve`.
+pub struct Node {
+    /// What to pass to `serve`.
+    pub server: Server,
+    /// The identity (for NURLs and announcements).
+    pub identity: Arc<NodeIdentity>,
+    /// The resolved configuration.
+    pub config: Config,
+}
+
+/// Loads a node directory: configuration, identity (created if missing), storage.
+///
+/// # Errors
+/// [`StartError`] saying which part failed.
+pub fn load_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>, clock: Clock) -> Result<Node, StartError> {
+    let config = Config::load(node_dir, env)?;
+    let has_shares = has_any_share(&config.storage_dir());
+    let identity = Arc::new(NodeIdentity::load_or_create(node_dir, has_shares, &config.location)?);
+    let storage = Storage::open(
+        &config.storage_dir(),
+        StorageSettings {
+            nodeid: identity.tubid,
+            reserved_space: config.reserved_space,
+            readonly: config.readonly,
+            clock,
+        },
+    )?;
+    let server = assemble(storage, &identity, config.limits.clone(), config.expiry.clone())?;
+    Ok(Node { server, identity, config })
+}
+
+/// A server over `storage` with `identity`'s TLS and swissnum.
+///
+/// # Errors
+/// [`StartError::Tls`].
+pub fn assemble(
+    storage: Storage,
+    identity: &NodeIdentity,
+    limits: Limits,
+    expiry: Option<crate::backend::expiry::ExpiryPolicy>,
+) -> Result<Server, StartError> {
+    let tls = crate::tls::server_config(identity).map_err(StartError::Tls)?;
+    Ok(Server {
+        app: App { storage: Arc::new(storage), swissnum: identity.swissnum.clone(), limits },
+        tls,
+        expiry,
+    })
+}
+
+fn has_any_share(storage_dir: &Path) -> bool {
+    let shares = storage_dir.join("shares");
+    let Ok(prefixes) = std::fs::read_dir(&shares) else { return false };
+    prefixes.flatten().any(|p| {
+        p.file_name() != "incoming"
+            && std::fs::read_dir(p.path())
+                .map(|buckets| buckets.flatten().any(|b| layout::list_share_numbers(&b.path()).is_ok_and(|s| !s.is_empty())))
+                .unwrap_or(false)
+    })
+}
