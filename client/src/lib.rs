@@ -1,1 +1,19 @@
-//! placeholder
+//! A Rust client for Tahoe-LAFS storage servers speaking Great Black Swamp (GBS):
+//! Swamp, and the Python server.
+//!
+//! [`StorageClient::new`] takes a NURL, pins the server's certificate by its SPKI hash,
+//! and speaks HTTP/2 (falling back to HTTP/1.1 when the server offers no ALPN, as the
+//! Python server does). Its facades follow Tahoe's: [`StorageClient::general`],
+//! [`StorageClient::immutable`], [`StorageClient::mutable`].
+//!
+//! # Layout
+//! - `tls.rs`: the SPKI-pinning certificate verifier.
+//! - `storage.rs`: the client and its typed method per endpoint.
+//! - `error.rs`: [`ClientError`].
+
+pub mod error;
+pub mod storage;
+pub mod tls;
+
+pub use error::ClientError;
+pub use storage::{ClientOptions, StorageClient, UploadWrite};
