@@ -22,11 +22,16 @@ constraints="$repo_root/../shared/reference/tahoe-1.20-constraints.txt"
 marker="$venv/.swamp-interop-ready"
 want="tahoe-lafs==1.20.0 pytest pyyaml"
 
+# Keep the venv out of git whatever the repo's .gitignore says (like Python
+# 3.13's venv does).
+ignore_self() { [ -d "$venv" ] && [ ! -f "$venv/.gitignore" ] && printf '*\n' > "$venv/.gitignore" || true; }
+
 # Fast path: venv exists, was completed by this script for the same request,
 # and the packages still import.
 if [ -f "$marker" ] && [ -x "$venv/bin/python" ] && [ -x "$venv/bin/tahoe" ] \
     && [ "$(cat "$marker")" = "$want" ] \
     && "$venv/bin/python" -c 'import allmydata, pytest, yaml' >/dev/null 2>&1; then
+    ignore_self
     echo "$venv"
     exit 0
 fi
@@ -48,6 +53,7 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "interop-venv: creating $venv with $PYTHON" >&2
     "$PYTHON" -m venv "$venv"
 fi
+ignore_self
 
 echo "interop-venv: installing $want" >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use swamp_server::backend::system_clock;
 use swamp_server::node::create::{CreateOptions, create_node};
 use swamp_server::node::{Config, LogFormat};
-use swamp_server::start::load_node;
+use swamp_server::start::{describe_node, load_node};
 use tokio_util::sync::CancellationToken;
 
 /// A Tahoe-LAFS storage node (Great Black Swamp over HTTPS) with live change feeds.
@@ -71,15 +71,15 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run { dir } => run(&dir),
         Command::Nurl { dir } => {
-            let node = load_node(&dir, env, system_clock())?;
-            for nurl in node.identity.nurls(&node.config.location) {
+            let (config, identity) = describe_node(&dir, env)?;
+            for nurl in identity.nurls(&config.location) {
                 println!("{nurl}");
             }
             Ok(())
         }
         Command::Announcement { dir } => {
-            let node = load_node(&dir, env, system_clock())?;
-            print!("{}", node.identity.announcement_yaml(&node.config.nickname, &node.config.location));
+            let (config, identity) = describe_node(&dir, env)?;
+            print!("{}", identity.announcement_yaml(&config.nickname, &config.location));
             Ok(())
         }
     }

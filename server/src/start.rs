@@ -56,6 +56,18 @@ pub fn load_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>, clock: C
     Ok(Node { server, identity, config })
 }
 
+/// A node's configuration and identity, read without changing anything (for `nurl`
+/// and `announcement`, which may run beside a serving node).
+///
+/// # Errors
+/// [`StartError`] if the configuration is bad or the identity files are missing.
+pub fn describe_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<(Config, NodeIdentity), StartError> {
+    let config = Config::load(node_dir, env)?;
+    let has_shares = has_any_share(&config.storage_dir());
+    let identity = NodeIdentity::load(node_dir, has_shares, &config.location, crate::node::Access::ReadOnly)?;
+    Ok((config, identity))
+}
+
 /// A server over `storage` with `identity`'s TLS and swissnum.
 ///
 /// # Errors

@@ -22,6 +22,13 @@ import interop_lib as L
 
 
 def pytest_configure(config):
+    try:
+        import allmydata  # noqa: F401
+    except ImportError:
+        raise pytest.UsageError(
+            "the interop tests need tahoe-lafs 1.20 importable: run scripts/interop-venv.sh "
+            "and use .venv-interop/bin/python -m pytest tests/interop"
+        ) from None
     config.addinivalue_line(
         "markers",
         "swamp: needs the swamp-server binary (skipped when it is missing, "

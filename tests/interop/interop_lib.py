@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -140,6 +141,7 @@ def wait_until(
         try:
             result = predicate()
             if result:
+                _trace(f"{timeout - (deadline - time.monotonic()):6.2f}s  waited for {what}")
                 return result
         except Exception as e:  # noqa: BLE001 - polling: any failure means "not yet"
             last_exc = e
@@ -225,6 +227,7 @@ def stop_all_processes() -> None:
 def run_cmd(argv: list, timeout: float = 60, check: bool = True, input: Optional[bytes] = None,
             cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
     argv = [str(a) for a in argv]
+    t0 = time.monotonic()
     try:
         cp = subprocess.run(
             argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -236,12 +239,19 @@ def run_cmd(argv: list, timeout: float = 60, check: bool = True, input: Optional
             f"command timed out after {timeout}s: {' '.join(argv)}\n"
             f"stdout: {_dec(e.stdout)}\nstderr: {_dec(e.stderr)}"
         ) from None
+    _trace(f"{time.monotonic() - t0:6.2f}s  {' '.join(argv[1:])[:160]}")
     if check and cp.returncode != 0:
         raise AssertionError(
             f"command failed with status {cp.returncode}: {' '.join(argv)}\n"
             f"stdout: {_dec(cp.stdout)}\nstderr: {_dec(cp.stderr)}"
         )
     return cp
+
+
+def _trace(msg: str) -> None:
+    """INTEROP_TRACE=1: timing of every command and wait on stderr (use -s)."""
+    if env_flag("INTEROP_TRACE"):
+        print(f"[interop] {msg}", file=sys.stderr, flush=True)
 
 
 def _dec(b) -> str:
@@ -377,6 +387,11 @@ def gbs_version_raw(nurl: str, timeout: float = 5.0, swissnum: Optional[str] = N
         conn.close()
 
 
+def tcp_listening(host: str, port: int) -> bool:
+    with socket.create_connection((host, port), timeout=2):
+        return True
+
+
 def gbs_ready(nurl: str) -> bool:
     status, headers, _ = gbs_version_raw(nurl)
     return status == 200 and headers.get("content-type", "").startswith("application/cbor")
@@ -461,6 +476,11 @@ class StorageNode:
             and (self.nodedir / "private" / "node.pem").exists(),
             timeout, f"{self.proc.name} identity files", procs=[self.proc],
         )
+        # Listening first, so that `swamp-server nurl` never runs while the
+        # server is still initialising the directory.
+        host, port = self.listen_address()
+        wait_until(lambda: tcp_listening(host, port), timeout,
+                   f"{self.proc.name} listening on {host}:{port}", procs=[self.proc])
         nurl = wait_until(lambda: self.nurl(), timeout, f"{self.proc.name} NURL", procs=[self.proc])
         wait_until(lambda: gbs_ready(nurl), timeout,
                    f"{self.proc.name} answering GET /storage/v1/version at {nurl}", procs=[self.proc])
@@ -473,6 +493,16 @@ class StorageNode:
         except BaseException:
             self.stop()
             raise
+
+    def listen_address(self) -> tuple[str, int]:
+        """(interface, port) from tahoe.cfg [node] tub.port, e.g. tcp:P:interface=IP."""
+        spec = read_tahoe_cfg(self.nodedir).get("node", "tub.port")
+        m = re.match(r"tcp:(\d+)(?::interface=([^:,]+))?", spec.strip())
+        assert m, f"unexpected tub.port {spec!r} in {self.nodedir}/tahoe.cfg"
+        host = m.group(2) or "127.0.0.1"
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return host, int(m.group(1))
 
     def stop(self) -> Optional[int]:
         if self.proc is None:
@@ -595,6 +625,51 @@ class TahoeClient:
             timeout, f"client to see {n} connected storage servers",
             interval=0.25, procs=[self.proc, *procs],
         )
+
+    # -- web API (what the CLI calls, minus ~1.3 s of interpreter start-up) --
+    def web(self, method: str, path: str, data: Optional[bytes] = None,
+            timeout: float = CLI_TIMEOUT) -> bytes:
+        req = urllib.request.Request(self.url + path.lstrip("/"), data=data, method=method)
+        t0 = time.monotonic()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                body = r.read()
+        except urllib.error.HTTPError as e:
+            raise AssertionError(
+                f"web API {method} {path} -> {e.code}: {e.read()[-4000:].decode('utf-8', 'replace')}"
+            ) from None
+        _trace(f"{time.monotonic() - t0:6.2f}s  web {method} {path[:100]}")
+        return body
+
+    @staticmethod
+    def _q(where: str) -> str:
+        """cap[/path] -> URL path under /uri/."""
+        cap, _, rest = where.partition("/")
+        out = "uri/" + urllib.parse.quote(cap, safe="")
+        if rest:
+            out += "/" + "/".join(urllib.parse.quote(p, safe="") for p in rest.split("/"))
+        return out
+
+    def web_upload(self, data: bytes, fmt: str = "CHK") -> str:
+        """PUT /uri?format=F: an unlinked file; returns its (write) cap."""
+        return self.web("PUT", f"uri?format={fmt}", data).decode().strip()
+
+    def web_put(self, where: str, data: bytes) -> str:
+        """PUT /uri/CAP[/PATH]: overwrite a mutable in place, or link a new file."""
+        return self.web("PUT", self._q(where), data).decode().strip()
+
+    def web_get(self, where: str) -> bytes:
+        return self.web("GET", self._q(where))
+
+    def web_mkdir(self) -> str:
+        return self.web("POST", "uri?t=mkdir").decode().strip()
+
+    def web_ls(self, dircap: str) -> dict:
+        return json.loads(self.web("GET", self._q(dircap) + "?t=json"))
+
+    def web_check(self, where: str, verify: bool = False, add_lease: bool = False) -> dict:
+        q = "?t=check&output=JSON" + ("&verify=true" if verify else "") + ("&add-lease=true" if add_lease else "")
+        return json.loads(self.web("POST", self._q(where) + q))
 
     # -- CLI -------------------------------------------------------------
     def cli(self, *args, input: Optional[bytes] = None, timeout: float = CLI_TIMEOUT,

@@ -15,13 +15,24 @@ use super::error::ApiError;
 use super::{App, extract};
 
 /// `GET /storage/v1/immutable/:si/:shnum`
-pub async fn immutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
-    read(app, ShareKind::Immutable, &si, &shnum, &headers).await
+pub async fn immutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    octet_stream(read(app, ShareKind::Immutable, &si, &shnum, &headers).await)
 }
 
 /// `GET /storage/v1/mutable/:si/:shnum`
-pub async fn mutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
-    read(app, ShareKind::Mutable, &si, &shnum, &headers).await
+pub async fn mutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    octet_stream(read(app, ShareKind::Mutable, &si, &shnum, &headers).await)
+}
+
+/// Every answer of a read route, errors included, says `application/octet-stream`:
+/// Tahoe's server does so, and its client checks the content type before the status,
+/// so a 404 without it would surface as a confusing type error instead of "not found".
+fn octet_stream(result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "application/octet-stream".parse().expect("invariant: valid header"));
+    response
 }
 
 async fn read(app: App, kind: ShareKind, si: &str, shnum: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
@@ -53,7 +64,6 @@ async fn read(app: App, kind: ShareKind, si: &str, shnum: &str, headers: &Header
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
     let mut response = (status, Body::from_stream(stream)).into_response();
     let h = response.headers_mut();
-    h.insert(CONTENT_TYPE, "application/octet-stream".parse().expect("invariant: valid header"));
     h.insert(CONTENT_LENGTH, len.into());
     if status == StatusCode::PARTIAL_CONTENT {
         let content_range = ByteRange { first: start, last: start + len - 1 }.to_content_range();

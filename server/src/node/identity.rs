@@ -40,6 +40,9 @@ pub enum IdentityError {
         #[source]
         source: io::Error,
     },
+    /// A file that must exist does not (the node has never run).
+    #[error("{0} does not exist: run `swamp-server run` or `create-node` on this directory first")]
+    Missing(PathBuf),
     /// A file's content is not what Tahoe would have written.
     #[error("{path} is malformed: {reason}")]
     Malformed {
@@ -48,6 +51,16 @@ pub enum IdentityError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Whether loading may create and record missing identity files.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    /// Create what is missing and record the fURL and node id (`run`, `create-node`).
+    CreateMissing,
+    /// Change nothing; a missing file is an error (`nurl`, `announcement`, which may
+    /// run beside a serving node).
+    ReadOnly,
 }
 
 /// Everything that identifies this storage node to clients.
@@ -68,16 +81,24 @@ pub struct NodeIdentity {
 }
 
 impl NodeIdentity {
+    /// An in-memory identity from a PEM certificate and key (tests, tools).
+    ///
+    /// # Errors
+    /// [`IdentityError::Malformed`] if either does not parse.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, IdentityError> {
+        let (certificate, key) = parse_pem(cert_pem.as_bytes(), key_pem.as_bytes(), Path::new("<memory>"))?;
+        let seed: [u8; 32] = rand::random();
+        let pubkey = ed25519_public(&seed, Path::new("<memory>"))?;
+        Self::assemble(certificate, key, Swissnum::new(new_swissnum()).map_err(|e| malformed("<memory>", e))?, pubkey, None)
+    }
+
     /// A fresh identity held only in memory (tests, benchmarks).
     ///
     /// # Errors
     /// Only if key generation fails.
     pub fn ephemeral() -> Result<Self, IdentityError> {
         let (cert_pem, key_pem) = generate_certificate()?;
-        let (certificate, key) = parse_pem(cert_pem.as_bytes(), key_pem.as_bytes(), Path::new("<memory>"))?;
-        let seed: [u8; 32] = rand::random();
-        let pubkey = ed25519_public(&seed, Path::new("<memory>"))?;
-        Self::assemble(certificate, key, Swissnum::new(new_swissnum()).map_err(|e| malformed("<memory>", e))?, pubkey, None)
+        Self::from_pem(&cert_pem, &key_pem)
     }
 
     /// Loads the identity from a node directory, creating whatever is missing, and
@@ -86,10 +107,27 @@ impl NodeIdentity {
     /// # Errors
     /// [`IdentityError`] naming the file that cannot be read, written or parsed.
     pub fn load_or_create(node_dir: &Path, has_shares: bool, location: &[LocationHint]) -> Result<Self, IdentityError> {
-        let private = node_dir.join("private");
-        create_private_dir(&private)?;
+        Self::load(node_dir, has_shares, location, Access::CreateMissing)
+    }
 
+    /// Loads the identity; with [`Access::ReadOnly`] nothing is written.
+    ///
+    /// # Errors
+    /// [`IdentityError`] naming the file that is missing, unreadable or malformed.
+    pub fn load(node_dir: &Path, has_shares: bool, location: &[LocationHint], access: Access) -> Result<Self, IdentityError> {
+        let create = access == Access::CreateMissing;
+        let private = node_dir.join("private");
         let pem_path = private.join("node.pem");
+        let furl_path = private.join("storage.furl");
+        let privkey_path = private.join("node.privkey");
+        if !create {
+            if let Some(missing) = [&pem_path, &furl_path, &privkey_path].into_iter().find(|p| !p.exists()) {
+                return Err(IdentityError::Missing(missing.clone()));
+            }
+        }
+        if create {
+            create_private_dir(&private)?;
+        }
         if !pem_path.exists() {
             let (cert, key) = generate_certificate()?;
             write_private(&pem_path, &format!("{cert}{key}"))?;
@@ -97,7 +135,6 @@ impl NodeIdentity {
         let pem = read(&pem_path)?;
         let (certificate, key) = parse_pem(&pem, &pem, &pem_path)?;
 
-        let furl_path = private.join("storage.furl");
         let swissnum = if furl_path.exists() {
             let text = String::from_utf8_lossy(&read(&furl_path)?).trim().to_string();
             let swiss = text
@@ -109,7 +146,6 @@ impl NodeIdentity {
             Swissnum::new(new_swissnum()).map_err(|e| malformed(&furl_path, e))?
         };
 
-        let privkey_path = private.join("node.privkey");
         if !privkey_path.exists() {
             let seed: [u8; 32] = rand::random();
             write_private(&privkey_path, &format!("priv-v0-{}\n", base32::encode(&seed)))?;
@@ -122,7 +158,7 @@ impl NodeIdentity {
             .ok_or_else(|| malformed(&privkey_path, "expected priv-v0-<52 base32 characters>"))?;
         let pubkey = ed25519_public(&seed, &privkey_path)?;
         let pubkey_path = node_dir.join("node.pubkey");
-        if !pubkey_path.exists() {
+        if create && !pubkey_path.exists() {
             write_public(&pubkey_path, &format!("pub-v0-{}\n", base32::encode(&pubkey)))?;
         }
 
@@ -132,13 +168,19 @@ impl NodeIdentity {
         } else {
             None
         };
-        let identity = Self::assemble(certificate, key, swissnum, pubkey, recorded_seed.clone())?;
+        let mut identity = Self::assemble(certificate, key, swissnum, pubkey, recorded_seed.clone())?;
         if recorded_seed.is_none() {
             // Tahoe's rule: a server that already holds shares keeps the tubid as its
             // seed (its clients placed shares by it); a new one uses its public key.
-            let seed = if has_shares { base32::encode(&identity.tubid) } else { identity.permutation_seed.clone() };
-            write_public(&seed_path, &format!("{seed}\n"))?;
-            return Self::load_or_create(node_dir, has_shares, location);
+            if has_shares {
+                identity.permutation_seed = base32::encode(&identity.tubid);
+            }
+            if create {
+                write_public(&seed_path, &format!("{}\n", identity.permutation_seed))?;
+            }
+        }
+        if !create {
+            return Ok(identity);
         }
         write_public(&node_dir.join("my_nodeid"), &format!("{}\n", base32::encode(&identity.tubid)))?;
         identity.write_furl(node_dir, location)?;
@@ -212,6 +254,17 @@ impl NodeIdentity {
     /// [`IdentityError::Io`] if it cannot be written.
     pub fn write_furl(&self, node_dir: &Path, location: &[LocationHint]) -> Result<(), IdentityError> {
         write_private(&node_dir.join("private").join("storage.furl"), &format!("{}\n", self.furl(location)))
+    }
+}
+
+impl std::fmt::Debug for NodeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeIdentity")
+            .field("server_id", &self.server_id)
+            .field("tubid", &base32::encode(&self.tubid))
+            .field("spki_hash", &self.spki_hash)
+            .field("swissnum", &self.swissnum)
+            .finish_non_exhaustive()
     }
 }
 

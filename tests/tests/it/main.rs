@@ -1,0 +1,11 @@
+//! End-to-end tests: the real server on 127.0.0.1:0 with real TLS, driven through the
+//! real client. Cases follow Tahoe's `test_istorageserver.py` and `test_storage_http.py`
+//! (the behaviour, in our own code).
+
+mod auth_and_errors;
+mod disk;
+mod identity;
+mod immutable;
+mod leases;
+mod mutable;
+mod transport;
