@@ -6,10 +6,13 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use http::{Method, StatusCode};
 use swamp_proto::range::ByteRange;
-use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret, SecretKind, UploadSecret, WriteEnabler, format_secret_header};
+use swamp_proto::secrets::{
+    LeaseCancelSecret, LeaseRenewSecret, SecretKind, UploadSecret, WriteEnabler,
+    format_secret_header,
+};
 use swamp_proto::v1::{
-    self, AdviseCorruptRequest, AllocateRequest, AllocateResponse, ReadTestWriteRequest, ReadTestWriteResponse,
-    ShareKind, ShareSet, UploadProgress, VersionResponse,
+    self, AdviseCorruptRequest, AllocateRequest, AllocateResponse, ReadTestWriteRequest,
+    ReadTestWriteResponse, ShareKind, ShareSet, UploadProgress, VersionResponse,
 };
 use swamp_proto::{Nurl, ShareNumber, StorageIndex};
 
@@ -56,7 +59,11 @@ impl StorageClient {
     /// # Errors
     /// [`ClientError::Transport`] if the HTTP client cannot be built.
     pub fn with_options(nurl: &Nurl, options: &ClientOptions) -> Result<Self, ClientError> {
-        let alpn: &[&[u8]] = if options.http1_only { &[b"http/1.1"] } else { &[b"h2", b"http/1.1"] };
+        let alpn: &[&[u8]] = if options.http1_only {
+            &[b"http/1.1"]
+        } else {
+            &[b"h2", b"http/1.1"]
+        };
         let tls = pinned_config(nurl.spki_hash, alpn);
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -96,23 +103,38 @@ impl StorageClient {
             .header(ACCEPT, v1::CBOR_MEDIA_TYPE)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let response = request.send().await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
-        Err(ClientError::Http { status, body: body.chars().take(1000).collect() })
+        Err(ClientError::Http {
+            status,
+            body: body.chars().take(1000).collect(),
+        })
     }
 
-    async fn cbor<T: serde::de::DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, ClientError> {
+    async fn cbor<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, ClientError> {
         let bytes = cbor_bytes(response).await?;
         v1::decode(&bytes).map_err(ClientError::Decode)
     }
 
-    async fn list(&self, kind: ShareKind, si: &StorageIndex) -> Result<BTreeSet<ShareNumber>, ClientError> {
-        let response = self.send(self.request(Method::GET, &v1::shares_path(kind, si))).await?;
+    async fn list(
+        &self,
+        kind: ShareKind,
+        si: &StorageIndex,
+    ) -> Result<BTreeSet<ShareNumber>, ClientError> {
+        let response = self
+            .send(self.request(Method::GET, &v1::shares_path(kind, si)))
+            .await?;
         let set: ShareSet = self.cbor(response).await?;
         Ok(set.0)
     }
@@ -121,7 +143,12 @@ impl StorageClient {
         let Some(range) = ByteRange::from_offset_len(offset, length) else {
             return Ok(Bytes::new());
         };
-        let response = self.send(self.request(Method::GET, path).header(RANGE, range.to_range_header())).await?;
+        let response = self
+            .send(
+                self.request(Method::GET, path)
+                    .header(RANGE, range.to_range_header()),
+            )
+            .await?;
         match response.status() {
             StatusCode::NO_CONTENT => Ok(Bytes::new()),
             StatusCode::PARTIAL_CONTENT => {
@@ -131,7 +158,8 @@ impl StorageClient {
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| ClientError::Protocol("206 without Content-Range".into()))?
                     .to_string();
-                let got = ByteRange::parse_content_range(&content_range).map_err(ClientError::Decode)?;
+                let got =
+                    ByteRange::parse_content_range(&content_range).map_err(ClientError::Decode)?;
                 let body = response.bytes().await?;
                 if got.first != offset || body.len() as u64 != got.len() {
                     return Err(ClientError::Protocol(format!(
@@ -141,12 +169,22 @@ impl StorageClient {
                 }
                 Ok(body)
             }
-            other => Err(ClientError::Protocol(format!("a ranged read answered {other}"))),
+            other => Err(ClientError::Protocol(format!(
+                "a ranged read answered {other}"
+            ))),
         }
     }
 
-    async fn corrupt(&self, kind: ShareKind, si: &StorageIndex, shnum: ShareNumber, reason: &str) -> Result<(), ClientError> {
-        let body = v1::encode(&AdviseCorruptRequest { reason: reason.to_string() });
+    async fn corrupt(
+        &self,
+        kind: ShareKind,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        reason: &str,
+    ) -> Result<(), ClientError> {
+        let body = v1::encode(&AdviseCorruptRequest {
+            reason: reason.to_string(),
+        });
         self.send(
             self.request(Method::POST, &v1::corrupt_path(kind, si, shnum))
                 .header(CONTENT_TYPE, v1::CBOR_MEDIA_TYPE)
@@ -158,17 +196,33 @@ impl StorageClient {
 }
 
 async fn cbor_bytes(response: reqwest::Response) -> Result<Bytes, ClientError> {
-    let ct = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ct != v1::CBOR_MEDIA_TYPE {
-        return Err(ClientError::Protocol(format!("expected application/cbor, got {ct:?}")));
+        return Err(ClientError::Protocol(format!(
+            "expected application/cbor, got {ct:?}"
+        )));
     }
     Ok(response.bytes().await?)
 }
 
-fn lease_headers(builder: reqwest::RequestBuilder, renew: &LeaseRenewSecret, cancel: &LeaseCancelSecret) -> reqwest::RequestBuilder {
+fn lease_headers(
+    builder: reqwest::RequestBuilder,
+    renew: &LeaseRenewSecret,
+    cancel: &LeaseCancelSecret,
+) -> reqwest::RequestBuilder {
     builder
-        .header(SECRETS_HEADER, format_secret_header(SecretKind::LeaseRenew, renew.expose()))
-        .header(SECRETS_HEADER, format_secret_header(SecretKind::LeaseCancel, cancel.expose()))
+        .header(
+            SECRETS_HEADER,
+            format_secret_header(SecretKind::LeaseRenew, renew.expose()),
+        )
+        .header(
+            SECRETS_HEADER,
+            format_secret_header(SecretKind::LeaseCancel, cancel.expose()),
+        )
 }
 
 /// `StorageClient::general()`.
@@ -180,7 +234,10 @@ impl General<'_> {
     /// # Errors
     /// [`ClientError`].
     pub async fn version(&self) -> Result<VersionResponse, ClientError> {
-        let response = self.0.send(self.0.request(Method::GET, v1::VERSION_PATH)).await?;
+        let response = self
+            .0
+            .send(self.0.request(Method::GET, v1::VERSION_PATH))
+            .await?;
         VersionResponse::from_cbor(&cbor_bytes(response).await?).map_err(ClientError::Decode)
     }
 
@@ -188,8 +245,19 @@ impl General<'_> {
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn add_or_renew_lease(&self, si: &StorageIndex, renew: &LeaseRenewSecret, cancel: &LeaseCancelSecret) -> Result<(), ClientError> {
-        self.0.send(lease_headers(self.0.request(Method::PUT, &v1::lease_path(si)), renew, cancel)).await?;
+    pub async fn add_or_renew_lease(
+        &self,
+        si: &StorageIndex,
+        renew: &LeaseRenewSecret,
+        cancel: &LeaseCancelSecret,
+    ) -> Result<(), ClientError> {
+        self.0
+            .send(lease_headers(
+                self.0.request(Method::PUT, &v1::lease_path(si)),
+                renew,
+                cancel,
+            ))
+            .await?;
         Ok(())
     }
 }
@@ -211,11 +279,21 @@ impl Immutable<'_> {
         share_numbers: impl IntoIterator<Item = ShareNumber>,
         allocated_size: u64,
     ) -> Result<AllocateResponse, ClientError> {
-        let body = v1::encode(&AllocateRequest { share_numbers: share_numbers.into_iter().collect(), allocated_size });
-        let request = lease_headers(self.0.request(Method::POST, &v1::immutable_path(si)), renew, cancel)
-            .header(SECRETS_HEADER, format_secret_header(SecretKind::Upload, upload_secret.expose()))
-            .header(CONTENT_TYPE, v1::CBOR_MEDIA_TYPE)
-            .body(body);
+        let body = v1::encode(&AllocateRequest {
+            share_numbers: share_numbers.into_iter().collect(),
+            allocated_size,
+        });
+        let request = lease_headers(
+            self.0.request(Method::POST, &v1::immutable_path(si)),
+            renew,
+            cancel,
+        )
+        .header(
+            SECRETS_HEADER,
+            format_secret_header(SecretKind::Upload, upload_secret.expose()),
+        )
+        .header(CONTENT_TYPE, v1::CBOR_MEDIA_TYPE)
+        .body(body);
         let response = self.0.send(request).await?;
         self.0.cbor(response).await
     }
@@ -239,23 +317,37 @@ impl Immutable<'_> {
         let request = self
             .0
             .request(Method::PATCH, &v1::immutable_share_path(si, shnum))
-            .header(SECRETS_HEADER, format_secret_header(SecretKind::Upload, upload_secret.expose()))
+            .header(
+                SECRETS_HEADER,
+                format_secret_header(SecretKind::Upload, upload_secret.expose()),
+            )
             .header(CONTENT_RANGE, range.to_content_range())
             .body(data);
         let response = self.0.send(request).await?;
         let complete = response.status() == StatusCode::CREATED;
-        Ok(UploadWrite { complete, progress: self.0.cbor(response).await? })
+        Ok(UploadWrite {
+            complete,
+            progress: self.0.cbor(response).await?,
+        })
     }
 
     /// `PUT /storage/v1/immutable/:si/:shnum/abort`
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn abort(&self, si: &StorageIndex, shnum: ShareNumber, upload_secret: &UploadSecret) -> Result<(), ClientError> {
+    pub async fn abort(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        upload_secret: &UploadSecret,
+    ) -> Result<(), ClientError> {
         let request = self
             .0
             .request(Method::PUT, &v1::immutable_abort_path(si, shnum))
-            .header(SECRETS_HEADER, format_secret_header(SecretKind::Upload, upload_secret.expose()));
+            .header(
+                SECRETS_HEADER,
+                format_secret_header(SecretKind::Upload, upload_secret.expose()),
+            );
         self.0.send(request).await?;
         Ok(())
     }
@@ -264,7 +356,10 @@ impl Immutable<'_> {
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn list_shares(&self, si: &StorageIndex) -> Result<BTreeSet<ShareNumber>, ClientError> {
+    pub async fn list_shares(
+        &self,
+        si: &StorageIndex,
+    ) -> Result<BTreeSet<ShareNumber>, ClientError> {
         self.0.list(ShareKind::Immutable, si).await
     }
 
@@ -272,16 +367,31 @@ impl Immutable<'_> {
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn read_share_chunk(&self, si: &StorageIndex, shnum: ShareNumber, offset: u64, length: u64) -> Result<Bytes, ClientError> {
-        self.0.read(&v1::immutable_share_path(si, shnum), offset, length).await
+    pub async fn read_share_chunk(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, ClientError> {
+        self.0
+            .read(&v1::immutable_share_path(si, shnum), offset, length)
+            .await
     }
 
     /// `POST /storage/v1/immutable/:si/:shnum/corrupt`
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn advise_corrupt(&self, si: &StorageIndex, shnum: ShareNumber, reason: &str) -> Result<(), ClientError> {
-        self.0.corrupt(ShareKind::Immutable, si, shnum, reason).await
+    pub async fn advise_corrupt(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        reason: &str,
+    ) -> Result<(), ClientError> {
+        self.0
+            .corrupt(ShareKind::Immutable, si, shnum, reason)
+            .await
     }
 }
 
@@ -301,10 +411,17 @@ impl Mutable<'_> {
         cancel: &LeaseCancelSecret,
         request: &ReadTestWriteRequest,
     ) -> Result<ReadTestWriteResponse, ClientError> {
-        let builder = lease_headers(self.0.request(Method::POST, &v1::read_test_write_path(si)), renew, cancel)
-            .header(SECRETS_HEADER, format_secret_header(SecretKind::WriteEnabler, write_enabler.expose()))
-            .header(CONTENT_TYPE, v1::CBOR_MEDIA_TYPE)
-            .body(v1::encode(request));
+        let builder = lease_headers(
+            self.0.request(Method::POST, &v1::read_test_write_path(si)),
+            renew,
+            cancel,
+        )
+        .header(
+            SECRETS_HEADER,
+            format_secret_header(SecretKind::WriteEnabler, write_enabler.expose()),
+        )
+        .header(CONTENT_TYPE, v1::CBOR_MEDIA_TYPE)
+        .body(v1::encode(request));
         let response = self.0.send(builder).await?;
         self.0.cbor(response).await
     }
@@ -313,7 +430,10 @@ impl Mutable<'_> {
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn list_shares(&self, si: &StorageIndex) -> Result<BTreeSet<ShareNumber>, ClientError> {
+    pub async fn list_shares(
+        &self,
+        si: &StorageIndex,
+    ) -> Result<BTreeSet<ShareNumber>, ClientError> {
         self.0.list(ShareKind::Mutable, si).await
     }
 
@@ -321,15 +441,28 @@ impl Mutable<'_> {
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn read_share_chunk(&self, si: &StorageIndex, shnum: ShareNumber, offset: u64, length: u64) -> Result<Bytes, ClientError> {
-        self.0.read(&v1::mutable_share_path(si, shnum), offset, length).await
+    pub async fn read_share_chunk(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, ClientError> {
+        self.0
+            .read(&v1::mutable_share_path(si, shnum), offset, length)
+            .await
     }
 
     /// `POST /storage/v1/mutable/:si/:shnum/corrupt`
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn advise_corrupt(&self, si: &StorageIndex, shnum: ShareNumber, reason: &str) -> Result<(), ClientError> {
+    pub async fn advise_corrupt(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        reason: &str,
+    ) -> Result<(), ClientError> {
         self.0.corrupt(ShareKind::Mutable, si, shnum, reason).await
     }
 }

@@ -37,7 +37,9 @@ impl ServerCertVerifier for SpkiPinVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         if !intermediates.is_empty() {
-            return Err(Error::General("a GBS server must present exactly one certificate".into()));
+            return Err(Error::General(
+                "a GBS server must present exactly one certificate".into(),
+            ));
         }
         let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
             .map_err(|_| Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
@@ -45,7 +47,9 @@ impl ServerCertVerifier for SpkiPinVerifier {
         if actual == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            Err(Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 
@@ -73,20 +77,51 @@ impl ServerCertVerifier for SpkiPinVerifier {
 }
 
 /// The handshake signature schemes we verify, and ring's algorithm for each.
-const SCHEMES: &[(SignatureScheme, &'static dyn ring::signature::VerificationAlgorithm)] = &[
-    (SignatureScheme::ECDSA_NISTP256_SHA256, &ring::signature::ECDSA_P256_SHA256_ASN1),
-    (SignatureScheme::ECDSA_NISTP384_SHA384, &ring::signature::ECDSA_P384_SHA384_ASN1),
+const SCHEMES: &[(
+    SignatureScheme,
+    &'static dyn ring::signature::VerificationAlgorithm,
+)] = &[
+    (
+        SignatureScheme::ECDSA_NISTP256_SHA256,
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+    ),
+    (
+        SignatureScheme::ECDSA_NISTP384_SHA384,
+        &ring::signature::ECDSA_P384_SHA384_ASN1,
+    ),
     (SignatureScheme::ED25519, &ring::signature::ED25519),
-    (SignatureScheme::RSA_PSS_SHA256, &ring::signature::RSA_PSS_2048_8192_SHA256),
-    (SignatureScheme::RSA_PSS_SHA384, &ring::signature::RSA_PSS_2048_8192_SHA384),
-    (SignatureScheme::RSA_PSS_SHA512, &ring::signature::RSA_PSS_2048_8192_SHA512),
-    (SignatureScheme::RSA_PKCS1_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA256),
-    (SignatureScheme::RSA_PKCS1_SHA384, &ring::signature::RSA_PKCS1_2048_8192_SHA384),
-    (SignatureScheme::RSA_PKCS1_SHA512, &ring::signature::RSA_PKCS1_2048_8192_SHA512),
+    (
+        SignatureScheme::RSA_PSS_SHA256,
+        &ring::signature::RSA_PSS_2048_8192_SHA256,
+    ),
+    (
+        SignatureScheme::RSA_PSS_SHA384,
+        &ring::signature::RSA_PSS_2048_8192_SHA384,
+    ),
+    (
+        SignatureScheme::RSA_PSS_SHA512,
+        &ring::signature::RSA_PSS_2048_8192_SHA512,
+    ),
+    (
+        SignatureScheme::RSA_PKCS1_SHA256,
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+    ),
+    (
+        SignatureScheme::RSA_PKCS1_SHA384,
+        &ring::signature::RSA_PKCS1_2048_8192_SHA384,
+    ),
+    (
+        SignatureScheme::RSA_PKCS1_SHA512,
+        &ring::signature::RSA_PKCS1_2048_8192_SHA512,
+    ),
 ];
 
 /// Verifies a handshake signature with the certificate's public key.
-fn verify_signature(message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+fn verify_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, Error> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert)
         .map_err(|_| Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
     let key = &parsed.tbs_certificate.subject_pki.subject_public_key.data;
@@ -94,7 +129,9 @@ fn verify_signature(message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySi
         .iter()
         .find(|(scheme, _)| *scheme == dss.scheme)
         .map(|(_, alg)| *alg)
-        .ok_or(Error::PeerMisbehaved(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme))?;
+        .ok_or(Error::PeerMisbehaved(
+            rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+        ))?;
     ring::signature::UnparsedPublicKey::new(algorithm, key)
         .verify(message, dss.signature())
         .map(|()| HandshakeSignatureValid::assertion())

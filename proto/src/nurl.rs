@@ -107,7 +107,12 @@ impl fmt::Display for Nurl {
 
 impl fmt::Debug for Nurl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Nurl(pb://{}@{}/<redacted>#v=1)", self.spki_hash, self.authority())
+        write!(
+            f,
+            "Nurl(pb://{}@{}/<redacted>#v=1)",
+            self.spki_hash,
+            self.authority()
+        )
     }
 }
 
@@ -145,7 +150,9 @@ impl FromStr for Nurl {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        let port: u16 = port.parse().map_err(|_| bad("port is not a number 0-65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("port is not a number 0-65535"))?;
         let swissnum = Swissnum::new(swissnum.trim_end_matches('/'))?;
         Ok(Self {
             spki_hash,
@@ -162,7 +169,8 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let text = "pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@127.0.0.1:3457/abcdef234567#v=1";
+        let text =
+            "pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@127.0.0.1:3457/abcdef234567#v=1";
         let nurl: Nurl = text.parse().unwrap();
         assert_eq!(nurl.host, "127.0.0.1");
         assert_eq!(nurl.port, 3457);
@@ -185,7 +193,15 @@ mod tests {
         assert!("pb://tubid@tcp:127.0.0.1:1/swiss".parse::<Nurl>().is_err());
         assert!("https://x@h:1/s#v=1".parse::<Nurl>().is_err());
         assert!("pb://short@h:1/s#v=1".parse::<Nurl>().is_err());
-        assert!("pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@h:99999/s#v=1".parse::<Nurl>().is_err());
-        assert!("pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@h:1/s#v=2".parse::<Nurl>().is_err());
+        assert!(
+            "pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@h:99999/s#v=1"
+                .parse::<Nurl>()
+                .is_err()
+        );
+        assert!(
+            "pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@h:1/s#v=2"
+                .parse::<Nurl>()
+                .is_err()
+        );
     }
 }

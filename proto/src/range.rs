@@ -24,7 +24,10 @@ impl ByteRange {
             return None;
         }
         let last = offset.checked_add(len - 1)?;
-        Some(Self { first: offset, last })
+        Some(Self {
+            first: offset,
+            last,
+        })
     }
 
     /// Number of bytes covered.
@@ -98,7 +101,10 @@ fn parse_pair(spec: &str, header: &'static str) -> Result<ByteRange, DecodeError
         .ok_or_else(|| range_err(header, "expected '<first>-<last>'"))?;
     let number = |s: &str| -> Result<u64, DecodeError> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(range_err(header, "both ends must be given as decimal numbers"));
+            return Err(range_err(
+                header,
+                "both ends must be given as decimal numbers",
+            ));
         }
         s.parse()
             .map_err(|_| range_err(header, "offset out of range"))
@@ -120,7 +126,15 @@ mod tests {
             ByteRange::parse_range_header("bytes=0-9").unwrap(),
             ByteRange { first: 0, last: 9 }
         );
-        for bad in ["bytes=0-", "bytes=-5", "bytes=5-2", "items=0-9", "bytes=0-1,3-4", "bytes=a-b", ""] {
+        for bad in [
+            "bytes=0-",
+            "bytes=-5",
+            "bytes=5-2",
+            "items=0-9",
+            "bytes=0-1,3-4",
+            "bytes=a-b",
+            "",
+        ] {
             assert!(ByteRange::parse_range_header(bad).is_err(), "{bad}");
         }
     }
@@ -129,19 +143,34 @@ mod tests {
     fn content_range() {
         assert_eq!(
             ByteRange::parse_content_range("bytes 10-19/*").unwrap(),
-            ByteRange { first: 10, last: 19 }
+            ByteRange {
+                first: 10,
+                last: 19
+            }
         );
         assert!(ByteRange::parse_content_range("bytes 10-19/100").is_ok());
-        for bad in ["bytes */48", "bytes 5-1/*", "bytes 1-2", "octets 1-2/*", "bytes 1-2/x"] {
+        for bad in [
+            "bytes */48",
+            "bytes 5-1/*",
+            "bytes 1-2",
+            "octets 1-2/*",
+            "bytes 1-2/x",
+        ] {
             assert!(ByteRange::parse_content_range(bad).is_err(), "{bad}");
         }
-        assert_eq!(ByteRange { first: 3, last: 4 }.to_content_range(), "bytes 3-4/*");
+        assert_eq!(
+            ByteRange { first: 3, last: 4 }.to_content_range(),
+            "bytes 3-4/*"
+        );
     }
 
     #[test]
     fn offset_len() {
         assert_eq!(ByteRange::from_offset_len(5, 0), None);
-        assert_eq!(ByteRange::from_offset_len(5, 2), Some(ByteRange { first: 5, last: 6 }));
+        assert_eq!(
+            ByteRange::from_offset_len(5, 2),
+            Some(ByteRange { first: 5, last: 6 })
+        );
         assert_eq!(ByteRange::from_offset_len(u64::MAX, 2), None);
     }
 }

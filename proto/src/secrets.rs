@@ -162,7 +162,9 @@ impl UploadSecret {
     /// [`DecodeError::Invalid`] if empty.
     pub fn new(bytes: Vec<u8>) -> Result<Self, DecodeError> {
         if bytes.is_empty() {
-            return Err(DecodeError::Invalid("upload-secret must not be empty".into()));
+            return Err(DecodeError::Invalid(
+                "upload-secret must not be empty".into(),
+            ));
         }
         Ok(Self(bytes))
     }
@@ -212,9 +214,14 @@ impl SecretKind {
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::LeaseRenew, Self::LeaseCancel, Self::Upload, Self::WriteEnabler]
-            .into_iter()
-            .find(|k| k.as_str() == name)
+        [
+            Self::LeaseRenew,
+            Self::LeaseCancel,
+            Self::Upload,
+            Self::WriteEnabler,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 }
 
@@ -256,8 +263,8 @@ impl PresentedSecrets {
         };
         let mut found: BTreeMap<SecretKind, Vec<u8>> = BTreeMap::new();
         for raw in values {
-            let text = std::str::from_utf8(trim_ascii(raw))
-                .map_err(|_| bad("not valid UTF-8".into()))?;
+            let text =
+                std::str::from_utf8(trim_ascii(raw)).map_err(|_| bad("not valid UTF-8".into()))?;
             let (name, encoded) = text
                 .split_once(' ')
                 .ok_or_else(|| bad("expected '<kind> <base64>'".into()))?;
@@ -275,9 +282,8 @@ impl PresentedSecrets {
         wanted.dedup();
         let got: Vec<SecretKind> = found.keys().copied().collect();
         if got != wanted {
-            let names = |ks: &[SecretKind]| {
-                ks.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-            };
+            let names =
+                |ks: &[SecretKind]| ks.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
             return Err(bad(format!(
                 "this endpoint needs exactly [{}], got [{}]",
                 names(&wanted),
@@ -297,7 +303,9 @@ impl PresentedSecrets {
                 SecretKind::WriteEnabler => {
                     out.write_enabler = Some(bytes.as_slice().try_into().map_err(header_err)?)
                 }
-                SecretKind::Upload => out.upload = Some(UploadSecret::new(bytes).map_err(header_err)?),
+                SecretKind::Upload => {
+                    out.upload = Some(UploadSecret::new(bytes).map_err(header_err)?)
+                }
             }
         }
         Ok(out)
@@ -344,26 +352,44 @@ mod tests {
         let required = [SecretKind::LeaseRenew, SecretKind::LeaseCancel];
         let ok = PresentedSecrets::parse([renew.as_bytes(), cancel.as_bytes()], &required).unwrap();
         assert_eq!(ok.lease_renew.unwrap().expose(), &[1; 32]);
-        assert!(PresentedSecrets::parse([renew.as_bytes()], &required).is_err(), "missing");
+        assert!(
+            PresentedSecrets::parse([renew.as_bytes()], &required).is_err(),
+            "missing"
+        );
         let upload = format_secret_header(SecretKind::Upload, b"xyz");
         assert!(
-            PresentedSecrets::parse([renew.as_bytes(), cancel.as_bytes(), upload.as_bytes()], &required)
-                .is_err(),
+            PresentedSecrets::parse(
+                [renew.as_bytes(), cancel.as_bytes(), upload.as_bytes()],
+                &required
+            )
+            .is_err(),
             "extra"
         );
-        assert!(PresentedSecrets::parse([upload.as_bytes()], &[]).is_err(), "extra on none");
+        assert!(
+            PresentedSecrets::parse([upload.as_bytes()], &[]).is_err(),
+            "extra on none"
+        );
         let short = format_secret_header(SecretKind::LeaseRenew, &[1; 31]);
         assert!(PresentedSecrets::parse([short.as_bytes(), cancel.as_bytes()], &required).is_err());
-        assert!(PresentedSecrets::parse([b"lease-renew-secret !!!".as_slice(), cancel.as_bytes()], &required).is_err());
+        assert!(
+            PresentedSecrets::parse(
+                [b"lease-renew-secret !!!".as_slice(), cancel.as_bytes()],
+                &required
+            )
+            .is_err()
+        );
         assert!(PresentedSecrets::parse([b"bogus-secret AAAA".as_slice()], &[]).is_err());
-        assert!(PresentedSecrets::parse([b"upload-secret ".as_slice()], &[SecretKind::Upload]).is_err());
+        assert!(
+            PresentedSecrets::parse([b"upload-secret ".as_slice()], &[SecretKind::Upload]).is_err()
+        );
     }
 
     #[test]
     fn last_duplicate_wins() {
         let a = format_secret_header(SecretKind::Upload, b"first");
         let b = format_secret_header(SecretKind::Upload, b"second");
-        let got = PresentedSecrets::parse([a.as_bytes(), b.as_bytes()], &[SecretKind::Upload]).unwrap();
+        let got =
+            PresentedSecrets::parse([a.as_bytes(), b.as_bytes()], &[SecretKind::Upload]).unwrap();
         assert_eq!(got.upload.unwrap().expose(), b"second");
     }
 }

@@ -46,7 +46,9 @@ impl FromStr for ShareNumber {
     /// Parses the decimal form of a URL path segment or share file name (digits only).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DecodeError::Invalid(format!("share number {s:?} is not a decimal number")));
+            return Err(DecodeError::Invalid(format!(
+                "share number {s:?} is not a decimal number"
+            )));
         }
         let n: u64 = s
             .parse()

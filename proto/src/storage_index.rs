@@ -85,10 +85,22 @@ mod tests {
     #[test]
     fn rejects_traversal_and_case() {
         assert!("../../../../etc/passwd".parse::<StorageIndex>().is_err());
-        assert!("aaaaaaaaaaaaaaaaaaaaaaaaa/".parse::<StorageIndex>().is_err());
-        assert!("AAAAAAAAAAAAAAAAAAAAAAAAAA".parse::<StorageIndex>().is_err());
+        assert!(
+            "aaaaaaaaaaaaaaaaaaaaaaaaa/"
+                .parse::<StorageIndex>()
+                .is_err()
+        );
+        assert!(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAA"
+                .parse::<StorageIndex>()
+                .is_err()
+        );
         // 26 chars but a non-zero final pad bit: not canonical.
-        assert!("aaaaaaaaaaaaaaaaaaaaaaaaab".parse::<StorageIndex>().is_err());
+        assert!(
+            "aaaaaaaaaaaaaaaaaaaaaaaaab"
+                .parse::<StorageIndex>()
+                .is_err()
+        );
         assert!("aaaaaaaaaaaaaaaaaaaaaaaaaa".parse::<StorageIndex>().is_ok());
     }
 }

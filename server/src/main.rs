@@ -62,10 +62,28 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::CreateNode { dir, port, location, hostname, nickname } => {
-            let identity = create_node(&dir, &CreateOptions { port, location, hostname, nickname })
-                .with_context(|| format!("creating {}", dir.display()))?;
-            println!("Node created in {}; its server id is {}.", dir.display(), identity.server_id);
+        Command::CreateNode {
+            dir,
+            port,
+            location,
+            hostname,
+            nickname,
+        } => {
+            let identity = create_node(
+                &dir,
+                &CreateOptions {
+                    port,
+                    location,
+                    hostname,
+                    nickname,
+                },
+            )
+            .with_context(|| format!("creating {}", dir.display()))?;
+            println!(
+                "Node created in {}; its server id is {}.",
+                dir.display(),
+                identity.server_id
+            );
             println!("Start it with: swamp-server run {}", dir.display());
             Ok(())
         }
@@ -79,7 +97,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Announcement { dir } => {
             let (config, identity) = describe_node(&dir, env)?;
-            print!("{}", identity.announcement_yaml(&config.nickname, &config.location));
+            print!(
+                "{}",
+                identity.announcement_yaml(&config.nickname, &config.location)
+            );
             Ok(())
         }
     }
@@ -91,7 +112,8 @@ fn env(name: &str) -> Option<String> {
 
 fn run(dir: &Path) -> anyhow::Result<()> {
     if !dir.join("tahoe.cfg").exists() {
-        create_node(dir, &CreateOptions::default()).with_context(|| format!("creating {}", dir.display()))?;
+        create_node(dir, &CreateOptions::default())
+            .with_context(|| format!("creating {}", dir.display()))?;
         eprintln!("Created a new node directory in {}", dir.display());
     }
     let config = Config::load(dir, env)?;
@@ -117,7 +139,10 @@ fn run(dir: &Path) -> anyhow::Result<()> {
 
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };
@@ -131,7 +156,9 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("swamp_server=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -39,7 +39,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 ///
 /// # Errors
 /// Only if the listener fails in a way that retrying cannot fix.
-pub async fn serve(listener: TcpListener, server: Server, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    server: Server,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     tasks::spawn_all(&tracker, &server, &shutdown);
     let router = http::router(server.app.clone());
@@ -91,7 +95,10 @@ pub async fn serve(listener: TcpListener, server: Server, shutdown: Cancellation
     }
     drop(listener);
     tracing::info!("no longer accepting; finishing requests in flight");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(grace = ?limits.shutdown_grace, "requests still open after the grace period; closing them");
     }
     tracker.close();

@@ -39,10 +39,18 @@ pub struct Node {
 ///
 /// # Errors
 /// [`StartError`] saying which part failed.
-pub fn load_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>, clock: Clock) -> Result<Node, StartError> {
+pub fn load_node(
+    node_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+    clock: Clock,
+) -> Result<Node, StartError> {
     let config = Config::load(node_dir, env)?;
     let has_shares = has_any_share(&config.storage_dir());
-    let identity = Arc::new(NodeIdentity::load_or_create(node_dir, has_shares, &config.location)?);
+    let identity = Arc::new(NodeIdentity::load_or_create(
+        node_dir,
+        has_shares,
+        &config.location,
+    )?);
     let storage = Storage::open(
         &config.storage_dir(),
         StorageSettings {
@@ -52,8 +60,17 @@ pub fn load_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>, clock: C
             clock,
         },
     )?;
-    let server = assemble(storage, &identity, config.limits.clone(), config.expiry.clone())?;
-    Ok(Node { server, identity, config })
+    let server = assemble(
+        storage,
+        &identity,
+        config.limits.clone(),
+        config.expiry.clone(),
+    )?;
+    Ok(Node {
+        server,
+        identity,
+        config,
+    })
 }
 
 /// A node's configuration and identity, read without changing anything (for `nurl`
@@ -61,10 +78,18 @@ pub fn load_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>, clock: C
 ///
 /// # Errors
 /// [`StartError`] if the configuration is bad or the identity files are missing.
-pub fn describe_node(node_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<(Config, NodeIdentity), StartError> {
+pub fn describe_node(
+    node_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Config, NodeIdentity), StartError> {
     let config = Config::load(node_dir, env)?;
     let has_shares = has_any_share(&config.storage_dir());
-    let identity = NodeIdentity::load(node_dir, has_shares, &config.location, crate::node::Access::ReadOnly)?;
+    let identity = NodeIdentity::load(
+        node_dir,
+        has_shares,
+        &config.location,
+        crate::node::Access::ReadOnly,
+    )?;
     Ok((config, identity))
 }
 
@@ -80,7 +105,11 @@ pub fn assemble(
 ) -> Result<Server, StartError> {
     let tls = crate::tls::server_config(identity).map_err(StartError::Tls)?;
     Ok(Server {
-        app: App { storage: Arc::new(storage), swissnum: identity.swissnum.clone(), limits },
+        app: App {
+            storage: Arc::new(storage),
+            swissnum: identity.swissnum.clone(),
+            limits,
+        },
         tls,
         expiry,
     })
@@ -88,11 +117,17 @@ pub fn assemble(
 
 fn has_any_share(storage_dir: &Path) -> bool {
     let shares = storage_dir.join("shares");
-    let Ok(prefixes) = std::fs::read_dir(&shares) else { return false };
+    let Ok(prefixes) = std::fs::read_dir(&shares) else {
+        return false;
+    };
     prefixes.flatten().any(|p| {
         p.file_name() != "incoming"
             && std::fs::read_dir(p.path())
-                .map(|buckets| buckets.flatten().any(|b| layout::list_share_numbers(&b.path()).is_ok_and(|s| !s.is_empty())))
+                .map(|buckets| {
+                    buckets
+                        .flatten()
+                        .any(|b| layout::list_share_numbers(&b.path()).is_ok_and(|s| !s.is_empty()))
+                })
                 .unwrap_or(false)
     })
 }

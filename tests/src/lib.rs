@@ -57,7 +57,11 @@ pub struct TestOptions {
 
 impl Default for TestOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), reserved_space: 0, clock: TestClock::new(1_700_000_000) }
+        Self {
+            limits: Limits::default(),
+            reserved_space: 0,
+            clock: TestClock::new(1_700_000_000),
+        }
     }
 }
 
@@ -98,7 +102,11 @@ impl TestServer {
     }
 
     /// A server on an existing storage directory with a given identity (a restart).
-    pub async fn start_on(storage_dir: PathBuf, identity: Arc<NodeIdentity>, options: TestOptions) -> Self {
+    pub async fn start_on(
+        storage_dir: PathBuf,
+        identity: Arc<NodeIdentity>,
+        options: TestOptions,
+    ) -> Self {
         let storage = Storage::open(
             &storage_dir,
             StorageSettings {
@@ -109,11 +117,20 @@ impl TestServer {
             },
         )
         .expect("open storage");
-        let server = swamp_server::start::assemble(storage, &identity, options.limits.clone(), None).expect("assemble");
+        let server =
+            swamp_server::start::assemble(storage, &identity, options.limits.clone(), None)
+                .expect("assemble");
         let storage = Arc::clone(&server.app.storage);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let nurl = identity.nurls(&[LocationHint { host: "127.0.0.1".into(), port: addr.port() }]).remove(0);
+        let nurl = identity
+            .nurls(&[LocationHint {
+                host: "127.0.0.1".into(),
+                port: addr.port(),
+            }])
+            .remove(0);
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(swamp_server::serve(listener, server, shutdown.clone()));
         let client = StorageClient::new(&nurl).expect("client");
@@ -142,7 +159,11 @@ impl TestServer {
         if let Some(h) = self.handle.take() {
             h.await.expect("serve task").expect("serve result");
         }
-        (self._dir.take(), self.storage_dir.clone(), Arc::clone(&self.identity))
+        (
+            self._dir.take(),
+            self.storage_dir.clone(),
+            Arc::clone(&self.identity),
+        )
     }
 
     /// The shares directory.
@@ -195,5 +216,8 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
 
 /// The path of a share file under a shares directory.
 pub fn share_file(shares: &Path, si: &StorageIndex, shnum: u8) -> PathBuf {
-    shares.join(si.dir_prefix()).join(si.to_base32()).join(shnum.to_string())
+    shares
+        .join(si.dir_prefix())
+        .join(si.to_base32())
+        .join(shnum.to_string())
 }

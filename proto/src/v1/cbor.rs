@@ -22,12 +22,17 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// [`DecodeError::Cbor`] with the decoder's explanation.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut reader = bytes;
-    let value = ciborium::from_reader(&mut reader).map_err(|e| DecodeError::Cbor(match e {
-        ciborium::de::Error::Semantic(_, msg) => msg,
-        other => other.to_string(),
-    }))?;
+    let value = ciborium::from_reader(&mut reader).map_err(|e| {
+        DecodeError::Cbor(match e {
+            ciborium::de::Error::Semantic(_, msg) => msg,
+            other => other.to_string(),
+        })
+    })?;
     if !reader.is_empty() {
-        return Err(DecodeError::Cbor(format!("{} bytes after the end of the body", reader.len())));
+        return Err(DecodeError::Cbor(format!(
+            "{} bytes after the end of the body",
+            reader.len()
+        )));
     }
     Ok(value)
 }
@@ -79,7 +84,10 @@ mod tests {
         // cbor2.dumps({1, 2}) == d9 0102 82 01 02
         let set: ShareSet = [1u8, 2].into_iter().map(ShareNumber::new).collect();
         assert_eq!(encode(&set), [0xd9, 0x01, 0x02, 0x82, 0x01, 0x02]);
-        assert_eq!(decode::<ShareSet>(&[0xd9, 0x01, 0x02, 0x82, 0x01, 0x02]).unwrap(), set);
+        assert_eq!(
+            decode::<ShareSet>(&[0xd9, 0x01, 0x02, 0x82, 0x01, 0x02]).unwrap(),
+            set
+        );
     }
 
     #[test]

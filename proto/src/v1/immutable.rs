@@ -89,8 +89,14 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let body = Value::Map(vec![
-            (Value::Text("share-numbers".into()), Value::Tag(258, Box::new(Value::Array(vec![])))),
-            (Value::Text("allocated-size".into()), Value::Integer(1.into())),
+            (
+                Value::Text("share-numbers".into()),
+                Value::Tag(258, Box::new(Value::Array(vec![]))),
+            ),
+            (
+                Value::Text("allocated-size".into()),
+                Value::Integer(1.into()),
+            ),
             (Value::Text("extra".into()), Value::Integer(1.into())),
         ]);
         assert!(decode::<AllocateRequest>(&encode(&body)).is_err());
@@ -98,8 +104,26 @@ mod tests {
 
     #[test]
     fn reason_bounds() {
-        assert!(AdviseCorruptRequest { reason: String::new() }.validate().is_err());
-        assert!(AdviseCorruptRequest { reason: "x".repeat(32_765) }.validate().is_ok());
-        assert!(AdviseCorruptRequest { reason: "x".repeat(32_766) }.validate().is_err());
+        assert!(
+            AdviseCorruptRequest {
+                reason: String::new()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            AdviseCorruptRequest {
+                reason: "x".repeat(32_765)
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            AdviseCorruptRequest {
+                reason: "x".repeat(32_766)
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

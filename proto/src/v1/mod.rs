@@ -11,7 +11,9 @@ pub mod mutable;
 pub mod version;
 
 pub use cbor::{ShareSet, decode, encode};
-pub use immutable::{AdviseCorruptRequest, AllocateRequest, AllocateResponse, RequiredRange, UploadProgress};
+pub use immutable::{
+    AdviseCorruptRequest, AllocateRequest, AllocateResponse, RequiredRange, UploadProgress,
+};
 pub use mutable::{
     ReadTestWriteRequest, ReadTestWriteResponse, ReadVector, TestVector, TestWriteVectors,
     WriteVector,

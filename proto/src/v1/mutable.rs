@@ -74,15 +74,21 @@ impl ReadTestWriteRequest {
     /// [`DecodeError::Invalid`] naming the bound exceeded.
     pub fn validated(self) -> Result<ValidReadTestWrite, DecodeError> {
         if self.read_vector.len() > super::MAX_TEST_OR_READ_VECTORS {
-            return Err(DecodeError::Invalid("read-vector has more than 30 entries".into()));
+            return Err(DecodeError::Invalid(
+                "read-vector has more than 30 entries".into(),
+            ));
         }
         if self.test_write_vectors.len() > super::MAX_SHARES_PER_REQUEST {
-            return Err(DecodeError::Invalid("test-write-vectors names more than 256 shares".into()));
+            return Err(DecodeError::Invalid(
+                "test-write-vectors names more than 256 shares".into(),
+            ));
         }
         let mut shares = BTreeMap::new();
         for (n, vectors) in self.test_write_vectors {
             if vectors.test.len() > super::MAX_TEST_OR_READ_VECTORS {
-                return Err(DecodeError::Invalid(format!("share {n} has more than 30 test vectors")));
+                return Err(DecodeError::Invalid(format!(
+                    "share {n} has more than 30 test vectors"
+                )));
             }
             shares.insert(ShareNumber::try_from(n)?, vectors);
         }
@@ -123,8 +129,15 @@ mod tests {
         tw.insert(
             3,
             TestWriteVectors {
-                test: vec![TestVector { offset: 0, size: 1, specimen: vec![] }],
-                write: vec![WriteVector { offset: 0, data: b"hello".to_vec() }],
+                test: vec![TestVector {
+                    offset: 0,
+                    size: 1,
+                    specimen: vec![],
+                }],
+                write: vec![WriteVector {
+                    offset: 0,
+                    data: b"hello".to_vec(),
+                }],
                 new_length: None,
             },
         );
@@ -146,8 +159,18 @@ mod tests {
         };
         assert!(req.validated().is_err());
         let mut tw = BTreeMap::new();
-        tw.insert(256, TestWriteVectors { test: vec![], write: vec![], new_length: None });
-        let req = ReadTestWriteRequest { test_write_vectors: tw, read_vector: vec![] };
+        tw.insert(
+            256,
+            TestWriteVectors {
+                test: vec![],
+                write: vec![],
+                new_length: None,
+            },
+        );
+        let req = ReadTestWriteRequest {
+            test_write_vectors: tw,
+            read_vector: vec![],
+        };
         assert!(req.validated().is_err());
     }
 }

@@ -37,8 +37,14 @@ impl VersionResponse {
         let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
         let uint = |n: u64| Value::Integer(n.into());
         let storage = Value::Map(vec![
-            (bytes(MAX_IMMUTABLE), uint(self.storage.maximum_immutable_share_size)),
-            (bytes(MAX_MUTABLE), uint(self.storage.maximum_mutable_share_size)),
+            (
+                bytes(MAX_IMMUTABLE),
+                uint(self.storage.maximum_immutable_share_size),
+            ),
+            (
+                bytes(MAX_MUTABLE),
+                uint(self.storage.maximum_mutable_share_size),
+            ),
             (bytes(AVAILABLE), uint(self.storage.available_space)),
         ]);
         let top = Value::Map(vec![
@@ -58,7 +64,11 @@ impl VersionResponse {
         let storage = take(&mut top, STORAGE_V1)?;
         let application_version = match take(&mut top, APPLICATION_VERSION)? {
             Value::Bytes(b) => b,
-            _ => return Err(DecodeError::Cbor("application-version must be a byte string".into())),
+            _ => {
+                return Err(DecodeError::Cbor(
+                    "application-version must be a byte string".into(),
+                ));
+            }
         };
         no_extra(&top)?;
         let mut storage = byte_keyed_map(storage, "storage v1 parameters")?;
@@ -83,7 +93,9 @@ fn byte_keyed_map(value: Value, what: &str) -> Result<Vec<(Vec<u8>, Value)>, Dec
         .into_iter()
         .map(|(k, v)| match k {
             Value::Bytes(k) => Ok((k, v)),
-            _ => Err(DecodeError::Cbor(format!("{what} keys must be byte strings"))),
+            _ => Err(DecodeError::Cbor(format!(
+                "{what} keys must be byte strings"
+            ))),
         })
         .collect()
 }
@@ -98,7 +110,10 @@ fn take(map: &mut Vec<(Vec<u8>, Value)>, key: &[u8]) -> Result<Value, DecodeErro
 fn take_uint(map: &mut Vec<(Vec<u8>, Value)>, key: &[u8]) -> Result<u64, DecodeError> {
     match take(map, key)? {
         Value::Integer(i) => u64::try_from(i).map_err(|_| {
-            DecodeError::Cbor(format!("{} must be an unsigned integer", String::from_utf8_lossy(key)))
+            DecodeError::Cbor(format!(
+                "{} must be an unsigned integer",
+                String::from_utf8_lossy(key)
+            ))
         }),
         _ => Err(DecodeError::Cbor(format!(
             "{} must be an unsigned integer",
@@ -110,7 +125,10 @@ fn take_uint(map: &mut Vec<(Vec<u8>, Value)>, key: &[u8]) -> Result<u64, DecodeE
 fn no_extra(map: &[(Vec<u8>, Value)]) -> Result<(), DecodeError> {
     match map.first() {
         None => Ok(()),
-        Some((k, _)) => Err(DecodeError::Cbor(format!("unexpected key {:?}", String::from_utf8_lossy(k)))),
+        Some((k, _)) => Err(DecodeError::Cbor(format!(
+            "unexpected key {:?}",
+            String::from_utf8_lossy(k)
+        ))),
     }
 }
 
@@ -136,7 +154,10 @@ mod tests {
 
     #[test]
     fn text_keys_are_rejected() {
-        let top = Value::Map(vec![(Value::Text("application-version".into()), Value::Bytes(vec![]))]);
+        let top = Value::Map(vec![(
+            Value::Text("application-version".into()),
+            Value::Bytes(vec![]),
+        )]);
         assert!(VersionResponse::from_cbor(&super::super::encode(&top)).is_err());
     }
 }

@@ -14,7 +14,14 @@ use super::error::{IoContext, StorageError};
 ///
 /// # Errors
 /// [`StorageError::Io`] if the file cannot be written.
-pub fn write(dir: &Path, kind: ShareKind, si: &StorageIndex, shnum: ShareNumber, reason: &str, now: SystemTime) -> Result<(), StorageError> {
+pub fn write(
+    dir: &Path,
+    kind: ShareKind,
+    si: &StorageIndex,
+    shnum: ShareNumber,
+    reason: &str,
+    now: SystemTime,
+) -> Result<(), StorageError> {
     let name = format!("{}--{si}-{shnum}", iso_utc(now)).replace(':', "");
     let report = format!(
         "report: Share Corruption\ntype: {}\nstorage_index: {si}\nshare_number: {shnum}\n\n{reason}\n\n",
@@ -32,8 +39,17 @@ pub fn iso_utc(t: SystemTime) -> String {
     let micros = d.subsec_micros();
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let base = format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
-    if micros == 0 { base } else { format!("{base}.{micros:06}") }
+    let base = format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    if micros == 0 {
+        base
+    } else {
+        format!("{base}.{micros:06}")
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
@@ -58,7 +74,10 @@ mod tests {
     #[test]
     fn formats_like_python_isoformat() {
         // datetime.utcfromtimestamp(1700000000).isoformat("T")
-        assert_eq!(iso_utc(UNIX_EPOCH + Duration::from_secs(1_700_000_000)), "2023-11-14T22:13:20");
+        assert_eq!(
+            iso_utc(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            "2023-11-14T22:13:20"
+        );
         assert_eq!(
             iso_utc(UNIX_EPOCH + Duration::from_micros(951_782_400_000_001)),
             "2000-02-29T00:00:00.000001"

@@ -76,9 +76,16 @@ impl<T> IoContext<T> for io::Result<T> {
     fn op(self, op: &'static str, path: &std::path::Path) -> Result<T, StorageError> {
         self.map_err(|source| {
             if source.kind() == io::ErrorKind::InvalidData {
-                StorageError::Damaged { path: path.to_path_buf(), source }
+                StorageError::Damaged {
+                    path: path.to_path_buf(),
+                    source,
+                }
             } else {
-                StorageError::Io { op, path: path.to_path_buf(), source }
+                StorageError::Io {
+                    op,
+                    path: path.to_path_buf(),
+                    source,
+                }
             }
         })
     }

@@ -81,12 +81,21 @@ impl Storage {
     ///
     /// # Errors
     /// I/O failures.
-    pub fn expire_bucket(&self, si: &StorageIndex, policy: &ExpiryPolicy, report: &mut SweepReport) -> Result<(), StorageError> {
+    pub fn expire_bucket(
+        &self,
+        si: &StorageIndex,
+        policy: &ExpiryPolicy,
+        report: &mut SweepReport,
+    ) -> Result<(), StorageError> {
         let now = self.now();
         let _guard = self.locks.write(si);
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
-            let file = OpenOptions::new().read(true).write(true).open(&path).op("open", &path)?;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .op("open", &path)?;
             let mut first = [0u8; 32];
             let n = super::read_prefix(&file, &mut first).op("read", &path)?;
             report.examined += 1;
@@ -94,8 +103,13 @@ impl Storage {
                 if !policy.mutable {
                     continue;
                 }
-                let container = mutable::Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?;
-                container.leases().iter().filter(|l| !policy.is_expired(l, now)).count()
+                let container = mutable::Container::from_bytes(fs::read(&path).op("read", &path)?)
+                    .op("read", &path)?;
+                container
+                    .leases()
+                    .iter()
+                    .filter(|l| !policy.is_expired(l, now))
+                    .count()
             } else if immutable::is_immutable_header(&first[..n]) {
                 if !policy.immutable {
                     continue;

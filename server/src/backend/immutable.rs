@@ -33,7 +33,11 @@ pub struct Header {
 impl Header {
     /// How this container stores lease secrets.
     pub fn secret_storage(&self) -> SecretStorage {
-        if self.version == 1 { SecretStorage::Plain } else { SecretStorage::Hashed }
+        if self.version == 1 {
+            SecretStorage::Plain
+        } else {
+            SecretStorage::Hashed
+        }
     }
 }
 
@@ -59,7 +63,10 @@ pub fn read_header(file: &File) -> io::Result<Header> {
     let mut h = [0u8; 12];
     file.read_exact_at(&mut h, 0)?;
     if !is_immutable_header(&h) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an immutable share container"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an immutable share container",
+        ));
     }
     Ok(Header {
         version: be_u32(&h[0..4]),
@@ -74,8 +81,12 @@ pub fn read_header(file: &File) -> io::Result<Header> {
 pub fn data_length(file: &File, header: &Header) -> io::Result<u64> {
     let size = file.metadata()?.len();
     let leases = u64::from(header.num_leases) * IMMUTABLE_LEASE_SIZE as u64;
-    size.checked_sub(DATA_OFFSET + leases)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "container shorter than its leases"))
+    size.checked_sub(DATA_OFFSET + leases).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "container shorter than its leases",
+        )
+    })
 }
 
 /// Reads every lease record.
@@ -106,13 +117,24 @@ pub fn add_or_renew_lease(file: &File, grant: &LeaseGrant) -> io::Result<()> {
     for (i, existing) in read_leases(file, &header)?.into_iter().enumerate() {
         if existing.has_renew_secret(storage, &grant.renew) {
             if lease.expiry > existing.expiry {
-                let renewed = Lease { expiry: lease.expiry, ..existing };
-                file.write_all_at(&renewed.to_immutable(), start + (i * IMMUTABLE_LEASE_SIZE) as u64)?;
+                let renewed = Lease {
+                    expiry: lease.expiry,
+                    ..existing
+                };
+                file.write_all_at(
+                    &renewed.to_immutable(),
+                    start + (i * IMMUTABLE_LEASE_SIZE) as u64,
+                )?;
             }
             return Ok(());
         }
     }
-    write_lease_at(file, &header, start + u64::from(header.num_leases) * IMMUTABLE_LEASE_SIZE as u64, &lease)
+    write_lease_at(
+        file,
+        &header,
+        start + u64::from(header.num_leases) * IMMUTABLE_LEASE_SIZE as u64,
+        &lease,
+    )
 }
 
 /// Appends a lease at `offset` (the current end of the lease list) and bumps the count.
@@ -135,7 +157,10 @@ pub fn retain_leases(file: &File, mut keep: impl FnMut(&Lease) -> bool) -> io::R
     let leases = read_leases(file, &header)?;
     let kept: Vec<Lease> = leases.into_iter().filter(|l| keep(l)).collect();
     for (i, lease) in kept.iter().enumerate() {
-        file.write_all_at(&lease.to_immutable(), start + (i * IMMUTABLE_LEASE_SIZE) as u64)?;
+        file.write_all_at(
+            &lease.to_immutable(),
+            start + (i * IMMUTABLE_LEASE_SIZE) as u64,
+        )?;
     }
     let count = u32::try_from(kept.len()).unwrap_or(u32::MAX);
     file.write_all_at(&count.to_be_bytes(), 8)?;

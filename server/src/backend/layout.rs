@@ -100,7 +100,11 @@ pub fn list_share_numbers(bucket: &Path) -> io::Result<Vec<ShareNumber>> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry?;
-        if let Some(n) = entry.file_name().to_str().and_then(|s| s.parse::<ShareNumber>().ok()) {
+        if let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<ShareNumber>().ok())
+        {
             out.push(n);
         }
     }

@@ -28,7 +28,14 @@ pub struct LeaseGrant {
 impl LeaseGrant {
     /// The record to store in a container that keeps secrets as `storage` says.
     pub fn to_lease(&self, storage: SecretStorage) -> Lease {
-        Lease::new(storage, self.owner, &self.renew, &self.cancel, self.expiry, self.nodeid)
+        Lease::new(
+            storage,
+            self.owner,
+            &self.renew,
+            &self.cancel,
+            self.expiry,
+            self.nodeid,
+        )
     }
 }
 
@@ -178,11 +185,20 @@ mod tests {
             1000,
             [9; 20],
         );
-        assert_eq!(Lease::from_mutable(&lease.to_mutable()), Some(lease.clone()));
+        assert_eq!(
+            Lease::from_mutable(&lease.to_mutable()),
+            Some(lease.clone())
+        );
         let imm = Lease::from_immutable(&lease.to_immutable());
         assert_eq!(imm.renew_stored, lease.renew_stored);
         assert_eq!(imm.expiry, 1000);
-        assert!(lease.has_renew_secret(SecretStorage::Hashed, &LeaseRenewSecret::from_bytes([1; 32])));
-        assert!(!lease.has_renew_secret(SecretStorage::Hashed, &LeaseRenewSecret::from_bytes([2; 32])));
+        assert!(lease.has_renew_secret(
+            SecretStorage::Hashed,
+            &LeaseRenewSecret::from_bytes([1; 32])
+        ));
+        assert!(!lease.has_renew_secret(
+            SecretStorage::Hashed,
+            &LeaseRenewSecret::from_bytes([2; 32])
+        ));
     }
 }

@@ -15,7 +15,9 @@ pub struct SiLocks {
 impl SiLocks {
     /// Makes the shards.
     pub fn new() -> Self {
-        Self { shards: (0..256).map(|_| RwLock::new(())).collect() }
+        Self {
+            shards: (0..256).map(|_| RwLock::new(())).collect(),
+        }
     }
 
     fn shard(&self, si: &StorageIndex) -> &RwLock<()> {

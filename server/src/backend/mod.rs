@@ -41,8 +41,8 @@ use std::sync::Arc;
 use swamp_proto::v1::ShareKind;
 use swamp_proto::{ShareNumber, StorageIndex};
 
-pub use error::StorageError;
 use error::IoContext;
+pub use error::StorageError;
 pub use layout::Layout;
 pub use lease::LeaseGrant;
 
@@ -150,7 +150,10 @@ impl Storage {
     /// [`StorageError::Io`] if the bucket directory cannot be read.
     pub fn list_shares(&self, si: &StorageIndex) -> Result<BTreeSet<ShareNumber>, StorageError> {
         let bucket = self.layout.bucket_dir(si);
-        Ok(layout::list_share_numbers(&bucket).op("list", &bucket)?.into_iter().collect())
+        Ok(layout::list_share_numbers(&bucket)
+            .op("list", &bucket)?
+            .into_iter()
+            .collect())
     }
 
     /// Opens a complete share of the given kind for reading.
@@ -158,7 +161,12 @@ impl Storage {
     /// # Errors
     /// [`StorageError::NotFound`] if there is no such share or it is of the other kind;
     /// [`StorageError::Damaged`] for a broken container.
-    pub fn open_share(&self, kind: ShareKind, si: &StorageIndex, shnum: ShareNumber) -> Result<OpenShare, StorageError> {
+    pub fn open_share(
+        &self,
+        kind: ShareKind,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+    ) -> Result<OpenShare, StorageError> {
         let path = self.layout.share_path(si, shnum);
         let _guard = self.locks.read(si);
         let file = match File::open(&path) {
@@ -173,11 +181,19 @@ impl Storage {
             ShareKind::Immutable if immutable::is_immutable_header(first) => {
                 let header = immutable::read_header(&file).op("read", &path)?;
                 let data_length = immutable::data_length(&file, &header).op("read", &path)?;
-                Ok(OpenShare { file, data_offset: immutable::DATA_OFFSET, data_length })
+                Ok(OpenShare {
+                    file,
+                    data_offset: immutable::DATA_OFFSET,
+                    data_length,
+                })
             }
             ShareKind::Mutable if mutable::is_mutable_header(first) => {
                 let data_length = mutable::read_data_length(&file).op("read", &path)?;
-                Ok(OpenShare { file, data_offset: mutable::DATA_OFFSET, data_length })
+                Ok(OpenShare {
+                    file,
+                    data_offset: mutable::DATA_OFFSET,
+                    data_length,
+                })
             }
             _ => Err(StorageError::NotFound),
         }
@@ -188,7 +204,11 @@ impl Storage {
     ///
     /// # Errors
     /// [`StorageError::NotFound`] if `si` has no shares.
-    pub fn add_or_renew_leases(&self, si: &StorageIndex, grant: &LeaseGrant) -> Result<(), StorageError> {
+    pub fn add_or_renew_leases(
+        &self,
+        si: &StorageIndex,
+        grant: &LeaseGrant,
+    ) -> Result<(), StorageError> {
         let shares = self.list_shares(si)?;
         if shares.is_empty() {
             return Err(StorageError::NotFound);
@@ -201,9 +221,18 @@ impl Storage {
     }
 
     /// Adds or renews one share's lease; the caller holds the index's write lock.
-    pub(crate) fn lease_one_share_locked(&self, si: &StorageIndex, shnum: ShareNumber, grant: &LeaseGrant) -> Result<(), StorageError> {
+    pub(crate) fn lease_one_share_locked(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        grant: &LeaseGrant,
+    ) -> Result<(), StorageError> {
         let path = self.layout.share_path(si, shnum);
-        let file = fs::OpenOptions::new().read(true).write(true).open(&path).op("open", &path)?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .op("open", &path)?;
         let mut first = [0u8; 32];
         let n = read_prefix(&file, &mut first).op("read", &path)?;
         if mutable::is_mutable_header(&first[..n]) {
@@ -224,11 +253,24 @@ impl Storage {
     ///
     /// # Errors
     /// [`StorageError::NotFound`] if the share does not exist.
-    pub fn advise_corrupt(&self, kind: ShareKind, si: &StorageIndex, shnum: ShareNumber, reason: &str) -> Result<(), StorageError> {
+    pub fn advise_corrupt(
+        &self,
+        kind: ShareKind,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        reason: &str,
+    ) -> Result<(), StorageError> {
         if !self.list_shares(si)?.contains(&shnum) {
             return Err(StorageError::NotFound);
         }
-        advisory::write(&self.layout.advisories, kind, si, shnum, reason, std::time::SystemTime::now())
+        advisory::write(
+            &self.layout.advisories,
+            kind,
+            si,
+            shnum,
+            reason,
+            std::time::SystemTime::now(),
+        )
     }
 }
 

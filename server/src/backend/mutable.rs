@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 
 use swamp_proto::secrets::{WriteEnabler, constant_time_eq};
 
-use super::lease::{LeaseGrant, MUTABLE_LEASE_SIZE, Lease, SecretStorage, be_u32, be_u64};
+use super::lease::{Lease, LeaseGrant, MUTABLE_LEASE_SIZE, SecretStorage, be_u32, be_u64};
 
 /// Magic of version 1 containers.
 pub const MAGIC_V1: &[u8; 32] = b"Tahoe mutable container v1\n\x75\x09\x44\x03\x8e";
@@ -47,7 +47,10 @@ pub fn read_data_length(file: &File) -> io::Result<u64> {
     let mut h = [0u8; 100];
     file.read_exact_at(&mut h, 0)?;
     if !is_mutable_header(&h) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a mutable share container"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a mutable share container",
+        ));
     }
     Ok(be_u64(&h[DATA_LENGTH_AT..]))
 }
@@ -95,7 +98,11 @@ impl Container {
     }
 
     fn secret_storage(&self) -> SecretStorage {
-        if &self.image[..32] == MAGIC_V1 { SecretStorage::Plain } else { SecretStorage::Hashed }
+        if &self.image[..32] == MAGIC_V1 {
+            SecretStorage::Plain
+        } else {
+            SecretStorage::Hashed
+        }
     }
 
     /// Whether `we` is the recorded write enabler (constant time).
@@ -194,14 +201,17 @@ impl Container {
 
     fn lease_at(&self, n: usize) -> Option<Lease> {
         let at = self.lease_slot_offset(n);
-        let rec: &[u8; MUTABLE_LEASE_SIZE] =
-            self.image[at..at + MUTABLE_LEASE_SIZE].try_into().expect("invariant: record size");
+        let rec: &[u8; MUTABLE_LEASE_SIZE] = self.image[at..at + MUTABLE_LEASE_SIZE]
+            .try_into()
+            .expect("invariant: record size");
         Lease::from_mutable(rec)
     }
 
     /// The leases in use.
     pub fn leases(&self) -> Vec<Lease> {
-        (0..self.num_lease_slots()).filter_map(|n| self.lease_at(n)).collect()
+        (0..self.num_lease_slots())
+            .filter_map(|n| self.lease_at(n))
+            .collect()
     }
 
     fn write_lease(&mut self, n: usize, lease: &Lease) {
@@ -225,7 +235,10 @@ impl Container {
                 && existing.has_renew_secret(storage, &grant.renew)
             {
                 if lease.expiry > existing.expiry {
-                    let renewed = Lease { expiry: lease.expiry, ..existing };
+                    let renewed = Lease {
+                        expiry: lease.expiry,
+                        ..existing
+                    };
                     self.write_lease(n, &renewed);
                 }
                 return;

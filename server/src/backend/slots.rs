@@ -12,8 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use swamp_proto::secrets::WriteEnabler;
-use swamp_proto::v1::mutable::ValidReadTestWrite;
 use swamp_proto::v1::MAX_MUTABLE_SHARE_SIZE;
+use swamp_proto::v1::mutable::ValidReadTestWrite;
 use swamp_proto::{ShareNumber, StorageIndex};
 
 use super::error::{IoContext, StorageError};
@@ -59,7 +59,8 @@ impl ExistingShare {
         }
         let end = offset.saturating_add(size).min(self.data_length);
         let mut buf = vec![0u8; (end - offset) as usize];
-        self.file.read_exact_at(&mut buf, mutable::DATA_OFFSET + offset)?;
+        self.file
+            .read_exact_at(&mut buf, mutable::DATA_OFFSET + offset)?;
         Ok(buf)
     }
 }
@@ -88,7 +89,10 @@ impl Storage {
             if !mutable::is_mutable_header(&header) {
                 return Err(StorageError::Damaged {
                     path,
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, "an immutable share where a slot was expected"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "an immutable share where a slot was expected",
+                    ),
                 });
             }
             let recorded = &header[52..84];
@@ -138,7 +142,11 @@ impl Storage {
                         fs::remove_file(&path).op("delete", &path)?;
                         layout::sync_dir(&bucket).op("sync", &bucket)?;
                     }
-                    changed.push(SlotChange { shnum: *shnum, data_length: 0, prefix: Vec::new() });
+                    changed.push(SlotChange {
+                        shnum: *shnum,
+                        data_length: 0,
+                        prefix: Vec::new(),
+                    });
                     continue;
                 }
                 let mut container = if existing.contains_key(shnum) {
@@ -149,7 +157,10 @@ impl Storage {
                 for w in &vectors.write {
                     let end = w.offset.saturating_add(w.data.len() as u64);
                     if end > MAX_MUTABLE_SHARE_SIZE {
-                        return Err(StorageError::TooLarge { size: end, max: MAX_MUTABLE_SHARE_SIZE });
+                        return Err(StorageError::TooLarge {
+                            size: end,
+                            max: MAX_MUTABLE_SHARE_SIZE,
+                        });
                     }
                     container.write(w.offset, &w.data);
                 }
@@ -168,7 +179,11 @@ impl Storage {
                 layout::remove_empty_dirs(&bucket, &self.layout.shares);
             }
         }
-        Ok(ReadTestWriteOutcome { success, reads, changed })
+        Ok(ReadTestWriteOutcome {
+            success,
+            reads,
+            changed,
+        })
     }
 }
 
@@ -184,7 +199,8 @@ pub fn update_container(
     change: impl FnOnce(&mut Container) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
     let path = layout.share_path(si, shnum);
-    let mut container = Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?;
+    let mut container =
+        Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?;
     change(&mut container)?;
     replace_durably(&layout.bucket_dir(si), shnum, container.as_bytes())
 }

@@ -123,7 +123,11 @@ impl Storage {
                 continue;
             }
             let incoming = self.layout.incoming_path(si, shnum);
-            let file = create_incoming(&incoming, allocated_size, &grant.to_lease(super::lease::SecretStorage::Hashed))?;
+            let file = create_incoming(
+                &incoming,
+                allocated_size,
+                &grant.to_lease(super::lease::SecretStorage::Hashed),
+            )?;
             remaining -= allocated_size;
             allocated.insert(shnum);
             map.insert(
@@ -138,7 +142,10 @@ impl Storage {
                 })),
             );
         }
-        Ok(Allocation { already_have, allocated })
+        Ok(Allocation {
+            already_have,
+            allocated,
+        })
     }
 
     /// Writes `data` at `offset` of an upload, checking the upload secret, the
@@ -161,12 +168,17 @@ impl Storage {
         if up.secret != *secret {
             return Err(StorageError::UploadSecretMismatch);
         }
-        let end = offset.checked_add(data.len() as u64).ok_or(StorageError::PastAllocation {
-            end: u64::MAX,
-            allocated: up.allocated_size,
-        })?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(StorageError::PastAllocation {
+                end: u64::MAX,
+                allocated: up.allocated_size,
+            })?;
         if end > up.allocated_size {
-            return Err(StorageError::PastAllocation { end, allocated: up.allocated_size });
+            return Err(StorageError::PastAllocation {
+                end,
+                allocated: up.allocated_size,
+            });
         }
         up.last_activity = Instant::now();
         for (b, e) in up.written.overlaps(offset, end) {
@@ -184,15 +196,26 @@ impl Storage {
         up.written.insert(offset, end);
         let required = up.written.missing(up.allocated_size);
         if !required.is_empty() {
-            return Ok(UploadStatus { complete: false, required });
+            return Ok(UploadStatus {
+                complete: false,
+                required,
+            });
         }
         self.finish_upload(si, shnum, &up)?;
         drop(up);
         self.uploads.map().remove(&key);
-        Ok(UploadStatus { complete: true, required })
+        Ok(UploadStatus {
+            complete: true,
+            required,
+        })
     }
 
-    fn finish_upload(&self, si: &StorageIndex, shnum: ShareNumber, up: &Upload) -> Result<(), StorageError> {
+    fn finish_upload(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        up: &Upload,
+    ) -> Result<(), StorageError> {
         up.file.sync_all().op("sync", &up.incoming)?;
         let bucket = self.layout.bucket_dir(si);
         layout::create_dir_durable(&bucket).op("create", &bucket)?;
@@ -214,7 +237,12 @@ impl Storage {
     /// [`StorageError::AlreadyComplete`] if the share is complete,
     /// [`StorageError::NotFound`] if there is no such upload,
     /// [`StorageError::UploadSecretMismatch`] for the wrong secret.
-    pub fn abort_immutable(&self, si: &StorageIndex, shnum: ShareNumber, secret: &UploadSecret) -> Result<(), StorageError> {
+    pub fn abort_immutable(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        secret: &UploadSecret,
+    ) -> Result<(), StorageError> {
         let key = (*si, shnum);
         let Some(upload) = self.uploads.get(&key) else {
             if self.list_shares(si)?.contains(&shnum) {
@@ -267,7 +295,11 @@ impl Storage {
 
 /// Creates the incoming container: the header, and the first lease at the end of the
 /// allocated area (a sparse hole in between), as Tahoe's `BucketWriter` does.
-fn create_incoming(path: &std::path::Path, allocated_size: u64, lease: &Lease) -> Result<File, StorageError> {
+fn create_incoming(
+    path: &std::path::Path,
+    allocated_size: u64,
+    lease: &Lease,
+) -> Result<File, StorageError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).op("create", parent)?;
     }
@@ -281,7 +313,10 @@ fn create_incoming(path: &std::path::Path, allocated_size: u64, lease: &Lease) -
     let header = immutable::new_header(allocated_size);
     file.write_all_at(&header, 0).op("write", path)?;
     let lease_at = immutable::DATA_OFFSET + allocated_size;
-    let h = immutable::Header { version: immutable::NEW_VERSION, num_leases: 0 };
+    let h = immutable::Header {
+        version: immutable::NEW_VERSION,
+        num_leases: 0,
+    };
     immutable::write_lease_at(&file, &h, lease_at, lease).op("write", path)?;
     Ok(file)
 }

@@ -61,7 +61,9 @@ impl ApiError {
             // spec "Server Versions"/auth: missing or wrong swissnum.
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             // http_server.py: a non-UTF-8 Authorization header is a 400.
-            Self::BadAuthorizationHeader | Self::BadSecrets(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::BadAuthorizationHeader | Self::BadSecrets(_) | Self::BadBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,7 +71,9 @@ impl ApiError {
             Self::Storage(e) => match e {
                 StorageError::NotFound => StatusCode::NOT_FOUND,
                 // Wrong upload secret on PATCH/abort; wrong write enabler on RTW.
-                StorageError::UploadSecretMismatch | StorageError::BadWriteEnabler => StatusCode::UNAUTHORIZED,
+                StorageError::UploadSecretMismatch | StorageError::BadWriteEnabler => {
+                    StatusCode::UNAUTHORIZED
+                }
                 StorageError::Conflict { .. } => StatusCode::CONFLICT,
                 // Abort of a complete share.
                 StorageError::AlreadyComplete => StatusCode::METHOD_NOT_ALLOWED,
@@ -78,7 +82,9 @@ impl ApiError {
                 StorageError::PastAllocation { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
-                StorageError::Damaged { .. } | StorageError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                StorageError::Damaged { .. } | StorageError::Io { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,7 +102,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, body).into_response();
         // Tahoe sets no content type on errors; the Python client never decodes them.
-        response.headers_mut().remove(axum::http::header::CONTENT_TYPE);
+        response
+            .headers_mut()
+            .remove(axum::http::header::CONTENT_TYPE);
         response
     }
 }

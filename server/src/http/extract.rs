@@ -34,8 +34,11 @@ pub fn share_number(segment: &str) -> Result<ShareNumber, ApiError> {
 /// # Errors
 /// [`ApiError::BadSecrets`].
 pub fn secrets(headers: &HeaderMap, required: &[SecretKind]) -> Result<PresentedSecrets, ApiError> {
-    PresentedSecrets::parse(headers.get_all(SECRETS_HEADER).iter().map(|v| v.as_bytes()), required)
-        .map_err(ApiError::BadSecrets)
+    PresentedSecrets::parse(
+        headers.get_all(SECRETS_HEADER).iter().map(|v| v.as_bytes()),
+        required,
+    )
+    .map_err(ApiError::BadSecrets)
 }
 
 /// Reads a whole body of at most `limit` bytes.
@@ -43,17 +46,29 @@ pub fn secrets(headers: &HeaderMap, required: &[SecretKind]) -> Result<Presented
 /// # Errors
 /// [`ApiError::BodyTooLarge`] (checked against Content-Length first, so nothing is
 /// read), or [`ApiError::BadBody`] if the connection fails mid-body.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    if let Some(len) = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    if let Some(len) = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
         return Err(ApiError::BodyTooLarge { limit });
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
-            || e.to_string().contains("length limit");
-        if too_large { ApiError::BodyTooLarge { limit } } else { ApiError::BadBody(format!("could not read the request body: {e}")) }
+        let too_large = std::error::Error::source(&e).is_some_and(|s| {
+            s.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+        }) || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            ApiError::BadBody(format!("could not read the request body: {e}"))
+        }
     })
 }
 
@@ -62,7 +77,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 ///
 /// # Errors
 /// As above.
-pub async fn cbor_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize) -> Result<T, ApiError> {
+pub async fn cbor_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
     negotiate::require_cbor_content_type(headers)?;
     let bytes = read_body(headers, body, limit).await?;
     swamp_proto::v1::decode(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))
@@ -71,5 +90,13 @@ pub async fn cbor_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, lim
 /// A `200 OK` CBOR response.
 pub fn cbor_response(status: axum::http::StatusCode, body: Vec<u8>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    (status, [(axum::http::header::CONTENT_TYPE, swamp_proto::v1::CBOR_MEDIA_TYPE)], body).into_response()
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            swamp_proto::v1::CBOR_MEDIA_TYPE,
+        )],
+        body,
+    )
+        .into_response()
 }

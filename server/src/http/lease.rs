@@ -10,11 +10,16 @@ use crate::backend::LeaseGrant;
 use crate::backend::lease::LEASE_DURATION_SECS;
 
 /// The handler: 204 on success, 404 if the index has no shares.
-pub async fn add_or_renew(State(app): State<App>, Path(si): Path<String>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+pub async fn add_or_renew(
+    State(app): State<App>,
+    Path(si): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
     let si = extract::storage_index(&si)?;
     let secrets = extract::secrets(&headers, &[SecretKind::LeaseRenew, SecretKind::LeaseCancel])?;
     let grant = lease_grant(&app, 1, secrets)?;
-    app.blocking(move |s| s.add_or_renew_leases(&si, &grant)).await?;
+    app.blocking(move |s| s.add_or_renew_leases(&si, &grant))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -22,9 +27,15 @@ pub async fn add_or_renew(State(app): State<App>, Path(si): Path<String>, header
 ///
 /// # Errors
 /// Only if the secrets are missing, which `extract::secrets` already rules out.
-pub fn lease_grant(app: &App, owner: u32, secrets: swamp_proto::secrets::PresentedSecrets) -> Result<LeaseGrant, ApiError> {
+pub fn lease_grant(
+    app: &App,
+    owner: u32,
+    secrets: swamp_proto::secrets::PresentedSecrets,
+) -> Result<LeaseGrant, ApiError> {
     let (Some(renew), Some(cancel)) = (secrets.lease_renew, secrets.lease_cancel) else {
-        return Err(ApiError::Internal("lease secrets missing after validation".into()));
+        return Err(ApiError::Internal(
+            "lease secrets missing after validation".into(),
+        ));
     };
     Ok(LeaseGrant {
         owner,

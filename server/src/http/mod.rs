@@ -59,15 +59,36 @@ pub fn router(app: App) -> Router {
         .route("/storage/v1/version", get(version::version))
         .route("/storage/v1/lease/{si}", put(lease::add_or_renew))
         .route("/storage/v1/immutable/{si}", post(immutable::allocate))
-        .route("/storage/v1/immutable/{si}/shares", get(immutable::list_shares))
-        .route("/storage/v1/immutable/{si}/{shnum}", get(read::immutable).patch(immutable::write))
-        .route("/storage/v1/immutable/{si}/{shnum}/abort", put(immutable::abort))
-        .route("/storage/v1/immutable/{si}/{shnum}/corrupt", post(immutable::advise_corrupt))
-        .route("/storage/v1/mutable/{si}/read-test-write", post(mutable::read_test_write))
+        .route(
+            "/storage/v1/immutable/{si}/shares",
+            get(immutable::list_shares),
+        )
+        .route(
+            "/storage/v1/immutable/{si}/{shnum}",
+            get(read::immutable).patch(immutable::write),
+        )
+        .route(
+            "/storage/v1/immutable/{si}/{shnum}/abort",
+            put(immutable::abort),
+        )
+        .route(
+            "/storage/v1/immutable/{si}/{shnum}/corrupt",
+            post(immutable::advise_corrupt),
+        )
+        .route(
+            "/storage/v1/mutable/{si}/read-test-write",
+            post(mutable::read_test_write),
+        )
         .route("/storage/v1/mutable/{si}/shares", get(mutable::list_shares))
         .route("/storage/v1/mutable/{si}/{shnum}", get(read::mutable))
-        .route("/storage/v1/mutable/{si}/{shnum}/corrupt", post(mutable::advise_corrupt))
-        .route_layer(middleware::from_fn_with_state(app.clone(), require_swissnum));
+        .route(
+            "/storage/v1/mutable/{si}/{shnum}/corrupt",
+            post(mutable::advise_corrupt),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            require_swissnum,
+        ));
     storage_routes
         .fallback(|| async { ApiError::NoRoute.into_response() })
         .layer(middleware::from_fn(trace::trace_request))
@@ -78,7 +99,9 @@ pub fn router(app: App) -> Router {
 async fn require_swissnum(State(app): State<App>, request: Request, next: Next) -> Response {
     match request.headers().get(axum::http::header::AUTHORIZATION) {
         None => ApiError::Unauthorized.into_response(),
-        Some(value) if value.to_str().is_err() && std::str::from_utf8(value.as_bytes()).is_err() => {
+        Some(value)
+            if value.to_str().is_err() && std::str::from_utf8(value.as_bytes()).is_err() =>
+        {
             ApiError::BadAuthorizationHeader.into_response()
         }
         Some(value) if app.swissnum.matches_header(value.as_bytes()) => next.run(request).await,

@@ -33,8 +33,19 @@ pub fn require_cbor_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(CONTENT_TYPE) {
         None => Ok(()),
         Some(v) => {
-            let essence = v.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            if essence == CBOR_MEDIA_TYPE { Ok(()) } else { Err(ApiError::UnsupportedMediaType) }
+            let essence = v
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if essence == CBOR_MEDIA_TYPE {
+                Ok(())
+            } else {
+                Err(ApiError::UnsupportedMediaType)
+            }
         }
     }
 }
@@ -55,11 +66,19 @@ pub fn best_accept(header: &str) -> Option<String> {
         }
         let (ty, sub) = media.split_once('/').unwrap_or((media.as_str(), ""));
         let specificity = (ty != "*", sub != "*", !params.is_empty());
-        let value = if params.is_empty() { media.clone() } else { format!("{media}; {}", params.join("; ")) };
+        let value = if params.is_empty() {
+            media.clone()
+        } else {
+            format!("{media}; {}", params.join("; "))
+        };
         entries.push((value, specificity, quality));
     }
     // Stable sort, descending by (specificity, quality).
-    entries.sort_by(|a, b| (b.1, b.2).partial_cmp(&(a.1, a.2)).unwrap_or(std::cmp::Ordering::Equal));
+    entries.sort_by(|a, b| {
+        (b.1, b.2)
+            .partial_cmp(&(a.1, a.2))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     entries.into_iter().next().map(|(v, _, _)| v)
 }
 
@@ -74,14 +93,26 @@ mod tests {
             ("application/cbor", Some("application/cbor")),
             ("*/*", Some("*/*")),
             ("application/*", Some("application/*")),
-            ("application/json, application/cbor", Some("application/json")),
+            (
+                "application/json, application/cbor",
+                Some("application/json"),
+            ),
             ("application/cbor, */*;q=0.1", Some("application/cbor")),
             ("*/*, application/cbor;q=0.1", Some("application/cbor")),
-            ("application/cbor;q=0.1, application/json", Some("application/json")),
+            (
+                "application/cbor;q=0.1, application/json",
+                Some("application/json"),
+            ),
             ("application/cbor;q=0", Some("application/cbor")),
-            ("application/cbor; charset=utf-8", Some("application/cbor; charset=utf-8")),
+            (
+                "application/cbor; charset=utf-8",
+                Some("application/cbor; charset=utf-8"),
+            ),
             ("text/html;q=0.5, application/cbor;q=0.5", Some("text/html")),
-            ("application/cbor;q=0.5, text/html;q=0.5", Some("application/cbor")),
+            (
+                "application/cbor;q=0.5, text/html;q=0.5",
+                Some("application/cbor"),
+            ),
             ("", None),
         ];
         for (header, best) in cases {

@@ -15,12 +15,20 @@ use super::error::ApiError;
 use super::{App, extract};
 
 /// `GET /storage/v1/immutable/:si/:shnum`
-pub async fn immutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn immutable(
+    State(app): State<App>,
+    Path((si, shnum)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     octet_stream(read(app, ShareKind::Immutable, &si, &shnum, &headers).await)
 }
 
 /// `GET /storage/v1/mutable/:si/:shnum`
-pub async fn mutable(State(app): State<App>, Path((si, shnum)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn mutable(
+    State(app): State<App>,
+    Path((si, shnum)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     octet_stream(read(app, ShareKind::Mutable, &si, &shnum, &headers).await)
 }
 
@@ -29,13 +37,22 @@ pub async fn mutable(State(app): State<App>, Path((si, shnum)): Path<(String, St
 /// so a 404 without it would surface as a confusing type error instead of "not found".
 fn octet_stream(result: Result<Response, ApiError>) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, "application/octet-stream".parse().expect("invariant: valid header"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        "application/octet-stream"
+            .parse()
+            .expect("invariant: valid header"),
+    );
     response
 }
 
-async fn read(app: App, kind: ShareKind, si: &str, shnum: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn read(
+    app: App,
+    kind: ShareKind,
+    si: &str,
+    shnum: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let (si, shnum) = (extract::storage_index(si)?, extract::share_number(shnum)?);
     extract::secrets(headers, &[])?;
     let range = match headers.get(RANGE) {
@@ -43,10 +60,14 @@ async fn read(app: App, kind: ShareKind, si: &str, shnum: &str, headers: &Header
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| ApiError::BadRange("Range is not ASCII".into()))
-                .and_then(|v| ByteRange::parse_range_header(v).map_err(|e| ApiError::BadRange(e.to_string())))?,
+                .and_then(|v| {
+                    ByteRange::parse_range_header(v).map_err(|e| ApiError::BadRange(e.to_string()))
+                })?,
         ),
     };
-    let share = app.blocking(move |s| s.open_share(kind, &si, shnum)).await?;
+    let share = app
+        .blocking(move |s| s.open_share(kind, &si, shnum))
+        .await?;
     let (start, len, status) = match range {
         None => (0, share.data_length, StatusCode::OK),
         Some(r) => {
@@ -66,8 +87,15 @@ async fn read(app: App, kind: ShareKind, si: &str, shnum: &str, headers: &Header
     let h = response.headers_mut();
     h.insert(CONTENT_LENGTH, len.into());
     if status == StatusCode::PARTIAL_CONTENT {
-        let content_range = ByteRange { first: start, last: start + len - 1 }.to_content_range();
-        h.insert(CONTENT_RANGE, content_range.parse().expect("invariant: valid header"));
+        let content_range = ByteRange {
+            first: start,
+            last: start + len - 1,
+        }
+        .to_content_range();
+        h.insert(
+            CONTENT_RANGE,
+            content_range.parse().expect("invariant: valid header"),
+        );
     }
     Ok(response)
 }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ini::Ini;
-use super::settings::{LocationHint, parse_bool, parse_date, parse_duration, parse_location, parse_port, parse_size};
+use super::settings::{
+    LocationHint, parse_bool, parse_date, parse_duration, parse_location, parse_port, parse_size,
+};
 use crate::backend::expiry::{ExpiryMode, ExpiryPolicy};
 
 /// A configuration problem, naming the key and the file.
@@ -144,7 +146,10 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file or variable, the key, and the problem.
-    pub fn load(node_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        node_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let path = node_dir.join("tahoe.cfg");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -158,7 +163,11 @@ impl Config {
             key: String::new(),
             reason,
         })?;
-        if let Some(key) = ini.keys("swamp").into_iter().find(|k| !KNOWN_KEYS.contains(&("swamp", k))) {
+        if let Some(key) = ini
+            .keys("swamp")
+            .into_iter()
+            .find(|k| !KNOWN_KEYS.contains(&("swamp", k)))
+        {
             return Err(ConfigError::Invalid {
                 origin: file_origin,
                 section: "swamp".into(),
@@ -166,7 +175,11 @@ impl Config {
                 reason: "unknown setting".into(),
             });
         }
-        let lookup = Lookup { ini: &ini, env: &env, file_origin };
+        let lookup = Lookup {
+            ini: &ini,
+            env: &env,
+            file_origin,
+        };
         lookup.resolve(node_dir)
     }
 }
@@ -180,15 +193,26 @@ struct Lookup<'a, E: Fn(&str) -> Option<String>> {
 impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
     /// The value and where it came from.
     fn get(&self, section: &str, key: &str) -> Option<(String, String)> {
-        debug_assert!(KNOWN_KEYS.contains(&(section, key)), "unlisted key {section}.{key}");
+        debug_assert!(
+            KNOWN_KEYS.contains(&(section, key)),
+            "unlisted key {section}.{key}"
+        );
         let var = env_name(section, key);
         if let Some(v) = (self.env)(&var) {
             return Some((v, format!("environment variable {var}")));
         }
-        self.ini.get(section, key).map(|v| (v.to_string(), self.file_origin.clone()))
+        self.ini
+            .get(section, key)
+            .map(|v| (v.to_string(), self.file_origin.clone()))
     }
 
-    fn parse<T>(&self, section: &str, key: &str, default: T, f: impl Fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+    fn parse<T>(
+        &self,
+        section: &str,
+        key: &str,
+        default: T,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
         match self.get(section, key) {
             None => Ok(default),
             Some((value, _)) if value.trim().is_empty() => Ok(default),
@@ -202,17 +226,33 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
     }
 
     fn resolve(&self, node_dir: &Path) -> Result<Config, ConfigError> {
-        let nickname = self.get("node", "nickname").map(|(v, _)| v).unwrap_or_default();
+        let nickname = self
+            .get("node", "nickname")
+            .map(|(v, _)| v)
+            .unwrap_or_default();
         let listen = self.parse("node", "tub.port", None, |s| {
-            parse_port(s)?.map(Some).ok_or_else(|| "a storage node needs a port; 'disabled' is not supported".to_string())
+            parse_port(s)?.map(Some).ok_or_else(|| {
+                "a storage node needs a port; 'disabled' is not supported".to_string()
+            })
         })?;
         let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3457)));
         let location = self.parse("node", "tub.location", Vec::new(), |s| {
-            if s.trim() == "AUTO" { Ok(Vec::new()) } else { parse_location(s) }
+            if s.trim() == "AUTO" {
+                Ok(Vec::new())
+            } else {
+                parse_location(s)
+            }
         })?;
         let location = if location.is_empty() {
-            let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
-            vec![LocationHint { host, port: listen.port() }]
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                listen.ip().to_string()
+            };
+            vec![LocationHint {
+                host,
+                port: listen.port(),
+            }]
         } else {
             location
         };
@@ -222,27 +262,35 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 origin: self.file_origin.clone(),
                 section: "storage".into(),
                 key: "enabled".into(),
-                reason: "this node has storage disabled; swamp-server only runs storage nodes".into(),
+                reason: "this node has storage disabled; swamp-server only runs storage nodes"
+                    .into(),
             });
         }
         let expiry_enabled = self.parse("storage", "expire.enabled", false, parse_bool)?;
         let expiry = if expiry_enabled {
-            let mode = self.parse("storage", "expire.mode", "age".to_string(), |s| match s.trim() {
-                "age" | "cutoff-date" => Ok(s.trim().to_string()),
-                other => Err(format!("{other:?} is not 'age' or 'cutoff-date'")),
+            let mode = self.parse("storage", "expire.mode", "age".to_string(), |s| {
+                match s.trim() {
+                    "age" | "cutoff-date" => Ok(s.trim().to_string()),
+                    other => Err(format!("{other:?} is not 'age' or 'cutoff-date'")),
+                }
             })?;
             let mode = if mode == "age" {
-                match self.parse("storage", "expire.override_lease_duration", None, |s| parse_duration(s).map(Some))? {
+                match self.parse("storage", "expire.override_lease_duration", None, |s| {
+                    parse_duration(s).map(Some)
+                })? {
                     Some(d) => ExpiryMode::AgeOverride(d),
                     None => ExpiryMode::Age,
                 }
             } else {
-                let cutoff = self.parse("storage", "expire.cutoff_date", None, |s| parse_date(s).map(Some))?;
+                let cutoff = self.parse("storage", "expire.cutoff_date", None, |s| {
+                    parse_date(s).map(Some)
+                })?;
                 ExpiryMode::CutoffDate(cutoff.ok_or_else(|| ConfigError::Invalid {
                     origin: self.file_origin.clone(),
                     section: "storage".into(),
                     key: "expire.cutoff_date".into(),
-                    reason: "expire.mode = cutoff-date needs expire.cutoff_date = YYYY-MM-DD".into(),
+                    reason:
+                        "expire.mode = cutoff-date needs expire.cutoff_date = YYYY-MM-DD".into(),
                 })?)
             };
             Some(ExpiryPolicy {
@@ -254,8 +302,14 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             None
         };
         let d = Limits::default();
-        let count = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{s:?} is not a whole number"));
-        let size = |s: &str| parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()));
+        let count = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{s:?} is not a whole number"))
+        };
+        let size = |s: &str| {
+            parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()))
+        };
         let secs = |s: &str| {
             s.trim()
                 .trim_end_matches('s')
@@ -266,15 +320,26 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
         let limits = Limits {
             max_connections: self.parse("swamp", "max_connections", d.max_connections, count)?,
             max_patch_size: self.parse("swamp", "max_patch_size", d.max_patch_size, size)?,
-            max_read_test_write_size: self.parse("swamp", "max_read_test_write_size", d.max_read_test_write_size, size)?,
-            upload_idle_timeout: self.parse("swamp", "upload_idle_timeout", d.upload_idle_timeout, secs)?,
+            max_read_test_write_size: self.parse(
+                "swamp",
+                "max_read_test_write_size",
+                d.max_read_test_write_size,
+                size,
+            )?,
+            upload_idle_timeout: self.parse(
+                "swamp",
+                "upload_idle_timeout",
+                d.upload_idle_timeout,
+                secs,
+            )?,
             shutdown_grace: self.parse("swamp", "shutdown_grace", d.shutdown_grace, secs)?,
         };
-        let log_format = self.parse("swamp", "log_format", LogFormat::Text, |s| match s.trim() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!("{other:?} is not 'text' or 'json'")),
-        })?;
+        let log_format =
+            self.parse("swamp", "log_format", LogFormat::Text, |s| match s.trim() {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                other => Err(format!("{other:?} is not 'text' or 'json'")),
+            })?;
         Ok(Config {
             node_dir: node_dir.to_path_buf(),
             nickname,
@@ -296,14 +361,26 @@ mod tests {
     fn load(cfg: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tahoe.cfg"), cfg).unwrap();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::load(dir.path(), |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(dir.path(), |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
     fn reads_tahoe_keys_and_env_overrides() {
         let cfg = "[node]\nnickname = n1\ntub.port = tcp:4000:interface=127.0.0.1\ntub.location = tcp:example.org:4000\n[storage]\nenabled = true\nreserved_space = 1G\nexpire.enabled = true\nexpire.mode = age\nexpire.override_lease_duration = 60 days\n[client]\nshares.needed = 3\n";
-        let c = load(cfg, &[("SWAMP_STORAGE_RESERVED_SPACE", "2G"), ("SWAMP_MAX_CONNECTIONS", "7")]).unwrap();
+        let c = load(
+            cfg,
+            &[
+                ("SWAMP_STORAGE_RESERVED_SPACE", "2G"),
+                ("SWAMP_MAX_CONNECTIONS", "7"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.nickname, "n1");
         assert_eq!(c.listen, "127.0.0.1:4000".parse().unwrap());
         assert_eq!(c.location[0].host, "example.org");
@@ -314,11 +391,20 @@ mod tests {
 
     #[test]
     fn errors_name_key_and_origin() {
-        let e = load("[storage]\nreserved_space = lots\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("reserved_space") && e.contains("tahoe.cfg"), "{e}");
-        let e = load("", &[("SWAMP_NODE_TUB_PORT", "bogus")]).unwrap_err().to_string();
+        let e = load("[storage]\nreserved_space = lots\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("reserved_space") && e.contains("tahoe.cfg"),
+            "{e}"
+        );
+        let e = load("", &[("SWAMP_NODE_TUB_PORT", "bogus")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SWAMP_NODE_TUB_PORT"), "{e}");
-        let e = load("[swamp]\nmax_conections = 3\n", &[]).unwrap_err().to_string();
+        let e = load("[swamp]\nmax_conections = 3\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_conections") && e.contains("unknown"), "{e}");
     }
 

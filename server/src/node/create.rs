@@ -60,19 +60,34 @@ pub fn create_node(dir: &Path, opts: &CreateOptions) -> Result<NodeIdentity, Cre
         None => {
             let port_number = port
                 .split(':')
-                .find_map(|f| f.strip_prefix("port=").or(Some(f)).and_then(|v| v.parse::<u16>().ok()))
+                .find_map(|f| {
+                    f.strip_prefix("port=")
+                        .or(Some(f))
+                        .and_then(|v| v.parse::<u16>().ok())
+                })
                 .unwrap_or(3457);
             format!("tcp:{hostname}:{port_number}")
         }
     };
     let mut cfg = String::new();
     let _ = writeln!(cfg, "# A Tahoe-LAFS storage node, served by Swamp.\n[node]");
-    let _ = writeln!(cfg, "nickname = {}", opts.nickname.clone().unwrap_or_default());
+    let _ = writeln!(
+        cfg,
+        "nickname = {}",
+        opts.nickname.clone().unwrap_or_default()
+    );
     let _ = writeln!(cfg, "tub.port = {port}\ntub.location = {location}\n");
-    let _ = writeln!(cfg, "[client]\n# A storage node is not a client.\nintroducer.furl =\n");
+    let _ = writeln!(
+        cfg,
+        "[client]\n# A storage node is not a client.\nintroducer.furl =\n"
+    );
     let _ = writeln!(cfg, "[storage]\nenabled = true\nreserved_space = 1G\n");
-    let _ = writeln!(cfg, "[swamp]\n# Swamp's own settings; see docs/configuration.md.");
+    let _ = writeln!(
+        cfg,
+        "[swamp]\n# Swamp's own settings; see docs/configuration.md."
+    );
     fs::write(dir.join("tahoe.cfg"), cfg).map_err(CreateError::Io)?;
-    let hints = super::settings::parse_location(&location).map_err(|e| CreateError::Io(std::io::Error::other(e)))?;
+    let hints = super::settings::parse_location(&location)
+        .map_err(|e| CreateError::Io(std::io::Error::other(e)))?;
     Ok(NodeIdentity::load_or_create(dir, false, &hints)?)
 }

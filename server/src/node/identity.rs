@@ -86,10 +86,20 @@ impl NodeIdentity {
     /// # Errors
     /// [`IdentityError::Malformed`] if either does not parse.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, IdentityError> {
-        let (certificate, key) = parse_pem(cert_pem.as_bytes(), key_pem.as_bytes(), Path::new("<memory>"))?;
+        let (certificate, key) = parse_pem(
+            cert_pem.as_bytes(),
+            key_pem.as_bytes(),
+            Path::new("<memory>"),
+        )?;
         let seed: [u8; 32] = rand::random();
         let pubkey = ed25519_public(&seed, Path::new("<memory>"))?;
-        Self::assemble(certificate, key, Swissnum::new(new_swissnum()).map_err(|e| malformed("<memory>", e))?, pubkey, None)
+        Self::assemble(
+            certificate,
+            key,
+            Swissnum::new(new_swissnum()).map_err(|e| malformed("<memory>", e))?,
+            pubkey,
+            None,
+        )
     }
 
     /// A fresh identity held only in memory (tests, benchmarks).
@@ -106,7 +116,11 @@ impl NodeIdentity {
     ///
     /// # Errors
     /// [`IdentityError`] naming the file that cannot be read, written or parsed.
-    pub fn load_or_create(node_dir: &Path, has_shares: bool, location: &[LocationHint]) -> Result<Self, IdentityError> {
+    pub fn load_or_create(
+        node_dir: &Path,
+        has_shares: bool,
+        location: &[LocationHint],
+    ) -> Result<Self, IdentityError> {
         Self::load(node_dir, has_shares, location, Access::CreateMissing)
     }
 
@@ -114,16 +128,23 @@ impl NodeIdentity {
     ///
     /// # Errors
     /// [`IdentityError`] naming the file that is missing, unreadable or malformed.
-    pub fn load(node_dir: &Path, has_shares: bool, location: &[LocationHint], access: Access) -> Result<Self, IdentityError> {
+    pub fn load(
+        node_dir: &Path,
+        has_shares: bool,
+        location: &[LocationHint],
+        access: Access,
+    ) -> Result<Self, IdentityError> {
         let create = access == Access::CreateMissing;
         let private = node_dir.join("private");
         let pem_path = private.join("node.pem");
         let furl_path = private.join("storage.furl");
         let privkey_path = private.join("node.privkey");
-        if !create {
-            if let Some(missing) = [&pem_path, &furl_path, &privkey_path].into_iter().find(|p| !p.exists()) {
-                return Err(IdentityError::Missing(missing.clone()));
-            }
+        if !create
+            && let Some(missing) = [&pem_path, &furl_path, &privkey_path]
+                .into_iter()
+                .find(|p| !p.exists())
+        {
+            return Err(IdentityError::Missing(missing.clone()));
         }
         if create {
             create_private_dir(&private)?;
@@ -136,7 +157,9 @@ impl NodeIdentity {
         let (certificate, key) = parse_pem(&pem, &pem, &pem_path)?;
 
         let swissnum = if furl_path.exists() {
-            let text = String::from_utf8_lossy(&read(&furl_path)?).trim().to_string();
+            let text = String::from_utf8_lossy(&read(&furl_path)?)
+                .trim()
+                .to_string();
             let swiss = text
                 .rsplit_once('/')
                 .map(|(_, s)| s.to_string())
@@ -148,9 +171,14 @@ impl NodeIdentity {
 
         if !privkey_path.exists() {
             let seed: [u8; 32] = rand::random();
-            write_private(&privkey_path, &format!("priv-v0-{}\n", base32::encode(&seed)))?;
+            write_private(
+                &privkey_path,
+                &format!("priv-v0-{}\n", base32::encode(&seed)),
+            )?;
         }
-        let privkey = String::from_utf8_lossy(&read(&privkey_path)?).trim().to_string();
+        let privkey = String::from_utf8_lossy(&read(&privkey_path)?)
+            .trim()
+            .to_string();
         let seed = privkey
             .strip_prefix("priv-v0-")
             .and_then(|s| base32::decode(s).ok())
@@ -159,16 +187,24 @@ impl NodeIdentity {
         let pubkey = ed25519_public(&seed, &privkey_path)?;
         let pubkey_path = node_dir.join("node.pubkey");
         if create && !pubkey_path.exists() {
-            write_public(&pubkey_path, &format!("pub-v0-{}\n", base32::encode(&pubkey)))?;
+            write_public(
+                &pubkey_path,
+                &format!("pub-v0-{}\n", base32::encode(&pubkey)),
+            )?;
         }
 
         let seed_path = node_dir.join("permutation-seed");
         let recorded_seed = if seed_path.exists() {
-            Some(String::from_utf8_lossy(&read(&seed_path)?).trim().to_string())
+            Some(
+                String::from_utf8_lossy(&read(&seed_path)?)
+                    .trim()
+                    .to_string(),
+            )
         } else {
             None
         };
-        let mut identity = Self::assemble(certificate, key, swissnum, pubkey, recorded_seed.clone())?;
+        let mut identity =
+            Self::assemble(certificate, key, swissnum, pubkey, recorded_seed.clone())?;
         if recorded_seed.is_none() {
             // Tahoe's rule: a server that already holds shares keeps the tubid as its
             // seed (its clients placed shares by it); a new one uses its public key.
@@ -182,7 +218,10 @@ impl NodeIdentity {
         if !create {
             return Ok(identity);
         }
-        write_public(&node_dir.join("my_nodeid"), &format!("{}\n", base32::encode(&identity.tubid)))?;
+        write_public(
+            &node_dir.join("my_nodeid"),
+            &format!("{}\n", base32::encode(&identity.tubid)),
+        )?;
         identity.write_furl(node_dir, location)?;
         Ok(identity)
     }
@@ -195,10 +234,11 @@ impl NodeIdentity {
         permutation_seed: Option<String>,
     ) -> Result<Self, IdentityError> {
         let spki_hash = spki_hash_of(&certificate)?;
-        let tubid: [u8; 20] = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &certificate)
-            .as_ref()
-            .try_into()
-            .expect("invariant: SHA-1 is 20 bytes");
+        let tubid: [u8; 20] =
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &certificate)
+                .as_ref()
+                .try_into()
+                .expect("invariant: SHA-1 is 20 bytes");
         Ok(Self {
             certificate,
             key,
@@ -231,13 +271,25 @@ impl NodeIdentity {
     /// The storage fURL Tahoe clients require in an announcement (they take only the
     /// tubid from it when NURLs are present).
     pub fn furl(&self, location: &[LocationHint]) -> String {
-        let hints: Vec<String> = location.iter().map(|h| format!("tcp:{}:{}", h.host, h.port)).collect();
-        format!("pb://{}@{}/{}", base32::encode(&self.tubid), hints.join(","), self.swissnum.expose())
+        let hints: Vec<String> = location
+            .iter()
+            .map(|h| format!("tcp:{}:{}", h.host, h.port))
+            .collect();
+        format!(
+            "pb://{}@{}/{}",
+            base32::encode(&self.tubid),
+            hints.join(","),
+            self.swissnum.expose()
+        )
     }
 
     /// A `servers.yaml` stanza (to go under `storage:`) for a Tahoe client.
     pub fn announcement_yaml(&self, nickname: &str, location: &[LocationHint]) -> String {
-        let nurls: Vec<String> = self.nurls(location).iter().map(|n| format!("      - \"{n}\"\n")).collect();
+        let nurls: Vec<String> = self
+            .nurls(location)
+            .iter()
+            .map(|n| format!("      - \"{n}\"\n"))
+            .collect();
         format!(
             "{}:\n  ann:\n    nickname: \"{}\"\n    anonymous-storage-FURL: \"{}\"\n    anonymous-storage-NURLs:\n{}    permutation-seed-base32: \"{}\"\n",
             self.server_id,
@@ -252,8 +304,15 @@ impl NodeIdentity {
     ///
     /// # Errors
     /// [`IdentityError::Io`] if it cannot be written.
-    pub fn write_furl(&self, node_dir: &Path, location: &[LocationHint]) -> Result<(), IdentityError> {
-        write_private(&node_dir.join("private").join("storage.furl"), &format!("{}\n", self.furl(location)))
+    pub fn write_furl(
+        &self,
+        node_dir: &Path,
+        location: &[LocationHint],
+    ) -> Result<(), IdentityError> {
+        write_private(
+            &node_dir.join("private").join("storage.furl"),
+            &format!("{}\n", self.furl(location)),
+        )
     }
 }
 
@@ -273,8 +332,12 @@ impl std::fmt::Debug for NodeIdentity {
 /// # Errors
 /// [`IdentityError::Malformed`] if the DER is not a certificate.
 pub fn spki_hash_of(certificate: &[u8]) -> Result<SpkiHash, IdentityError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(certificate)
-        .map_err(|e| malformed("private/node.pem", format!("certificate does not parse: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate).map_err(|e| {
+        malformed(
+            "private/node.pem",
+            format!("certificate does not parse: {e}"),
+        )
+    })?;
     Ok(SpkiHash::of_spki_der(cert.tbs_certificate.subject_pki.raw))
 }
 
@@ -284,24 +347,32 @@ fn generate_certificate() -> Result<(String, String), IdentityError> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|e| malformed("<new certificate>", e.to_string()))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "newpb_thingy");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "newpb_thingy");
     let cert = params
         .self_signed(&key)
         .map_err(|e| malformed("<new certificate>", e.to_string()))?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn parse_pem(cert_pem: &[u8], key_pem: &[u8], path: &Path) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), IdentityError> {
+fn parse_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    path: &Path,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), IdentityError> {
     let cert = CertificateDer::pem_slice_iter(cert_pem)
         .next()
         .ok_or_else(|| malformed(path, "no CERTIFICATE block"))?
         .map_err(|e| malformed(path, format!("bad CERTIFICATE block: {e}")))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| malformed(path, format!("no usable PRIVATE KEY block: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| malformed(path, format!("no usable PRIVATE KEY block: {e}")))?;
     Ok((cert, key))
 }
 
 fn ed25519_public(seed: &[u8; 32], path: &Path) -> Result<[u8; 32], IdentityError> {
-    let pair = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| malformed(path, format!("bad Ed25519 key: {e}")))?;
+    let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+        .map_err(|e| malformed(path, format!("bad Ed25519 key: {e}")))?;
     pair.public_key()
         .as_ref()
         .try_into()
@@ -314,11 +385,18 @@ fn new_swissnum() -> String {
 }
 
 fn malformed(path: impl AsRef<Path>, reason: impl ToString) -> IdentityError {
-    IdentityError::Malformed { path: path.as_ref().to_path_buf(), reason: reason.to_string() }
+    IdentityError::Malformed {
+        path: path.as_ref().to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
-    fs::read(path).map_err(|source| IdentityError::Io { op: "read", path: path.to_path_buf(), source })
+    fs::read(path).map_err(|source| IdentityError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), IdentityError> {
@@ -330,15 +408,29 @@ fn create_private_dir(path: &Path) -> Result<(), IdentityError> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| IdentityError::Io { op: "create", path: path.to_path_buf(), source })
+        .map_err(|source| IdentityError::Io {
+            op: "create",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn write_with_mode(path: &Path, contents: &str, mode: u32) -> Result<(), IdentityError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io_err = |source| IdentityError::Io { op: "write", path: path.to_path_buf(), source };
+    let io_err = |source| IdentityError::Io {
+        op: "write",
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io_err)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err)?;
     f.write_all(contents.as_bytes()).map_err(io_err)?;
     f.sync_all().map_err(io_err)?;
     fs::rename(&tmp, path).map_err(io_err)
@@ -359,7 +451,10 @@ mod tests {
     #[test]
     fn created_identity_is_stable_across_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let hint = [LocationHint { host: "127.0.0.1".into(), port: 5 }];
+        let hint = [LocationHint {
+            host: "127.0.0.1".into(),
+            port: 5,
+        }];
         let a = NodeIdentity::load_or_create(dir.path(), false, &hint).unwrap();
         let b = NodeIdentity::load_or_create(dir.path(), false, &hint).unwrap();
         assert_eq!(a.tubid, b.tubid);
@@ -369,9 +464,19 @@ mod tests {
         assert_eq!(a.permutation_seed, b.permutation_seed);
         assert_eq!(a.server_id.len(), 3 + 52);
         let nurl = a.nurls(&hint)[0].to_string();
-        assert!(nurl.starts_with(&format!("pb://{}@127.0.0.1:5/", a.spki_hash)), "{nurl}");
-        assert!(a.furl(&hint).starts_with(&format!("pb://{}@tcp:127.0.0.1:5/", base32::encode(&a.tubid))));
-        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(dir.path().join("private/node.pem")).unwrap().permissions());
+        assert!(
+            nurl.starts_with(&format!("pb://{}@127.0.0.1:5/", a.spki_hash)),
+            "{nurl}"
+        );
+        assert!(a.furl(&hint).starts_with(&format!(
+            "pb://{}@tcp:127.0.0.1:5/",
+            base32::encode(&a.tubid)
+        )));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.path().join("private/node.pem"))
+                .unwrap()
+                .permissions(),
+        );
         assert_eq!(mode & 0o077, 0, "node.pem is private");
     }
 

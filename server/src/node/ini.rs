@@ -25,13 +25,18 @@ impl Ini {
             if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
                 continue;
             }
-            if raw.starts_with([' ', '\t']) {
-                if let (Some(s), Some(k)) = (&section, &last_key) {
-                    let value = ini.sections.entry(s.clone()).or_default().entry(k.clone()).or_default();
-                    value.push('\n');
-                    value.push_str(trimmed);
-                    continue;
-                }
+            if raw.starts_with([' ', '\t'])
+                && let (Some(s), Some(k)) = (&section, &last_key)
+            {
+                let value = ini
+                    .sections
+                    .entry(s.clone())
+                    .or_default()
+                    .entry(k.clone())
+                    .or_default();
+                value.push('\n');
+                value.push_str(trimmed);
+                continue;
             }
             if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
                 let name = name.trim().to_string();
@@ -43,10 +48,15 @@ impl Ini {
             let Some(s) = &section else {
                 return Err(format!("line {line_no}: setting outside any [section]"));
             };
-            let split = trimmed.find(['=', ':']).ok_or_else(|| format!("line {line_no}: expected 'key = value'"))?;
+            let split = trimmed
+                .find(['=', ':'])
+                .ok_or_else(|| format!("line {line_no}: expected 'key = value'"))?;
             let key = trimmed[..split].trim().to_ascii_lowercase();
             let value = trimmed[split + 1..].trim().to_string();
-            ini.sections.entry(s.clone()).or_default().insert(key.clone(), value);
+            ini.sections
+                .entry(s.clone())
+                .or_default()
+                .insert(key.clone(), value);
             last_key = Some(key);
         }
         Ok(ini)
@@ -84,7 +94,10 @@ mod tests {
             "# comment\n[node]\nnickname = s1\ntub.port = tcp:3457:interface=127.0.0.1\n\n[storage]\nenabled = true\nreserved_space: 1G\n",
         )
         .unwrap();
-        assert_eq!(ini.get("node", "tub.port"), Some("tcp:3457:interface=127.0.0.1"));
+        assert_eq!(
+            ini.get("node", "tub.port"),
+            Some("tcp:3457:interface=127.0.0.1")
+        );
         assert_eq!(ini.get("storage", "reserved_space"), Some("1G"));
         assert_eq!(ini.get("storage", "missing"), None);
         assert!(Ini::parse("key = value\n").is_err());

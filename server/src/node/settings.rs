@@ -8,9 +8,13 @@ use crate::backend::advisory::civil_from_days;
 /// Tahoe's `parse_abbreviated_size`: `1000`, `10k`, `5MB`, `2GiB` (k = 1000, Ki = 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let upper = s.trim().to_ascii_uppercase();
-    let digits_end = upper.find(|c: char| !c.is_ascii_digit()).unwrap_or(upper.len());
+    let digits_end = upper
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(upper.len());
     let (number, suffix) = upper.split_at(digits_end);
-    let number: u64 = number.parse().map_err(|_| format!("{s:?} is not a size like 500M or 2GiB"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 500M or 2GiB"))?;
     let suffix = suffix.strip_suffix('B').unwrap_or(suffix);
     let multiplier: u64 = match suffix {
         "" | "I" => 1,
@@ -28,7 +32,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "EI" => 1 << 60,
         _ => return Err(format!("{s:?} is not a size like 500M or 2GiB")),
     };
-    number.checked_mul(multiplier).ok_or_else(|| format!("{s:?} is too large"))
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Tahoe's `parse_duration`: `60 days`, `2 months`, `1 year` (a month is 31 days).
@@ -47,7 +53,10 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     } else {
         return Err(format!("no unit (like day, month, or year) in {s:?}"));
     };
-    let n: u64 = rest.trim().parse().map_err(|_| format!("{s:?} is not a duration like '60 days'"))?;
+    let n: u64 = rest
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like '60 days'"))?;
     Ok(n * unit)
 }
 
@@ -55,8 +64,14 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 pub fn parse_date(s: &str) -> Result<u64, String> {
     let bad = || format!("{s:?} is not a date like 2026-01-31");
     let parts: Vec<&str> = s.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
-    let (y, m, d): (i64, u32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, u32, u32) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
     // Find the day number by inverting civil_from_days around an estimate.
     let estimate = (y - 1970) * 365 + (y - 1969) / 4;
     for z in estimate - 400..estimate + 400 {
@@ -84,11 +99,16 @@ pub fn parse_port(s: &str) -> Result<Option<SocketAddr>, String> {
         return Ok(None);
     }
     if let Ok(port) = s.parse::<u16>() {
-        return Ok(Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)));
+        return Ok(Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+        )));
     }
     let mut fields = s.split(':');
     if fields.next() != Some("tcp") {
-        return Err(format!("{s:?} is not a TCP endpoint like tcp:3457:interface=127.0.0.1"));
+        return Err(format!(
+            "{s:?} is not a TCP endpoint like tcp:3457:interface=127.0.0.1"
+        ));
     }
     let mut port = None;
     let mut interface: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -136,7 +156,10 @@ pub fn parse_location(s: &str) -> Result<Vec<LocationHint>, String> {
         let port = port
             .parse()
             .map_err(|_| format!("port in location hint {hint:?} is not a number"))?;
-        out.push(LocationHint { host: host.trim_matches(['[', ']']).to_string(), port });
+        out.push(LocationHint {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+        });
     }
     Ok(out)
 }
@@ -168,11 +191,23 @@ mod tests {
 
     #[test]
     fn ports_and_locations() {
-        assert_eq!(parse_port("tcp:3457:interface=127.0.0.1").unwrap(), Some("127.0.0.1:3457".parse().unwrap()));
-        assert_eq!(parse_port("tcp:port=80").unwrap(), Some("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(
+            parse_port("tcp:3457:interface=127.0.0.1").unwrap(),
+            Some("127.0.0.1:3457".parse().unwrap())
+        );
+        assert_eq!(
+            parse_port("tcp:port=80").unwrap(),
+            Some("0.0.0.0:80".parse().unwrap())
+        );
         assert_eq!(parse_port("disabled").unwrap(), None);
         assert!(parse_port("unix:/tmp/x").is_err());
         let hints = parse_location("tcp:127.0.0.1:3457,tor:abc.onion:80").unwrap();
-        assert_eq!(hints, vec![LocationHint { host: "127.0.0.1".into(), port: 3457 }]);
+        assert_eq!(
+            hints,
+            vec![LocationHint {
+                host: "127.0.0.1".into(),
+                port: 3457
+            }]
+        );
     }
 }

@@ -15,9 +15,11 @@ const PAUSE_BETWEEN_PASSES: Duration = Duration::from_secs(3600);
 /// Every two-character base32 prefix.
 fn prefixes() -> impl Iterator<Item = String> {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    ALPHABET
-        .iter()
-        .flat_map(|&a| ALPHABET.iter().map(move |&b| String::from_utf8(vec![a, b]).expect("invariant: ASCII")))
+    ALPHABET.iter().flat_map(|&a| {
+        ALPHABET
+            .iter()
+            .map(move |&b| String::from_utf8(vec![a, b]).expect("invariant: ASCII"))
+    })
 }
 
 /// Runs passes until cancelled.
@@ -40,14 +42,20 @@ pub async fn run(app: App, policy: ExpiryPolicy, shutdown: CancellationToken) {
                     total.examined += r.examined;
                     total.deleted += r.deleted;
                 }
-                Err(e) => tracing::error!(error = %e, "lease expiry failed for a prefix; continuing"),
+                Err(e) => {
+                    tracing::error!(error = %e, "lease expiry failed for a prefix; continuing")
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(PAUSE_BETWEEN_PREFIXES) => {}
             }
         }
-        tracing::info!(examined = total.examined, deleted = total.deleted, "lease expiry pass done");
+        tracing::info!(
+            examined = total.examined,
+            deleted = total.deleted,
+            "lease expiry pass done"
+        );
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(PAUSE_BETWEEN_PASSES) => {}

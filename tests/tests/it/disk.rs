@@ -12,8 +12,19 @@ async fn immutable_container_matches_tahoe_layout() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(7)], 5).await.unwrap();
-    imm.write_share_chunk(&si, ShareNumber::new(7), &s.upload, 0, b"hello".to_vec()).await.unwrap();
+    imm.allocate(
+        &si,
+        &s.upload,
+        &s.renew,
+        &s.cancel,
+        [ShareNumber::new(7)],
+        5,
+    )
+    .await
+    .unwrap();
+    imm.write_share_chunk(&si, ShareNumber::new(7), &s.upload, 0, b"hello".to_vec())
+        .await
+        .unwrap();
     let bytes = std::fs::read(share_file(&server.shares_dir(), &si, 7)).unwrap();
     assert_eq!(bytes.len(), 12 + 5 + 72, "header, data, one lease");
     assert_eq!(&bytes[0..4], &2u32.to_be_bytes(), "container version 2");
@@ -27,23 +38,52 @@ async fn mutable_container_matches_tahoe_layout() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let mut tw = std::collections::BTreeMap::new();
-    tw.insert(1, swamp_proto::v1::TestWriteVectors {
-        test: vec![],
-        write: vec![swamp_proto::v1::WriteVector { offset: 0, data: b"slotdata".to_vec() }],
-        new_length: None,
-    });
-    let req = swamp_proto::v1::ReadTestWriteRequest { test_write_vectors: tw, read_vector: vec![] };
-    server.client.mutable().read_test_write(&si, &s.we, &s.renew, &s.cancel, &req).await.unwrap();
+    tw.insert(
+        1,
+        swamp_proto::v1::TestWriteVectors {
+            test: vec![],
+            write: vec![swamp_proto::v1::WriteVector {
+                offset: 0,
+                data: b"slotdata".to_vec(),
+            }],
+            new_length: None,
+        },
+    );
+    let req = swamp_proto::v1::ReadTestWriteRequest {
+        test_write_vectors: tw,
+        read_vector: vec![],
+    };
+    server
+        .client
+        .mutable()
+        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &req)
+        .await
+        .unwrap();
     let bytes = std::fs::read(share_file(&server.shares_dir(), &si, 1)).unwrap();
     assert_eq!(&bytes[..27], b"Tahoe mutable container v2\n");
-    assert_eq!(&bytes[32..52], &server.identity.tubid, "the node id is the tubid");
-    assert_eq!(&bytes[52..84], s.we.expose(), "write enabler in the clear, as Tahoe keeps it");
+    assert_eq!(
+        &bytes[32..52],
+        &server.identity.tubid,
+        "the node id is the tubid"
+    );
+    assert_eq!(
+        &bytes[52..84],
+        s.we.expose(),
+        "write enabler in the clear, as Tahoe keeps it"
+    );
     assert_eq!(&bytes[84..92], &8u64.to_be_bytes(), "data length");
-    assert_eq!(&bytes[92..100], &(468u64 + 8).to_be_bytes(), "extra-lease offset follows the data");
+    assert_eq!(
+        &bytes[92..100],
+        &(468u64 + 8).to_be_bytes(),
+        "extra-lease offset follows the data"
+    );
     assert_eq!(&bytes[468..476], b"slotdata");
     assert_eq!(bytes.len(), 468 + 8 + 4);
     // Temporary files of the atomic replace are gone.
-    let bucket = share_file(&server.shares_dir(), &si, 1).parent().unwrap().to_path_buf();
+    let bucket = share_file(&server.shares_dir(), &si, 1)
+        .parent()
+        .unwrap()
+        .to_path_buf();
     assert_eq!(std::fs::read_dir(bucket).unwrap().count(), 1);
 }
 
@@ -52,44 +92,133 @@ async fn shares_survive_a_restart_and_partial_uploads_do_not() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(0), ShareNumber::new(1)], 4).await.unwrap();
-    imm.write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"done".to_vec()).await.unwrap();
-    imm.write_share_chunk(&si, ShareNumber::new(1), &s.upload, 0, b"ha".to_vec()).await.unwrap();
+    imm.allocate(
+        &si,
+        &s.upload,
+        &s.renew,
+        &s.cancel,
+        [ShareNumber::new(0), ShareNumber::new(1)],
+        4,
+    )
+    .await
+    .unwrap();
+    imm.write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"done".to_vec())
+        .await
+        .unwrap();
+    imm.write_share_chunk(&si, ShareNumber::new(1), &s.upload, 0, b"ha".to_vec())
+        .await
+        .unwrap();
     let nurl = server.nurl.to_string();
     let (dir, storage_dir, identity) = server.stop().await;
     let _keep = dir;
 
     let server = TestServer::start_on(storage_dir, identity, TestOptions::default()).await;
-    assert_eq!(server.nurl.to_string(), nurl.replace(&format!(":{}/", nurl_port(&nurl)), &format!(":{}/", server.addr.port())));
+    assert_eq!(
+        server.nurl.to_string(),
+        nurl.replace(
+            &format!(":{}/", nurl_port(&nurl)),
+            &format!(":{}/", server.addr.port())
+        )
+    );
     let held = server.client.immutable().list_shares(&si).await.unwrap();
-    assert_eq!(held.into_iter().collect::<Vec<_>>(), vec![ShareNumber::new(0)], "only the complete share");
-    assert_eq!(&server.client.immutable().read_share_chunk(&si, ShareNumber::new(0), 0, 4).await.unwrap()[..], b"done");
-    assert_eq!(std::fs::read_dir(server.shares_dir().join("incoming")).unwrap().count(), 0, "incoming wiped at start");
+    assert_eq!(
+        held.into_iter().collect::<Vec<_>>(),
+        vec![ShareNumber::new(0)],
+        "only the complete share"
+    );
+    assert_eq!(
+        &server
+            .client
+            .immutable()
+            .read_share_chunk(&si, ShareNumber::new(0), 0, 4)
+            .await
+            .unwrap()[..],
+        b"done"
+    );
+    assert_eq!(
+        std::fs::read_dir(server.shares_dir().join("incoming"))
+            .unwrap()
+            .count(),
+        0,
+        "incoming wiped at start"
+    );
     // The partial share can be uploaded again.
-    let again = server.client.immutable().allocate(&si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(1)], 4).await.unwrap();
+    let again = server
+        .client
+        .immutable()
+        .allocate(
+            &si,
+            &s.upload,
+            &s.renew,
+            &s.cancel,
+            [ShareNumber::new(1)],
+            4,
+        )
+        .await
+        .unwrap();
     assert_eq!(again.allocated.0.len(), 1);
 }
 
 fn nurl_port(nurl: &str) -> u16 {
-    nurl.split('@').nth(1).unwrap().split('/').next().unwrap().rsplit(':').next().unwrap().parse().unwrap()
+    nurl.split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn idle_uploads_are_aborted() {
-    let limits = Limits { upload_idle_timeout: Duration::from_millis(200), ..Limits::default() };
-    let server = TestServer::start_with(TestOptions { limits, ..TestOptions::default() }).await;
+    let limits = Limits {
+        upload_idle_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TestOptions {
+        limits,
+        ..TestOptions::default()
+    })
+    .await;
     let (si, s) = (random_si(), Secrets::random());
     let before = server.storage.available_space();
-    server.client.immutable().allocate(&si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(0)], 1 << 30).await.unwrap();
+    server
+        .client
+        .immutable()
+        .allocate(
+            &si,
+            &s.upload,
+            &s.renew,
+            &s.cancel,
+            [ShareNumber::new(0)],
+            1 << 30,
+        )
+        .await
+        .unwrap();
     assert_eq!(server.storage.uploads_in_progress(), 1);
-    assert!(server.storage.available_space() < before, "space is promised to the open upload");
+    assert!(
+        server.storage.available_space() < before,
+        "space is promised to the open upload"
+    );
     // Bounded wait for the sweeper (it runs every 50 ms with this timeout).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while server.storage.uploads_in_progress() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "idle upload was never aborted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle upload was never aborted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let err = server.client.immutable().write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"x".to_vec()).await.unwrap_err();
+    let err = server
+        .client
+        .immutable()
+        .write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"x".to_vec())
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::NOT_FOUND));
 }
 
@@ -97,17 +226,40 @@ async fn idle_uploads_are_aborted() {
 async fn version_reports_disk_space_minus_reserve() {
     const RESERVE: u64 = 10 << 30;
     const SLACK: u64 = 512 << 20; // other processes write to the same disk meanwhile
-    let server = TestServer::start_with(TestOptions { reserved_space: RESERVE, ..TestOptions::default() }).await;
+    let server = TestServer::start_with(TestOptions {
+        reserved_space: RESERVE,
+        ..TestOptions::default()
+    })
+    .await;
     let v = server.client.general().version().await.unwrap();
     let expected = rustix_free(&server.shares_dir()).saturating_sub(RESERVE);
-    assert!(v.storage.available_space.abs_diff(expected) < SLACK, "{} vs {expected}", v.storage.available_space);
-    assert_eq!(v.storage.maximum_immutable_share_size, v.storage.available_space);
+    assert!(
+        v.storage.available_space.abs_diff(expected) < SLACK,
+        "{} vs {expected}",
+        v.storage.available_space
+    );
+    assert_eq!(
+        v.storage.maximum_immutable_share_size,
+        v.storage.available_space
+    );
     assert!(v.application_version.starts_with(b"swamp/"));
 }
 
 fn rustix_free(path: &std::path::Path) -> u64 {
-    let out = std::process::Command::new("df").arg("-B1").arg("--output=avail").arg(path).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().trim().parse().unwrap()
+    let out = std::process::Command::new("df")
+        .arg("-B1")
+        .arg("--output=avail")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]

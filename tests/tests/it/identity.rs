@@ -33,14 +33,18 @@ fn foolscap_certificate_gives_tahoes_tubid_and_spki_hash() {
     assert_eq!(identity.spki_hash.to_string(), FOOLSCAP_SPKI_HASH);
     assert_eq!(identity.swissnum.expose(), "swissnumfromtahoe234567");
     let pem = std::fs::read_to_string(dir.path().join("private/node.pem")).unwrap();
-    assert_eq!(pem, FOOLSCAP_PEM, "the Python node's certificate is never replaced");
+    assert_eq!(
+        pem, FOOLSCAP_PEM,
+        "the Python node's certificate is never replaced"
+    );
 }
 
 #[tokio::test]
 async fn a_version_1_certificate_is_served_and_accepted() {
     let dir = python_node_dir();
     let identity = Arc::new(NodeIdentity::load_or_create(dir.path(), false, &[]).unwrap());
-    let server = TestServer::start_on(dir.path().join("storage"), identity, TestOptions::default()).await;
+    let server =
+        TestServer::start_on(dir.path().join("storage"), identity, TestOptions::default()).await;
     let version = server.client.general().version().await.unwrap();
     assert!(version.application_version.starts_with(b"swamp/"));
     let http1 = server.client_with(&swamp_client::ClientOptions { http1_only: true });
@@ -50,7 +54,11 @@ async fn a_version_1_certificate_is_served_and_accepted() {
 #[test]
 fn describing_a_node_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tahoe.cfg"), "[node]\ntub.port = tcp:1:interface=127.0.0.1\n").unwrap();
+    std::fs::write(
+        dir.path().join("tahoe.cfg"),
+        "[node]\ntub.port = tcp:1:interface=127.0.0.1\n",
+    )
+    .unwrap();
     let err = swamp_server::start::describe_node(dir.path(), |_| None).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(!dir.path().join("private").exists(), "nothing was created");
@@ -65,6 +73,7 @@ async fn an_expired_certificate_is_accepted_as_tahoe_accepts_it() {
     let cert = params.self_signed(&key).unwrap();
     let identity = Arc::new(NodeIdentity::from_pem(&cert.pem(), &key.serialize_pem()).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_on(dir.path().join("storage"), identity, TestOptions::default()).await;
+    let server =
+        TestServer::start_on(dir.path().join("storage"), identity, TestOptions::default()).await;
     server.client.general().version().await.unwrap();
 }

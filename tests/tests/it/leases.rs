@@ -15,7 +15,10 @@ use swamp_tests::{Secrets, TestServer, random_si, share_file};
 fn immutable_leases(server: &TestServer, si: &swamp_proto::StorageIndex, shnum: u8) -> Vec<Lease> {
     let file = File::open(share_file(&server.shares_dir(), si, shnum)).unwrap();
     let header = immutable::read_header(&file).unwrap();
-    assert_eq!(header.version, 2, "new containers are v2 (hashed lease secrets)");
+    assert_eq!(
+        header.version, 2,
+        "new containers are v2 (hashed lease secrets)"
+    );
     immutable::read_leases(&file, &header).unwrap()
 }
 
@@ -26,8 +29,15 @@ fn mutable_leases(server: &TestServer, si: &swamp_proto::StorageIndex, shnum: u8
 
 async fn upload(server: &TestServer, si: &swamp_proto::StorageIndex, s: &Secrets) {
     let imm = server.client.immutable();
-    imm.allocate(si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(0)], 4).await.unwrap();
-    assert!(imm.write_share_chunk(si, ShareNumber::new(0), &s.upload, 0, b"data".to_vec()).await.unwrap().complete);
+    imm.allocate(si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(0)], 4)
+        .await
+        .unwrap();
+    assert!(
+        imm.write_share_chunk(si, ShareNumber::new(0), &s.upload, 0, b"data".to_vec())
+            .await
+            .unwrap()
+            .complete
+    );
 }
 
 #[tokio::test]
@@ -38,29 +48,62 @@ async fn immutable_leases_are_added_then_renewed() {
     let leases = immutable_leases(&server, &si, 0);
     assert_eq!(leases.len(), 1);
     assert_eq!(leases[0].owner, 0);
-    assert_eq!(u64::from(leases[0].expiry), server.clock.now() + LEASE_DURATION_SECS);
-    assert_ne!(&leases[0].renew_stored, s.renew.expose(), "stored hashed, never in the clear");
+    assert_eq!(
+        u64::from(leases[0].expiry),
+        server.clock.now() + LEASE_DURATION_SECS
+    );
+    assert_ne!(
+        &leases[0].renew_stored,
+        s.renew.expose(),
+        "stored hashed, never in the clear"
+    );
 
     let other = Secrets::random();
-    server.client.general().add_or_renew_lease(&si, &other.renew, &other.cancel).await.unwrap();
+    server
+        .client
+        .general()
+        .add_or_renew_lease(&si, &other.renew, &other.cancel)
+        .await
+        .unwrap();
     let leases = immutable_leases(&server, &si, 0);
     assert_eq!(leases.len(), 2);
     assert_eq!(leases[1].owner, 1);
 
     server.clock.advance(1000);
-    server.client.general().add_or_renew_lease(&si, &other.renew, &other.cancel).await.unwrap();
+    server
+        .client
+        .general()
+        .add_or_renew_lease(&si, &other.renew, &other.cancel)
+        .await
+        .unwrap();
     let leases = immutable_leases(&server, &si, 0);
     assert_eq!(leases.len(), 2, "the same renew secret renews");
-    assert_eq!(u64::from(leases[1].expiry), server.clock.now() + LEASE_DURATION_SECS);
+    assert_eq!(
+        u64::from(leases[1].expiry),
+        server.clock.now() + LEASE_DURATION_SECS
+    );
     // The share data is untouched by lease changes.
-    assert_eq!(&server.client.immutable().read_share_chunk(&si, ShareNumber::new(0), 0, 100).await.unwrap()[..], b"data");
+    assert_eq!(
+        &server
+            .client
+            .immutable()
+            .read_share_chunk(&si, ShareNumber::new(0), 0, 100)
+            .await
+            .unwrap()[..],
+        b"data"
+    );
 }
 
 #[tokio::test]
 async fn lease_on_unknown_index_is_404() {
     let server = TestServer::start().await;
     let s = Secrets::random();
-    let err = server.client.general().add_or_renew_lease(&random_si(), &s.renew, &s.cancel).await.unwrap_err();
+    let err = server
+        .client
+        .general()
+        .add_or_renew_lease(&random_si(), &s.renew, &s.cancel)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
 }
 
@@ -69,24 +112,74 @@ async fn mutable_leases_fill_slots_then_extra_leases() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let mut tw = BTreeMap::new();
-    tw.insert(0, TestWriteVectors { test: vec![], write: vec![WriteVector { offset: 0, data: b"v1".to_vec() }], new_length: None });
-    let req = ReadTestWriteRequest { test_write_vectors: tw, read_vector: vec![] };
-    server.client.mutable().read_test_write(&si, &s.we, &s.renew, &s.cancel, &req).await.unwrap();
+    tw.insert(
+        0,
+        TestWriteVectors {
+            test: vec![],
+            write: vec![WriteVector {
+                offset: 0,
+                data: b"v1".to_vec(),
+            }],
+            new_length: None,
+        },
+    );
+    let req = ReadTestWriteRequest {
+        test_write_vectors: tw,
+        read_vector: vec![],
+    };
+    server
+        .client
+        .mutable()
+        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &req)
+        .await
+        .unwrap();
     assert_eq!(mutable_leases(&server, &si, 0).len(), 1);
     for _ in 0..5 {
         let other = Secrets::random();
-        server.client.general().add_or_renew_lease(&si, &other.renew, &other.cancel).await.unwrap();
+        server
+            .client
+            .general()
+            .add_or_renew_lease(&si, &other.renew, &other.cancel)
+            .await
+            .unwrap();
     }
     let leases = mutable_leases(&server, &si, 0);
     assert_eq!(leases.len(), 6, "four slots plus two extra leases");
     assert!(leases.iter().all(|l| l.nodeid == server.identity.tubid));
     // A larger write moves the extra leases; they survive.
     let mut tw = BTreeMap::new();
-    tw.insert(0, TestWriteVectors { test: vec![], write: vec![WriteVector { offset: 0, data: vec![7u8; 5000] }], new_length: None });
-    let req = ReadTestWriteRequest { test_write_vectors: tw, read_vector: vec![] };
-    server.client.mutable().read_test_write(&si, &s.we, &s.renew, &s.cancel, &req).await.unwrap();
+    tw.insert(
+        0,
+        TestWriteVectors {
+            test: vec![],
+            write: vec![WriteVector {
+                offset: 0,
+                data: vec![7u8; 5000],
+            }],
+            new_length: None,
+        },
+    );
+    let req = ReadTestWriteRequest {
+        test_write_vectors: tw,
+        read_vector: vec![],
+    };
+    server
+        .client
+        .mutable()
+        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &req)
+        .await
+        .unwrap();
     assert_eq!(mutable_leases(&server, &si, 0).len(), 6);
-    assert_eq!(server.client.mutable().read_share_chunk(&si, ShareNumber::new(0), 0, 10_000).await.unwrap().len(), 5000);
+    assert_eq!(
+        server
+            .client
+            .mutable()
+            .read_share_chunk(&si, ShareNumber::new(0), 0, 10_000)
+            .await
+            .unwrap()
+            .len(),
+        5000
+    );
 }
 
 #[tokio::test]
@@ -96,19 +189,72 @@ async fn expired_shares_are_collected_and_live_ones_kept() {
     upload(&server, &old, &Secrets::random()).await;
     server.clock.advance(20 * 86_400);
     upload(&server, &young, &Secrets::random()).await;
-    let policy = ExpiryPolicy { mode: ExpiryMode::Age, immutable: true, mutable: true };
+    let policy = ExpiryPolicy {
+        mode: ExpiryMode::Age,
+        immutable: true,
+        mutable: true,
+    };
     // 35 days after the first upload: its lease (31 days) is over, the second's is not.
     server.clock.advance(15 * 86_400);
     let mut report = SweepReport::default();
     for si in [old, young] {
-        server.storage.expire_bucket(&si, &policy, &mut report).unwrap();
+        server
+            .storage
+            .expire_bucket(&si, &policy, &mut report)
+            .unwrap();
     }
-    assert_eq!(report, SweepReport { examined: 2, deleted: 1 });
-    assert!(server.client.immutable().list_shares(&old).await.unwrap().is_empty());
-    assert_eq!(server.client.immutable().list_shares(&young).await.unwrap().len(), 1);
-    assert!(!server.shares_dir().join(old.dir_prefix()).join(old.to_base32()).exists());
+    assert_eq!(
+        report,
+        SweepReport {
+            examined: 2,
+            deleted: 1
+        }
+    );
+    assert!(
+        server
+            .client
+            .immutable()
+            .list_shares(&old)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        server
+            .client
+            .immutable()
+            .list_shares(&young)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        !server
+            .shares_dir()
+            .join(old.dir_prefix())
+            .join(old.to_base32())
+            .exists()
+    );
 
-    let keep_immutable = ExpiryPolicy { mode: ExpiryMode::AgeOverride(1), immutable: false, mutable: true };
-    server.storage.expire_bucket(&young, &keep_immutable, &mut report).unwrap();
-    assert_eq!(server.client.immutable().list_shares(&young).await.unwrap().len(), 1, "expire.immutable = false");
+    let keep_immutable = ExpiryPolicy {
+        mode: ExpiryMode::AgeOverride(1),
+        immutable: false,
+        mutable: true,
+    };
+    server
+        .storage
+        .expire_bucket(&young, &keep_immutable, &mut report)
+        .unwrap();
+    assert_eq!(
+        server
+            .client
+            .immutable()
+            .list_shares(&young)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "expire.immutable = false"
+    );
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! End-to-end tests: the real server on 127.0.0.1:0 with real TLS, driven through the
 //! real client. Cases follow Tahoe's `test_istorageserver.py` and `test_storage_http.py`
 //! (the behaviour, in our own code).

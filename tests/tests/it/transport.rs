@@ -13,7 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::test]
 async fn http2_is_negotiated_by_default() {
     let server = TestServer::start().await;
-    let resp = server.client.request(Method::GET, v1::VERSION_PATH).send().await.unwrap();
+    let resp = server
+        .client
+        .request(Method::GET, v1::VERSION_PATH)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/cbor");
@@ -23,7 +28,11 @@ async fn http2_is_negotiated_by_default() {
 async fn http1_by_alpn() {
     let server = TestServer::start().await;
     let client = server.client_with(&ClientOptions { http1_only: true });
-    let resp = client.request(Method::GET, v1::VERSION_PATH).send().await.unwrap();
+    let resp = client
+        .request(Method::GET, v1::VERSION_PATH)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.version(), Version::HTTP_11);
     assert_eq!(resp.status(), 200);
 }
@@ -48,7 +57,10 @@ async fn no_alpn_no_sni_gets_http1() {
     tls.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("content-type: application/cbor"));
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: application/cbor")
+    );
 }
 
 #[tokio::test]
@@ -58,5 +70,8 @@ async fn a_wrong_pin_is_refused() {
     nurl.spki_hash = SpkiHash::from_bytes([0; 32]);
     let client = StorageClient::new(&nurl).unwrap();
     let err = client.general().version().await.unwrap_err();
-    assert!(matches!(err, swamp_client::ClientError::Transport(_)), "{err:?}");
+    assert!(
+        matches!(err, swamp_client::ClientError::Transport(_)),
+        "{err:?}"
+    );
 }
