@@ -30,6 +30,7 @@
 
 pub mod base32;
 pub mod error;
+pub mod feed;
 pub mod nurl;
 pub mod range;
 pub mod secrets;

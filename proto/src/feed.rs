@@ -1,0 +1,361 @@
+//! Change-feed wire types: cursors and events, shared by the server's three transports
+//! (WebSocket, SSE, long-poll) and the client.
+//!
+//! A [`Cursor`] is `(epoch, seq)`: `seq` counts committed changes on one server and
+//! `epoch` names the journal they are counted in; when a server loses or resets its
+//! journal, the epoch changes and every old cursor gets a `reset`. Clients treat cursors
+//! as opaque strings (`<16 hex digits>-<decimal seq>`) and hand them back verbatim.
+//!
+//! Events are tagged by `type`. Every slot event names the storage index in Tahoe's
+//! lowercase base32 as `si` and carries the share's `seqnum` and `roothash` (JSON:
+//! base32 text; CBOR: bytes), read from the share's own header without any key.
+//! `docs/feeds.md` is the protocol specification.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{DecodeError, ShareNumber, StorageIndex, base32};
+
+/// A position in one server's change journal.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Cursor {
+    /// Names the journal; a different epoch means the history was lost.
+    pub epoch: u64,
+    /// Changes committed before this point (0: none yet).
+    pub seq: u64,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}", self.epoch, self.seq)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = DecodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || DecodeError::Invalid(format!("{s:?} is not a feed cursor (expected <16 hex digits>-<number>)"));
+        let (epoch, seq) = s.split_once('-').ok_or_else(bad)?;
+        if epoch.len() != 16 {
+            return Err(bad());
+        }
+        Ok(Self {
+            epoch: u64::from_str_radix(epoch, 16).map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl Serialize for Cursor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cursor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+macro_rules! base32_in_json {
+    ($name:ident) => {
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+base32_in_json!(StorageIndex);
+
+/// A mutable share's root hash (the share hash tree root in its signed header).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct RootHash(pub [u8; 32]);
+
+impl fmt::Display for RootHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&base32::encode(&self.0))
+    }
+}
+
+impl FromStr for RootHash {
+    type Err = DecodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = base32::decode(s)?;
+        Ok(Self(bytes.try_into().map_err(|v: Vec<u8>| DecodeError::Length {
+            what: "root hash",
+            expected: 32,
+            actual: v.len(),
+        })?))
+    }
+}
+
+impl Serialize for RootHash {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { s.collect_str(self) } else { s.serialize_bytes(&self.0) }
+    }
+}
+
+impl<'de> Deserialize<'de> for RootHash {
+    /// Accepts base32 text (JSON) or 32 raw bytes (CBOR), whatever the decoder claims
+    /// about human readability.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RootHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a root hash: 52 base32 characters or 32 bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RootHash, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<RootHash, E> {
+                v.try_into().map(RootHash).map_err(|_| E::custom("a root hash is 32 bytes"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for ShareNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for ShareNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::new(u8::deserialize(d)?))
+    }
+}
+
+/// The version of a mutable share, as its header says (no key needed to read it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct SlotVersion {
+    /// The share's sequence number (bytes 1..9 of the share data).
+    pub seqnum: u64,
+    /// The share's root hash (bytes 9..41).
+    pub roothash: RootHash,
+    /// 0 for SDMF, 1 for MDMF.
+    pub format: u8,
+}
+
+impl SlotVersion {
+    /// Reads the version from the first bytes of a mutable share's data; `None` when
+    /// there are fewer than 41 bytes or the format byte is neither 0 nor 1.
+    pub fn from_share_prefix(prefix: &[u8]) -> Option<Self> {
+        if prefix.len() < 41 || prefix[0] > 1 {
+            return None;
+        }
+        Some(Self {
+            format: prefix[0],
+            seqnum: u64::from_be_bytes(prefix[1..9].try_into().ok()?),
+            roothash: RootHash(prefix[9..41].try_into().ok()?),
+        })
+    }
+}
+
+/// Why a stream was reset.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// The cursor belongs to another epoch (the journal was lost or reset).
+    EpochChanged,
+    /// The cursor is ahead of this server's journal (it cannot be from this epoch).
+    CursorAhead,
+}
+
+/// One message of a change feed.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FeedEvent {
+    /// A read-test-write changed a share of a followed slot.
+    SlotChanged {
+        /// Position after this change.
+        cursor: Cursor,
+        /// The slot.
+        si: StorageIndex,
+        /// The share.
+        shnum: ShareNumber,
+        /// The share's new sequence number (`null` if the share is too short to have one).
+        seqnum: Option<u64>,
+        /// The share's new root hash (`null` likewise).
+        roothash: Option<RootHash>,
+        /// 0 SDMF, 1 MDMF (`null` likewise).
+        format: Option<u8>,
+        /// The share's data length in bytes.
+        length: u64,
+    },
+    /// A read-test-write deleted a share (`new-length` 0).
+    SlotDeleted {
+        /// Position after this change.
+        cursor: Cursor,
+        /// The slot.
+        si: StorageIndex,
+        /// The share.
+        shnum: ShareNumber,
+    },
+    /// An immutable share was completed.
+    ShareAdded {
+        /// Position after this change.
+        cursor: Cursor,
+        /// The storage index.
+        si: StorageIndex,
+        /// The share.
+        shnum: ShareNumber,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A client advised that a share is corrupt.
+    CorruptionAdvised {
+        /// Position after this change.
+        cursor: Cursor,
+        /// The storage index.
+        si: StorageIndex,
+        /// The share.
+        shnum: ShareNumber,
+        /// `immutable` or `mutable`.
+        kind: String,
+    },
+    /// The current state of one share, sent before `synced` when a snapshot was asked
+    /// for (slots carry `seqnum`/`roothash`; immutable shares carry `size`).
+    Snapshot {
+        /// The storage index.
+        si: StorageIndex,
+        /// The share.
+        shnum: ShareNumber,
+        /// Mutable: sequence number.
+        seqnum: Option<u64>,
+        /// Mutable: root hash.
+        roothash: Option<RootHash>,
+        /// Mutable: 0 SDMF, 1 MDMF.
+        format: Option<u8>,
+        /// Data length (mutable) or size (immutable).
+        length: u64,
+        /// `immutable` or `mutable`.
+        kind: String,
+    },
+    /// The snapshot is complete; live events follow from `cursor`.
+    Synced {
+        /// Position the live part starts after.
+        cursor: Cursor,
+    },
+    /// A checkpoint: nothing the subscriber follows changed up to `cursor`. Sent at
+    /// least every 30 seconds, and on request.
+    Progress {
+        /// Save this to resume from.
+        cursor: Cursor,
+    },
+    /// The history the client's cursor refers to is gone: re-read every followed slot,
+    /// then continue from `cursor`.
+    Reset {
+        /// Where to continue from.
+        cursor: Cursor,
+        /// Why.
+        reason: ResetReason,
+    },
+}
+
+impl FeedEvent {
+    /// The cursor to save after this event, if it carries one.
+    pub fn cursor(&self) -> Option<Cursor> {
+        match self {
+            Self::SlotChanged { cursor, .. }
+            | Self::SlotDeleted { cursor, .. }
+            | Self::ShareAdded { cursor, .. }
+            | Self::CorruptionAdvised { cursor, .. }
+            | Self::Synced { cursor }
+            | Self::Progress { cursor }
+            | Self::Reset { cursor, .. } => Some(*cursor),
+            Self::Snapshot { .. } => None,
+        }
+    }
+
+    /// The storage index this event is about, if any.
+    pub fn storage_index(&self) -> Option<StorageIndex> {
+        match self {
+            Self::SlotChanged { si, .. }
+            | Self::SlotDeleted { si, .. }
+            | Self::ShareAdded { si, .. }
+            | Self::CorruptionAdvised { si, .. }
+            | Self::Snapshot { si, .. } => Some(*si),
+            Self::Synced { .. } | Self::Progress { .. } | Self::Reset { .. } => None,
+        }
+    }
+
+    /// The event's type name on the wire (the SSE `event:` field).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::SlotChanged { .. } => "slot_changed",
+            Self::SlotDeleted { .. } => "slot_deleted",
+            Self::ShareAdded { .. } => "share_added",
+            Self::CorruptionAdvised { .. } => "corruption_advised",
+            Self::Snapshot { .. } => "snapshot",
+            Self::Synced { .. } => "synced",
+            Self::Progress { .. } => "progress",
+            Self::Reset { .. } => "reset",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let c = Cursor { epoch: 0xdead_beef, seq: 42 };
+        assert_eq!(c.to_string(), "00000000deadbeef-42");
+        assert_eq!("00000000deadbeef-42".parse::<Cursor>().unwrap(), c);
+        assert!("deadbeef-42".parse::<Cursor>().is_err());
+        assert!("00000000deadbeef-x".parse::<Cursor>().is_err());
+    }
+
+    #[test]
+    fn slot_event_json_has_the_fixed_names() {
+        let si = StorageIndex::from_bytes([1; 16]);
+        let e = FeedEvent::SlotChanged {
+            cursor: Cursor { epoch: 1, seq: 2 },
+            si,
+            shnum: ShareNumber::new(3),
+            seqnum: Some(7),
+            roothash: Some(RootHash([0; 32])),
+            format: Some(1),
+            length: 100,
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["type"], "slot_changed");
+        assert_eq!(json["si"], si.to_string());
+        assert_eq!(json["seqnum"], 7);
+        assert_eq!(json["roothash"], "a".repeat(52));
+        assert_eq!(serde_json::from_value::<FeedEvent>(json).unwrap(), e);
+        let cbor = crate::v1::encode(&e);
+        assert_eq!(crate::v1::decode::<FeedEvent>(&cbor).unwrap(), e);
+    }
+
+    #[test]
+    fn version_from_share_prefix() {
+        let mut prefix = vec![1u8];
+        prefix.extend_from_slice(&9u64.to_be_bytes());
+        prefix.extend_from_slice(&[5; 32]);
+        let v = SlotVersion::from_share_prefix(&prefix).unwrap();
+        assert_eq!((v.format, v.seqnum, v.roothash), (1, 9, RootHash([5; 32])));
+        assert!(SlotVersion::from_share_prefix(&prefix[..40]).is_none());
+        prefix[0] = 7;
+        assert!(SlotVersion::from_share_prefix(&prefix).is_none());
+    }
+}
