@@ -11,6 +11,7 @@
 //! - [`start`]: assembling a [`serve::Server`] from a node directory.
 
 pub mod backend;
+pub mod feeds;
 pub mod http;
 pub mod node;
 pub mod serve;

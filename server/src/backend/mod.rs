@@ -21,6 +21,7 @@
 //! (read-test-write), `advisory.rs` (corruption reports), `expiry.rs` (lease expiry).
 
 pub mod advisory;
+pub mod change;
 pub mod error;
 pub mod expiry;
 pub mod immutable;
@@ -69,6 +70,19 @@ pub struct OpenShare {
     pub data_length: u64,
 }
 
+/// One share's current state, for feed snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareState {
+    /// Which share.
+    pub shnum: ShareNumber,
+    /// Immutable or mutable.
+    pub kind: ShareKind,
+    /// Data length.
+    pub length: u64,
+    /// Mutable shares: the first bytes of the data (version, seqnum, root hash).
+    pub prefix: Vec<u8>,
+}
+
 /// Settings of the storage backend.
 #[derive(Clone)]
 pub struct StorageSettings {
@@ -89,6 +103,7 @@ pub struct Storage {
     settings: StorageSettings,
     locks: locks::SiLocks,
     uploads: uploads::Uploads,
+    sink: std::sync::OnceLock<Arc<dyn change::ChangeSink>>,
 }
 
 impl Storage {
@@ -112,7 +127,54 @@ impl Storage {
             settings,
             locks: locks::SiLocks::new(),
             uploads: uploads::Uploads::default(),
+            sink: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets where committed changes are reported (once; later calls are ignored).
+    pub fn set_change_sink(&self, sink: Arc<dyn change::ChangeSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Reports changes to the sink, if there is one. Callers hold the index's lock.
+    pub(crate) fn report(&self, changes: Vec<change::Change>) -> Result<(), StorageError> {
+        match self.sink.get() {
+            Some(sink) if !changes.is_empty() => sink.record(changes).op("record in the feed journal", &self.layout.shares),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `then` with the current state of every share of `si`, while no change to
+    /// `si` can commit (the change feeds register a subscription inside `then`, so the
+    /// snapshot and the live events meet with no gap and no duplicate).
+    ///
+    /// # Errors
+    /// I/O failures reading the shares.
+    pub fn with_share_states<T>(&self, si: &StorageIndex, then: impl FnOnce(Vec<ShareState>) -> T) -> Result<T, StorageError> {
+        let _guard = self.locks.read(si);
+        let mut states = Vec::new();
+        for shnum in self.list_shares(si)? {
+            let path = self.layout.share_path(si, shnum);
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).op("open", &path),
+            };
+            let mut first = [0u8; 32];
+            let n = read_prefix(&file, &mut first).op("read", &path)?;
+            if mutable::is_mutable_header(&first[..n]) {
+                let length = mutable::read_data_length(&file).op("read", &path)?;
+                let mut prefix = vec![0u8; length.min(slots::VERSION_PREFIX_LEN) as usize];
+                let got = read_prefix_at(&file, &mut prefix, mutable::DATA_OFFSET).op("read", &path)?;
+                prefix.truncate(got);
+                states.push(ShareState { shnum, kind: ShareKind::Mutable, length, prefix });
+            } else if immutable::is_immutable_header(&first[..n]) {
+                let header = immutable::read_header(&file).op("read", &path)?;
+                let length = immutable::data_length(&file, &header).op("read", &path)?;
+                states.push(ShareState { shnum, kind: ShareKind::Immutable, length, prefix: Vec::new() });
+            }
+        }
+        Ok(then(states))
     }
 
     /// The directory layout.
@@ -275,10 +337,15 @@ impl Storage {
 }
 
 pub(crate) fn read_prefix(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    read_prefix_at(file, buf, 0)
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, stopping early only at end of file.
+pub(crate) fn read_prefix_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
     let mut filled = 0;
     while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], filled as u64)? {
+        match file.read_at(&mut buf[filled..], offset + filled as u64)? {
             0 => break,
             n => filled += n,
         }

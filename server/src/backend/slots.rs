@@ -16,6 +16,9 @@ use swamp_proto::v1::MAX_MUTABLE_SHARE_SIZE;
 use swamp_proto::v1::mutable::ValidReadTestWrite;
 use swamp_proto::{ShareNumber, StorageIndex};
 
+use swamp_proto::feed::SlotVersion;
+
+use super::change::Change;
 use super::error::{IoContext, StorageError};
 use super::layout::{self, Layout};
 use super::mutable::{self, Container};
@@ -42,6 +45,22 @@ pub struct SlotChange {
     /// Its first bytes (up to 57: the SDMF/MDMF version, seqnum, root hash and salt),
     /// from which feeds report the new version without any key.
     pub prefix: Vec<u8>,
+}
+
+impl SlotChange {
+    /// The change as the feeds record it.
+    pub fn to_change(&self, si: &StorageIndex) -> Change {
+        if self.data_length == 0 && self.prefix.is_empty() {
+            Change::SlotDeleted { si: *si, shnum: self.shnum }
+        } else {
+            Change::SlotChanged {
+                si: *si,
+                shnum: self.shnum,
+                version: SlotVersion::from_share_prefix(&self.prefix),
+                length: self.data_length,
+            }
+        }
+    }
 }
 
 /// Bytes of share data that identify a version (SDMF's prefix is the longest).
@@ -178,6 +197,7 @@ impl Storage {
             if self.list_shares(si)?.is_empty() {
                 layout::remove_empty_dirs(&bucket, &self.layout.shares);
             }
+            self.report(changed.iter().map(|c| c.to_change(si)).collect())?;
         }
         Ok(ReadTestWriteOutcome {
             success,

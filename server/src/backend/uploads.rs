@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use swamp_proto::secrets::UploadSecret;
 use swamp_proto::{ShareNumber, StorageIndex};
 
+use super::change::Change;
 use super::error::{IoContext, StorageError};
 use super::lease::Lease;
 use super::ranges::RangeSet;
@@ -220,11 +221,11 @@ impl Storage {
         let bucket = self.layout.bucket_dir(si);
         layout::create_dir_durable(&bucket).op("create", &bucket)?;
         let final_path = self.layout.share_path(si, shnum);
-        {
-            let _guard = self.locks.write(si);
-            fs::rename(&up.incoming, &final_path).op("move into place", &final_path)?;
-        }
+        let _guard = self.locks.write(si);
+        fs::rename(&up.incoming, &final_path).op("move into place", &final_path)?;
         layout::sync_dir(&bucket).op("sync", &bucket)?;
+        self.report(vec![Change::ShareAdded { si: *si, shnum, size: up.allocated_size }])?;
+        drop(_guard);
         if let Some(parent) = up.incoming.parent() {
             layout::remove_empty_dirs(parent, &self.layout.incoming);
         }

@@ -1,0 +1,421 @@
+//! The change journal: every committed change, numbered, on disk, plus a per-share
+//! "latest state" index that never expires.
+//!
+//! Two tiers of history (CouchDB's lesson): a bounded ring of exact events (at least
+//! the last `min_events` and the last `min_age`), for exact replay; and, for every share
+//! that ever changed, its latest state and the sequence number of that change, so any
+//! cursor of the current epoch can be answered with the latest state of what changed
+//! after it. Only a lost or reset journal changes the epoch.
+//!
+//! Files, under `<storage>/swamp-feed/`:
+//! - `epoch`: 16 hex digits, made once;
+//! - `journal`: records `u32 length | 4-byte SHA-256 prefix | CBOR (seq, time, change)`,
+//!   appended and synced before the write they record is acknowledged; a torn tail
+//!   (crash mid-append) is cut off at start;
+//! - `latest`: the latest-state index as of a sequence number, written when the journal
+//!   is compacted (then the journal keeps only the ring).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use swamp_proto::feed::Cursor;
+use swamp_proto::{ShareNumber, StorageIndex};
+
+use crate::backend::Clock;
+use crate::backend::change::Change;
+
+/// How much exact history to keep.
+#[derive(Clone, Debug)]
+pub struct Retention {
+    /// Keep at least this many events.
+    pub min_events: usize,
+    /// Keep every event younger than this.
+    pub min_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { min_events: 10_000, min_age: Duration::from_secs(600) }
+    }
+}
+
+/// One journal entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// Sequence number (the cursor's `seq` after this change).
+    pub seq: u64,
+    /// Unix seconds when recorded.
+    pub time: u64,
+    /// The change.
+    pub change: Arc<Change>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LatestFile {
+    upto: u64,
+    entries: Vec<(u64, Change)>,
+}
+
+/// What resuming from a cursor yields.
+#[derive(Debug)]
+pub enum Backlog {
+    /// Every event after the cursor, exactly (filtered to the subscriptions).
+    Exact(Vec<Entry>),
+    /// The latest state of every followed share that changed after the cursor,
+    /// ordered by sequence number (intermediate versions coalesced).
+    Coalesced(Vec<Entry>),
+    /// The cursor is from another epoch or ahead of the journal.
+    Reset(swamp_proto::feed::ResetReason),
+}
+
+/// The journal and its indexes.
+pub struct Journal {
+    dir: PathBuf,
+    epoch: u64,
+    file: File,
+    head: u64,
+    ring: VecDeque<Entry>,
+    /// Per storage index, per share: the latest state-changing entry.
+    latest: HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>>,
+    records_in_file: usize,
+    retention: Retention,
+    clock: Clock,
+}
+
+impl Journal {
+    /// Opens (or starts) the journal under `storage_dir/swamp-feed`.
+    ///
+    /// # Errors
+    /// I/O errors; a damaged `latest` file starts a new epoch instead.
+    pub fn open(storage_dir: &Path, retention: Retention, clock: Clock) -> io::Result<Self> {
+        let dir = storage_dir.join("swamp-feed");
+        fs::create_dir_all(&dir)?;
+        let epoch_path = dir.join("epoch");
+        let epoch = match fs::read_to_string(&epoch_path).ok().and_then(|t| u64::from_str_radix(t.trim(), 16).ok()) {
+            Some(e) => e,
+            None => return Self::start_epoch(dir, retention, clock),
+        };
+        let (upto, mut latest) = match fs::read(dir.join("latest")) {
+            Ok(bytes) => match swamp_proto::v1::decode::<LatestFile>(&bytes) {
+                Ok(file) => (file.upto, index_from(file.entries, clock())),
+                Err(_) => {
+                    tracing::error!("feed journal's latest-state file is damaged; starting a new epoch");
+                    return Self::start_epoch(dir, retention, clock);
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, HashMap::new()),
+            Err(e) => return Err(e),
+        };
+        let journal_path = dir.join("journal");
+        let (entries, good_len) = read_records(&journal_path)?;
+        let file = OpenOptions::new().create(true).append(true).open(&journal_path)?;
+        if file.metadata()?.len() > good_len {
+            tracing::warn!(kept = good_len, "feed journal has a torn tail (crash mid-append); cutting it off");
+            file.set_len(good_len)?;
+            file.sync_all()?;
+        }
+        let mut head = upto;
+        let mut ring = VecDeque::new();
+        for entry in entries.iter().cloned() {
+            if entry.seq > upto && entry.change.is_state() {
+                let shares = latest.entry(entry.change.storage_index()).or_default();
+                shares.insert(entry.change.share_number(), entry.clone());
+            }
+            head = head.max(entry.seq);
+            ring.push_back(entry);
+        }
+        let mut journal = Self { dir, epoch, file, head, ring, latest, records_in_file: entries.len(), retention, clock };
+        journal.trim();
+        Ok(journal)
+    }
+
+    fn start_epoch(dir: PathBuf, retention: Retention, clock: Clock) -> io::Result<Self> {
+        let epoch: u64 = rand::random();
+        for name in ["journal", "latest"] {
+            match fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        write_durably(&dir.join("epoch"), format!("{epoch:016x}\n").as_bytes())?;
+        let file = OpenOptions::new().create(true).append(true).open(dir.join("journal"))?;
+        tracing::info!(epoch = format!("{epoch:016x}"), "started a new feed epoch");
+        Ok(Self {
+            dir,
+            epoch,
+            file,
+            head: 0,
+            ring: VecDeque::new(),
+            latest: HashMap::new(),
+            records_in_file: 0,
+            retention,
+            clock,
+        })
+    }
+
+    /// The epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The cursor after the last recorded change.
+    pub fn head(&self) -> Cursor {
+        Cursor { epoch: self.epoch, seq: self.head }
+    }
+
+    /// Appends changes durably; returns their entries (with sequence numbers).
+    ///
+    /// # Errors
+    /// If the journal cannot be written or synced.
+    pub fn append(&mut self, changes: Vec<Change>) -> io::Result<Vec<Entry>> {
+        let time = (self.clock)();
+        let mut buf = Vec::new();
+        let mut entries = Vec::with_capacity(changes.len());
+        for (i, change) in changes.into_iter().enumerate() {
+            let entry = Entry { seq: self.head + 1 + i as u64, time, change: Arc::new(change) };
+            encode_record(&entry, &mut buf);
+            entries.push(entry);
+        }
+        self.file.write_all(&buf)?;
+        self.file.sync_data()?;
+        for entry in &entries {
+            if entry.change.is_state() {
+                let shares = self.latest.entry(entry.change.storage_index()).or_default();
+                shares.insert(entry.change.share_number(), entry.clone());
+            }
+            self.head = entry.seq;
+            self.ring.push_back(entry.clone());
+        }
+        self.records_in_file += entries.len();
+        self.trim();
+        if self.records_in_file > 2 * self.ring.len() + 1024 {
+            if let Err(e) = self.compact() {
+                tracing::error!(error = %e, "feed journal compaction failed; will retry");
+            }
+        }
+        Ok(entries)
+    }
+
+    fn trim(&mut self) {
+        let now = (self.clock)();
+        let min_age = self.retention.min_age.as_secs();
+        while self.ring.len() > self.retention.min_events
+            && self.ring.front().is_some_and(|e| e.time.saturating_add(min_age) <= now)
+        {
+            self.ring.pop_front();
+        }
+    }
+
+    /// Writes the latest-state index, then rewrites the journal with only the ring.
+    fn compact(&mut self) -> io::Result<()> {
+        let entries: Vec<(u64, Change)> = self
+            .latest
+            .values()
+            .flat_map(|shares| shares.values().map(|e| (e.seq, (*e.change).clone())))
+            .collect();
+        write_durably(&self.dir.join("latest"), &swamp_proto::v1::encode(&LatestFile { upto: self.head, entries }))?;
+        let mut buf = Vec::new();
+        for entry in &self.ring {
+            encode_record(entry, &mut buf);
+        }
+        write_durably(&self.dir.join("journal"), &buf)?;
+        self.file = OpenOptions::new().append(true).open(self.dir.join("journal"))?;
+        self.records_in_file = self.ring.len();
+        Ok(())
+    }
+
+    /// What a subscriber resuming after `since` must receive, for the storage indexes
+    /// `follows` accepts.
+    pub fn backlog(&self, since: Cursor, follows: impl Fn(&StorageIndex) -> bool) -> Backlog {
+        use swamp_proto::feed::ResetReason;
+        if since.epoch != self.epoch {
+            return Backlog::Reset(ResetReason::EpochChanged);
+        }
+        if since.seq > self.head {
+            return Backlog::Reset(ResetReason::CursorAhead);
+        }
+        let oldest = self.ring.front().map_or(self.head + 1, |e| e.seq);
+        if since.seq + 1 >= oldest {
+            let skip = (since.seq + 1 - oldest) as usize;
+            return Backlog::Exact(
+                self.ring.iter().skip(skip).filter(|e| follows(&e.change.storage_index())).cloned().collect(),
+            );
+        }
+        let mut entries: Vec<Entry> = self
+            .latest
+            .iter()
+            .filter(|(si, _)| follows(si))
+            .flat_map(|(_, shares)| shares.values().filter(|e| e.seq > since.seq).cloned())
+            .collect();
+        entries.sort_by_key(|e| e.seq);
+        Backlog::Coalesced(entries)
+    }
+
+    /// The same, for a subscriber that follows an explicit list of storage indexes
+    /// (cheaper than scanning the whole index when the list is short).
+    pub fn backlog_for(&self, since: Cursor, sis: &[StorageIndex]) -> Backlog {
+        let set: std::collections::HashSet<&StorageIndex> = sis.iter().collect();
+        match self.backlog(since, |si| set.contains(si)) {
+            Backlog::Coalesced(_) => {
+                let mut entries: Vec<Entry> = sis
+                    .iter()
+                    .filter_map(|si| self.latest.get(si))
+                    .flat_map(|shares| shares.values().filter(|e| e.seq > since.seq).cloned())
+                    .collect();
+                entries.sort_by_key(|e| e.seq);
+                Backlog::Coalesced(entries)
+            }
+            other => other,
+        }
+    }
+
+    /// Number of events in the exact ring.
+    pub fn ring_len(&self) -> usize {
+        self.ring.len()
+    }
+}
+
+fn index_from(entries: Vec<(u64, Change)>, time: u64) -> HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>> {
+    let mut latest: HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>> = HashMap::new();
+    for (seq, change) in entries {
+        let entry = Entry { seq, time, change: Arc::new(change) };
+        latest.entry(entry.change.storage_index()).or_default().insert(entry.change.share_number(), entry);
+    }
+    latest
+}
+
+fn encode_record(entry: &Entry, out: &mut Vec<u8>) {
+    let body = swamp_proto::v1::encode(entry);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&digest.as_ref()[..4]);
+    out.extend_from_slice(&body);
+}
+
+/// Reads records until the end or the first damaged one; returns them and the length
+/// of the good prefix of the file.
+fn read_records(path: &Path) -> io::Result<(Vec<Entry>, u64)> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    }
+    let mut entries = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("invariant: 4 bytes")) as usize;
+        let Some(body) = bytes.get(at + 8..at + 8 + len) else { break };
+        let digest = ring::digest::digest(&ring::digest::SHA256, body);
+        if digest.as_ref()[..4] != bytes[at + 4..at + 8] {
+            break;
+        }
+        let Ok(entry) = swamp_proto::v1::decode::<Entry>(body) else { break };
+        entries.push(entry);
+        at += 8 + len;
+    }
+    Ok((entries, at as u64))
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swamp_proto::feed::ResetReason;
+
+    fn change(si: u8, shnum: u8, length: u64) -> Change {
+        Change::SlotChanged { si: StorageIndex::from_bytes([si; 16]), shnum: ShareNumber::new(shnum), version: None, length }
+    }
+
+    fn clock_at(t: u64) -> Clock {
+        Arc::new(move || t)
+    }
+
+    #[test]
+    fn survives_reopen_and_answers_any_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention { min_events: 2, min_age: Duration::ZERO };
+        let mut j = Journal::open(dir.path(), retention.clone(), clock_at(100)).unwrap();
+        let epoch = j.epoch();
+        for i in 0..5 {
+            j.append(vec![change(1, 0, i), change(2, 0, i)]).unwrap();
+        }
+        assert_eq!(j.head().seq, 10);
+        drop(j);
+        let j = Journal::open(dir.path(), retention, clock_at(200)).unwrap();
+        assert_eq!(j.epoch(), epoch);
+        assert_eq!(j.head().seq, 10);
+        // Recent cursor: exact replay.
+        match j.backlog(Cursor { epoch, seq: 9 }, |_| true) {
+            Backlog::Exact(e) => assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![10]),
+            other => panic!("{other:?}"),
+        }
+        // Old cursor: the latest state of each share, once.
+        match j.backlog_for(Cursor { epoch, seq: 0 }, &[StorageIndex::from_bytes([1; 16])]) {
+            Backlog::Coalesced(e) => {
+                assert_eq!(e.len(), 1);
+                assert_eq!(e[0].seq, 9);
+                assert_eq!(*e[0].change, change(1, 0, 4));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(j.backlog(Cursor { epoch: epoch ^ 1, seq: 0 }, |_| true), Backlog::Reset(ResetReason::EpochChanged)));
+        assert!(matches!(j.backlog(Cursor { epoch, seq: 11 }, |_| true), Backlog::Reset(ResetReason::CursorAhead)));
+    }
+
+    #[test]
+    fn compaction_keeps_latest_states_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention { min_events: 10, min_age: Duration::ZERO };
+        let mut j = Journal::open(dir.path(), retention.clone(), clock_at(100)).unwrap();
+        let epoch = j.epoch();
+        j.append(vec![change(7, 3, 1)]).unwrap();
+        for i in 0..3000 {
+            j.append(vec![change(8, 0, i)]).unwrap();
+        }
+        assert!(j.records_in_file < 3001, "compacted");
+        drop(j);
+        // A crash mid-append leaves half a record.
+        let mut f = OpenOptions::new().append(true).open(dir.path().join("swamp-feed/journal")).unwrap();
+        f.write_all(&[0, 0, 0, 50, 1, 2]).unwrap();
+        drop(f);
+        let j = Journal::open(dir.path(), retention, clock_at(100)).unwrap();
+        assert_eq!(j.head(), Cursor { epoch, seq: 3001 });
+        match j.backlog_for(Cursor { epoch, seq: 0 }, &[StorageIndex::from_bytes([7; 16])]) {
+            Backlog::Coalesced(e) => assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn losing_the_epoch_file_starts_a_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), Retention::default(), clock_at(1)).unwrap();
+        j.append(vec![change(1, 0, 1)]).unwrap();
+        let epoch = j.epoch();
+        drop(j);
+        fs::remove_file(dir.path().join("swamp-feed/epoch")).unwrap();
+        let j = Journal::open(dir.path(), Retention::default(), clock_at(1)).unwrap();
+        assert_ne!(j.epoch(), epoch);
+        assert_eq!(j.head().seq, 0);
+    }
+}
