@@ -268,6 +268,50 @@ pub enum FeedEvent {
         /// Why.
         reason: ResetReason,
     },
+    /// A WebSocket command was refused; the stream goes on.
+    Error {
+        /// What was wrong, for a person.
+        message: String,
+    },
+    /// The server is ending the stream (SSE; WebSocket uses its close frame).
+    Close {
+        /// `slow`, `shutdown` or `token_expired`.
+        reason: String,
+    },
+}
+
+/// A command a WebSocket client sends (JSON text or CBOR binary, as its subprotocol).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FeedCommand {
+    /// Follow more storage indexes.
+    Subscribe {
+        /// Storage indexes (base32).
+        si: Vec<StorageIndex>,
+        /// Resume after this cursor.
+        #[serde(default)]
+        since: Option<Cursor>,
+        /// Send the current state first (when `since` is absent).
+        #[serde(default)]
+        snapshot: bool,
+    },
+    /// Stop following storage indexes.
+    Unsubscribe {
+        /// Storage indexes (base32).
+        si: Vec<StorageIndex>,
+    },
+    /// Ask for a `progress` event now.
+    Progress,
+}
+
+/// A long-poll answer: the events, and the cursor to poll from next.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedBatch {
+    /// Events in order (possibly none).
+    pub events: Vec<FeedEvent>,
+    /// Pass this as `since` next time.
+    pub cursor: Cursor,
 }
 
 impl FeedEvent {
@@ -281,7 +325,7 @@ impl FeedEvent {
             | Self::Synced { cursor }
             | Self::Progress { cursor }
             | Self::Reset { cursor, .. } => Some(*cursor),
-            Self::Snapshot { .. } => None,
+            Self::Snapshot { .. } | Self::Error { .. } | Self::Close { .. } => None,
         }
     }
 
@@ -293,7 +337,7 @@ impl FeedEvent {
             | Self::ShareAdded { si, .. }
             | Self::CorruptionAdvised { si, .. }
             | Self::Snapshot { si, .. } => Some(*si),
-            Self::Synced { .. } | Self::Progress { .. } | Self::Reset { .. } => None,
+            Self::Synced { .. } | Self::Progress { .. } | Self::Reset { .. } | Self::Error { .. } | Self::Close { .. } => None,
         }
     }
 
@@ -308,6 +352,8 @@ impl FeedEvent {
             Self::Synced { .. } => "synced",
             Self::Progress { .. } => "progress",
             Self::Reset { .. } => "reset",
+            Self::Error { .. } => "error",
+            Self::Close { .. } => "close",
         }
     }
 }

@@ -94,7 +94,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!("no longer accepting; finishing requests in flight");
+    tracing::info!("no longer accepting; ending feeds and finishing requests in flight");
+    // Feeds end themselves (close frame, end of stream): graceful shutdown alone would
+    // wait on them for the whole grace period.
+    server.app.feeds.close_all(crate::feeds::CloseReason::Shutdown);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

@@ -20,6 +20,9 @@ pub enum StartError {
     /// The storage directory cannot be used.
     #[error(transparent)]
     Storage(#[from] crate::backend::StorageError),
+    /// The feed journal cannot be opened.
+    #[error("cannot open the feed journal")]
+    Journal(#[source] std::io::Error),
     /// The certificate or key is unusable for TLS.
     #[error("the node's certificate or key cannot be used for TLS")]
     Tls(#[source] rustls::Error),
@@ -65,6 +68,7 @@ pub fn load_node(
         &identity,
         config.limits.clone(),
         config.expiry.clone(),
+        config.feeds.clone(),
     )?;
     Ok(Node {
         server,
@@ -96,19 +100,24 @@ pub fn describe_node(
 /// A server over `storage` with `identity`'s TLS and swissnum.
 ///
 /// # Errors
-/// [`StartError::Tls`].
+/// [`StartError::Tls`], [`StartError::Journal`].
 pub fn assemble(
     storage: Storage,
     identity: &NodeIdentity,
     limits: Limits,
     expiry: Option<crate::backend::expiry::ExpiryPolicy>,
+    feed_settings: crate::feeds::FeedSettings,
 ) -> Result<Server, StartError> {
     let tls = crate::tls::server_config(identity).map_err(StartError::Tls)?;
+    let storage = Arc::new(storage);
+    let feeds = crate::feeds::Feeds::attach(Arc::clone(&storage), feed_settings)
+        .map_err(StartError::Journal)?;
     Ok(Server {
         app: App {
-            storage: Arc::new(storage),
+            storage,
             swissnum: identity.swissnum.clone(),
             limits,
+            feeds,
         },
         tls,
         expiry,

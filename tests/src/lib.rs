@@ -53,6 +53,8 @@ pub struct TestOptions {
     pub reserved_space: u64,
     /// The clock.
     pub clock: TestClock,
+    /// Change feed settings.
+    pub feeds: swamp_server::feeds::FeedSettings,
 }
 
 impl Default for TestOptions {
@@ -61,6 +63,7 @@ impl Default for TestOptions {
             limits: Limits::default(),
             reserved_space: 0,
             clock: TestClock::new(1_700_000_000),
+            feeds: swamp_server::feeds::FeedSettings::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct TestServer {
     pub clock: TestClock,
     /// Direct access to the backend the server uses.
     pub storage: Arc<Storage>,
+    /// The server's change feeds.
+    pub feeds: Arc<swamp_server::feeds::Feeds>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -118,9 +123,10 @@ impl TestServer {
         )
         .expect("open storage");
         let server =
-            swamp_server::start::assemble(storage, &identity, options.limits.clone(), None)
+            swamp_server::start::assemble(storage, &identity, options.limits.clone(), None, options.feeds.clone())
                 .expect("assemble");
         let storage = Arc::clone(&server.app.storage);
+        let feeds = Arc::clone(&server.app.feeds);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -142,6 +148,7 @@ impl TestServer {
             identity,
             clock: options.clock,
             storage,
+            feeds,
             shutdown,
             handle: Some(handle),
             _dir: None,

@@ -29,6 +29,11 @@ impl Layout {
         }
     }
 
+    /// The storage directory itself (`<node>/storage`).
+    pub fn storage_dir(&self) -> PathBuf {
+        self.shares.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
     /// `shares/<prefix>/<si>`
     pub fn bucket_dir(&self, si: &StorageIndex) -> PathBuf {
         self.shares.join(si.dir_prefix()).join(si.to_base32())

@@ -1,5 +1,17 @@
-//! Change feeds: the journal of committed changes, the hub that fans them out to
-//! subscribers, and the three transports (WebSocket, SSE, long-poll) on
-//! `GET /storage/v1/feed`.
+//! Change feeds: the journal of committed changes (`journal.rs`), the hub that fans
+//! them out to subscribers (`hub.rs`, `outbox.rs`), and the three transports on
+//! `GET /storage/v1/feed` (`http.rs`: WebSocket, SSE, long-poll).
 
+pub mod encode;
+pub mod http;
+pub mod hub;
 pub mod journal;
+pub mod longpoll;
+pub mod outbox;
+pub mod sse;
+pub mod stream;
+pub mod token;
+pub mod ws;
+
+pub use hub::{FeedError, FeedSettings, Feeds, SubscribeError, Subscriber};
+pub use outbox::CloseReason;

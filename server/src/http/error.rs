@@ -43,6 +43,15 @@ pub enum ApiError {
     /// A malformed or unsupported `Range`/`Content-Range`.
     #[error("{0}")]
     BadRange(String),
+    /// A feed token that is malformed, forged or expired.
+    #[error("feed token refused: {0}")]
+    BadToken(String),
+    /// A feed token that does not cover what was asked.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A feed limit was reached.
+    #[error(transparent)]
+    FeedLimit(#[from] crate::feeds::FeedError),
     /// The storage layer refused or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -68,6 +77,12 @@ impl ApiError {
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadRange(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            // Feeds (docs/feeds.md): a bad token is like a bad swissnum; a token used
+            // beyond its scope is forbidden; limits ask the client to back off.
+            Self::BadToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::FeedLimit(crate::feeds::FeedError::TooManyConnections(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::FeedLimit(crate::feeds::FeedError::TooManySubscriptions(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(e) => match e {
                 StorageError::NotFound => StatusCode::NOT_FOUND,
                 // Wrong upload secret on PATCH/abort; wrong write enabler on RTW.
@@ -106,5 +121,14 @@ impl IntoResponse for ApiError {
             .headers_mut()
             .remove(axum::http::header::CONTENT_TYPE);
         response
+    }
+}
+
+impl From<crate::feeds::SubscribeError> for ApiError {
+    fn from(e: crate::feeds::SubscribeError) -> Self {
+        match e {
+            crate::feeds::SubscribeError::Limit(l) => Self::FeedLimit(l),
+            crate::feeds::SubscribeError::Storage(s) => Self::Storage(s),
+        }
     }
 }

@@ -37,6 +37,8 @@ pub struct App {
     pub swissnum: Swissnum,
     /// Request size limits.
     pub limits: Limits,
+    /// The change feeds.
+    pub feeds: Arc<crate::feeds::Feeds>,
 }
 
 impl App {

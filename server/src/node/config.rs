@@ -64,6 +64,13 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "upload_idle_timeout"),
     ("swamp", "shutdown_grace"),
     ("swamp", "log_format"),
+    ("swamp", "feed_history_events"),
+    ("swamp", "feed_history_seconds"),
+    ("swamp", "feed_queue_bytes"),
+    ("swamp", "feed_max_subscriptions_per_connection"),
+    ("swamp", "feed_max_subscriptions"),
+    ("swamp", "feed_max_connections"),
+    ("swamp", "feed_progress_seconds"),
 ];
 
 /// The environment variable that overrides a key.
@@ -134,6 +141,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[swamp] log_format`.
     pub log_format: LogFormat,
+    /// Change feed settings (`[swamp] feed_*`).
+    pub feeds: crate::feeds::FeedSettings,
 }
 
 impl Config {
@@ -223,6 +232,29 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 reason,
             }),
         }
+    }
+
+    fn feed_settings(&self) -> Result<crate::feeds::FeedSettings, ConfigError> {
+        let d = crate::feeds::FeedSettings::default();
+        let count = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{s:?} is not a whole number"));
+        let secs = |s: &str| s.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| format!("{s:?} is not a number of seconds"));
+        let size = |s: &str| parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()));
+        Ok(crate::feeds::FeedSettings {
+            retention: crate::feeds::journal::Retention {
+                min_events: self.parse("swamp", "feed_history_events", d.retention.min_events, count)?,
+                min_age: self.parse("swamp", "feed_history_seconds", d.retention.min_age, secs)?,
+            },
+            queue_budget: self.parse("swamp", "feed_queue_bytes", d.queue_budget, size)?,
+            max_subscriptions_per_connection: self.parse(
+                "swamp",
+                "feed_max_subscriptions_per_connection",
+                d.max_subscriptions_per_connection,
+                count,
+            )?,
+            max_subscriptions: self.parse("swamp", "feed_max_subscriptions", d.max_subscriptions, count)?,
+            max_connections: self.parse("swamp", "feed_max_connections", d.max_connections, count)?,
+            progress_interval: self.parse("swamp", "feed_progress_seconds", d.progress_interval, secs)?,
+        })
     }
 
     fn resolve(&self, node_dir: &Path) -> Result<Config, ConfigError> {
@@ -350,6 +382,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             expiry,
             limits,
             log_format,
+            feeds: self.feed_settings()?,
         })
     }
 }

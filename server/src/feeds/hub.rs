@@ -1,0 +1,329 @@
+//! The hub: the journal plus every subscriber's subscriptions, under one lock, so that
+//! recording a change, assigning its sequence number and queueing it for subscribers
+//! is one step, and registering a subscription can never fall between two steps (no
+//! gap, no duplicate).
+//!
+//! Fan-out costs one queue push per subscriber of the changed storage index; it never
+//! waits for a subscriber (see `outbox.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use swamp_proto::StorageIndex;
+use swamp_proto::feed::{Cursor, FeedEvent, SlotVersion};
+use swamp_proto::v1::ShareKind;
+
+use super::journal::{Backlog, Journal, Retention};
+use super::outbox::{CloseReason, Outbox};
+use crate::backend::change::{Change, ChangeSink};
+use crate::backend::{Storage, StorageError};
+
+/// Feed limits and timings.
+#[derive(Clone, Debug)]
+pub struct FeedSettings {
+    /// Exact history kept.
+    pub retention: Retention,
+    /// Outbound queue budget per subscriber, in bytes.
+    pub queue_budget: usize,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Subscriptions all connections together may hold.
+    pub max_subscriptions: usize,
+    /// Feed connections at once.
+    pub max_connections: usize,
+    /// How often an idle stream gets a progress event.
+    pub progress_interval: Duration,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            retention: Retention::default(),
+            queue_budget: 64 * 1024,
+            max_subscriptions_per_connection: 10_000,
+            max_subscriptions: 1_000_000,
+            max_connections: 50_000,
+            progress_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a subscription request was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeedError {
+    /// Too many feed connections.
+    #[error("too many feed connections (limit {0})")]
+    TooManyConnections(usize),
+    /// Too many subscriptions on this connection or in total.
+    #[error("too many subscriptions (limit {0})")]
+    TooManySubscriptions(usize),
+}
+
+type ConnId = u64;
+
+struct Conn {
+    outbox: Arc<Outbox>,
+    subs: HashSet<StorageIndex>,
+}
+
+struct Core {
+    journal: Journal,
+    by_si: HashMap<StorageIndex, HashSet<ConnId>>,
+    conns: HashMap<ConnId, Conn>,
+    total_subs: usize,
+}
+
+/// The change feeds of one server.
+pub struct Feeds {
+    core: Mutex<Core>,
+    storage: Arc<Storage>,
+    settings: FeedSettings,
+    next_id: AtomicU64,
+}
+
+impl Feeds {
+    /// Opens the journal and attaches the feeds to `storage` as its change sink.
+    ///
+    /// # Errors
+    /// If the journal cannot be opened.
+    pub fn attach(storage: Arc<Storage>, settings: FeedSettings) -> io::Result<Arc<Self>> {
+        let clock = storage.settings().clock.clone();
+        let journal = Journal::open(&storage.layout().storage_dir(), settings.retention.clone(), clock)?;
+        let feeds = Arc::new(Self {
+            core: Mutex::new(Core { journal, by_si: HashMap::new(), conns: HashMap::new(), total_subs: 0 }),
+            storage: Arc::clone(&storage),
+            settings,
+            next_id: AtomicU64::new(1),
+        });
+        storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
+        Ok(feeds)
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &FeedSettings {
+        &self.settings
+    }
+
+    /// The cursor after the last change.
+    pub fn head(&self) -> Cursor {
+        self.core().journal.head()
+    }
+
+    /// Opens a subscriber (one per feed connection or long-poll request).
+    ///
+    /// # Errors
+    /// [`FeedError::TooManyConnections`].
+    pub fn open(self: &Arc<Self>) -> Result<Subscriber, FeedError> {
+        let mut core = self.core();
+        if core.conns.len() >= self.settings.max_connections {
+            return Err(FeedError::TooManyConnections(self.settings.max_connections));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let outbox = Arc::new(Outbox::new(self.settings.queue_budget));
+        core.conns.insert(id, Conn { outbox: Arc::clone(&outbox), subs: HashSet::new() });
+        Ok(Subscriber { feeds: Arc::clone(self), id, outbox })
+    }
+
+    /// Ends every stream (server shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        for conn in self.core().conns.values() {
+            conn.outbox.close(reason);
+        }
+    }
+
+    /// Number of open subscribers and subscriptions.
+    pub fn counts(&self) -> (usize, usize) {
+        let core = self.core();
+        (core.conns.len(), core.total_subs)
+    }
+}
+
+impl ChangeSink for Feeds {
+    fn record(&self, changes: Vec<Change>) -> io::Result<()> {
+        let mut core = self.core();
+        let epoch = core.journal.epoch();
+        let entries = core.journal.append(changes)?;
+        for entry in entries {
+            let si = entry.change.storage_index();
+            let Some(ids) = core.by_si.get(&si) else { continue };
+            let event = entry.change.to_event(Cursor { epoch, seq: entry.seq });
+            for id in ids {
+                if let Some(conn) = core.conns.get(id) {
+                    conn.outbox.push(event.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One feed connection's view: its subscriptions and its queue. Dropping it removes
+/// every subscription.
+pub struct Subscriber {
+    feeds: Arc<Feeds>,
+    id: ConnId,
+    outbox: Arc<Outbox>,
+}
+
+impl Subscriber {
+    /// Adds subscriptions and returns what must be sent before live events:
+    /// - with `since`: the changes after it (exactly, or the latest state of each
+    ///   followed share if the exact history is gone), or a `reset`;
+    /// - else with `snapshot`: a `snapshot` event per share held, then `synced`;
+    /// - else: a `progress` event with the current cursor.
+    ///
+    /// # Errors
+    /// [`FeedError::TooManySubscriptions`], or a storage failure while reading the
+    /// snapshot (as [`SubscribeError::Storage`]).
+    pub fn subscribe(&self, sis: &[StorageIndex], since: Option<Cursor>, snapshot: bool) -> Result<Vec<FeedEvent>, SubscribeError> {
+        let mut unique: Vec<StorageIndex> = sis.to_vec();
+        unique.sort();
+        unique.dedup();
+        if let Some(since) = since {
+            let mut core = self.feeds.core();
+            self.check_limits(&core, &unique)?;
+            let backlog = core.journal.backlog_for(since, &unique);
+            let head = core.journal.head();
+            for si in &unique {
+                self.register(&mut core, *si);
+            }
+            return Ok(match backlog {
+                Backlog::Exact(entries) | Backlog::Coalesced(entries) => entries
+                    .iter()
+                    .map(|e| e.change.to_event(Cursor { epoch: head.epoch, seq: e.seq }))
+                    .collect(),
+                Backlog::Reset(reason) => vec![FeedEvent::Reset { cursor: head, reason }],
+            });
+        }
+        if !snapshot {
+            let mut core = self.feeds.core();
+            self.check_limits(&core, &unique)?;
+            for si in &unique {
+                self.register(&mut core, *si);
+            }
+            return Ok(vec![FeedEvent::Progress { cursor: core.journal.head() }]);
+        }
+        self.check_limits(&self.feeds.core(), &unique)?;
+        let mut events = Vec::new();
+        let mut synced_at = None;
+        for si in &unique {
+            let head = self.feeds.storage.with_share_states(si, |states| {
+                // Registered while no change to `si` can commit: the states read
+                // above are exactly those before the first live event for `si`.
+                let mut core = self.feeds.core();
+                self.register(&mut core, *si);
+                (states, core.journal.head())
+            })?;
+            let (states, head) = head;
+            synced_at.get_or_insert(head);
+            for state in states {
+                let version = match state.kind {
+                    ShareKind::Mutable => SlotVersion::from_share_prefix(&state.prefix),
+                    ShareKind::Immutable => None,
+                };
+                events.push(FeedEvent::Snapshot {
+                    si: *si,
+                    shnum: state.shnum,
+                    seqnum: version.map(|v| v.seqnum),
+                    roothash: version.map(|v| v.roothash),
+                    format: version.map(|v| v.format),
+                    length: state.length,
+                    kind: state.kind.as_str().to_string(),
+                });
+            }
+        }
+        let cursor = synced_at.unwrap_or_else(|| self.feeds.head());
+        events.push(FeedEvent::Synced { cursor });
+        Ok(events)
+    }
+
+    fn check_limits(&self, core: &Core, new: &[StorageIndex]) -> Result<(), FeedError> {
+        let conn = core.conns.get(&self.id);
+        let have = conn.map_or(0, |c| c.subs.len());
+        let adding = new.iter().filter(|si| !conn.is_some_and(|c| c.subs.contains(si))).count();
+        let per_conn = self.feeds.settings.max_subscriptions_per_connection;
+        if have + adding > per_conn {
+            return Err(FeedError::TooManySubscriptions(per_conn));
+        }
+        if core.total_subs + adding > self.feeds.settings.max_subscriptions {
+            return Err(FeedError::TooManySubscriptions(self.feeds.settings.max_subscriptions));
+        }
+        Ok(())
+    }
+
+    fn register(&self, core: &mut Core, si: StorageIndex) {
+        let Some(conn) = core.conns.get_mut(&self.id) else { return };
+        if conn.subs.insert(si) {
+            core.by_si.entry(si).or_default().insert(self.id);
+            core.total_subs += 1;
+        }
+    }
+
+    /// Removes subscriptions.
+    pub fn unsubscribe(&self, sis: &[StorageIndex]) {
+        let mut core = self.feeds.core();
+        for si in sis {
+            let removed = core.conns.get_mut(&self.id).is_some_and(|c| c.subs.remove(si));
+            if removed {
+                core.total_subs -= 1;
+                if let Some(ids) = core.by_si.get_mut(si) {
+                    ids.remove(&self.id);
+                    if ids.is_empty() {
+                        core.by_si.remove(si);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a `progress` event with the current cursor, behind any queued event.
+    pub fn request_progress(&self) {
+        let core = self.feeds.core();
+        self.outbox.push(FeedEvent::Progress { cursor: core.journal.head() });
+    }
+
+    /// The queue of live events.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// How many storage indexes this subscriber follows.
+    pub fn subscription_count(&self) -> usize {
+        self.feeds.core().conns.get(&self.id).map_or(0, |c| c.subs.len())
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let mut core = self.feeds.core();
+        if let Some(conn) = core.conns.remove(&self.id) {
+            core.total_subs -= conn.subs.len();
+            for si in conn.subs {
+                if let Some(ids) = core.by_si.get_mut(&si) {
+                    ids.remove(&self.id);
+                    if ids.is_empty() {
+                        core.by_si.remove(&si);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why `subscribe` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// A limit.
+    #[error(transparent)]
+    Limit(#[from] FeedError),
+    /// Reading the snapshot failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

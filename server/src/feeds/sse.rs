@@ -1,0 +1,75 @@
+//! Server-sent events: `id:` is the cursor (so `EventSource` resumes with
+//! `Last-Event-ID` by itself), a comment line every 15 seconds keeps proxies from
+//! closing an idle stream, and the stream ends with a `close` event naming the reason.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use swamp_proto::feed::FeedEvent;
+use tokio::sync::mpsc;
+
+use super::encode::sse_frame;
+use super::http::{Access, FeedQuery};
+use super::stream::{FeedStream, Next};
+use crate::http::{ApiError, App};
+
+const COMMENT_EVERY: Duration = Duration::from_secs(15);
+
+/// Opens the stream.
+///
+/// # Errors
+/// Limits and bad subscriptions, before any byte is sent.
+pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
+    let subscriber = app.feeds.open()?;
+    let initial = subscriber.subscribe(&query.si, query.since, query.snapshot)?;
+    let mut feed = FeedStream::new(subscriber, app.feeds.settings().progress_interval, access.expires_in);
+    // A small channel: the stream's backlog lives in the subscriber's outbox, where it
+    // is bounded and coalesced; this only decouples the socket from the pump.
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let mut frames: String = initial.iter().map(sse_frame).collect();
+        frames.insert_str(0, "retry: 2000\n\n");
+        if tx.send(Bytes::from(frames)).await.is_err() {
+            return;
+        }
+        loop {
+            let next = tokio::select! {
+                next = feed.next() => next,
+                () = tokio::time::sleep(COMMENT_EVERY) => {
+                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() { return; }
+                    continue;
+                }
+                () = tx.closed() => return,
+            };
+            match next {
+                Next::Events(events) => {
+                    let frames: String = events.iter().map(sse_frame).collect();
+                    if tx.send(Bytes::from(frames)).await.is_err() {
+                        return;
+                    }
+                }
+                Next::Close(reason) => {
+                    let close = FeedEvent::Close { reason: reason.as_str().to_string() };
+                    let _ = tx.send(Bytes::from(sse_frame(&close))).await;
+                    return;
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,121 @@
+//! WebSocket: JSON text frames (subprotocol `swamp-feed.v1.json`, the default) or CBOR
+//! binary frames (`swamp-feed.v1.cbor`). Clients send commands (subscribe,
+//! unsubscribe, progress) at any time; the server ends the stream with a close frame
+//! whose code and reason are documented in `docs/feeds.md`.
+//!
+//! Buffers are set small (4 KiB read, 8 KiB write) so an idle subscriber costs
+//! kilobytes: tungstenite's defaults (128 KiB read) would cost a gigabyte per ten
+//! thousand connections.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use swamp_proto::feed::{FeedCommand, FeedEvent};
+
+use super::encode;
+use super::http::{Access, FeedQuery};
+use super::stream::{FeedStream, Next};
+use crate::http::App;
+
+/// JSON frames.
+pub const JSON_PROTOCOL: &str = "swamp-feed.v1.json";
+/// CBOR frames.
+pub const CBOR_PROTOCOL: &str = "swamp-feed.v1.cbor";
+/// Close code for a refused subscription (limits).
+pub const CLOSE_LIMIT: u16 = 4029;
+
+/// Accepts the upgrade.
+pub fn upgrade(app: App, upgrade: WebSocketUpgrade, query: FeedQuery, access: Access) -> Response {
+    upgrade
+        .protocols([JSON_PROTOCOL, CBOR_PROTOCOL])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(1024 * 1024)
+        .max_frame_size(1024 * 1024)
+        .on_upgrade(move |socket| async move {
+            let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(CBOR_PROTOCOL);
+            run(app, socket, query, access, cbor).await;
+        })
+}
+
+fn frame(event: &FeedEvent, cbor: bool) -> Message {
+    if cbor { Message::Binary(encode::cbor(event).into()) } else { Message::Text(encode::json(event).into()) }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, cbor: bool) {
+    let subscriber = match app.feeds.open() {
+        Ok(s) => s,
+        Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string()).await,
+    };
+    let initial = if query.si.is_empty() && query.since.is_none() {
+        Vec::new()
+    } else {
+        match subscriber.subscribe(&query.si, query.since, query.snapshot) {
+            Ok(events) => events,
+            Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string()).await,
+        }
+    };
+    for event in &initial {
+        if socket.send(frame(event, cbor)).await.is_err() {
+            return;
+        }
+    }
+    let mut feed = FeedStream::new(subscriber, app.feeds.settings().progress_interval, access.expires_in);
+    loop {
+        tokio::select! {
+            next = feed.next() => match next {
+                Next::Events(events) => {
+                    for event in &events {
+                        if socket.send(frame(event, cbor)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Next::Close(reason) => return close(&mut socket, reason.ws_code(), reason.as_str()).await,
+            },
+            incoming = socket.recv() => {
+                let Some(Ok(message)) = incoming else { return };
+                let command = match message {
+                    Message::Text(text) => serde_json::from_str::<FeedCommand>(text.as_str()).map_err(|e| e.to_string()),
+                    Message::Binary(bytes) => swamp_proto::v1::decode::<FeedCommand>(&bytes).map_err(|e| e.to_string()),
+                    Message::Close(_) => return,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                let replies = match command {
+                    Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
+                    Ok(command) => handle(&feed, &access, command),
+                };
+                for event in &replies {
+                    if socket.send(frame(event, cbor)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
+    match command {
+        FeedCommand::Subscribe { si, since, snapshot } => {
+            if let Err(e) = access.check(&si) {
+                return vec![FeedEvent::Error { message: e.to_string() }];
+            }
+            feed.subscriber
+                .subscribe(&si, since, snapshot)
+                .unwrap_or_else(|e| vec![FeedEvent::Error { message: e.to_string() }])
+        }
+        FeedCommand::Unsubscribe { si } => {
+            feed.subscriber.unsubscribe(&si);
+            Vec::new()
+        }
+        FeedCommand::Progress => {
+            feed.subscriber.request_progress();
+            Vec::new()
+        }
+    }
+}
