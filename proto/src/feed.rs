@@ -37,7 +37,11 @@ impl FromStr for Cursor {
     type Err = DecodeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || DecodeError::Invalid(format!("{s:?} is not a feed cursor (expected <16 hex digits>-<number>)"));
+        let bad = || {
+            DecodeError::Invalid(format!(
+                "{s:?} is not a feed cursor (expected <16 hex digits>-<number>)"
+            ))
+        };
         let (epoch, seq) = s.split_once('-').ok_or_else(bad)?;
         if epoch.len() != 16 {
             return Err(bad());
@@ -96,17 +100,23 @@ impl FromStr for RootHash {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = base32::decode(s)?;
-        Ok(Self(bytes.try_into().map_err(|v: Vec<u8>| DecodeError::Length {
-            what: "root hash",
-            expected: 32,
-            actual: v.len(),
+        Ok(Self(bytes.try_into().map_err(|v: Vec<u8>| {
+            DecodeError::Length {
+                what: "root hash",
+                expected: 32,
+                actual: v.len(),
+            }
         })?))
     }
 }
 
 impl Serialize for RootHash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.collect_str(self) } else { s.serialize_bytes(&self.0) }
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 
@@ -124,7 +134,9 @@ impl<'de> Deserialize<'de> for RootHash {
                 v.parse().map_err(E::custom)
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<RootHash, E> {
-                v.try_into().map(RootHash).map_err(|_| E::custom("a root hash is 32 bytes"))
+                v.try_into()
+                    .map(RootHash)
+                    .map_err(|_| E::custom("a root hash is 32 bytes"))
             }
         }
         d.deserialize_any(Visitor)
@@ -337,7 +349,11 @@ impl FeedEvent {
             | Self::ShareAdded { si, .. }
             | Self::CorruptionAdvised { si, .. }
             | Self::Snapshot { si, .. } => Some(*si),
-            Self::Synced { .. } | Self::Progress { .. } | Self::Reset { .. } | Self::Error { .. } | Self::Close { .. } => None,
+            Self::Synced { .. }
+            | Self::Progress { .. }
+            | Self::Reset { .. }
+            | Self::Error { .. }
+            | Self::Close { .. } => None,
         }
     }
 
@@ -364,7 +380,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips() {
-        let c = Cursor { epoch: 0xdead_beef, seq: 42 };
+        let c = Cursor {
+            epoch: 0xdead_beef,
+            seq: 42,
+        };
         assert_eq!(c.to_string(), "00000000deadbeef-42");
         assert_eq!("00000000deadbeef-42".parse::<Cursor>().unwrap(), c);
         assert!("deadbeef-42".parse::<Cursor>().is_err());

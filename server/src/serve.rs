@@ -97,7 +97,10 @@ pub async fn serve(
     tracing::info!("no longer accepting; ending feeds and finishing requests in flight");
     // Feeds end themselves (close frame, end of stream): graceful shutdown alone would
     // wait on them for the whole grace period.
-    server.app.feeds.close_all(crate::feeds::CloseReason::Shutdown);
+    server
+        .app
+        .feeds
+        .close_all(crate::feeds::CloseReason::Shutdown);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

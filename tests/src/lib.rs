@@ -122,9 +122,14 @@ impl TestServer {
             },
         )
         .expect("open storage");
-        let server =
-            swamp_server::start::assemble(storage, &identity, options.limits.clone(), None, options.feeds.clone())
-                .expect("assemble");
+        let server = swamp_server::start::assemble(
+            storage,
+            &identity,
+            options.limits.clone(),
+            None,
+            options.feeds.clone(),
+        )
+        .expect("assemble");
         let storage = Arc::clone(&server.app.storage);
         let feeds = Arc::clone(&server.app.feeds);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -227,4 +232,222 @@ pub fn share_file(shares: &Path, si: &StorageIndex, shnum: u8) -> PathBuf {
         .join(si.dir_prefix())
         .join(si.to_base32())
         .join(shnum.to_string())
+}
+
+/// Change-feed clients speaking the raw protocol, for testing the server's transports.
+pub mod feed {
+    use std::sync::Arc;
+
+    use futures::{SinkExt, StreamExt};
+    use http::Method;
+    use swamp_proto::feed::{FeedBatch, FeedEvent};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::TestServer;
+
+    /// A WebSocket over TLS.
+    pub type Ws = WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+    /// Opens a WebSocket feed (`query` without the leading `?`), with JSON or CBOR
+    /// frames; `recv_buffer` shrinks the client's socket buffer (slow-consumer tests).
+    pub async fn ws_connect(
+        server: &TestServer,
+        query: &str,
+        cbor: bool,
+        recv_buffer: Option<u32>,
+    ) -> Ws {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let tcp = socket.connect(server.addr).await.unwrap();
+        // WebSocket upgrades need HTTP/1.1: offer only that in ALPN.
+        let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"http/1.1"]);
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        let mut request = format!(
+            "wss://127.0.0.1:{}/storage/v1/feed?{query}",
+            server.addr.port()
+        )
+        .into_client_request()
+        .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            server.nurl.swissnum.authorization_header().parse().unwrap(),
+        );
+        let protocol = if cbor {
+            "swamp-feed.v1.cbor"
+        } else {
+            "swamp-feed.v1.json"
+        };
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().unwrap());
+        let (ws, response) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+        ws
+    }
+
+    /// The next event from a WebSocket (panics on close; see `ws_next_or_close`).
+    pub async fn ws_next(ws: &mut Ws) -> FeedEvent {
+        match ws_next_or_close(ws).await {
+            Ok(event) => event,
+            Err(close) => panic!("stream closed: {close:?}"),
+        }
+    }
+
+    /// The next event, or the close frame's (code, reason).
+    pub async fn ws_next_or_close(ws: &mut Ws) -> Result<FeedEvent, (u16, String)> {
+        loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(20), ws.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("stream open")
+                .expect("frame");
+            match message {
+                Message::Text(text) => return Ok(serde_json::from_str(text.as_str()).unwrap()),
+                Message::Binary(bytes) => return Ok(swamp_proto::v1::decode(&bytes).unwrap()),
+                Message::Close(frame) => {
+                    return Err(frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new())));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends a JSON command.
+    pub async fn ws_send(ws: &mut Ws, command: serde_json::Value) {
+        ws.send(Message::Text(command.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// An SSE stream read frame by frame.
+    pub struct Sse {
+        body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        buf: String,
+    }
+
+    /// One SSE frame.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SseFrame {
+        /// `id:`
+        pub id: Option<String>,
+        /// `event:`
+        pub event: String,
+        /// `data:` parsed.
+        pub data: FeedEvent,
+    }
+
+    /// Opens an SSE feed; extra headers (e.g. Last-Event-ID) may be given.
+    pub async fn sse_connect(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> Sse {
+        let mut req = server
+            .client
+            .request(Method::GET, &format!("/storage/v1/feed?{query}"))
+            .header("accept", "text/event-stream");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Sse {
+            body: response.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    impl Sse {
+        /// The next event frame (comments skipped); `None` at the end of the stream.
+        pub async fn next(&mut self) -> Option<SseFrame> {
+            loop {
+                while let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.to_string());
+                        } else if let Some(v) = line.strip_prefix("event: ") {
+                            event = v.to_string();
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data.push_str(v);
+                        }
+                    }
+                    if !data.is_empty() {
+                        return Some(SseFrame {
+                            id,
+                            event,
+                            data: serde_json::from_str(&data).unwrap(),
+                        });
+                    }
+                }
+                let chunk =
+                    tokio::time::timeout(std::time::Duration::from_secs(20), self.body.next())
+                        .await
+                        .expect("SSE data within 20 s")?
+                        .ok()?;
+                self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        }
+    }
+
+    /// One long-poll request (CBOR answer).
+    pub async fn poll(server: &TestServer, query: &str) -> FeedBatch {
+        let response = server
+            .client
+            .request(Method::GET, &format!("/storage/v1/feed?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/cbor");
+        swamp_proto::v1::decode(&response.bytes().await.unwrap()).unwrap()
+    }
+}
+
+/// Writes `data` at offset 0 of share `shnum` of a slot.
+pub async fn write_slot(
+    client: &StorageClient,
+    si: &StorageIndex,
+    s: &Secrets,
+    shnum: u64,
+    data: &[u8],
+) {
+    let mut tw = std::collections::BTreeMap::new();
+    tw.insert(
+        shnum,
+        swamp_proto::v1::TestWriteVectors {
+            test: vec![],
+            write: vec![swamp_proto::v1::WriteVector {
+                offset: 0,
+                data: data.to_vec(),
+            }],
+            new_length: None,
+        },
+    );
+    let req = swamp_proto::v1::ReadTestWriteRequest {
+        test_write_vectors: tw,
+        read_vector: vec![],
+    };
+    let r = client
+        .mutable()
+        .read_test_write(si, &s.we, &s.renew, &s.cancel, &req)
+        .await
+        .expect("read-test-write");
+    assert!(r.success);
+}
+
+/// A mutable share's first bytes as Tahoe writes them: MDMF version 1, the seqnum, the
+/// root hash; then `tail`.
+pub fn mdmf_share(seqnum: u64, roothash: [u8; 32], tail: &[u8]) -> Vec<u8> {
+    let mut data = vec![1u8];
+    data.extend_from_slice(&seqnum.to_be_bytes());
+    data.extend_from_slice(&roothash);
+    data.extend_from_slice(tail);
+    data
 }

@@ -78,7 +78,12 @@ impl Change {
     /// The wire event for this change at `cursor`.
     pub fn to_event(&self, cursor: Cursor) -> FeedEvent {
         match self.clone() {
-            Self::SlotChanged { si, shnum, version, length } => FeedEvent::SlotChanged {
+            Self::SlotChanged {
+                si,
+                shnum,
+                version,
+                length,
+            } => FeedEvent::SlotChanged {
                 cursor,
                 si,
                 shnum,
@@ -88,8 +93,18 @@ impl Change {
                 length,
             },
             Self::SlotDeleted { si, shnum } => FeedEvent::SlotDeleted { cursor, si, shnum },
-            Self::ShareAdded { si, shnum, size } => FeedEvent::ShareAdded { cursor, si, shnum, size },
-            Self::CorruptionAdvised { si, shnum, kind } => FeedEvent::CorruptionAdvised { cursor, si, shnum, kind },
+            Self::ShareAdded { si, shnum, size } => FeedEvent::ShareAdded {
+                cursor,
+                si,
+                shnum,
+                size,
+            },
+            Self::CorruptionAdvised { si, shnum, kind } => FeedEvent::CorruptionAdvised {
+                cursor,
+                si,
+                shnum,
+                kind,
+            },
         }
     }
 }

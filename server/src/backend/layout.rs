@@ -31,7 +31,10 @@ impl Layout {
 
     /// The storage directory itself (`<node>/storage`).
     pub fn storage_dir(&self) -> PathBuf {
-        self.shares.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.shares
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// `shares/<prefix>/<si>`

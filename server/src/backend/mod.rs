@@ -139,7 +139,9 @@ impl Storage {
     /// Reports changes to the sink, if there is one. Callers hold the index's lock.
     pub(crate) fn report(&self, changes: Vec<change::Change>) -> Result<(), StorageError> {
         match self.sink.get() {
-            Some(sink) if !changes.is_empty() => sink.record(changes).op("record in the feed journal", &self.layout.shares),
+            Some(sink) if !changes.is_empty() => sink
+                .record(changes)
+                .op("record in the feed journal", &self.layout.shares),
             _ => Ok(()),
         }
     }
@@ -150,7 +152,11 @@ impl Storage {
     ///
     /// # Errors
     /// I/O failures reading the shares.
-    pub fn with_share_states<T>(&self, si: &StorageIndex, then: impl FnOnce(Vec<ShareState>) -> T) -> Result<T, StorageError> {
+    pub fn with_share_states<T>(
+        &self,
+        si: &StorageIndex,
+        then: impl FnOnce(Vec<ShareState>) -> T,
+    ) -> Result<T, StorageError> {
         let _guard = self.locks.read(si);
         let mut states = Vec::new();
         for shnum in self.list_shares(si)? {
@@ -165,13 +171,24 @@ impl Storage {
             if mutable::is_mutable_header(&first[..n]) {
                 let length = mutable::read_data_length(&file).op("read", &path)?;
                 let mut prefix = vec![0u8; length.min(slots::VERSION_PREFIX_LEN) as usize];
-                let got = read_prefix_at(&file, &mut prefix, mutable::DATA_OFFSET).op("read", &path)?;
+                let got =
+                    read_prefix_at(&file, &mut prefix, mutable::DATA_OFFSET).op("read", &path)?;
                 prefix.truncate(got);
-                states.push(ShareState { shnum, kind: ShareKind::Mutable, length, prefix });
+                states.push(ShareState {
+                    shnum,
+                    kind: ShareKind::Mutable,
+                    length,
+                    prefix,
+                });
             } else if immutable::is_immutable_header(&first[..n]) {
                 let header = immutable::read_header(&file).op("read", &path)?;
                 let length = immutable::data_length(&file, &header).op("read", &path)?;
-                states.push(ShareState { shnum, kind: ShareKind::Immutable, length, prefix: Vec::new() });
+                states.push(ShareState {
+                    shnum,
+                    kind: ShareKind::Immutable,
+                    length,
+                    prefix: Vec::new(),
+                });
             }
         }
         Ok(then(states))
@@ -332,7 +349,13 @@ impl Storage {
             shnum,
             reason,
             std::time::SystemTime::now(),
-        )
+        )?;
+        let _guard = self.locks.write(si);
+        self.report(vec![change::Change::CorruptionAdvised {
+            si: *si,
+            shnum,
+            kind: kind.as_str().to_string(),
+        }])
     }
 }
 

@@ -51,7 +51,10 @@ impl SlotChange {
     /// The change as the feeds record it.
     pub fn to_change(&self, si: &StorageIndex) -> Change {
         if self.data_length == 0 && self.prefix.is_empty() {
-            Change::SlotDeleted { si: *si, shnum: self.shnum }
+            Change::SlotDeleted {
+                si: *si,
+                shnum: self.shnum,
+            }
         } else {
             Change::SlotChanged {
                 si: *si,
@@ -154,12 +157,12 @@ impl Storage {
         let mut changed = Vec::new();
         if success {
             let bucket = self.layout.bucket_dir(si);
+            let mut staged = Staged::new(&bucket);
             for (shnum, vectors) in &request.shares {
                 let path = self.layout.share_path(si, *shnum);
                 if vectors.new_length == Some(0) {
                     if existing.contains_key(shnum) {
-                        fs::remove_file(&path).op("delete", &path)?;
-                        layout::sync_dir(&bucket).op("sync", &bucket)?;
+                        staged.delete(*shnum);
                     }
                     changed.push(SlotChange {
                         shnum: *shnum,
@@ -187,13 +190,14 @@ impl Storage {
                     container.truncate(len);
                 }
                 container.add_or_renew_lease(grant);
-                replace_durably(&bucket, *shnum, container.as_bytes())?;
+                staged.write(*shnum, container.as_bytes())?;
                 changed.push(SlotChange {
                     shnum: *shnum,
                     data_length: container.data_length(),
                     prefix: container.read(0, VERSION_PREFIX_LEN).to_vec(),
                 });
             }
+            staged.commit()?;
             if self.list_shares(si)?.is_empty() {
                 layout::remove_empty_dirs(&bucket, &self.layout.shares);
             }
@@ -225,20 +229,68 @@ pub fn update_container(
     replace_durably(&layout.bucket_dir(si), shnum, container.as_bytes())
 }
 
-/// Writes `bytes` as share `shnum` in `bucket` through a synced temporary file and a
-/// rename, then syncs the directory: after a crash the share is either old or new.
+/// Writes `bytes` as share `shnum` in `bucket` durably and atomically.
 fn replace_durably(bucket: &Path, shnum: ShareNumber, bytes: &[u8]) -> Result<(), StorageError> {
-    layout::create_dir_durable(bucket).op("create", bucket)?;
-    let tmp = bucket.join(format!(".{shnum}.{:016x}.tmp", rand::random::<u64>()));
-    let result = (|| {
-        let file = File::create(&tmp)?;
-        file.write_all_at(bytes, 0)?;
-        file.sync_all()?;
-        fs::rename(&tmp, bucket.join(shnum.to_string()))?;
-        layout::sync_dir(bucket)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let mut staged = Staged::new(bucket);
+    staged.write(shnum, bytes)?;
+    staged.commit()
+}
+
+/// The share changes of one read-test-write, staged as synced temporary files and
+/// committed together: every rename (or deletion), then one sync of the directory.
+/// If anything fails before `commit`, the temporary files are removed and no share
+/// changes: a read-test-write is all or nothing.
+struct Staged<'a> {
+    bucket: &'a Path,
+    writes: Vec<(std::path::PathBuf, ShareNumber)>,
+    deletes: Vec<ShareNumber>,
+}
+
+impl<'a> Staged<'a> {
+    fn new(bucket: &'a Path) -> Self {
+        Self {
+            bucket,
+            writes: Vec::new(),
+            deletes: Vec::new(),
+        }
     }
-    result.op("write", &bucket.join(shnum.to_string()))
+
+    fn write(&mut self, shnum: ShareNumber, bytes: &[u8]) -> Result<(), StorageError> {
+        layout::create_dir_durable(self.bucket).op("create", self.bucket)?;
+        let tmp = self
+            .bucket
+            .join(format!(".{shnum}.{:016x}.tmp", rand::random::<u64>()));
+        // Registered first, so a failure below still removes it.
+        self.writes.push((tmp.clone(), shnum));
+        let file = File::create(&tmp).op("create", &tmp)?;
+        file.write_all_at(bytes, 0).op("write", &tmp)?;
+        file.sync_all().op("sync", &tmp)
+    }
+
+    fn delete(&mut self, shnum: ShareNumber) {
+        self.deletes.push(shnum);
+    }
+
+    fn commit(mut self) -> Result<(), StorageError> {
+        for (tmp, shnum) in std::mem::take(&mut self.writes) {
+            let target = self.bucket.join(shnum.to_string());
+            if let Err(e) = fs::rename(&tmp, &target) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e).op("move into place", &target);
+            }
+        }
+        for shnum in std::mem::take(&mut self.deletes) {
+            let target = self.bucket.join(shnum.to_string());
+            fs::remove_file(&target).op("delete", &target)?;
+        }
+        layout::sync_dir(self.bucket).op("sync", self.bucket)
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.writes {
+            let _ = fs::remove_file(tmp);
+        }
+    }
 }

@@ -224,7 +224,11 @@ impl Storage {
         let _guard = self.locks.write(si);
         fs::rename(&up.incoming, &final_path).op("move into place", &final_path)?;
         layout::sync_dir(&bucket).op("sync", &bucket)?;
-        self.report(vec![Change::ShareAdded { si: *si, shnum, size: up.allocated_size }])?;
+        self.report(vec![Change::ShareAdded {
+            si: *si,
+            shnum,
+            size: up.allocated_size,
+        }])?;
         drop(_guard);
         if let Some(parent) = up.incoming.parent() {
             layout::remove_empty_dirs(parent, &self.layout.incoming);

@@ -49,14 +49,20 @@ impl FeedQuery {
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode(value);
-            let bad = |what: &str| ApiError::BadBody(format!("query parameter {key}={value:?}: {what}"));
+            let bad =
+                |what: &str| ApiError::BadBody(format!("query parameter {key}={value:?}: {what}"));
             match key {
                 "si" => {
                     for part in value.split(',').filter(|p| !p.is_empty()) {
-                        q.si.push(part.parse().map_err(|_| bad("not a storage index (26 base32 characters)"))?);
+                        q.si.push(
+                            part.parse()
+                                .map_err(|_| bad("not a storage index (26 base32 characters)"))?,
+                        );
                     }
                 }
-                "since" | "last_event_id" => q.since = Some(value.parse().map_err(|_| bad("not a feed cursor"))?),
+                "since" | "last_event_id" => {
+                    q.since = Some(value.parse().map_err(|_| bad("not a feed cursor"))?)
+                }
                 "snapshot" => {
                     q.snapshot = match value.as_str() {
                         "true" | "1" | "" => true,
@@ -65,12 +71,24 @@ impl FeedQuery {
                     }
                 }
                 "wait" => {
-                    let secs: u64 = value.parse().map_err(|_| bad("expected a number of seconds"))?;
+                    let secs: u64 = value
+                        .parse()
+                        .map_err(|_| bad("expected a number of seconds"))?;
                     q.wait = Some(Duration::from_secs(secs).min(MAX_WAIT));
                 }
                 "token" => q.token = Some(value),
-                "ttl" => q.ttl = Some(value.parse().map_err(|_| bad("expected a number of seconds"))?),
-                _ => return Err(ApiError::BadBody(format!("unknown query parameter {key:?}"))),
+                "ttl" => {
+                    q.ttl = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad("expected a number of seconds"))?,
+                    )
+                }
+                _ => {
+                    return Err(ApiError::BadBody(format!(
+                        "unknown query parameter {key:?}"
+                    )));
+                }
             }
         }
         Ok(q)
@@ -84,7 +102,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -126,7 +147,9 @@ impl Access {
         if let Some(allowed) = &self.allowed
             && let Some(si) = sis.iter().find(|si| !allowed.contains(si))
         {
-            return Err(ApiError::Forbidden(format!("the token does not cover storage index {si}")));
+            return Err(ApiError::Forbidden(format!(
+                "the token does not cover storage index {si}"
+            )));
         }
         Ok(())
     }
@@ -135,15 +158,23 @@ impl Access {
 fn authorize(app: &App, headers: &HeaderMap, query: &FeedQuery) -> Result<Access, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         return if app.swissnum.matches_header(value.as_bytes()) {
-            Ok(Access { expires_in: None, allowed: None })
+            Ok(Access {
+                expires_in: None,
+                allowed: None,
+            })
         } else {
             Err(ApiError::Unauthorized)
         };
     }
-    let Some(token) = &query.token else { return Err(ApiError::Unauthorized) };
+    let Some(token) = &query.token else {
+        return Err(ApiError::Unauthorized);
+    };
     let now = app.storage.now();
     let grant = token::verify(&app.swissnum, token, now).map_err(ApiError::BadToken)?;
-    Ok(Access { expires_in: Some(Duration::from_secs(grant.expires - now)), allowed: grant.storage_indexes })
+    Ok(Access {
+        expires_in: Some(Duration::from_secs(grant.expires - now)),
+        allowed: grant.storage_indexes,
+    })
 }
 
 fn is_websocket(parts: &Parts) -> bool {
@@ -160,7 +191,10 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|m| m.trim().starts_with("text/event-stream")))
+        .any(|v| {
+            v.split(',')
+                .any(|m| m.trim().starts_with("text/event-stream"))
+        })
 }
 
 /// `GET /storage/v1/feed`
@@ -183,14 +217,21 @@ async fn route(app: App, request: Request) -> Result<Response, ApiError> {
         return Ok(ws::upgrade(app, upgrade, query, access));
     }
     if query.si.is_empty() {
-        return Err(ApiError::BadBody("name at least one storage index with ?si=".into()));
+        return Err(ApiError::BadBody(
+            "name at least one storage index with ?si=".into(),
+        ));
     }
     if wants_sse(&parts.headers) {
         let mut query = query;
         if query.since.is_none()
-            && let Some(last) = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok())
+            && let Some(last) = parts
+                .headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
         {
-            query.since = Some(last.parse().map_err(|_| ApiError::BadBody(format!("Last-Event-ID {last:?} is not a feed cursor")))?);
+            query.since = Some(last.parse().map_err(|_| {
+                ApiError::BadBody(format!("Last-Event-ID {last:?} is not a feed cursor"))
+            })?);
         }
         return sse::stream(app, query, access);
     }
@@ -208,5 +249,10 @@ pub async fn issue_token(State(app): State<App>, request: Request) -> Result<Res
     };
     let token = token::issue(&app.swissnum, &grant);
     let body = serde_json::json!({ "token": token, "expires": grant.expires });
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
 }

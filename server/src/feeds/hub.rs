@@ -82,6 +82,7 @@ pub struct Feeds {
     storage: Arc<Storage>,
     settings: FeedSettings,
     next_id: AtomicU64,
+    slow_closes: AtomicU64,
 }
 
 impl Feeds {
@@ -91,12 +92,22 @@ impl Feeds {
     /// If the journal cannot be opened.
     pub fn attach(storage: Arc<Storage>, settings: FeedSettings) -> io::Result<Arc<Self>> {
         let clock = storage.settings().clock.clone();
-        let journal = Journal::open(&storage.layout().storage_dir(), settings.retention.clone(), clock)?;
+        let journal = Journal::open(
+            &storage.layout().storage_dir(),
+            settings.retention.clone(),
+            clock,
+        )?;
         let feeds = Arc::new(Self {
-            core: Mutex::new(Core { journal, by_si: HashMap::new(), conns: HashMap::new(), total_subs: 0 }),
+            core: Mutex::new(Core {
+                journal,
+                by_si: HashMap::new(),
+                conns: HashMap::new(),
+                total_subs: 0,
+            }),
             storage: Arc::clone(&storage),
             settings,
             next_id: AtomicU64::new(1),
+            slow_closes: AtomicU64::new(0),
         });
         storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
         Ok(feeds)
@@ -127,8 +138,18 @@ impl Feeds {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outbox = Arc::new(Outbox::new(self.settings.queue_budget));
-        core.conns.insert(id, Conn { outbox: Arc::clone(&outbox), subs: HashSet::new() });
-        Ok(Subscriber { feeds: Arc::clone(self), id, outbox })
+        core.conns.insert(
+            id,
+            Conn {
+                outbox: Arc::clone(&outbox),
+                subs: HashSet::new(),
+            },
+        );
+        Ok(Subscriber {
+            feeds: Arc::clone(self),
+            id,
+            outbox,
+        })
     }
 
     /// Ends every stream (server shutdown).
@@ -136,6 +157,11 @@ impl Feeds {
         for conn in self.core().conns.values() {
             conn.outbox.close(reason);
         }
+    }
+
+    /// How many streams were closed because their subscriber read too slowly.
+    pub fn slow_closes(&self) -> u64 {
+        self.slow_closes.load(Ordering::Relaxed)
     }
 
     /// Number of open subscribers and subscriptions.
@@ -152,11 +178,22 @@ impl ChangeSink for Feeds {
         let entries = core.journal.append(changes)?;
         for entry in entries {
             let si = entry.change.storage_index();
-            let Some(ids) = core.by_si.get(&si) else { continue };
-            let event = entry.change.to_event(Cursor { epoch, seq: entry.seq });
+            let Some(ids) = core.by_si.get(&si) else {
+                continue;
+            };
+            let event = entry.change.to_event(Cursor {
+                epoch,
+                seq: entry.seq,
+            });
             for id in ids {
-                if let Some(conn) = core.conns.get(id) {
-                    conn.outbox.push(event.clone());
+                if let Some(conn) = core.conns.get(id)
+                    && conn.outbox.push(event.clone())
+                {
+                    self.slow_closes.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        subscriber = id,
+                        "feed subscriber too slow; closing its stream"
+                    );
                 }
             }
         }
@@ -182,7 +219,12 @@ impl Subscriber {
     /// # Errors
     /// [`FeedError::TooManySubscriptions`], or a storage failure while reading the
     /// snapshot (as [`SubscribeError::Storage`]).
-    pub fn subscribe(&self, sis: &[StorageIndex], since: Option<Cursor>, snapshot: bool) -> Result<Vec<FeedEvent>, SubscribeError> {
+    pub fn subscribe(
+        &self,
+        sis: &[StorageIndex],
+        since: Option<Cursor>,
+        snapshot: bool,
+    ) -> Result<Vec<FeedEvent>, SubscribeError> {
         let mut unique: Vec<StorageIndex> = sis.to_vec();
         unique.sort();
         unique.dedup();
@@ -197,9 +239,17 @@ impl Subscriber {
             return Ok(match backlog {
                 Backlog::Exact(entries) | Backlog::Coalesced(entries) => entries
                     .iter()
-                    .map(|e| e.change.to_event(Cursor { epoch: head.epoch, seq: e.seq }))
+                    .map(|e| {
+                        e.change.to_event(Cursor {
+                            epoch: head.epoch,
+                            seq: e.seq,
+                        })
+                    })
                     .collect(),
-                Backlog::Reset(reason) => vec![FeedEvent::Reset { cursor: head, reason }],
+                Backlog::Reset(reason) => vec![FeedEvent::Reset {
+                    cursor: head,
+                    reason,
+                }],
             });
         }
         if !snapshot {
@@ -208,7 +258,9 @@ impl Subscriber {
             for si in &unique {
                 self.register(&mut core, *si);
             }
-            return Ok(vec![FeedEvent::Progress { cursor: core.journal.head() }]);
+            return Ok(vec![FeedEvent::Progress {
+                cursor: core.journal.head(),
+            }]);
         }
         self.check_limits(&self.feeds.core(), &unique)?;
         let mut events = Vec::new();
@@ -247,19 +299,26 @@ impl Subscriber {
     fn check_limits(&self, core: &Core, new: &[StorageIndex]) -> Result<(), FeedError> {
         let conn = core.conns.get(&self.id);
         let have = conn.map_or(0, |c| c.subs.len());
-        let adding = new.iter().filter(|si| !conn.is_some_and(|c| c.subs.contains(si))).count();
+        let adding = new
+            .iter()
+            .filter(|si| !conn.is_some_and(|c| c.subs.contains(si)))
+            .count();
         let per_conn = self.feeds.settings.max_subscriptions_per_connection;
         if have + adding > per_conn {
             return Err(FeedError::TooManySubscriptions(per_conn));
         }
         if core.total_subs + adding > self.feeds.settings.max_subscriptions {
-            return Err(FeedError::TooManySubscriptions(self.feeds.settings.max_subscriptions));
+            return Err(FeedError::TooManySubscriptions(
+                self.feeds.settings.max_subscriptions,
+            ));
         }
         Ok(())
     }
 
     fn register(&self, core: &mut Core, si: StorageIndex) {
-        let Some(conn) = core.conns.get_mut(&self.id) else { return };
+        let Some(conn) = core.conns.get_mut(&self.id) else {
+            return;
+        };
         if conn.subs.insert(si) {
             core.by_si.entry(si).or_default().insert(self.id);
             core.total_subs += 1;
@@ -270,7 +329,10 @@ impl Subscriber {
     pub fn unsubscribe(&self, sis: &[StorageIndex]) {
         let mut core = self.feeds.core();
         for si in sis {
-            let removed = core.conns.get_mut(&self.id).is_some_and(|c| c.subs.remove(si));
+            let removed = core
+                .conns
+                .get_mut(&self.id)
+                .is_some_and(|c| c.subs.remove(si));
             if removed {
                 core.total_subs -= 1;
                 if let Some(ids) = core.by_si.get_mut(si) {
@@ -286,7 +348,9 @@ impl Subscriber {
     /// Queues a `progress` event with the current cursor, behind any queued event.
     pub fn request_progress(&self) {
         let core = self.feeds.core();
-        self.outbox.push(FeedEvent::Progress { cursor: core.journal.head() });
+        let _ = self.outbox.push(FeedEvent::Progress {
+            cursor: core.journal.head(),
+        });
     }
 
     /// The queue of live events.
@@ -296,7 +360,11 @@ impl Subscriber {
 
     /// How many storage indexes this subscriber follows.
     pub fn subscription_count(&self) -> usize {
-        self.feeds.core().conns.get(&self.id).map_or(0, |c| c.subs.len())
+        self.feeds
+            .core()
+            .conns
+            .get(&self.id)
+            .map_or(0, |c| c.subs.len())
     }
 }
 

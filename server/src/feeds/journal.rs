@@ -40,7 +40,10 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { min_events: 10_000, min_age: Duration::from_secs(600) }
+        Self {
+            min_events: 10_000,
+            min_age: Duration::from_secs(600),
+        }
     }
 }
 
@@ -96,7 +99,10 @@ impl Journal {
         let dir = storage_dir.join("swamp-feed");
         fs::create_dir_all(&dir)?;
         let epoch_path = dir.join("epoch");
-        let epoch = match fs::read_to_string(&epoch_path).ok().and_then(|t| u64::from_str_radix(t.trim(), 16).ok()) {
+        let epoch = match fs::read_to_string(&epoch_path)
+            .ok()
+            .and_then(|t| u64::from_str_radix(t.trim(), 16).ok())
+        {
             Some(e) => e,
             None => return Self::start_epoch(dir, retention, clock),
         };
@@ -104,7 +110,9 @@ impl Journal {
             Ok(bytes) => match swamp_proto::v1::decode::<LatestFile>(&bytes) {
                 Ok(file) => (file.upto, index_from(file.entries, clock())),
                 Err(_) => {
-                    tracing::error!("feed journal's latest-state file is damaged; starting a new epoch");
+                    tracing::error!(
+                        "feed journal's latest-state file is damaged; starting a new epoch"
+                    );
                     return Self::start_epoch(dir, retention, clock);
                 }
             },
@@ -113,9 +121,15 @@ impl Journal {
         };
         let journal_path = dir.join("journal");
         let (entries, good_len) = read_records(&journal_path)?;
-        let file = OpenOptions::new().create(true).append(true).open(&journal_path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal_path)?;
         if file.metadata()?.len() > good_len {
-            tracing::warn!(kept = good_len, "feed journal has a torn tail (crash mid-append); cutting it off");
+            tracing::warn!(
+                kept = good_len,
+                "feed journal has a torn tail (crash mid-append); cutting it off"
+            );
             file.set_len(good_len)?;
             file.sync_all()?;
         }
@@ -129,7 +143,17 @@ impl Journal {
             head = head.max(entry.seq);
             ring.push_back(entry);
         }
-        let mut journal = Self { dir, epoch, file, head, ring, latest, records_in_file: entries.len(), retention, clock };
+        let mut journal = Self {
+            dir,
+            epoch,
+            file,
+            head,
+            ring,
+            latest,
+            records_in_file: entries.len(),
+            retention,
+            clock,
+        };
         journal.trim();
         Ok(journal)
     }
@@ -144,7 +168,10 @@ impl Journal {
             }
         }
         write_durably(&dir.join("epoch"), format!("{epoch:016x}\n").as_bytes())?;
-        let file = OpenOptions::new().create(true).append(true).open(dir.join("journal"))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("journal"))?;
         tracing::info!(epoch = format!("{epoch:016x}"), "started a new feed epoch");
         Ok(Self {
             dir,
@@ -166,7 +193,10 @@ impl Journal {
 
     /// The cursor after the last recorded change.
     pub fn head(&self) -> Cursor {
-        Cursor { epoch: self.epoch, seq: self.head }
+        Cursor {
+            epoch: self.epoch,
+            seq: self.head,
+        }
     }
 
     /// Appends changes durably; returns their entries (with sequence numbers).
@@ -178,7 +208,11 @@ impl Journal {
         let mut buf = Vec::new();
         let mut entries = Vec::with_capacity(changes.len());
         for (i, change) in changes.into_iter().enumerate() {
-            let entry = Entry { seq: self.head + 1 + i as u64, time, change: Arc::new(change) };
+            let entry = Entry {
+                seq: self.head + 1 + i as u64,
+                time,
+                change: Arc::new(change),
+            };
             encode_record(&entry, &mut buf);
             entries.push(entry);
         }
@@ -206,7 +240,10 @@ impl Journal {
         let now = (self.clock)();
         let min_age = self.retention.min_age.as_secs();
         while self.ring.len() > self.retention.min_events
-            && self.ring.front().is_some_and(|e| e.time.saturating_add(min_age) <= now)
+            && self
+                .ring
+                .front()
+                .is_some_and(|e| e.time.saturating_add(min_age) <= now)
         {
             self.ring.pop_front();
         }
@@ -219,13 +256,21 @@ impl Journal {
             .values()
             .flat_map(|shares| shares.values().map(|e| (e.seq, (*e.change).clone())))
             .collect();
-        write_durably(&self.dir.join("latest"), &swamp_proto::v1::encode(&LatestFile { upto: self.head, entries }))?;
+        write_durably(
+            &self.dir.join("latest"),
+            &swamp_proto::v1::encode(&LatestFile {
+                upto: self.head,
+                entries,
+            }),
+        )?;
         let mut buf = Vec::new();
         for entry in &self.ring {
             encode_record(entry, &mut buf);
         }
         write_durably(&self.dir.join("journal"), &buf)?;
-        self.file = OpenOptions::new().append(true).open(self.dir.join("journal"))?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("journal"))?;
         self.records_in_file = self.ring.len();
         Ok(())
     }
@@ -244,7 +289,12 @@ impl Journal {
         if since.seq + 1 >= oldest {
             let skip = (since.seq + 1 - oldest) as usize;
             return Backlog::Exact(
-                self.ring.iter().skip(skip).filter(|e| follows(&e.change.storage_index())).cloned().collect(),
+                self.ring
+                    .iter()
+                    .skip(skip)
+                    .filter(|e| follows(&e.change.storage_index()))
+                    .cloned()
+                    .collect(),
             );
         }
         let mut entries: Vec<Entry> = self
@@ -281,11 +331,21 @@ impl Journal {
     }
 }
 
-fn index_from(entries: Vec<(u64, Change)>, time: u64) -> HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>> {
+fn index_from(
+    entries: Vec<(u64, Change)>,
+    time: u64,
+) -> HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>> {
     let mut latest: HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>> = HashMap::new();
     for (seq, change) in entries {
-        let entry = Entry { seq, time, change: Arc::new(change) };
-        latest.entry(entry.change.storage_index()).or_default().insert(entry.change.share_number(), entry);
+        let entry = Entry {
+            seq,
+            time,
+            change: Arc::new(change),
+        };
+        latest
+            .entry(entry.change.storage_index())
+            .or_default()
+            .insert(entry.change.share_number(), entry);
     }
     latest
 }
@@ -312,13 +372,18 @@ fn read_records(path: &Path) -> io::Result<(Vec<Entry>, u64)> {
     let mut entries = Vec::new();
     let mut at = 0usize;
     while at + 8 <= bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("invariant: 4 bytes")) as usize;
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else { break };
+        let len =
+            u32::from_be_bytes(bytes[at..at + 4].try_into().expect("invariant: 4 bytes")) as usize;
+        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+            break;
+        };
         let digest = ring::digest::digest(&ring::digest::SHA256, body);
         if digest.as_ref()[..4] != bytes[at + 4..at + 8] {
             break;
         }
-        let Ok(entry) = swamp_proto::v1::decode::<Entry>(body) else { break };
+        let Ok(entry) = swamp_proto::v1::decode::<Entry>(body) else {
+            break;
+        };
         entries.push(entry);
         at += 8 + len;
     }
@@ -343,7 +408,12 @@ mod tests {
     use swamp_proto::feed::ResetReason;
 
     fn change(si: u8, shnum: u8, length: u64) -> Change {
-        Change::SlotChanged { si: StorageIndex::from_bytes([si; 16]), shnum: ShareNumber::new(shnum), version: None, length }
+        Change::SlotChanged {
+            si: StorageIndex::from_bytes([si; 16]),
+            shnum: ShareNumber::new(shnum),
+            version: None,
+            length,
+        }
     }
 
     fn clock_at(t: u64) -> Clock {
@@ -353,7 +423,10 @@ mod tests {
     #[test]
     fn survives_reopen_and_answers_any_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let retention = Retention { min_events: 2, min_age: Duration::ZERO };
+        let retention = Retention {
+            min_events: 2,
+            min_age: Duration::ZERO,
+        };
         let mut j = Journal::open(dir.path(), retention.clone(), clock_at(100)).unwrap();
         let epoch = j.epoch();
         for i in 0..5 {
@@ -370,7 +443,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Old cursor: the latest state of each share, once.
-        match j.backlog_for(Cursor { epoch, seq: 0 }, &[StorageIndex::from_bytes([1; 16])]) {
+        match j.backlog_for(
+            Cursor { epoch, seq: 0 },
+            &[StorageIndex::from_bytes([1; 16])],
+        ) {
             Backlog::Coalesced(e) => {
                 assert_eq!(e.len(), 1);
                 assert_eq!(e[0].seq, 9);
@@ -378,14 +454,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(j.backlog(Cursor { epoch: epoch ^ 1, seq: 0 }, |_| true), Backlog::Reset(ResetReason::EpochChanged)));
-        assert!(matches!(j.backlog(Cursor { epoch, seq: 11 }, |_| true), Backlog::Reset(ResetReason::CursorAhead)));
+        assert!(matches!(
+            j.backlog(
+                Cursor {
+                    epoch: epoch ^ 1,
+                    seq: 0
+                },
+                |_| true
+            ),
+            Backlog::Reset(ResetReason::EpochChanged)
+        ));
+        assert!(matches!(
+            j.backlog(Cursor { epoch, seq: 11 }, |_| true),
+            Backlog::Reset(ResetReason::CursorAhead)
+        ));
     }
 
     #[test]
     fn compaction_keeps_latest_states_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let retention = Retention { min_events: 10, min_age: Duration::ZERO };
+        let retention = Retention {
+            min_events: 10,
+            min_age: Duration::ZERO,
+        };
         let mut j = Journal::open(dir.path(), retention.clone(), clock_at(100)).unwrap();
         let epoch = j.epoch();
         j.append(vec![change(7, 3, 1)]).unwrap();
@@ -395,13 +486,21 @@ mod tests {
         assert!(j.records_in_file < 3001, "compacted");
         drop(j);
         // A crash mid-append leaves half a record.
-        let mut f = OpenOptions::new().append(true).open(dir.path().join("swamp-feed/journal")).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("swamp-feed/journal"))
+            .unwrap();
         f.write_all(&[0, 0, 0, 50, 1, 2]).unwrap();
         drop(f);
         let j = Journal::open(dir.path(), retention, clock_at(100)).unwrap();
         assert_eq!(j.head(), Cursor { epoch, seq: 3001 });
-        match j.backlog_for(Cursor { epoch, seq: 0 }, &[StorageIndex::from_bytes([7; 16])]) {
-            Backlog::Coalesced(e) => assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]),
+        match j.backlog_for(
+            Cursor { epoch, seq: 0 },
+            &[StorageIndex::from_bytes([7; 16])],
+        ) {
+            Backlog::Coalesced(e) => {
+                assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1])
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -16,7 +16,12 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 ///
 /// # Errors
 /// Limits and bad subscriptions.
-pub async fn answer(app: App, headers: &HeaderMap, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
+pub async fn answer(
+    app: App,
+    headers: &HeaderMap,
+    query: FeedQuery,
+    access: Access,
+) -> Result<Response, ApiError> {
     let cbor = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -43,9 +48,19 @@ pub async fn answer(app: App, headers: &HeaderMap, query: FeedQuery, access: Acc
     }
     let batch = FeedBatch { events, cursor };
     Ok(if cbor {
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/cbor")], swamp_proto::v1::encode(&batch)).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/cbor")],
+            swamp_proto::v1::encode(&batch),
+        )
+            .into_response()
     } else {
         let json = serde_json::to_string(&batch).map_err(|e| ApiError::Internal(e.to_string()))?;
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response()
     })
 }

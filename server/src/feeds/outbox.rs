@@ -47,7 +47,9 @@ impl CloseReason {
 fn estimated_size(event: &FeedEvent) -> usize {
     match event {
         FeedEvent::SlotChanged { .. } | FeedEvent::Snapshot { .. } => 240,
-        FeedEvent::SlotDeleted { .. } | FeedEvent::ShareAdded { .. } | FeedEvent::CorruptionAdvised { .. } => 160,
+        FeedEvent::SlotDeleted { .. }
+        | FeedEvent::ShareAdded { .. }
+        | FeedEvent::CorruptionAdvised { .. } => 160,
         FeedEvent::Synced { .. } | FeedEvent::Progress { .. } | FeedEvent::Reset { .. } => 80,
         FeedEvent::Error { message } => 40 + message.len(),
         FeedEvent::Close { .. } => 60,
@@ -71,7 +73,11 @@ impl Outbox {
     /// An empty queue with a byte budget.
     pub fn new(budget: usize) -> Self {
         Self {
-            state: Mutex::new(State { queue: VecDeque::new(), bytes: 0, closed: None }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                bytes: 0,
+                closed: None,
+            }),
             notify: Notify::new(),
             budget,
         }
@@ -81,12 +87,14 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues an event without waiting; coalesces or closes on overflow.
-    pub fn push(&self, event: FeedEvent) {
+    /// Queues an event without waiting; coalesces or closes on overflow. Returns true
+    /// when this push closed the queue as slow.
+    pub fn push(&self, event: FeedEvent) -> bool {
         let mut state = self.lock();
         if state.closed.is_some() {
-            return;
+            return false;
         }
+        let mut closed_now = false;
         state.bytes += estimated_size(&event);
         state.queue.push_back(event);
         if state.bytes > self.budget {
@@ -95,10 +103,12 @@ impl Outbox {
                 state.queue.clear();
                 state.bytes = 0;
                 state.closed = Some(CloseReason::Slow);
+                closed_now = true;
             }
         }
         drop(state);
         self.notify.notify_one();
+        closed_now
     }
 
     /// Ends the stream with `reason` (events already queued are dropped).
@@ -156,7 +166,9 @@ fn coalesce(state: &mut State) {
     let mut kept: Vec<FeedEvent> = Vec::with_capacity(state.queue.len());
     for event in state.queue.drain(..).rev() {
         let key = match &event {
-            FeedEvent::SlotChanged { si, shnum, .. } | FeedEvent::SlotDeleted { si, shnum, .. } => Some((*si, *shnum)),
+            FeedEvent::SlotChanged { si, shnum, .. } | FeedEvent::SlotDeleted { si, shnum, .. } => {
+                Some((*si, *shnum))
+            }
             _ => None,
         };
         if let Some(key) = key
@@ -197,12 +209,24 @@ mod tests {
         }
         let batch = outbox.next_batch().await.unwrap();
         assert!(batch.len() <= 4, "coalesced to fit the budget: {batch:?}");
-        assert_eq!(batch.last(), Some(&changed(1, 10)), "the newest version is kept");
+        assert_eq!(
+            batch.last(),
+            Some(&changed(1, 10)),
+            "the newest version is kept"
+        );
         for si in 0..10 {
             outbox.push(changed(si, 100 + u64::from(si)));
         }
-        assert_eq!(outbox.next_batch().await, Err(CloseReason::Slow), "distinct slots cannot coalesce");
+        assert_eq!(
+            outbox.next_batch().await,
+            Err(CloseReason::Slow),
+            "distinct slots cannot coalesce"
+        );
         outbox.push(changed(1, 1000));
-        assert_eq!(outbox.take_now(), Err(CloseReason::Slow), "a closed queue stays closed");
+        assert_eq!(
+            outbox.take_now(),
+            Err(CloseReason::Slow),
+            "a closed queue stays closed"
+        );
     }
 }

@@ -26,7 +26,11 @@ const COMMENT_EVERY: Duration = Duration::from_secs(15);
 pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
     let subscriber = app.feeds.open()?;
     let initial = subscriber.subscribe(&query.si, query.since, query.snapshot)?;
-    let mut feed = FeedStream::new(subscriber, app.feeds.settings().progress_interval, access.expires_in);
+    let mut feed = FeedStream::new(
+        subscriber,
+        app.feeds.settings().progress_interval,
+        access.expires_in,
+    );
     // A small channel: the stream's backlog lives in the subscriber's outbox, where it
     // is bounded and coalesced; this only decouples the socket from the pump.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
@@ -53,7 +57,9 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
                     }
                 }
                 Next::Close(reason) => {
-                    let close = FeedEvent::Close { reason: reason.as_str().to_string() };
+                    let close = FeedEvent::Close {
+                        reason: reason.as_str().to_string(),
+                    };
                     let _ = tx.send(Bytes::from(sse_frame(&close))).await;
                     return;
                 }

@@ -29,7 +29,11 @@ pub struct FeedStream {
 
 impl FeedStream {
     /// A stream for `subscriber`; `expires_in` ends it with `token_expired`.
-    pub fn new(subscriber: Subscriber, progress_every: Duration, expires_in: Option<Duration>) -> Self {
+    pub fn new(
+        subscriber: Subscriber,
+        progress_every: Duration,
+        expires_in: Option<Duration>,
+    ) -> Self {
         Self {
             subscriber,
             progress_every,

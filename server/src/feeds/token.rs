@@ -43,11 +43,18 @@ fn key(swissnum: &Swissnum) -> hmac::Key {
 pub fn issue(swissnum: &Swissnum, grant: &Grant) -> String {
     let payload = Payload {
         exp: grant.expires,
-        si: grant.storage_indexes.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+        si: grant
+            .storage_indexes
+            .as_ref()
+            .map(|v| v.iter().map(ToString::to_string).collect()),
     };
     let body = swamp_proto::v1::encode(&payload);
     let tag = hmac::sign(&key(swissnum), &body);
-    format!("{}.{}", BASE64URL_NOPAD.encode(&body), BASE64URL_NOPAD.encode(tag.as_ref()))
+    format!(
+        "{}.{}",
+        BASE64URL_NOPAD.encode(&body),
+        BASE64URL_NOPAD.encode(tag.as_ref())
+    )
 }
 
 /// Checks a token's MAC and expiry.
@@ -55,11 +62,18 @@ pub fn issue(swissnum: &Swissnum, grant: &Grant) -> String {
 /// # Errors
 /// A message for a person: malformed, forged, or expired.
 pub fn verify(swissnum: &Swissnum, token: &str, now: u64) -> Result<Grant, String> {
-    let (body, tag) = token.split_once('.').ok_or("a token is <payload>.<signature>")?;
-    let body = BASE64URL_NOPAD.decode(body.as_bytes()).map_err(|_| "token payload is not base64url")?;
-    let tag = BASE64URL_NOPAD.decode(tag.as_bytes()).map_err(|_| "token signature is not base64url")?;
+    let (body, tag) = token
+        .split_once('.')
+        .ok_or("a token is <payload>.<signature>")?;
+    let body = BASE64URL_NOPAD
+        .decode(body.as_bytes())
+        .map_err(|_| "token payload is not base64url")?;
+    let tag = BASE64URL_NOPAD
+        .decode(tag.as_bytes())
+        .map_err(|_| "token signature is not base64url")?;
     hmac::verify(&key(swissnum), &body, &tag).map_err(|_| "token signature does not verify")?;
-    let payload: Payload = swamp_proto::v1::decode(&body).map_err(|_| "token payload is malformed")?;
+    let payload: Payload =
+        swamp_proto::v1::decode(&body).map_err(|_| "token payload is malformed")?;
     if payload.exp <= now {
         return Err("token has expired".into());
     }
@@ -67,11 +81,17 @@ pub fn verify(swissnum: &Swissnum, token: &str, now: u64) -> Result<Grant, Strin
         None => None,
         Some(list) => Some(
             list.iter()
-                .map(|s| s.parse().map_err(|_| "token names a bad storage index".to_string()))
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| "token names a bad storage index".to_string())
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
-    Ok(Grant { expires: payload.exp, storage_indexes })
+    Ok(Grant {
+        expires: payload.exp,
+        storage_indexes,
+    })
 }
 
 #[cfg(test)]
@@ -81,15 +101,32 @@ mod tests {
     #[test]
     fn issue_verify_expire_forge() {
         let swiss = Swissnum::new("abc").unwrap();
-        let grant = Grant { expires: 1000, storage_indexes: Some(vec![StorageIndex::from_bytes([1; 16])]) };
+        let grant = Grant {
+            expires: 1000,
+            storage_indexes: Some(vec![StorageIndex::from_bytes([1; 16])]),
+        };
         let token = issue(&swiss, &grant);
         assert_eq!(verify(&swiss, &token, 999).unwrap(), grant);
-        assert!(verify(&swiss, &token, 1000).unwrap_err().contains("expired"));
-        assert!(verify(&Swissnum::new("abd").unwrap(), &token, 1).is_err(), "another server's key");
+        assert!(
+            verify(&swiss, &token, 1000)
+                .unwrap_err()
+                .contains("expired")
+        );
+        assert!(
+            verify(&Swissnum::new("abd").unwrap(), &token, 1).is_err(),
+            "another server's key"
+        );
         let (body, tag) = token.split_once('.').unwrap();
         let mut forged = BASE64URL_NOPAD.decode(body.as_bytes()).unwrap();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        assert!(verify(&swiss, &format!("{}.{tag}", BASE64URL_NOPAD.encode(&forged)), 1).is_err());
+        assert!(
+            verify(
+                &swiss,
+                &format!("{}.{tag}", BASE64URL_NOPAD.encode(&forged)),
+                1
+            )
+            .is_err()
+        );
     }
 }

@@ -39,11 +39,20 @@ pub fn upgrade(app: App, upgrade: WebSocketUpgrade, query: FeedQuery, access: Ac
 }
 
 fn frame(event: &FeedEvent, cbor: bool) -> Message {
-    if cbor { Message::Binary(encode::cbor(event).into()) } else { Message::Text(encode::json(event).into()) }
+    if cbor {
+        Message::Binary(encode::cbor(event).into())
+    } else {
+        Message::Text(encode::json(event).into())
+    }
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
 }
 
 async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, cbor: bool) {
@@ -64,7 +73,11 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
             return;
         }
     }
-    let mut feed = FeedStream::new(subscriber, app.feeds.settings().progress_interval, access.expires_in);
+    let mut feed = FeedStream::new(
+        subscriber,
+        app.feeds.settings().progress_interval,
+        access.expires_in,
+    );
     loop {
         tokio::select! {
             next = feed.next() => match next {
@@ -101,13 +114,23 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
 
 fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
     match command {
-        FeedCommand::Subscribe { si, since, snapshot } => {
+        FeedCommand::Subscribe {
+            si,
+            since,
+            snapshot,
+        } => {
             if let Err(e) = access.check(&si) {
-                return vec![FeedEvent::Error { message: e.to_string() }];
+                return vec![FeedEvent::Error {
+                    message: e.to_string(),
+                }];
             }
             feed.subscriber
                 .subscribe(&si, since, snapshot)
-                .unwrap_or_else(|e| vec![FeedEvent::Error { message: e.to_string() }])
+                .unwrap_or_else(|e| {
+                    vec![FeedEvent::Error {
+                        message: e.to_string(),
+                    }]
+                })
         }
         FeedCommand::Unsubscribe { si } => {
             feed.subscriber.unsubscribe(&si);

@@ -81,8 +81,12 @@ impl ApiError {
             // beyond its scope is forbidden; limits ask the client to back off.
             Self::BadToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::FeedLimit(crate::feeds::FeedError::TooManyConnections(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::FeedLimit(crate::feeds::FeedError::TooManySubscriptions(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Self::FeedLimit(crate::feeds::FeedError::TooManyConnections(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::FeedLimit(crate::feeds::FeedError::TooManySubscriptions(_)) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Storage(e) => match e {
                 StorageError::NotFound => StatusCode::NOT_FOUND,
                 // Wrong upload secret on PATCH/abort; wrong write enabler on RTW.

@@ -87,11 +87,22 @@ pub fn router(app: App) -> Router {
             "/storage/v1/mutable/{si}/{shnum}/corrupt",
             post(mutable::advise_corrupt),
         )
+        .route(
+            "/storage/v1/feed/token",
+            post(crate::feeds::http::issue_token),
+        )
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_swissnum,
         ));
+    // The feed authorizes itself: the swissnum header, or a token in the query for
+    // browsers. `any` admits CONNECT, which WebSocket over HTTP/2 uses (RFC 8441).
+    let feed_routes = Router::new().route(
+        "/storage/v1/feed",
+        axum::routing::any(crate::feeds::http::feed),
+    );
     storage_routes
+        .merge(feed_routes)
         .fallback(|| async { ApiError::NoRoute.into_response() })
         .layer(middleware::from_fn(trace::trace_request))
         .with_state(app)

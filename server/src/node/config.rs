@@ -236,12 +236,28 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
 
     fn feed_settings(&self) -> Result<crate::feeds::FeedSettings, ConfigError> {
         let d = crate::feeds::FeedSettings::default();
-        let count = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{s:?} is not a whole number"));
-        let secs = |s: &str| s.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| format!("{s:?} is not a number of seconds"));
-        let size = |s: &str| parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()));
+        let count = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{s:?} is not a whole number"))
+        };
+        let secs = |s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{s:?} is not a number of seconds"))
+        };
+        let size = |s: &str| {
+            parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()))
+        };
         Ok(crate::feeds::FeedSettings {
             retention: crate::feeds::journal::Retention {
-                min_events: self.parse("swamp", "feed_history_events", d.retention.min_events, count)?,
+                min_events: self.parse(
+                    "swamp",
+                    "feed_history_events",
+                    d.retention.min_events,
+                    count,
+                )?,
                 min_age: self.parse("swamp", "feed_history_seconds", d.retention.min_age, secs)?,
             },
             queue_budget: self.parse("swamp", "feed_queue_bytes", d.queue_budget, size)?,
@@ -251,9 +267,24 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 d.max_subscriptions_per_connection,
                 count,
             )?,
-            max_subscriptions: self.parse("swamp", "feed_max_subscriptions", d.max_subscriptions, count)?,
-            max_connections: self.parse("swamp", "feed_max_connections", d.max_connections, count)?,
-            progress_interval: self.parse("swamp", "feed_progress_seconds", d.progress_interval, secs)?,
+            max_subscriptions: self.parse(
+                "swamp",
+                "feed_max_subscriptions",
+                d.max_subscriptions,
+                count,
+            )?,
+            max_connections: self.parse(
+                "swamp",
+                "feed_max_connections",
+                d.max_connections,
+                count,
+            )?,
+            progress_interval: self.parse(
+                "swamp",
+                "feed_progress_seconds",
+                d.progress_interval,
+                secs,
+            )?,
         })
     }
 

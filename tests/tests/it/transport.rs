@@ -78,8 +78,15 @@ async fn a_wrong_pin_is_refused() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_for_a_free_slot() {
-    let limits = swamp_server::node::Limits { max_connections: 1, ..Default::default() };
-    let server = TestServer::start_with(swamp_tests::TestOptions { limits, ..Default::default() }).await;
+    let limits = swamp_server::node::Limits {
+        max_connections: 1,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(swamp_tests::TestOptions {
+        limits,
+        ..Default::default()
+    })
+    .await;
     let first = server.client_with(&ClientOptions { http1_only: true });
     first.general().version().await.unwrap();
     // The first client keeps its connection alive, so a second connection is not served...
@@ -91,9 +98,15 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         }
     })
     .await;
-    assert!(waited.is_err(), "a second connection was served while the limit was reached");
+    assert!(
+        waited.is_err(),
+        "a second connection was served while the limit was reached"
+    );
     // ...until the first one goes away.
     drop(first);
     let answered = tokio::time::timeout(std::time::Duration::from_secs(20), pending).await;
-    answered.expect("served once a slot was free").unwrap().unwrap();
+    answered
+        .expect("served once a slot was free")
+        .unwrap()
+        .unwrap();
 }
