@@ -199,10 +199,16 @@ fn wants_sse(headers: &HeaderMap) -> bool {
 
 /// `GET /storage/v1/feed`
 pub async fn feed(State(app): State<App>, request: Request) -> Response {
-    match route(app, request).await {
+    let mut response = match route(app, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
-    }
+    };
+    // Browser pages on any origin may read the feed: access needs the swissnum or a
+    // token in the URL, never a cookie, so allowing every origin grants nothing extra.
+    response
+        .headers_mut()
+        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, axum::http::HeaderValue::from_static("*"));
+    response
 }
 
 async fn route(app: App, request: Request) -> Result<Response, ApiError> {
