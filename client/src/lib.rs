@@ -9,9 +9,11 @@
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
+//! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
 pub mod error;
+pub mod feed;
 pub mod storage;
 pub mod tls;
 

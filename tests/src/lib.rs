@@ -112,6 +112,17 @@ impl TestServer {
         identity: Arc<NodeIdentity>,
         options: TestOptions,
     ) -> Self {
+        let any_port = "127.0.0.1:0".parse().expect("address");
+        Self::start_at(storage_dir, identity, options, any_port).await
+    }
+
+    /// The same, listening on `addr` (a restart on the port clients already know).
+    pub async fn start_at(
+        storage_dir: PathBuf,
+        identity: Arc<NodeIdentity>,
+        options: TestOptions,
+        addr: SocketAddr,
+    ) -> Self {
         let storage = Storage::open(
             &storage_dir,
             StorageSettings {
@@ -132,9 +143,7 @@ impl TestServer {
         .expect("assemble");
         let storage = Arc::clone(&server.app.storage);
         let feeds = Arc::clone(&server.app.feeds);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let nurl = identity
             .nurls(&[LocationHint {

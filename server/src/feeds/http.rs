@@ -205,9 +205,10 @@ pub async fn feed(State(app): State<App>, request: Request) -> Response {
     };
     // Browser pages on any origin may read the feed: access needs the swissnum or a
     // token in the URL, never a cookie, so allowing every origin grants nothing extra.
-    response
-        .headers_mut()
-        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, axum::http::HeaderValue::from_static("*"));
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
     response
 }
 

@@ -5,6 +5,7 @@
 
 mod auth_and_errors;
 mod disk;
+mod feed_client;
 mod feeds;
 mod identity;
 mod immutable;

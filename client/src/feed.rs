@@ -1,0 +1,520 @@
+//! The change-feed client: WebSocket first, then SSE, then long-poll; resumes from its
+//! last cursor after any disconnect, with jittered exponential backoff; passes `reset`
+//! on (the caller re-reads) and continues from it; yields a `Stream` of typed events.
+//!
+//! [`MultiWatcher`] follows the same storage indexes on several servers (a slot's
+//! shares live on several) and yields each slot version once, deduplicated by
+//! (storage index, seqnum, root hash).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, Stream, StreamExt};
+use http::header::{ACCEPT, AUTHORIZATION};
+use swamp_proto::feed::{Cursor, FeedBatch, FeedCommand, FeedEvent, RootHash};
+use swamp_proto::{Nurl, StorageIndex};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::tls::pinned_config;
+
+/// The three ways to follow a feed, in order of preference.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Transport {
+    /// WebSocket (JSON frames).
+    WebSocket,
+    /// Server-sent events.
+    Sse,
+    /// Repeated long polls.
+    LongPoll,
+}
+
+/// What the feed stream yields.
+#[derive(Clone, PartialEq, Debug)]
+pub enum FeedItem {
+    /// An event from the server.
+    Event(FeedEvent),
+    /// Connected (again) with this transport.
+    Connected(Transport),
+    /// The connection ended; reconnecting after `retry_in`.
+    Disconnected {
+        /// Why.
+        error: String,
+        /// Backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// The server has no change feed (e.g. a Python Tahoe server); the stream ends.
+    Unsupported,
+}
+
+/// Feed client settings.
+#[derive(Clone, Debug)]
+pub struct FeedOptions {
+    /// Transports to try, in order.
+    pub transports: Vec<Transport>,
+    /// First backoff after a failure.
+    pub min_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+    /// Long-poll wait.
+    pub poll_wait: Duration,
+}
+
+impl Default for FeedOptions {
+    fn default() -> Self {
+        Self {
+            transports: vec![Transport::WebSocket, Transport::Sse, Transport::LongPoll],
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            poll_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What to follow.
+#[derive(Clone, Debug)]
+pub struct FeedRequest {
+    /// Storage indexes.
+    pub storage_indexes: Vec<StorageIndex>,
+    /// Resume after this cursor.
+    pub since: Option<Cursor>,
+    /// Start with a snapshot (when `since` is `None`).
+    pub snapshot: bool,
+}
+
+/// Follows a server's feed; the returned stream ends only when dropped (or when the
+/// server has no feed).
+pub fn follow(
+    nurl: &Nurl,
+    request: FeedRequest,
+    options: FeedOptions,
+) -> impl Stream<Item = FeedItem> + Send + 'static {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(run(nurl.clone(), request, options, tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// Why one connection attempt ended.
+enum Ended {
+    /// Try the next transport (this one is not served).
+    NotServed,
+    /// Reconnect after backoff.
+    Retry(String),
+    /// The consumer went away.
+    Stop,
+}
+
+struct State {
+    request: FeedRequest,
+    /// Last cursor processed.
+    cursor: Option<Cursor>,
+    /// A snapshot was asked for and its `synced` has not arrived yet.
+    snapshot_pending: bool,
+}
+
+impl State {
+    fn query(&self, with_wait: Option<Duration>) -> String {
+        let mut q: Vec<String> = self
+            .request
+            .storage_indexes
+            .iter()
+            .map(|si| format!("si={si}"))
+            .collect();
+        match self.cursor {
+            Some(c) => q.push(format!("since={c}")),
+            None if self.snapshot_pending => q.push("snapshot=true".into()),
+            None => {}
+        }
+        if let Some(wait) = with_wait {
+            q.push(format!("wait={}", wait.as_secs()));
+        }
+        q.join("&")
+    }
+
+    /// Notes an event's cursor; returns false if the consumer is gone.
+    async fn deliver(&mut self, event: FeedEvent, tx: &mpsc::Sender<FeedItem>) -> bool {
+        if let Some(c) = event.cursor() {
+            self.cursor = Some(c);
+        }
+        if matches!(event, FeedEvent::Synced { .. }) {
+            self.snapshot_pending = false;
+        }
+        tx.send(FeedItem::Event(event)).await.is_ok()
+    }
+}
+
+async fn run(nurl: Nurl, request: FeedRequest, options: FeedOptions, tx: mpsc::Sender<FeedItem>) {
+    let mut state = State {
+        cursor: request.since,
+        snapshot_pending: request.since.is_none() && request.snapshot,
+        request,
+    };
+    let http = match reqwest::Client::builder()
+        .tls_backend_preconfigured(pinned_config(nurl.spki_hash, &[b"h2", b"http/1.1"]))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx
+                .send(FeedItem::Disconnected {
+                    error: e.to_string(),
+                    retry_in: Duration::ZERO,
+                })
+                .await;
+            return;
+        }
+    };
+    let mut transports = options.transports.clone();
+    let mut backoff = options.min_backoff;
+    loop {
+        let Some(&transport) = transports.first() else {
+            let _ = tx.send(FeedItem::Unsupported).await;
+            return;
+        };
+        let ended = match transport {
+            Transport::WebSocket => websocket(&nurl, &mut state, &tx, &mut backoff, &options).await,
+            Transport::Sse => sse(&nurl, &http, &mut state, &tx, &mut backoff, &options).await,
+            Transport::LongPoll => {
+                long_poll(&nurl, &http, &mut state, &tx, &mut backoff, &options).await
+            }
+        };
+        match ended {
+            Ended::Stop => return,
+            Ended::NotServed => {
+                transports.remove(0);
+            }
+            Ended::Retry(error) => {
+                let retry_in = jitter(backoff);
+                if tx
+                    .send(FeedItem::Disconnected { error, retry_in })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(retry_in).await;
+                backoff = (backoff * 2).min(options.max_backoff);
+            }
+        }
+    }
+}
+
+/// 50% to 150% of `d`, so that clients dropped together do not return together.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.5 + rand::random::<f64>())
+}
+
+fn feed_url(nurl: &Nurl, scheme: &str, query: &str) -> String {
+    let base = nurl.base_url();
+    let base = base.strip_prefix("https").unwrap_or(&base);
+    format!("{scheme}{base}/storage/v1/feed?{query}")
+}
+
+/// Status codes that mean "this server does not serve this transport or any feed".
+fn not_served(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 404 | 405 | 406 | 415 | 426 | 501)
+}
+
+async fn websocket(
+    nurl: &Nurl,
+    state: &mut State,
+    tx: &mpsc::Sender<FeedItem>,
+    backoff: &mut Duration,
+    options: &FeedOptions,
+) -> Ended {
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect((nurl.host.as_str(), nurl.port))
+            .await
+            .map_err(|e| e.to_string())?;
+        // An upgrade needs HTTP/1.1: offer only that.
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_config(
+            nurl.spki_hash,
+            &[b"http/1.1"],
+        )));
+        let name = rustls::pki_types::ServerName::try_from(nurl.host.clone())
+            .map_err(|e| e.to_string())?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut request = feed_url(nurl, "wss", &state.query(None))
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        let headers = request.headers_mut();
+        headers.insert(
+            AUTHORIZATION,
+            nurl.swissnum
+                .authorization_header()
+                .parse()
+                .map_err(|_| "bad header".to_string())?,
+        );
+        headers.insert(
+            "sec-websocket-protocol",
+            http::HeaderValue::from_static("swamp-feed.v1.json"),
+        );
+        tokio_tungstenite::client_async(request, tls)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response) => {
+                    format!("http {}", response.status().as_u16())
+                }
+                other => other.to_string(),
+            })
+    };
+    let (mut ws, _) = match connect.await {
+        Ok(pair) => pair,
+        Err(e) if e.starts_with("http ") => {
+            let status = e[5..]
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| http::StatusCode::from_u16(s).ok());
+            return if status.is_some_and(not_served) {
+                Ended::NotServed
+            } else {
+                Ended::Retry(e)
+            };
+        }
+        Err(e) => return Ended::Retry(e),
+    };
+    if tx
+        .send(FeedItem::Connected(Transport::WebSocket))
+        .await
+        .is_err()
+    {
+        return Ended::Stop;
+    }
+    *backoff = options.min_backoff;
+    if state.request.storage_indexes.is_empty() {
+        let _ = ws
+            .send(Message::Text(
+                serde_json::to_string(&FeedCommand::Progress)
+                    .unwrap_or_default()
+                    .into(),
+            ))
+            .await;
+    }
+    loop {
+        let message = match ws.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Ended::Retry(e.to_string()),
+            None => return Ended::Retry("connection closed".into()),
+        };
+        let event = match message {
+            Message::Text(text) => serde_json::from_str::<FeedEvent>(text.as_str()),
+            Message::Close(frame) => {
+                let why = frame
+                    .map(|f| format!("closed: {} {}", u16::from(f.code), f.reason))
+                    .unwrap_or_else(|| "closed".into());
+                return Ended::Retry(why);
+            }
+            _ => continue,
+        };
+        match event {
+            Ok(event) => {
+                if !state.deliver(event, tx).await {
+                    return Ended::Stop;
+                }
+            }
+            Err(e) => return Ended::Retry(format!("undecodable event: {e}")),
+        }
+    }
+}
+
+async fn sse(
+    nurl: &Nurl,
+    http: &reqwest::Client,
+    state: &mut State,
+    tx: &mpsc::Sender<FeedItem>,
+    backoff: &mut Duration,
+    options: &FeedOptions,
+) -> Ended {
+    let response = http
+        .get(feed_url(nurl, "https", &state.query(None)))
+        .header(AUTHORIZATION, nurl.swissnum.authorization_header())
+        .header(ACCEPT, "text/event-stream")
+        .send()
+        .await;
+    let response = match response {
+        Ok(r)
+            if r.status().is_success()
+                && r.headers()
+                    .get("content-type")
+                    .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) =>
+        {
+            r
+        }
+        Ok(r) if not_served(r.status()) || r.status().is_success() => return Ended::NotServed,
+        Ok(r) => return Ended::Retry(format!("http {}", r.status())),
+        Err(e) => return Ended::Retry(e.to_string()),
+    };
+    if tx.send(FeedItem::Connected(Transport::Sse)).await.is_err() {
+        return Ended::Stop;
+    }
+    *backoff = options.min_backoff;
+    let mut body = response.bytes_stream();
+    let mut buf = String::new();
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<FeedEvent>(&data) {
+                Ok(FeedEvent::Close { reason }) => {
+                    return Ended::Retry(format!("closed: {reason}"));
+                }
+                Ok(event) => {
+                    if !state.deliver(event, tx).await {
+                        return Ended::Stop;
+                    }
+                }
+                Err(e) => return Ended::Retry(format!("undecodable event: {e}")),
+            }
+        }
+        match body.next().await {
+            Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+            Some(Err(e)) => return Ended::Retry(e.to_string()),
+            None => return Ended::Retry("stream ended".into()),
+        }
+    }
+}
+
+async fn long_poll(
+    nurl: &Nurl,
+    http: &reqwest::Client,
+    state: &mut State,
+    tx: &mpsc::Sender<FeedItem>,
+    backoff: &mut Duration,
+    options: &FeedOptions,
+) -> Ended {
+    let mut announced = false;
+    loop {
+        let response = http
+            .get(feed_url(
+                nurl,
+                "https",
+                &state.query(Some(options.poll_wait)),
+            ))
+            .header(AUTHORIZATION, nurl.swissnum.authorization_header())
+            .header(ACCEPT, "application/json")
+            .timeout(options.poll_wait + Duration::from_secs(30))
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) if not_served(r.status()) => return Ended::NotServed,
+            Ok(r) => return Ended::Retry(format!("http {}", r.status())),
+            Err(e) => return Ended::Retry(e.to_string()),
+        };
+        let batch: FeedBatch = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(e)) => return Ended::Retry(format!("undecodable answer: {e}")),
+            Err(e) => return Ended::Retry(e.to_string()),
+        };
+        if !announced {
+            announced = true;
+            *backoff = options.min_backoff;
+            if tx
+                .send(FeedItem::Connected(Transport::LongPoll))
+                .await
+                .is_err()
+            {
+                return Ended::Stop;
+            }
+        }
+        for event in batch.events {
+            if !state.deliver(event, tx).await {
+                return Ended::Stop;
+            }
+        }
+        state.cursor = Some(batch.cursor);
+    }
+}
+
+/// A slot version seen on one or more servers.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SlotVersionSeen {
+    /// The slot.
+    pub si: StorageIndex,
+    /// Its sequence number.
+    pub seqnum: u64,
+    /// Its root hash.
+    pub roothash: RootHash,
+    /// Index (in the watcher's server list) of the first server that reported it.
+    pub server: usize,
+}
+
+/// What a multi-server watcher yields.
+#[derive(Clone, PartialEq, Debug)]
+pub enum WatchItem {
+    /// A slot version not seen before from any server.
+    Version(SlotVersionSeen),
+    /// Any other event or status, from server `server`.
+    Other {
+        /// Which server.
+        server: usize,
+        /// What.
+        item: FeedItem,
+    },
+}
+
+/// Follows the same storage indexes on several servers and reports each slot version
+/// (storage index, seqnum, root hash) once.
+pub fn watch_many(
+    nurls: &[Nurl],
+    storage_indexes: Vec<StorageIndex>,
+    snapshot: bool,
+    options: FeedOptions,
+) -> impl Stream<Item = WatchItem> + Send + 'static {
+    let streams = nurls.iter().enumerate().map(|(i, nurl)| {
+        let request = FeedRequest {
+            storage_indexes: storage_indexes.clone(),
+            since: None,
+            snapshot,
+        };
+        follow(nurl, request, options.clone())
+            .map(move |item| (i, item))
+            .boxed()
+    });
+    let merged = futures::stream::select_all(streams);
+    let mut seen: HashSet<(StorageIndex, u64, [u8; 32])> = HashSet::new();
+    merged.filter_map(move |(server, item)| {
+        let out = match &item {
+            FeedItem::Event(
+                FeedEvent::SlotChanged {
+                    si,
+                    seqnum: Some(seqnum),
+                    roothash: Some(roothash),
+                    ..
+                }
+                | FeedEvent::Snapshot {
+                    si,
+                    seqnum: Some(seqnum),
+                    roothash: Some(roothash),
+                    ..
+                },
+            ) => {
+                if seen.insert((*si, *seqnum, roothash.0)) {
+                    Some(WatchItem::Version(SlotVersionSeen {
+                        si: *si,
+                        seqnum: *seqnum,
+                        roothash: *roothash,
+                        server,
+                    }))
+                } else {
+                    None
+                }
+            }
+            _ => Some(WatchItem::Other { server, item }),
+        };
+        futures::future::ready(out)
+    })
+}
