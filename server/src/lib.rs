@@ -2,6 +2,7 @@
 //! HTTP/2 on one port), on Tahoe's own node directory and disk format.
 //!
 //! # Layout
+//! - [`activity`]: counters for the operator's activity stream.
 //! - [`backend`]: shares on disk in Tahoe's format; uploads, read-test-write, leases.
 //! - [`node`]: the node directory: `tahoe.cfg`, environment overrides, identity files.
 //! - [`http`]: routes, authorization, content negotiation, the error-to-status map.
@@ -10,6 +11,7 @@
 //! - [`tasks`]: background work (idle uploads, lease expiry).
 //! - [`start`]: assembling a [`serve::Server`] from a node directory.
 
+pub mod activity;
 pub mod backend;
 pub mod feeds;
 pub mod http;

@@ -118,6 +118,8 @@ pub fn assemble(
             swissnum: identity.swissnum.clone(),
             limits,
             feeds,
+            activity: Arc::default(),
+            operator_secret: identity.operator_secret.clone(),
         },
         tls,
         expiry,

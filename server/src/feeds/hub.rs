@@ -83,6 +83,7 @@ pub struct Feeds {
     settings: FeedSettings,
     next_id: AtomicU64,
     slow_closes: AtomicU64,
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Feeds {
@@ -108,6 +109,7 @@ impl Feeds {
             settings,
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
+            closing: tokio_util::sync::CancellationToken::new(),
         });
         storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
         Ok(feeds)
@@ -152,8 +154,15 @@ impl Feeds {
         })
     }
 
+    /// Resolves when the server starts shutting down (for streams outside the hub,
+    /// like the activity stream).
+    pub async fn closing(&self) {
+        self.closing.cancelled().await;
+    }
+
     /// Ends every stream (server shutdown).
     pub fn close_all(&self, reason: CloseReason) {
+        self.closing.cancel();
         for conn in self.core().conns.values() {
             conn.outbox.close(reason);
         }

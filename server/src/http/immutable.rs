@@ -48,6 +48,10 @@ pub async fn allocate(
             )
         })
         .await?;
+    app.activity.add(
+        crate::activity::Counter::UploadsStarted,
+        allocation.allocated.len() as u64,
+    );
     let response = AllocateResponse {
         already_have: ShareSet(allocation.already_have),
         allocated: ShareSet(allocation.allocated),
@@ -102,6 +106,8 @@ pub async fn write(
             .collect(),
     };
     let code = if status.complete {
+        app.activity
+            .add(crate::activity::Counter::UploadsCompleted, 1);
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -123,6 +129,8 @@ pub async fn abort(
         .ok_or_else(|| ApiError::Internal("upload secret missing".into()))?;
     app.blocking(move |s| s.abort_immutable(&si, shnum, &secret))
         .await?;
+    app.activity
+        .add(crate::activity::Counter::UploadsAborted, 1);
     Ok(StatusCode::OK)
 }
 

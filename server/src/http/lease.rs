@@ -20,6 +20,7 @@ pub async fn add_or_renew(
     let grant = lease_grant(&app, 1, secrets)?;
     app.blocking(move |s| s.add_or_renew_leases(&si, &grant))
         .await?;
+    app.activity.add(crate::activity::Counter::LeaseRenewals, 1);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@
 //! endpoint needs, then the body. Paths whose storage index or share number does not
 //! parse match no route (404), which also keeps path traversal out.
 
+pub mod activity;
 pub mod error;
 pub mod extract;
 pub mod immutable;
@@ -39,6 +40,10 @@ pub struct App {
     pub limits: Limits,
     /// The change feeds.
     pub feeds: Arc<crate::feeds::Feeds>,
+    /// Activity counters for the operator's stream.
+    pub activity: Arc<crate::activity::Activity>,
+    /// The operator's secret.
+    pub operator_secret: crate::node::OperatorSecret,
 }
 
 impl App {
@@ -101,10 +106,15 @@ pub fn router(app: App) -> Router {
         "/storage/v1/feed",
         axum::routing::any(crate::feeds::http::feed),
     );
+    let operator_routes = Router::new().route("/storage/v1/activity", get(activity::activity));
     storage_routes
         .merge(feed_routes)
+        .merge(operator_routes)
         .fallback(|| async { ApiError::NoRoute.into_response() })
-        .layer(middleware::from_fn(trace::trace_request))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            trace::trace_request,
+        ))
         .with_state(app)
 }
 

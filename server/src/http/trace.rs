@@ -3,13 +3,17 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
 /// The middleware.
-pub async fn trace_request(request: Request, next: Next) -> Response {
+pub async fn trace_request(
+    State(app): State<super::App>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     // The route with its ids replaced, so logs group by endpoint; the ids (public
@@ -40,6 +44,18 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     span.record("status", status);
     let bytes_out = content_length(response.headers());
+    {
+        use crate::activity::Counter;
+        let a = &app.activity;
+        a.add(Counter::for_request(&method, &route), 1);
+        a.add(Counter::BytesIn, bytes_in);
+        a.add(Counter::BytesOut, bytes_out);
+        if response.status().is_client_error() {
+            a.add(Counter::ClientErrors, 1);
+        } else if response.status().is_server_error() {
+            a.add(Counter::ServerErrors, 1);
+        }
+    }
     let micros = started.elapsed().as_micros() as u64;
     span.in_scope(|| {
         if response.status().is_server_error() {

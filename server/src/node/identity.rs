@@ -78,6 +78,35 @@ pub struct NodeIdentity {
     pub server_id: String,
     /// Base32 permutation seed.
     pub permutation_seed: String,
+    /// Opens the operator's activity stream (`private/operator.secret`).
+    pub operator_secret: OperatorSecret,
+}
+
+/// The operator's secret for the activity stream: not the swissnum, which every client
+/// holds.
+#[derive(Clone)]
+pub struct OperatorSecret(String);
+
+impl OperatorSecret {
+    fn random() -> Self {
+        Self(base32::encode(&rand::random::<[u8; 20]>()))
+    }
+
+    /// The secret's text (for the operator's eyes only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this secret (constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        swamp_proto::secrets::constant_time_eq(self.0.as_bytes(), presented.trim().as_bytes())
+    }
+}
+
+impl std::fmt::Debug for OperatorSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorSecret(<redacted>)")
+    }
 }
 
 impl NodeIdentity {
@@ -215,6 +244,20 @@ impl NodeIdentity {
                 write_public(&seed_path, &format!("{}\n", identity.permutation_seed))?;
             }
         }
+        let operator_path = private.join("operator.secret");
+        if create && !operator_path.exists() {
+            write_private(
+                &operator_path,
+                &format!("{}\n", identity.operator_secret.expose()),
+            )?;
+        }
+        if operator_path.exists() {
+            identity.operator_secret = OperatorSecret(
+                String::from_utf8_lossy(&read(&operator_path)?)
+                    .trim()
+                    .to_string(),
+            );
+        }
         if !create {
             return Ok(identity);
         }
@@ -247,6 +290,7 @@ impl NodeIdentity {
             swissnum,
             server_id: format!("v0-{}", base32::encode(&pubkey)),
             permutation_seed: permutation_seed.unwrap_or_else(|| base32::encode(&pubkey)),
+            operator_secret: OperatorSecret::random(),
         })
     }
 

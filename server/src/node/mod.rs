@@ -7,4 +7,4 @@ pub mod ini;
 pub mod settings;
 
 pub use config::{Config, ConfigError, Limits, LogFormat};
-pub use identity::{Access, IdentityError, NodeIdentity};
+pub use identity::{Access, IdentityError, NodeIdentity, OperatorSecret};

@@ -18,7 +18,11 @@ pub async fn run(app: App, shutdown: CancellationToken) {
         }
         match app.blocking(move |s| Ok(s.abort_idle_uploads(idle))).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(aborted = n, ?idle, "aborted idle uploads"),
+            Ok(n) => {
+                app.activity
+                    .add(crate::activity::Counter::UploadsAborted, n as u64);
+                tracing::info!(aborted = n, ?idle, "aborted idle uploads");
+            }
             Err(e) => tracing::error!(error = %e, "idle upload sweep failed"),
         }
     }

@@ -3,6 +3,7 @@
 //! real client. Cases follow Tahoe's `test_istorageserver.py` and `test_storage_http.py`
 //! (the behaviour, in our own code).
 
+mod activity;
 mod auth_and_errors;
 mod disk;
 mod feed_client;
