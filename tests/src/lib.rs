@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Shared support for Swamp's end-to-end tests: a real server on a real socket with
 //! real TLS, and helpers to make ids and secrets.
 //!

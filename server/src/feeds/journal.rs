@@ -228,10 +228,10 @@ impl Journal {
         }
         self.records_in_file += entries.len();
         self.trim();
-        if self.records_in_file > 2 * self.ring.len() + 1024 {
-            if let Err(e) = self.compact() {
-                tracing::error!(error = %e, "feed journal compaction failed; will retry");
-            }
+        if self.records_in_file > 2 * self.ring.len() + 1024
+            && let Err(e) = self.compact()
+        {
+            tracing::error!(error = %e, "feed journal compaction failed; will retry");
         }
         Ok(entries)
     }
