@@ -26,11 +26,14 @@
 //! - [`nurl`]: NURLs and SPKI hashes.
 //! - [`range`]: the `Range` and `Content-Range` dialect GBS uses.
 //! - [`v1`]: the CBOR request and response bodies of `/storage/v1` and its paths.
+//! - [`feed`]: change-feed cursors, events and commands.
+//! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
 //! - [`error`]: [`DecodeError`], the one error of this crate.
 
 pub mod base32;
 pub mod error;
 pub mod feed;
+pub mod hashutil;
 pub mod nurl;
 pub mod range;
 pub mod secrets;
