@@ -28,9 +28,11 @@
 //! - [`v1`]: the CBOR request and response bodies of `/storage/v1` and its paths.
 //! - [`feed`]: change-feed cursors, events and commands.
 //! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
+//! - [`cap`]: capability strings and the keys they imply.
 //! - [`error`]: [`DecodeError`], the one error of this crate.
 
 pub mod base32;
+pub mod cap;
 pub mod error;
 pub mod feed;
 pub mod hashutil;
