@@ -29,6 +29,7 @@
 //! - [`feed`]: change-feed cursors, events and commands.
 //! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
 //! - [`cap`]: capability strings and the keys they imply.
+//! - [`zfec`]: erasure coding identical to zfec 1.6.
 //! - [`error`]: [`DecodeError`], the one error of this crate.
 
 pub mod base32;
@@ -42,6 +43,7 @@ pub mod secrets;
 pub mod share;
 pub mod storage_index;
 pub mod v1;
+pub mod zfec;
 
 pub use error::DecodeError;
 pub use nurl::{Nurl, SpkiHash};
