@@ -30,12 +30,14 @@
 //! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
 //! - [`cap`]: capability strings and the keys they imply.
 //! - [`zfec`]: erasure coding identical to zfec 1.6.
+//! - [`hashtree`]: Tahoe's Merkle trees.
 //! - [`error`]: [`DecodeError`], the one error of this crate.
 
 pub mod base32;
 pub mod cap;
 pub mod error;
 pub mod feed;
+pub mod hashtree;
 pub mod hashutil;
 pub mod nurl;
 pub mod range;
