@@ -31,8 +31,10 @@
 //! - [`cap`]: capability strings and the keys they imply.
 //! - [`zfec`]: erasure coding identical to zfec 1.6.
 //! - [`hashtree`]: Tahoe's Merkle trees.
+//! - [`aes`]: AES-128-CTR as Tahoe uses it.
 //! - [`error`]: [`DecodeError`], the one error of this crate.
 
+pub mod aes;
 pub mod base32;
 pub mod cap;
 pub mod error;
