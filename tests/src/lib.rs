@@ -461,3 +461,36 @@ pub fn mdmf_share(seqnum: u64, roothash: [u8; 32], tail: &[u8]) -> Vec<u8> {
     data.extend_from_slice(tail);
     data
 }
+
+/// Uploads `data` as immutable share `shnum` (allocate, then one write) and checks it
+/// completed.
+pub async fn upload_share(
+    client: &StorageClient,
+    si: &StorageIndex,
+    s: &Secrets,
+    shnum: u8,
+    data: &[u8],
+) {
+    let share = swamp_proto::ShareNumber::new(shnum);
+    let imm = client.immutable();
+    let allocated = imm
+        .allocate(
+            si,
+            &s.upload,
+            &s.renew,
+            &s.cancel,
+            [share],
+            data.len() as u64,
+        )
+        .await
+        .expect("allocate");
+    assert!(
+        allocated.allocated.0.contains(&share),
+        "share {shnum} allocated"
+    );
+    let done = imm
+        .write_share_chunk(si, share, &s.upload, 0, data.to_vec())
+        .await
+        .expect("write");
+    assert!(done.complete, "share {shnum} complete");
+}

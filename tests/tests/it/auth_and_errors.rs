@@ -351,21 +351,10 @@ async fn patch_needs_a_content_range_matching_the_body() {
 async fn corruption_reason_bounds() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
-    let imm = server.client.immutable();
-    imm.allocate(
-        &si,
-        &s.upload,
-        &s.renew,
-        &s.cancel,
-        [ShareNumber::new(0)],
-        1,
-    )
-    .await
-    .unwrap();
-    imm.write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"x".to_vec())
-        .await
-        .unwrap();
-    let err = imm
+    swamp_tests::upload_share(&server.client, &si, &s, 0, b"x").await;
+    let err = server
+        .client
+        .immutable()
         .advise_corrupt(&si, ShareNumber::new(0), "")
         .await
         .unwrap_err();

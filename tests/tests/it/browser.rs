@@ -333,10 +333,18 @@ impl Browser {
 
     fn fail(&self, what: &str, seen: &[Value]) -> ! {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        // Without a system bus (containers, CI) Chromium logs dozens of D-Bus errors;
+        // they are harmless and would hide the lines that matter (e.g. `net_error -202`,
+        // an untrusted certificate).
+        let tail: Vec<&str> = log
+            .lines()
+            .filter(|line| !line.contains("dbus"))
+            .rev()
+            .take(40)
+            .collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         panic!(
-            "{what}; the page reported:\n{}\nchromium's log (last lines):\n{}",
+            "{what}; the page reported:\n{}\nchromium's log (last lines, D-Bus noise left out):\n{}",
             seen.iter()
                 .map(Value::to_string)
                 .collect::<Vec<_>>()

@@ -11,20 +11,7 @@ use swamp_tests::{Secrets, TestOptions, TestServer, random_si, share_file};
 async fn immutable_container_matches_tahoe_layout() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
-    let imm = server.client.immutable();
-    imm.allocate(
-        &si,
-        &s.upload,
-        &s.renew,
-        &s.cancel,
-        [ShareNumber::new(7)],
-        5,
-    )
-    .await
-    .unwrap();
-    imm.write_share_chunk(&si, ShareNumber::new(7), &s.upload, 0, b"hello".to_vec())
-        .await
-        .unwrap();
+    swamp_tests::upload_share(&server.client, &si, &s, 7, b"hello").await;
     let bytes = std::fs::read(share_file(&server.shares_dir(), &si, 7)).unwrap();
     assert_eq!(bytes.len(), 12 + 5 + 72, "header, data, one lease");
     assert_eq!(&bytes[0..4], &2u32.to_be_bytes(), "container version 2");
@@ -37,28 +24,7 @@ async fn immutable_container_matches_tahoe_layout() {
 async fn mutable_container_matches_tahoe_layout() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
-    let mut tw = std::collections::BTreeMap::new();
-    tw.insert(
-        1,
-        swamp_proto::v1::TestWriteVectors {
-            test: vec![],
-            write: vec![swamp_proto::v1::WriteVector {
-                offset: 0,
-                data: b"slotdata".to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    let req = swamp_proto::v1::ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    };
-    server
-        .client
-        .mutable()
-        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &req)
-        .await
-        .unwrap();
+    swamp_tests::write_slot(&server.client, &si, &s, 1, b"slotdata").await;
     let bytes = std::fs::read(share_file(&server.shares_dir(), &si, 1)).unwrap();
     assert_eq!(&bytes[..27], b"Tahoe mutable container v2\n");
     assert_eq!(

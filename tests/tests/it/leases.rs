@@ -1,12 +1,10 @@
 //! Leases: added at upload, added or renewed by the lease endpoint and read-test-write,
 //! stored hashed (v2 containers), and expired by policy.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 
 use http::StatusCode;
 use swamp_proto::ShareNumber;
-use swamp_proto::v1::{ReadTestWriteRequest, TestWriteVectors, WriteVector};
 use swamp_server::backend::expiry::{ExpiryMode, ExpiryPolicy, SweepReport};
 use swamp_server::backend::lease::{LEASE_DURATION_SECS, Lease};
 use swamp_server::backend::{immutable, mutable};
@@ -28,16 +26,7 @@ fn mutable_leases(server: &TestServer, si: &swamp_proto::StorageIndex, shnum: u8
 }
 
 async fn upload(server: &TestServer, si: &swamp_proto::StorageIndex, s: &Secrets) {
-    let imm = server.client.immutable();
-    imm.allocate(si, &s.upload, &s.renew, &s.cancel, [ShareNumber::new(0)], 4)
-        .await
-        .unwrap();
-    assert!(
-        imm.write_share_chunk(si, ShareNumber::new(0), &s.upload, 0, b"data".to_vec())
-            .await
-            .unwrap()
-            .complete
-    );
+    swamp_tests::upload_share(&server.client, si, s, 0, b"data").await;
 }
 
 #[tokio::test]
@@ -111,28 +100,7 @@ async fn lease_on_unknown_index_is_404() {
 async fn mutable_leases_fill_slots_then_extra_leases() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        0,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset: 0,
-                data: b"v1".to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    let req = ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    };
-    server
-        .client
-        .mutable()
-        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &req)
-        .await
-        .unwrap();
+    swamp_tests::write_slot(&server.client, &si, &s, 0, b"v1").await;
     assert_eq!(mutable_leases(&server, &si, 0).len(), 1);
     for _ in 0..5 {
         let other = Secrets::random();
@@ -147,28 +115,7 @@ async fn mutable_leases_fill_slots_then_extra_leases() {
     assert_eq!(leases.len(), 6, "four slots plus two extra leases");
     assert!(leases.iter().all(|l| l.nodeid == server.identity.tubid));
     // A larger write moves the extra leases; they survive.
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        0,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset: 0,
-                data: vec![7u8; 5000],
-            }],
-            new_length: None,
-        },
-    );
-    let req = ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    };
-    server
-        .client
-        .mutable()
-        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &req)
-        .await
-        .unwrap();
+    swamp_tests::write_slot(&server.client, &si, &s, 0, &[7u8; 5000]).await;
     assert_eq!(mutable_leases(&server, &si, 0).len(), 6);
     assert_eq!(
         server
