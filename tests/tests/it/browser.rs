@@ -374,7 +374,7 @@ fn standard_base64(hash: &SpkiHash) -> String {
             c => c,
         })
         .collect();
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out

@@ -5,6 +5,7 @@
 
 mod activity;
 mod auth_and_errors;
+mod browser;
 mod disk;
 mod feed_client;
 mod feeds;
