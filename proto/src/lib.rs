@@ -37,6 +37,7 @@
 pub mod aes;
 pub mod base32;
 pub mod cap;
+pub mod chk;
 pub mod error;
 pub mod feed;
 pub mod hashtree;
