@@ -15,6 +15,6 @@ fi
 
 echo "== Interop tests against real Tahoe-LAFS 1.20"
 venv="$(scripts/interop-venv.sh | tail -n 1)"
-export SWAMP_SERVER_BIN="$PWD/target/debug/swamp-server"
+export SWAMP_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/swamp-server"
 export SWAMP_REQUIRE_BINARY=1
 "$venv/bin/python" -m pytest tests/interop -q -p no:cacheprovider

@@ -318,11 +318,9 @@ pub fn cpython_small_int_set_order(values: impl IntoIterator<Item = usize>) -> V
         let mut i = v & mask;
         loop {
             let probes = if i + 9 <= mask { 9 } else { 0 };
-            for j in i..=i + probes {
-                if table[j].is_none() {
-                    table[j] = Some(v);
-                    return;
-                }
+            if let Some(slot) = table[i..=i + probes].iter_mut().find(|s| s.is_none()) {
+                *slot = Some(v);
+                return;
             }
             perturb >>= 5;
             i = (i * 5 + 1 + perturb) & mask;
