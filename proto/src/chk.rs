@@ -348,3 +348,379 @@ pub fn cpython_small_int_set_order(values: impl IntoIterator<Item = usize>) -> V
     }
     table.into_iter().flatten().collect()
 }
+
+/// The URI extension block's fields a reader needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ueb {
+    /// Segment size.
+    pub segment_size: u64,
+    /// Number of segments.
+    pub num_segments: u64,
+    /// k.
+    pub needed: u16,
+    /// N.
+    pub total: u16,
+    /// File size.
+    pub size: u64,
+    /// Padded tail segment size.
+    pub tail_segment_size: u64,
+    /// Root of the ciphertext segment tree.
+    pub crypttext_root_hash: [u8; 32],
+    /// Root of the share hash tree.
+    pub share_root_hash: [u8; 32],
+    /// Hash of the whole ciphertext.
+    pub crypttext_hash: [u8; 32],
+}
+
+/// Parses a URI extension block.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] naming the bad or missing field.
+pub fn parse_ueb(bytes: &[u8]) -> Result<Ueb, DecodeError> {
+    let bad = |why: String| DecodeError::Invalid(format!("URI extension block: {why}"));
+    let mut fields = std::collections::BTreeMap::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let colon = rest
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| bad("key without ':'".into()))?;
+        let key = std::str::from_utf8(&rest[..colon])
+            .map_err(|_| bad("key is not text".into()))?
+            .to_string();
+        rest = &rest[colon + 1..];
+        let len_end = rest
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| bad(format!("{key}: bad netstring")))?;
+        let len: usize = std::str::from_utf8(&rest[..len_end])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(format!("{key}: bad netstring length")))?;
+        let value = rest
+            .get(len_end + 1..len_end + 1 + len)
+            .ok_or_else(|| bad(format!("{key}: truncated")))?;
+        if rest.get(len_end + 1 + len) != Some(&b',') {
+            return Err(bad(format!("{key}: netstring not closed")));
+        }
+        fields.insert(key, value.to_vec());
+        rest = &rest[len_end + 2 + len..];
+    }
+    let text = |k: &str| -> Result<String, DecodeError> {
+        let v = fields.get(k).ok_or_else(|| bad(format!("missing {k}")))?;
+        String::from_utf8(v.clone()).map_err(|_| bad(format!("{k} is not text")))
+    };
+    let num = |k: &str| -> Result<u64, DecodeError> {
+        text(k)?
+            .parse()
+            .map_err(|_| bad(format!("{k} is not a number")))
+    };
+    let hash = |k: &str| -> Result<[u8; 32], DecodeError> {
+        fields
+            .get(k)
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .ok_or_else(|| bad(format!("{k} is not a 32-byte hash")))
+    };
+    let tail = text("tail_codec_params")?;
+    let tail_segment_size = tail
+        .split('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad tail_codec_params".into()))?;
+    Ok(Ueb {
+        segment_size: num("segment_size")?,
+        num_segments: num("num_segments")?,
+        needed: u16::try_from(num("needed_shares")?).map_err(|_| bad("needed_shares".into()))?,
+        total: u16::try_from(num("total_shares")?).map_err(|_| bad("total_shares".into()))?,
+        size: num("size")?,
+        tail_segment_size,
+        crypttext_root_hash: hash("crypttext_root_hash")?,
+        share_root_hash: hash("share_root_hash")?,
+        crypttext_hash: hash("crypttext_hash")?,
+    })
+}
+
+/// One share's sections, parsed (not yet verified).
+#[derive(Clone, Debug)]
+pub struct ShareParts<'a> {
+    /// The offsets header.
+    pub offsets: Offsets,
+    /// All blocks.
+    pub data: &'a [u8],
+    /// The ciphertext segment tree, flat.
+    pub crypttext_tree: Vec<[u8; 32]>,
+    /// The block hash tree, flat.
+    pub block_tree: Vec<[u8; 32]>,
+    /// The share hash chain.
+    pub share_hashes: Vec<(usize, [u8; 32])>,
+    /// The UEB bytes.
+    pub ueb: &'a [u8],
+}
+
+/// Splits a share's bytes into its sections.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] for a malformed share.
+pub fn parse_share(bytes: &[u8]) -> Result<ShareParts<'_>, DecodeError> {
+    let bad = |why: &str| DecodeError::Invalid(format!("immutable share: {why}"));
+    let u32_at = |at: usize| -> Result<u64, DecodeError> {
+        Ok(u64::from(u32::from_be_bytes(
+            bytes
+                .get(at..at + 4)
+                .ok_or_else(|| bad("truncated header"))?
+                .try_into()
+                .expect("4"),
+        )))
+    };
+    let u64_at = |at: usize| -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(
+            bytes
+                .get(at..at + 8)
+                .ok_or_else(|| bad("truncated header"))?
+                .try_into()
+                .expect("8"),
+        ))
+    };
+    let version = u32_at(0)? as u32;
+    let field = |i: usize| match version {
+        1 => u32_at(4 + 4 * i),
+        2 => u64_at(4 + 8 * i),
+        _ => Err(bad("unknown layout version")),
+    };
+    let offsets = Offsets {
+        version,
+        block_size: field(0)?,
+        data_size: field(1)?,
+        data: field(2)?,
+        plaintext_hash_tree: field(3)?,
+        crypttext_hash_tree: field(4)?,
+        block_hashes: field(5)?,
+        share_hashes: field(6)?,
+        uri_extension: field(7)?,
+    };
+    let slice = |from: u64, to: u64| -> Result<&[u8], DecodeError> {
+        bytes
+            .get(from as usize..to as usize)
+            .ok_or_else(|| bad("a section lies outside the share"))
+    };
+    let hashes = |s: &[u8]| -> Vec<[u8; 32]> {
+        s.chunks_exact(32)
+            .map(|c| c.try_into().expect("32"))
+            .collect()
+    };
+    let data = slice(offsets.data, offsets.data + offsets.data_size)?;
+    let crypttext_tree = hashes(slice(offsets.crypttext_hash_tree, offsets.block_hashes)?);
+    let block_tree = hashes(slice(offsets.block_hashes, offsets.share_hashes)?);
+    let share_hashes = slice(offsets.share_hashes, offsets.uri_extension)?
+        .chunks_exact(34)
+        .map(|c| {
+            (
+                usize::from(u16::from_be_bytes([c[0], c[1]])),
+                c[2..].try_into().expect("32"),
+            )
+        })
+        .collect();
+    let lf = offsets.length_field();
+    let ueb_len = if version == 1 {
+        u32_at(offsets.uri_extension as usize)?
+    } else {
+        u64_at(offsets.uri_extension as usize)?
+    };
+    let ueb = slice(
+        offsets.uri_extension + lf,
+        offsets.uri_extension + lf + ueb_len,
+    )?;
+    Ok(ShareParts {
+        offsets,
+        data,
+        crypttext_tree,
+        block_tree,
+        share_hashes,
+        ueb,
+    })
+}
+
+/// What a download recovered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The file.
+    pub plaintext: Vec<u8>,
+    /// Shares that failed verification (to advise corruption on).
+    pub bad_shares: Vec<usize>,
+}
+
+/// Verifies shares against `cap` and recovers the file: every UEB, block, share hash
+/// chain and ciphertext segment is checked; bad shares are skipped and reported.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] when fewer than k good shares remain.
+pub fn decode(cap: &ChkCap, shares: &[(usize, &[u8])]) -> Result<Decoded, DecodeError> {
+    use crate::hashtree::verify_leaf;
+    let (k, n) = (usize::from(cap.needed), usize::from(cap.total));
+    let mut bad_shares = Vec::new();
+    let mut good: Vec<(usize, ShareParts<'_>, Ueb)> = Vec::new();
+    for (shnum, bytes) in shares {
+        let verified = (|| {
+            let parts = parse_share(bytes).ok()?;
+            if hashutil::uri_extension_hash(parts.ueb) != cap.ueb_hash {
+                return None;
+            }
+            let ueb = parse_ueb(parts.ueb).ok()?;
+            let share_nodes = 2 * roundup_pow2(n) - 1;
+            let block_root = *parts.block_tree.first()?;
+            if *shnum >= n
+                || !verify_leaf(
+                    share_nodes,
+                    *shnum,
+                    &block_root,
+                    &parts.share_hashes,
+                    &ueb.share_root_hash,
+                )
+            {
+                return None;
+            }
+            // The block tree must hash up to its own root.
+            let leaves =
+                &parts.block_tree[parts.block_tree.len() / 2..][..ueb.num_segments as usize];
+            if HashTree::new(leaves).root() != block_root {
+                return None;
+            }
+            Some((parts, ueb))
+        })();
+        match verified {
+            Some((parts, ueb)) => good.push((*shnum, parts, ueb)),
+            None => bad_shares.push(*shnum),
+        }
+    }
+    if good.len() < k {
+        return Err(DecodeError::Invalid(format!(
+            "only {} good shares of the {k} needed",
+            good.len()
+        )));
+    }
+    let ueb = good[0].2.clone();
+    let code = Zfec::new(k, n)?;
+    let crypttext_tree = &good[0].1.crypttext_tree;
+    if crypttext_tree.first() != Some(&ueb.crypttext_root_hash) {
+        return Err(DecodeError::Invalid(
+            "ciphertext hash tree does not match the UEB".into(),
+        ));
+    }
+    let mut ciphertext = Vec::with_capacity(ueb.size as usize);
+    let block_size = (ueb.segment_size / k as u64) as usize;
+    for seg in 0..ueb.num_segments as usize {
+        let last = seg as u64 + 1 == ueb.num_segments;
+        let this_block = if last {
+            (ueb.tail_segment_size / k as u64) as usize
+        } else {
+            block_size
+        };
+        // The first k shares whose block verifies; a share with a bad block is bad
+        // from then on (and reported), and the next good share takes its place.
+        let mut blocks = Vec::with_capacity(k);
+        for (shnum, parts, _) in &good {
+            if blocks.len() == k {
+                break;
+            }
+            if bad_shares.contains(shnum) {
+                continue;
+            }
+            let start = seg * block_size;
+            let leaf = parts.block_tree.len() / 2 + seg;
+            match parts.data.get(start..start + this_block) {
+                Some(block) if parts.block_tree.get(leaf) == Some(&hashutil::block_hash(block)) => {
+                    blocks.push((*shnum, block))
+                }
+                _ => bad_shares.push(*shnum),
+            }
+        }
+        if blocks.len() < k {
+            return Err(DecodeError::Invalid(format!(
+                "segment {seg}: only {} good blocks of the {k} needed",
+                blocks.len()
+            )));
+        }
+        let pieces = code.decode(&blocks)?;
+        let mut segment: Vec<u8> = pieces.concat();
+        let seg_len = if last {
+            (ueb.size - seg as u64 * ueb.segment_size) as usize
+        } else {
+            ueb.segment_size as usize
+        };
+        segment.truncate(seg_len);
+        let leaf = crypttext_tree.len() / 2 + seg;
+        if crypttext_tree.get(leaf) != Some(&hashutil::crypttext_segment_hash(&segment)) {
+            return Err(DecodeError::Invalid(format!(
+                "segment {seg} does not match its ciphertext hash"
+            )));
+        }
+        ciphertext.extend_from_slice(&segment);
+    }
+    if hashutil::crypttext_hash(&ciphertext) != ueb.crypttext_hash
+        || ciphertext.len() as u64 != cap.size
+    {
+        return Err(DecodeError::Invalid(
+            "the ciphertext does not match the UEB".into(),
+        ));
+    }
+    aes::aes128_ctr(&cap.key, 0, &mut ciphertext);
+    Ok(Decoded {
+        plaintext: ciphertext,
+        bad_shares,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_from_any_k_shares_and_corruption_is_detected() {
+        let params = Params {
+            needed: 3,
+            total: 7,
+            max_segment_size: 1000,
+        };
+        let plaintext: Vec<u8> = (0..4321u32).map(|i| (i * 7 % 251) as u8).collect();
+        let enc = encode(
+            &plaintext,
+            convergent_key(&plaintext, &params, b"secret"),
+            &params,
+        )
+        .unwrap();
+        let pick = |ns: &[usize]| -> Vec<(usize, &[u8])> {
+            ns.iter().map(|&n| (n, enc.shares[n].as_slice())).collect()
+        };
+        assert_eq!(
+            decode(&enc.cap, &pick(&[6, 2, 4])).unwrap().plaintext,
+            plaintext
+        );
+        let mut damaged = enc.shares[2].clone();
+        let mid = damaged.len() / 3;
+        damaged[mid] ^= 1;
+        let shares = vec![
+            (2, damaged.as_slice()),
+            (5, enc.shares[5].as_slice()),
+            (0, enc.shares[0].as_slice()),
+            (6, enc.shares[6].as_slice()),
+        ];
+        let got = decode(&enc.cap, &shares).unwrap();
+        assert_eq!(got.plaintext, plaintext);
+        assert_eq!(got.bad_shares, vec![2]);
+        let mut wrong_ueb = enc.shares[0].clone();
+        let last = wrong_ueb.len() - 1;
+        wrong_ueb[last] ^= 1;
+        let shares = vec![
+            (0, wrong_ueb.as_slice()),
+            (1, enc.shares[1].as_slice()),
+            (3, enc.shares[3].as_slice()),
+            (4, enc.shares[4].as_slice()),
+        ];
+        assert_eq!(
+            decode(&enc.cap, &shares).unwrap().bad_shares,
+            vec![0],
+            "a damaged UEB is caught up front"
+        );
+        assert!(decode(&enc.cap, &pick(&[1, 2])).is_err(), "fewer than k");
+    }
+}
