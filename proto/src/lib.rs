@@ -42,6 +42,7 @@ pub mod error;
 pub mod feed;
 pub mod hashtree;
 pub mod hashutil;
+pub mod mutable;
 pub mod nurl;
 pub mod range;
 pub mod secrets;

@@ -1,0 +1,280 @@
+//! Mutable file shares (SDMF and MDMF, `allmydata/mutable/layout.py`): parse, verify
+//! against a cap, and decode a version.
+//!
+//! A version is identified by its signed prefix (version byte, seqnum, root hash, and
+//! for SDMF the salt, then k, N, segment size, data length). A share is trusted only
+//! after: its verification key hashes to the cap's fingerprint; the RSA-PSS signature
+//! over the prefix verifies; its block hash tree root chains through the share hash
+//! chain to the prefix's root hash; and each block matches its leaf.
+
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use sha2::Sha256;
+
+use crate::hashtree::{HashTree, roundup_pow2, verify_leaf};
+use crate::zfec::Zfec;
+use crate::{DecodeError, aes, hashutil};
+
+/// A parsed mutable share (not yet verified).
+#[derive(Clone, Debug)]
+pub struct MutableShare {
+    /// 0 SDMF, 1 MDMF.
+    pub version: u8,
+    /// Sequence number.
+    pub seqnum: u64,
+    /// Share hash tree root.
+    pub root_hash: [u8; 32],
+    /// SDMF only: the one segment's salt.
+    pub sdmf_salt: Option<[u8; 16]>,
+    /// k.
+    pub needed: u8,
+    /// N.
+    pub total: u8,
+    /// Segment size.
+    pub segment_size: u64,
+    /// Plaintext length.
+    pub data_length: u64,
+    /// The signed prefix.
+    pub prefix: Vec<u8>,
+    /// Verification key, SPKI DER.
+    pub verification_key: Vec<u8>,
+    /// RSA-PSS signature over the prefix.
+    pub signature: Vec<u8>,
+    /// Share hash chain (without this share's own leaf).
+    pub share_hash_chain: Vec<(usize, [u8; 32])>,
+    /// Block hash tree, flat.
+    pub block_tree: Vec<[u8; 32]>,
+    /// Per segment: (salt, block).
+    pub blocks: Vec<([u8; 16], Vec<u8>)>,
+    /// The private key, encrypted with the write key.
+    pub encrypted_private_key: Vec<u8>,
+}
+
+fn bad(why: impl Into<String>) -> DecodeError {
+    DecodeError::Invalid(format!("mutable share: {}", why.into()))
+}
+
+fn be(bytes: &[u8], at: usize, len: usize) -> Result<u64, DecodeError> {
+    let field = bytes
+        .get(at..at + len)
+        .ok_or_else(|| bad("truncated header"))?;
+    Ok(field.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+fn section(bytes: &[u8], from: u64, to: u64) -> Result<&[u8], DecodeError> {
+    bytes
+        .get(from as usize..to as usize)
+        .ok_or_else(|| bad("a section lies outside the share"))
+}
+
+fn hashes(s: &[u8]) -> Vec<[u8; 32]> {
+    s.chunks_exact(32)
+        .map(|c| c.try_into().expect("invariant: 32-byte chunks"))
+        .collect()
+}
+
+fn chain(s: &[u8]) -> Vec<(usize, [u8; 32])> {
+    s.chunks_exact(34)
+        .map(|c| {
+            (
+                usize::from(u16::from_be_bytes([c[0], c[1]])),
+                c[2..].try_into().expect("32"),
+            )
+        })
+        .collect()
+}
+
+impl MutableShare {
+    /// Parses a share's data (the container's data region).
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] for a malformed share.
+    pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes.first() {
+            Some(0) => Self::parse_sdmf(bytes),
+            Some(1) => Self::parse_mdmf(bytes),
+            _ => Err(bad("unknown version byte")),
+        }
+    }
+
+    fn parse_sdmf(b: &[u8]) -> Result<Self, DecodeError> {
+        let needed = be(b, 57, 1)? as u8;
+        let total = be(b, 58, 1)? as u8;
+        let (o_sig, o_chain, o_tree, o_data) =
+            (be(b, 75, 4)?, be(b, 79, 4)?, be(b, 83, 4)?, be(b, 87, 4)?);
+        let (o_privkey, o_eof) = (be(b, 91, 8)?, be(b, 99, 8)?);
+        let salt: [u8; 16] = b
+            .get(41..57)
+            .ok_or_else(|| bad("truncated"))?
+            .try_into()
+            .expect("16");
+        Ok(Self {
+            version: 0,
+            seqnum: be(b, 1, 8)?,
+            root_hash: b
+                .get(9..41)
+                .ok_or_else(|| bad("truncated"))?
+                .try_into()
+                .expect("32"),
+            sdmf_salt: Some(salt),
+            needed,
+            total,
+            segment_size: be(b, 59, 8)?,
+            data_length: be(b, 67, 8)?,
+            prefix: b[..75].to_vec(),
+            verification_key: section(b, 107, o_sig)?.to_vec(),
+            signature: section(b, o_sig, o_chain)?.to_vec(),
+            share_hash_chain: chain(section(b, o_chain, o_tree)?),
+            block_tree: hashes(section(b, o_tree, o_data)?),
+            blocks: vec![(salt, section(b, o_data, o_privkey)?.to_vec())],
+            encrypted_private_key: section(b, o_privkey, o_eof)?.to_vec(),
+        })
+    }
+
+    fn parse_mdmf(b: &[u8]) -> Result<Self, DecodeError> {
+        let needed = be(b, 41, 1)? as u8;
+        let total = be(b, 42, 1)? as u8;
+        let segment_size = be(b, 43, 8)?;
+        let data_length = be(b, 51, 8)?;
+        let o = |i: usize| be(b, 59 + 8 * i, 8);
+        let (o_privkey, o_chain, o_sig, o_key, o_key_end, o_data, o_tree, o_eof) =
+            (o(0)?, o(1)?, o(2)?, o(3)?, o(4)?, o(5)?, o(6)?, o(7)?);
+        if needed == 0 || segment_size == 0 || segment_size % u64::from(needed) != 0 {
+            return Err(bad("bad encoding parameters"));
+        }
+        let num_segments = data_length.div_ceil(segment_size).max(1);
+        let block_size = segment_size / u64::from(needed);
+        let tail = match data_length % segment_size {
+            0 if data_length > 0 => segment_size,
+            t => t,
+        };
+        let tail_block = tail.div_ceil(u64::from(needed));
+        let data = section(b, o_data, o_tree)?;
+        let mut blocks = Vec::new();
+        let mut at = 0usize;
+        for seg in 0..num_segments {
+            let len = if seg + 1 == num_segments {
+                tail_block
+            } else {
+                block_size
+            } as usize;
+            let salt: [u8; 16] = data
+                .get(at..at + 16)
+                .ok_or_else(|| bad("share data too short"))?
+                .try_into()
+                .expect("16");
+            let block = data
+                .get(at + 16..at + 16 + len)
+                .ok_or_else(|| bad("share data too short"))?
+                .to_vec();
+            blocks.push((salt, block));
+            at += 16 + len;
+        }
+        Ok(Self {
+            version: 1,
+            seqnum: be(b, 1, 8)?,
+            root_hash: b
+                .get(9..41)
+                .ok_or_else(|| bad("truncated"))?
+                .try_into()
+                .expect("32"),
+            sdmf_salt: None,
+            needed,
+            total,
+            segment_size,
+            data_length,
+            prefix: b[..59].to_vec(),
+            verification_key: section(b, o_key, o_key_end)?.to_vec(),
+            signature: section(b, o_sig, o_key)?.to_vec(),
+            share_hash_chain: chain(section(b, o_chain, o_sig)?),
+            block_tree: hashes(section(b, o_tree, o_eof)?),
+            blocks,
+            encrypted_private_key: section(b, o_privkey, o_chain)?.to_vec(),
+        })
+    }
+
+    /// Checks the verification key against `fingerprint`, the signature, and that this
+    /// share's blocks chain up to the signed root hash.
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] saying which check failed.
+    pub fn verify(&self, shnum: usize, fingerprint: &[u8; 32]) -> Result<(), DecodeError> {
+        if &hashutil::ssk_pubkey_fingerprint_hash(&self.verification_key) != fingerprint {
+            return Err(bad("verification key does not match the cap's fingerprint"));
+        }
+        let key = rsa::PublicKey::from_public_key_der(&self.verification_key)
+            .map_err(|e| bad(format!("verification key: {e}")))?;
+        let signature = rsa::pss::Signature::try_from(self.signature.as_slice())
+            .map_err(|_| bad("malformed signature"))?;
+        rsa::pss::VerifyingKey::<Sha256>::new(key)
+            .verify(&self.prefix, &signature)
+            .map_err(|_| bad("signature does not verify"))?;
+        let leaves: Vec<[u8; 32]> = self
+            .blocks
+            .iter()
+            .map(|(salt, block)| {
+                if self.version == 1 {
+                    let mut salted = salt.to_vec();
+                    salted.extend_from_slice(block);
+                    hashutil::block_hash(&salted)
+                } else {
+                    hashutil::block_hash(block)
+                }
+            })
+            .collect();
+        let block_root = HashTree::new(&leaves).root();
+        if self.block_tree.first() != Some(&block_root) {
+            return Err(bad("blocks do not match the block hash tree"));
+        }
+        let nodes = 2 * roundup_pow2(usize::from(self.total)) - 1;
+        if !verify_leaf(
+            nodes,
+            shnum,
+            &block_root,
+            &self.share_hash_chain,
+            &self.root_hash,
+        ) {
+            return Err(bad(
+                "share hash chain does not lead to the signed root hash",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one version from k verified shares of it.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] for fewer than k shares or inconsistent ones.
+pub fn decode(
+    readkey: &[u8; 16],
+    shares: &[(usize, &MutableShare)],
+) -> Result<Vec<u8>, DecodeError> {
+    let first = shares.first().ok_or_else(|| bad("no shares"))?.1;
+    let k = usize::from(first.needed);
+    if shares.len() < k {
+        return Err(bad(format!("{} shares of the {k} needed", shares.len())));
+    }
+    if shares.iter().any(|(_, s)| s.prefix != first.prefix) {
+        return Err(bad("shares of different versions"));
+    }
+    let code = Zfec::new(k, usize::from(first.total))?;
+    let mut plaintext = Vec::with_capacity(first.data_length as usize);
+    for seg in 0..first.blocks.len() {
+        let blocks: Vec<(usize, &[u8])> = shares[..k]
+            .iter()
+            .map(|(n, s)| (*n, s.blocks[seg].1.as_slice()))
+            .collect();
+        let mut segment = code.decode(&blocks)?.concat();
+        let remaining = first.data_length as usize - plaintext.len();
+        segment.truncate(remaining.min(first.segment_size as usize));
+        let salt = first.sdmf_salt.unwrap_or(shares[0].1.blocks[seg].0);
+        aes::aes128_ctr(
+            &hashutil::ssk_readkey_data_hash(&salt, readkey),
+            0,
+            &mut segment,
+        );
+        plaintext.extend_from_slice(&segment);
+    }
+    Ok(plaintext)
+}
