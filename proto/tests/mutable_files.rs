@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! SDMF and MDMF files written by real Tahoe 1.20 (`fixtures/mutable/`, made by
 //! `tests/interop/make_mutable_fixtures.py`) verify and decode byte-exact.
 
