@@ -38,6 +38,7 @@ pub mod aes;
 pub mod base32;
 pub mod cap;
 pub mod chk;
+pub mod dirnode;
 pub mod error;
 pub mod feed;
 pub mod hashtree;
