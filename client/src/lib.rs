@@ -9,11 +9,13 @@
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
+//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
 pub mod error;
 pub mod feed;
+pub mod grid;
 pub mod storage;
 pub mod tls;
 

@@ -9,6 +9,7 @@ mod browser;
 mod disk;
 mod feed_client;
 mod feeds;
+mod grid;
 mod identity;
 mod immutable;
 mod leases;
