@@ -16,6 +16,7 @@
 pub mod error;
 pub mod feed;
 pub mod grid;
+pub mod nodedir;
 pub mod storage;
 pub mod tls;
 

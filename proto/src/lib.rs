@@ -29,6 +29,7 @@
 //! - [`feed`]: change-feed cursors, events and commands.
 //! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
 //! - [`cap`]: capability strings and the keys they imply.
+//! - [`ini`]: the `tahoe.cfg` dialect of INI.
 //! - [`zfec`]: erasure coding identical to zfec 1.6.
 //! - [`hashtree`]: Tahoe's Merkle trees.
 //! - [`aes`]: AES-128-CTR as Tahoe uses it.
@@ -43,6 +44,7 @@ pub mod error;
 pub mod feed;
 pub mod hashtree;
 pub mod hashutil;
+pub mod ini;
 pub mod mutable;
 pub mod nurl;
 pub mod range;

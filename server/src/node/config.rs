@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ini::Ini;
 use super::settings::{
     LocationHint, parse_bool, parse_date, parse_duration, parse_location, parse_port, parse_size,
 };
 use crate::backend::expiry::{ExpiryMode, ExpiryPolicy};
+use swamp_proto::ini::Ini;
 
 /// A configuration problem, naming the key and the file.
 #[derive(Debug, thiserror::Error)]

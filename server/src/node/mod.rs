@@ -3,7 +3,6 @@
 pub mod config;
 pub mod create;
 pub mod identity;
-pub mod ini;
 pub mod settings;
 
 pub use config::{Config, ConfigError, Limits, LogFormat};
