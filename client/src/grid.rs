@@ -255,3 +255,92 @@ impl Grid {
         Ok(decoded.plaintext)
     }
 }
+
+/// A mutable file's version as read: its contents and signed sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutableVersion {
+    /// The plaintext.
+    pub data: Vec<u8>,
+    /// The version's sequence number.
+    pub seqnum: u64,
+    /// The version's root hash.
+    pub root_hash: [u8; 32],
+}
+
+impl Grid {
+    /// Reads the newest recoverable version of a mutable file: every share found is
+    /// verified against the cap (fingerprint, signature, hash chain); the highest
+    /// sequence number with at least k good shares wins.
+    ///
+    /// # Errors
+    /// [`GridError::NotEnoughShares`] when no version has k good shares.
+    pub async fn read_mutable(
+        &self,
+        cap: &swamp_proto::cap::MutableCap,
+    ) -> Result<MutableVersion, GridError> {
+        use swamp_proto::mutable::{MutableShare, decode};
+        let si = cap.storage_index();
+        let readkey = cap.readkey().ok_or(GridError::NotEnoughShares {
+            si,
+            found: 0,
+            needed: 1,
+        })?;
+        let mut good: Vec<(usize, MutableShare)> = Vec::new();
+        for server in self.permuted(&si) {
+            let Ok(shares) = server.client.mutable().list_shares(&si).await else {
+                continue;
+            };
+            for shnum in shares {
+                let n = usize::from(shnum.get());
+                let Ok(bytes) = server
+                    .client
+                    .mutable()
+                    .read_share_chunk(&si, shnum, 0, 1 << 40)
+                    .await
+                else {
+                    continue;
+                };
+                match MutableShare::parse(&bytes) {
+                    Ok(share) if share.verify(n, &cap.fingerprint).is_ok() => good.push((n, share)),
+                    _ => {
+                        let _ = server
+                            .client
+                            .mutable()
+                            .advise_corrupt(&si, shnum, "share failed verification (swamp client)")
+                            .await;
+                    }
+                }
+            }
+        }
+        let mut versions: Vec<(u64, [u8; 32])> =
+            good.iter().map(|(_, s)| (s.seqnum, s.root_hash)).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        for (seqnum, root_hash) in versions.into_iter().rev() {
+            let mut of_version: Vec<(usize, &MutableShare)> = Vec::new();
+            for (n, s) in &good {
+                if (s.seqnum, s.root_hash) == (seqnum, root_hash)
+                    && !of_version.iter().any(|(m, _)| m == n)
+                {
+                    of_version.push((*n, s));
+                }
+            }
+            let k = of_version
+                .first()
+                .map_or(usize::MAX, |(_, s)| usize::from(s.needed));
+            if of_version.len() >= k {
+                let data = decode(&readkey, &of_version)?;
+                return Ok(MutableVersion {
+                    data,
+                    seqnum,
+                    root_hash,
+                });
+            }
+        }
+        Err(GridError::NotEnoughShares {
+            si,
+            found: good.len(),
+            needed: 1,
+        })
+    }
+}

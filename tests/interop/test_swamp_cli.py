@@ -59,3 +59,30 @@ def test_convergent_uploads_give_tahoes_cap(grid, tmp_path):
     src = tmp_path / "same"
     src.write_bytes(data)
     assert swamp_tahoe(grid, "put", str(src)).decode().strip() == tahoe_cap
+
+
+@pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
+def test_swamp_reads_tahoes_mutable_files_newest_version(grid, tmp_path, fmt):
+    first = os.urandom(5000 if fmt == "SDMF" else 300_000)
+    cap = grid.client.web("PUT", f"uri?format={fmt}", data=first).decode().strip()
+    out = tmp_path / "out"
+    swamp_tahoe(grid, "get", cap, str(out))
+    assert out.read_bytes() == first
+    second = os.urandom(len(first) + 123)
+    grid.client.web("PUT", f"uri/{cap}", data=second)
+    swamp_tahoe(grid, "get", cap, str(out))
+    assert out.read_bytes() == second, "the newest version wins"
+
+
+def test_swamp_lists_tahoes_directories(grid):
+    import urllib.parse
+    dircap = grid.client.web("POST", "uri?t=mkdir").decode().strip()
+    q = urllib.parse.quote(dircap)
+    names = ["plain.txt", "café ☕.txt", "sub"]
+    grid.client.web("PUT", f"uri/{q}/{urllib.parse.quote(names[0])}", data=b"x" * 100)
+    grid.client.web("PUT", f"uri/{q}/{urllib.parse.quote(names[1])}", data=b"y")
+    grid.client.web("POST", f"uri/{q}/sub?t=mkdir")
+    listed = swamp_tahoe(grid, "ls", dircap).decode("utf-8").splitlines()
+    assert sorted(listed) == sorted(names)
+    long = swamp_tahoe(grid, "ls", "-l", dircap).decode("utf-8")
+    assert any(line.startswith("dir  sub URI:DIR2:") for line in long.splitlines()), long

@@ -2,7 +2,8 @@
 //! Tahoe client node directory and talks to the storage servers in its
 //! `private/servers.yaml` directly (no web API node needed).
 //!
-//! Commands so far: `put` and `get` of immutable files.
+//! Commands so far: `put` (immutable), `get` (immutable and mutable files), `ls`
+//! (mutable directories).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -29,6 +30,14 @@ enum Command {
     Put {
         /// The file to upload.
         from: Option<PathBuf>,
+    },
+    /// List a directory (children's names; `-l` adds kind, size and cap).
+    Ls {
+        /// Long listing.
+        #[arg(short = 'l', long)]
+        long: bool,
+        /// The directory cap.
+        cap: String,
     },
     /// Download a file by cap (to stdout if no target is named).
     Get {
@@ -71,6 +80,39 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{cap}");
             Ok(())
         }
+        Command::Ls { long, cap } => {
+            let parsed: Cap = cap.parse().map_err(|e| format!("{cap}: {e}"))?;
+            let Cap::Dir(inner) = &parsed else {
+                return Err(format!("{cap}: not a directory cap"));
+            };
+            let Cap::Mutable(file) = inner.as_ref() else {
+                return Err(format!(
+                    "{cap}: only mutable directories are supported by `ls` so far"
+                ));
+            };
+            let version = grid
+                .read_mutable(file)
+                .await
+                .map_err(|e| format!("{cap}: {e}"))?;
+            let entries = swamp_proto::dirnode::parse(&version.data, file.writekey().as_ref())
+                .map_err(|e| format!("{cap}: {e}"))?;
+            let mut out = std::io::stdout().lock();
+            for e in entries {
+                let line = if long {
+                    let child = e.rw_uri.as_deref().or(e.ro_uri.as_deref()).unwrap_or("");
+                    let kind = match Cap::parse_lenient(child) {
+                        Ok(Cap::Dir(_)) => "dir",
+                        Ok(Cap::Unknown(_)) | Err(_) => "?",
+                        Ok(_) => "file",
+                    };
+                    format!("{kind:4} {} {child}", e.name)
+                } else {
+                    e.name
+                };
+                writeln!(out, "{line}").map_err(|e| format!("cannot write stdout: {e}"))?;
+            }
+            Ok(())
+        }
         Command::Get { cap, to } => {
             let parsed: Cap = cap.parse().map_err(|e| format!("{cap}: {e}"))?;
             let data = match &parsed {
@@ -79,10 +121,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .download(chk)
                     .await
                     .map_err(|e| format!("{cap}: {e}"))?,
+                Cap::Mutable(m) => {
+                    grid.read_mutable(m)
+                        .await
+                        .map_err(|e| format!("{cap}: {e}"))?
+                        .data
+                }
                 _ => {
-                    return Err(format!(
-                        "{cap}: only immutable file caps are supported by `get` so far"
-                    ));
+                    return Err(format!("{cap}: `get` reads files; this is not a file cap"));
                 }
             };
             match to {
