@@ -3,7 +3,7 @@
 //! unsubscribe, progress) at any time; the server ends the stream with a close frame
 //! whose code and reason are documented in `docs/feeds.md`.
 //!
-//! Buffers are set small (4 KiB read, 8 KiB write) so an idle subscriber costs
+//! Buffers are set small (1 KiB read chunks, 8 KiB write) so an idle subscriber costs
 //! kilobytes: tungstenite's defaults (128 KiB read) would cost a gigabyte per ten
 //! thousand connections.
 
@@ -27,7 +27,7 @@ pub const CLOSE_LIMIT: u16 = 4029;
 pub fn upgrade(app: App, upgrade: WebSocketUpgrade, query: FeedQuery, access: Access) -> Response {
     upgrade
         .protocols([JSON_PROTOCOL, CBOR_PROTOCOL])
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(1024 * 1024)
