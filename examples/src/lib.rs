@@ -1,1 +1,1 @@
-//! examples
+//! Runnable examples of the Swamp client library: see `src/bin/`.
