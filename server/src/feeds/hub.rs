@@ -74,6 +74,10 @@ struct Core {
     by_si: HashMap<StorageIndex, HashSet<ConnId>>,
     conns: HashMap<ConnId, Conn>,
     total_subs: usize,
+    /// Written to the journal, waiting for a sync before subscribers may see them.
+    unpublished: std::collections::VecDeque<super::journal::Entry>,
+    /// The last sequence number written.
+    written: u64,
 }
 
 /// The change feeds of one server.
@@ -83,6 +87,8 @@ pub struct Feeds {
     settings: FeedSettings,
     next_id: AtomicU64,
     slow_closes: AtomicU64,
+    /// The last sequence number known synced to disk.
+    synced: Mutex<u64>,
     closing: tokio_util::sync::CancellationToken,
 }
 
@@ -98,17 +104,21 @@ impl Feeds {
             settings.retention.clone(),
             clock,
         )?;
+        let head_seq = journal.head().seq;
         let feeds = Arc::new(Self {
             core: Mutex::new(Core {
                 journal,
                 by_si: HashMap::new(),
                 conns: HashMap::new(),
                 total_subs: 0,
+                unpublished: std::collections::VecDeque::new(),
+                written: head_seq,
             }),
             storage: Arc::clone(&storage),
             settings,
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
+            synced: Mutex::new(head_seq),
             closing: tokio_util::sync::CancellationToken::new(),
         });
         storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
@@ -181,11 +191,47 @@ impl Feeds {
 }
 
 impl ChangeSink for Feeds {
+    /// Group commit: write under the hub lock (which fixes the order), sync outside it
+    /// (one sync covers every writer that wrote before it started), then publish, in
+    /// sequence order, everything synced. Subscribers never see a change before it is
+    /// durable, and nobody waits on a sync while holding the hub lock.
     fn record(&self, changes: Vec<Change>) -> io::Result<()> {
+        let (last, file) = {
+            let mut core = self.core();
+            let (entries, file) = core.journal.write(changes)?;
+            let Some(last) = entries.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            core.written = last;
+            core.unpublished.extend(entries);
+            (last, file)
+        };
+        {
+            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+            if *synced < last {
+                // Everything written so far is in `file` (compaction only happens when
+                // nothing is waiting, below), so this sync covers it all.
+                let target = self.core().written;
+                file.sync_data()?;
+                *synced = target;
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+}
+
+impl Feeds {
+    /// Publishes, in order, every written change that is synced.
+    fn publish(&self) {
+        let synced = *self.synced.lock().unwrap_or_else(|p| p.into_inner());
         let mut core = self.core();
         let epoch = core.journal.epoch();
-        let entries = core.journal.append(changes)?;
-        for entry in entries {
+        while core.unpublished.front().is_some_and(|e| e.seq <= synced) {
+            let Some(entry) = core.unpublished.pop_front() else {
+                break;
+            };
+            core.journal.set_visible(entry.seq);
             let si = entry.change.storage_index();
             let Some(ids) = core.by_si.get(&si) else {
                 continue;
@@ -206,7 +252,9 @@ impl ChangeSink for Feeds {
                 }
             }
         }
-        Ok(())
+        if core.unpublished.is_empty() {
+            core.journal.maybe_compact();
+        }
     }
 }
 

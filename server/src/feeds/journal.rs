@@ -82,6 +82,8 @@ pub struct Journal {
     epoch: u64,
     file: File,
     head: u64,
+    /// Changes up to here are synced and published; subscribers see only these.
+    visible: u64,
     ring: VecDeque<Entry>,
     /// Per storage index, per share: the latest state-changing entry.
     latest: HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>>,
@@ -148,6 +150,7 @@ impl Journal {
             epoch,
             file,
             head,
+            visible: head,
             ring,
             latest,
             records_in_file: entries.len(),
@@ -178,6 +181,7 @@ impl Journal {
             epoch,
             file,
             head: 0,
+            visible: 0,
             ring: VecDeque::new(),
             latest: HashMap::new(),
             records_in_file: 0,
@@ -191,12 +195,17 @@ impl Journal {
         self.epoch
     }
 
-    /// The cursor after the last recorded change.
+    /// The cursor after the last change subscribers can see (synced and published).
     pub fn head(&self) -> Cursor {
         Cursor {
             epoch: self.epoch,
-            seq: self.head,
+            seq: self.visible,
         }
+    }
+
+    /// Marks changes up to `seq` as synced and published: subscribers see only these.
+    pub fn set_visible(&mut self, seq: u64) {
+        self.visible = self.visible.max(seq.min(self.head));
     }
 
     /// Appends changes durably; returns their entries (with sequence numbers).
@@ -204,6 +213,22 @@ impl Journal {
     /// # Errors
     /// If the journal cannot be written or synced.
     pub fn append(&mut self, changes: Vec<Change>) -> io::Result<Vec<Entry>> {
+        let (entries, file) = self.write(changes)?;
+        file.sync_data()?;
+        if let Some(last) = entries.last() {
+            self.set_visible(last.seq);
+        }
+        self.maybe_compact();
+        Ok(entries)
+    }
+
+    /// Appends changes without syncing; returns their entries and a handle to sync
+    /// the journal file with (group commit: one sync can cover many writers). They
+    /// stay invisible to subscribers until [`Journal::set_visible`].
+    ///
+    /// # Errors
+    /// If the journal cannot be written.
+    pub fn write(&mut self, changes: Vec<Change>) -> io::Result<(Vec<Entry>, File)> {
         let time = (self.clock)();
         let mut buf = Vec::new();
         let mut entries = Vec::with_capacity(changes.len());
@@ -217,7 +242,7 @@ impl Journal {
             entries.push(entry);
         }
         self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        let handle = self.file.try_clone()?;
         for entry in &entries {
             if entry.change.is_state() {
                 let shares = self.latest.entry(entry.change.storage_index()).or_default();
@@ -228,12 +253,17 @@ impl Journal {
         }
         self.records_in_file += entries.len();
         self.trim();
+        Ok((entries, handle))
+    }
+
+    /// Compacts when the file has grown well past the ring. Only call it when every
+    /// written change is synced (the file is replaced).
+    pub fn maybe_compact(&mut self) {
         if self.records_in_file > 2 * self.ring.len() + 1024
             && let Err(e) = self.compact()
         {
             tracing::error!(error = %e, "feed journal compaction failed; will retry");
         }
-        Ok(entries)
     }
 
     fn trim(&mut self) {
@@ -282,9 +312,10 @@ impl Journal {
         if since.epoch != self.epoch {
             return Backlog::Reset(ResetReason::EpochChanged);
         }
-        if since.seq > self.head {
+        if since.seq > self.visible {
             return Backlog::Reset(ResetReason::CursorAhead);
         }
+        let visible = self.visible;
         let oldest = self.ring.front().map_or(self.head + 1, |e| e.seq);
         if since.seq + 1 >= oldest {
             let skip = (since.seq + 1 - oldest) as usize;
@@ -292,7 +323,7 @@ impl Journal {
                 self.ring
                     .iter()
                     .skip(skip)
-                    .filter(|e| follows(&e.change.storage_index()))
+                    .filter(|e| e.seq <= visible && follows(&e.change.storage_index()))
                     .cloned()
                     .collect(),
             );
@@ -301,7 +332,12 @@ impl Journal {
             .latest
             .iter()
             .filter(|(si, _)| follows(si))
-            .flat_map(|(_, shares)| shares.values().filter(|e| e.seq > since.seq).cloned())
+            .flat_map(|(_, shares)| {
+                shares
+                    .values()
+                    .filter(|e| e.seq > since.seq && e.seq <= visible)
+                    .cloned()
+            })
             .collect();
         entries.sort_by_key(|e| e.seq);
         Backlog::Coalesced(entries)
@@ -316,7 +352,12 @@ impl Journal {
                 let mut entries: Vec<Entry> = sis
                     .iter()
                     .filter_map(|si| self.latest.get(si))
-                    .flat_map(|shares| shares.values().filter(|e| e.seq > since.seq).cloned())
+                    .flat_map(|shares| {
+                        shares
+                            .values()
+                            .filter(|e| e.seq > since.seq && e.seq <= self.visible)
+                            .cloned()
+                    })
                     .collect();
                 entries.sort_by_key(|e| e.seq);
                 Backlog::Coalesced(entries)
