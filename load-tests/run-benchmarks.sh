@@ -14,7 +14,8 @@
 #   SKIP_BUILD=1      use the binaries already built
 #   DURATION          seconds per scenario           [5]
 #   CONCURRENCY       requests in flight             [8]
-#   RTW_WRITERS       read-test-write writer counts  [1,8,32]
+#   SCENARIOS         which of upload, download, version to run [all three]
+#   RTW_WRITERS       read-test-write writer counts  [1,8,32]; empty skips rtw
 #   UPLOAD_BYTES      upload cap (the duration also ends it) [2GiB]
 #   DOWNLOAD_SET      bytes uploaded (untimed) for the download to read [512MiB]
 #   NOISE_LIMIT       cores of other CPU that void a measurement [0.5]
@@ -31,7 +32,8 @@ TAHOE_VENV=${TAHOE_VENV:-/work/venvs/tahoe}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DURATION=${DURATION:-5}
 CONCURRENCY=${CONCURRENCY:-8}
-RTW_WRITERS=${RTW_WRITERS:-1,8,32}
+SCENARIOS=${SCENARIOS-upload download version}
+RTW_WRITERS=${RTW_WRITERS-1,8,32}
 UPLOAD_BYTES=${UPLOAD_BYTES:-2GiB}
 DOWNLOAD_SET=${DOWNLOAD_SET:-512MiB}
 NOISE_LIMIT=${NOISE_LIMIT:-0.5}
@@ -170,7 +172,7 @@ measure() {
 bench() {
     local name=$1 nurl=$2 pid=$3 round=$4
     shift 4
-    for scenario in upload download version; do
+    for scenario in $SCENARIOS; do
         measure "$name" "$nurl" "$pid" "$round" "$@" --concurrency "$CONCURRENCY" "$scenario"
     done
     for writers in ${RTW_WRITERS//,/ }; do
@@ -190,7 +192,7 @@ done
 
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
     "$(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r); nodes on $(df --output=fstype "$WORK" | tail -1)"
-echo "Parameters: DURATION=$DURATION CONCURRENCY=$CONCURRENCY RTW_WRITERS=$RTW_WRITERS" \
+echo "Parameters: SCENARIOS=\"$SCENARIOS\" DURATION=$DURATION CONCURRENCY=$CONCURRENCY RTW_WRITERS=$RTW_WRITERS" \
     "UPLOAD_BYTES=$UPLOAD_BYTES DOWNLOAD_SET=$DOWNLOAD_SET NOISE_LIMIT=$NOISE_LIMIT"
 for round in $(seq "$ROUNDS"); do
     echo
