@@ -197,8 +197,10 @@ impl Storage {
                     prefix: container.read(0, VERSION_PREFIX_LEN).to_vec(),
                 });
             }
+            let deleted_any = staged.deletes_any();
             staged.commit()?;
-            if self.list_shares(si)?.is_empty() {
+            // Only a deletion can empty the bucket; skip the listing otherwise.
+            if deleted_any && self.list_shares(si)?.is_empty() {
                 layout::remove_empty_dirs(&bucket, &self.layout.shares);
             }
             self.report(changed.iter().map(|c| c.to_change(si)).collect())?;
@@ -269,6 +271,10 @@ impl<'a> Staged<'a> {
 
     fn delete(&mut self, shnum: ShareNumber) {
         self.deletes.push(shnum);
+    }
+
+    fn deletes_any(&self) -> bool {
+        !self.deletes.is_empty()
     }
 
     fn commit(mut self) -> Result<(), StorageError> {

@@ -21,10 +21,16 @@ use super::lease::Lease;
 use super::ranges::RangeSet;
 use super::{LeaseGrant, Storage, immutable, layout};
 
-/// One share being uploaded.
+/// One share being uploaded: its fixed size, readable without waiting for a write in
+/// progress, and its state behind a lock.
+struct UploadSlot {
+    allocated_size: u64,
+    upload: Mutex<Upload>,
+}
+
+/// The mutable state of an upload.
 struct Upload {
     secret: UploadSecret,
-    allocated_size: u64,
     written: RangeSet,
     file: File,
     incoming: PathBuf,
@@ -36,24 +42,34 @@ type UploadKey = (StorageIndex, ShareNumber);
 /// The uploads in progress.
 #[derive(Default)]
 pub struct Uploads {
-    map: Mutex<HashMap<UploadKey, Arc<Mutex<Upload>>>>,
+    map: Mutex<HashMap<UploadKey, Arc<UploadSlot>>>,
 }
 
 impl Uploads {
-    fn map(&self) -> MutexGuard<'_, HashMap<UploadKey, Arc<Mutex<Upload>>>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<UploadKey, Arc<UploadSlot>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, key: &UploadKey) -> Option<Arc<Mutex<Upload>>> {
+    fn get(&self, key: &UploadKey) -> Option<Arc<UploadSlot>> {
         self.map().get(key).cloned()
     }
 
-    /// Bytes promised to open uploads (their allocated sizes).
+    /// Bytes promised to open uploads (their allocated sizes). Takes no upload's
+    /// lock, so it never waits for a write (or the sync of a completing share).
     pub fn promised_bytes(&self) -> u64 {
         self.map()
             .values()
-            .map(|u| lock(u).allocated_size)
+            .map(|u| u.allocated_size)
             .fold(0u64, u64::saturating_add)
+    }
+
+    /// Forgets `key` if it still names `slot` (a new upload of the same share may have
+    /// been allocated since).
+    fn forget(&self, key: &UploadKey, slot: &Arc<UploadSlot>) {
+        let mut map = self.map();
+        if map.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(key);
+        }
     }
 
     /// Number of uploads in progress.
@@ -133,14 +149,16 @@ impl Storage {
             allocated.insert(shnum);
             map.insert(
                 key,
-                Arc::new(Mutex::new(Upload {
-                    secret: secret.clone(),
+                Arc::new(UploadSlot {
                     allocated_size,
-                    written: RangeSet::default(),
-                    file,
-                    incoming,
-                    last_activity: Instant::now(),
-                })),
+                    upload: Mutex::new(Upload {
+                        secret: secret.clone(),
+                        written: RangeSet::default(),
+                        file,
+                        incoming,
+                        last_activity: Instant::now(),
+                    }),
+                }),
             );
         }
         Ok(Allocation {
@@ -165,7 +183,8 @@ impl Storage {
     ) -> Result<UploadStatus, StorageError> {
         let key = (*si, shnum);
         let upload = self.uploads.get(&key).ok_or(StorageError::NotFound)?;
-        let mut up = lock(&upload);
+        let allocated = upload.allocated_size;
+        let mut up = lock(&upload.upload);
         if up.secret != *secret {
             return Err(StorageError::UploadSecretMismatch);
         }
@@ -173,13 +192,10 @@ impl Storage {
             .checked_add(data.len() as u64)
             .ok_or(StorageError::PastAllocation {
                 end: u64::MAX,
-                allocated: up.allocated_size,
+                allocated,
             })?;
-        if end > up.allocated_size {
-            return Err(StorageError::PastAllocation {
-                end,
-                allocated: up.allocated_size,
-            });
+        if end > allocated {
+            return Err(StorageError::PastAllocation { end, allocated });
         }
         up.last_activity = Instant::now();
         for (b, e) in up.written.overlaps(offset, end) {
@@ -195,16 +211,16 @@ impl Storage {
             .write_all_at(data, immutable::DATA_OFFSET + offset)
             .op("write", &up.incoming)?;
         up.written.insert(offset, end);
-        let required = up.written.missing(up.allocated_size);
+        let required = up.written.missing(allocated);
         if !required.is_empty() {
             return Ok(UploadStatus {
                 complete: false,
                 required,
             });
         }
-        self.finish_upload(si, shnum, &up)?;
+        self.finish_upload(si, shnum, &up, allocated)?;
         drop(up);
-        self.uploads.map().remove(&key);
+        self.uploads.forget(&key, &upload);
         Ok(UploadStatus {
             complete: true,
             required,
@@ -216,6 +232,7 @@ impl Storage {
         si: &StorageIndex,
         shnum: ShareNumber,
         up: &Upload,
+        allocated: u64,
     ) -> Result<(), StorageError> {
         up.file.sync_all().op("sync", &up.incoming)?;
         let bucket = self.layout.bucket_dir(si);
@@ -227,7 +244,7 @@ impl Storage {
         self.report(vec![Change::ShareAdded {
             si: *si,
             shnum,
-            size: up.allocated_size,
+            size: allocated,
         }])?;
         drop(_guard);
         if let Some(parent) = up.incoming.parent() {
@@ -255,37 +272,44 @@ impl Storage {
             }
             return Err(StorageError::NotFound);
         };
-        let up = lock(&upload);
+        let up = lock(&upload.upload);
         if up.secret != *secret {
             return Err(StorageError::UploadSecretMismatch);
         }
-        self.discard(&key, &up);
+        self.remove_incoming(&up);
+        drop(up);
+        self.uploads.forget(&key, &upload);
         Ok(())
     }
 
-    fn discard(&self, key: &UploadKey, up: &Upload) {
+    /// Deletes an upload's partial share. The upload map is updated by the caller
+    /// after releasing the upload's lock: the map's lock is never taken while an
+    /// upload's is held, so the two can never wait on each other.
+    fn remove_incoming(&self, up: &Upload) {
         let _ = fs::remove_file(&up.incoming);
         if let Some(parent) = up.incoming.parent() {
             layout::remove_empty_dirs(parent, &self.layout.incoming);
         }
-        self.uploads.map().remove(key);
     }
 
     /// Aborts uploads with no write for `idle`; returns how many.
     pub fn abort_idle_uploads(&self, idle: Duration) -> usize {
-        let stale: Vec<(UploadKey, Arc<Mutex<Upload>>)> = self
+        let candidates: Vec<(UploadKey, Arc<UploadSlot>)> = self
             .uploads
             .map()
             .iter()
-            .filter(|(_, u)| lock(u).last_activity.elapsed() >= idle)
             .map(|(k, u)| (*k, Arc::clone(u)))
             .collect();
         let mut aborted = 0;
-        for (key, upload) in stale {
-            let up = lock(&upload);
-            // Re-check under the upload's lock: a write may have just arrived.
+        for (key, upload) in candidates {
+            // An upload whose lock is held is being written to: not idle.
+            let Ok(up) = upload.upload.try_lock() else {
+                continue;
+            };
             if up.last_activity.elapsed() >= idle {
-                self.discard(&key, &up);
+                self.remove_incoming(&up);
+                drop(up);
+                self.uploads.forget(&key, &upload);
                 aborted += 1;
             }
         }

@@ -140,7 +140,7 @@ pub async fn list_shares(
     Path(si): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    list(app, ShareKind::Immutable, &si, &headers).await
+    list(app, &si, &headers).await
 }
 
 /// `POST /storage/v1/immutable/:si/:shnum/corrupt`
@@ -154,12 +154,7 @@ pub async fn advise_corrupt(
 }
 
 /// The share list, shared by both kinds (Tahoe lists every numbered file either way).
-pub(crate) async fn list(
-    app: App,
-    _kind: ShareKind,
-    si: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
+pub(crate) async fn list(app: App, si: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let si = extract::storage_index(si)?;
     extract::secrets(headers, &[])?;
     negotiate::require_cbor_accept(headers)?;

@@ -67,7 +67,7 @@ pub async fn list_shares(
     Path(si): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    immutable::list(app, ShareKind::Mutable, &si, &headers).await
+    immutable::list(app, &si, &headers).await
 }
 
 /// `POST /storage/v1/mutable/:si/:shnum/corrupt`
