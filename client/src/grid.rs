@@ -47,6 +47,25 @@ pub enum GridError {
         /// k.
         needed: usize,
     },
+    /// A path or cap names something that is not a directory.
+    #[error("{path}: not a directory")]
+    NotADirectory {
+        /// The path (or cap) walked so far.
+        path: String,
+    },
+    /// A path names a child that does not exist.
+    #[error("{path}: no such file or directory")]
+    NoSuchChild {
+        /// The path walked so far, the missing name last.
+        path: String,
+    },
+    /// The cap names something that never changes (or cannot be read), so there is
+    /// nothing to watch.
+    #[error("{cap}: only mutable directories and mutable files can be watched")]
+    NotWatchable {
+        /// The cap.
+        cap: String,
+    },
     /// Encoding parameters or data were invalid.
     #[error(transparent)]
     Format(#[from] swamp_proto::DecodeError),
@@ -90,6 +109,11 @@ impl Grid {
             params,
             happy,
         }
+    }
+
+    /// The servers, in the order they were configured.
+    pub fn servers(&self) -> &[Server] {
+        &self.servers
     }
 
     /// The servers, in the order Tahoe tries them for `si`.

@@ -10,15 +10,19 @@
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
 //! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download.
+//! - `dirs.rs`: reading directories and following paths.
+//! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
+pub mod dirs;
 pub mod error;
 pub mod feed;
 pub mod grid;
 pub mod nodedir;
 pub mod storage;
 pub mod tls;
+pub mod watch;
 
 pub use error::ClientError;
 pub use storage::{ClientOptions, StorageClient, UploadWrite};

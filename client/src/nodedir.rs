@@ -151,3 +151,25 @@ pub fn load_grid(dir: &Path) -> Result<Grid, NodeDirError> {
         usize::from(happy),
     ))
 }
+
+/// Reads `private/aliases` (Tahoe's `name: cap` lines); a missing file means no
+/// aliases.
+///
+/// # Errors
+/// [`NodeDirError`] when the file exists but cannot be read.
+pub fn load_aliases(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<String, String>, NodeDirError> {
+    let path = dir.join("private").join("aliases");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(NodeDirError::Read { path, source }),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| !name.trim().is_empty() && !name.trim_start().starts_with('#'))
+        .map(|(name, cap)| (name.trim().to_string(), cap.trim().to_string()))
+        .collect())
+}

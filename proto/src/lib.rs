@@ -30,6 +30,7 @@
 //! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
 //! - [`cap`]: capability strings and the keys they imply.
 //! - [`ini`]: the `tahoe.cfg` dialect of INI.
+//! - [`dirnode`]: directory contents; [`dirdiff`]: what changed between two versions.
 //! - [`zfec`]: erasure coding identical to zfec 1.6.
 //! - [`hashtree`]: Tahoe's Merkle trees.
 //! - [`aes`]: AES-128-CTR as Tahoe uses it.
@@ -39,6 +40,7 @@ pub mod aes;
 pub mod base32;
 pub mod cap;
 pub mod chk;
+pub mod dirdiff;
 pub mod dirnode;
 pub mod error;
 pub mod feed;

@@ -126,7 +126,12 @@ impl MutableShare {
             signature: section(b, o_sig, o_chain)?.to_vec(),
             share_hash_chain: chain(section(b, o_chain, o_tree)?),
             block_tree: hashes(section(b, o_tree, o_data)?),
-            blocks: vec![(salt, section(b, o_data, o_privkey)?.to_vec())],
+            // An empty file has no segment at all (Tahoe publishes zero segments
+            // and an empty block hash tree).
+            blocks: match be(b, 59, 8)? {
+                0 => Vec::new(),
+                _ => vec![(salt, section(b, o_data, o_privkey)?.to_vec())],
+            },
             encrypted_private_key: section(b, o_privkey, o_eof)?.to_vec(),
         })
     }
@@ -139,12 +144,17 @@ impl MutableShare {
         let o = |i: usize| be(b, 59 + 8 * i, 8);
         let (o_privkey, o_chain, o_sig, o_key, o_key_end, o_data, o_tree, o_eof) =
             (o(0)?, o(1)?, o(2)?, o(3)?, o(4)?, o(5)?, o(6)?, o(7)?);
-        if needed == 0 || segment_size == 0 || segment_size % u64::from(needed) != 0 {
+        if needed == 0 || segment_size % u64::from(needed) != 0 {
             return Err(bad("bad encoding parameters"));
         }
-        let num_segments = data_length.div_ceil(segment_size).max(1);
+        // An empty file has no segments (Tahoe's publisher), whatever its segment size.
+        let num_segments = match (segment_size, data_length) {
+            (_, 0) => 0,
+            (0, _) => return Err(bad("segment size 0 for a non-empty file")),
+            _ => data_length.div_ceil(segment_size),
+        };
         let block_size = segment_size / u64::from(needed);
-        let tail = match data_length % segment_size {
+        let tail = match data_length.checked_rem(segment_size).unwrap_or(0) {
             0 if data_length > 0 => segment_size,
             t => t,
         };

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use swamp_client::nodedir::load_grid;
+use swamp_client::dirs::split_path;
+use swamp_client::grid::Grid;
+use swamp_client::nodedir::{load_aliases, load_grid};
+use swamp_client::watch::{WatchEvent, WatchOptions, format_line, json_line, watch};
 use swamp_proto::cap::Cap;
 
 /// Tahoe-LAFS command line (Swamp).
@@ -39,6 +42,23 @@ enum Command {
         /// The directory cap.
         cap: String,
     },
+    /// Print a directory's (or mutable file's) changes as they happen, decrypted here.
+    Watch {
+        /// The directory or mutable file: a cap or alias, optionally with `/path`.
+        target: String,
+        /// One JSON object per line, with full detail.
+        #[arg(long)]
+        json: bool,
+        /// Print the current children first.
+        #[arg(long)]
+        snapshot: bool,
+        /// Follow subdirectories as they appear and disappear.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Seconds between polls of servers that have no change feed.
+        #[arg(long, default_value_t = 1.0)]
+        poll_interval: f64,
+    },
     /// Download a file by cap (to stdout if no target is named).
     Get {
         /// The cap.
@@ -46,6 +66,30 @@ enum Command {
         /// Where to write it.
         to: Option<PathBuf>,
     },
+}
+
+/// Turns a CLI path argument (`CAP[/a/b]` or `ALIAS:[a/b]`) into the cap it names.
+async fn resolve(
+    grid: &Grid,
+    aliases: &std::collections::BTreeMap<String, String>,
+    arg: &str,
+) -> Result<Cap, String> {
+    let (root, names) = split_path(arg);
+    let root_cap = if root.starts_with("URI:") {
+        root.to_string()
+    } else {
+        let alias = root.trim_end_matches(':');
+        let alias = if alias.is_empty() { "tahoe" } else { alias };
+        aliases.get(alias).cloned().ok_or_else(|| {
+            format!(
+                "{arg}: no alias {alias:?} in private/aliases (use a cap, or `tahoe create-alias`)"
+            )
+        })?
+    };
+    let cap: Cap = root_cap.parse().map_err(|e| format!("{arg}: {e}"))?;
+    grid.walk(&cap, &names)
+        .await
+        .map_err(|e| format!("{arg}: {e}"))
 }
 
 fn node_directory(cli: &Cli) -> PathBuf {
@@ -81,21 +125,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Ls { long, cap } => {
-            let parsed: Cap = cap.parse().map_err(|e| format!("{cap}: {e}"))?;
-            let Cap::Dir(inner) = &parsed else {
-                return Err(format!("{cap}: not a directory cap"));
-            };
-            let Cap::Mutable(file) = inner.as_ref() else {
-                return Err(format!(
-                    "{cap}: only mutable directories are supported by `ls` so far"
-                ));
-            };
-            let version = grid
-                .read_mutable(file)
+            let aliases = load_aliases(&dir).map_err(|e| e.to_string())?;
+            let dircap = resolve(&grid, &aliases, &cap).await?;
+            let entries = grid
+                .read_dir(&dircap)
                 .await
-                .map_err(|e| format!("{cap}: {e}"))?;
-            let entries = swamp_proto::dirnode::parse(&version.data, file.writekey().as_ref())
-                .map_err(|e| format!("{cap}: {e}"))?;
+                .map_err(|e| format!("{cap}: {e}"))?
+                .entries;
             let mut out = std::io::stdout().lock();
             for e in entries {
                 let line = if long {
@@ -113,8 +149,57 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Watch {
+            target,
+            json,
+            snapshot,
+            recursive,
+            poll_interval,
+        } => {
+            let aliases = load_aliases(&dir).map_err(|e| e.to_string())?;
+            let cap = resolve(&grid, &aliases, &target).await?;
+            if !(poll_interval.is_finite() && poll_interval > 0.0) {
+                return Err(format!(
+                    "--poll-interval {poll_interval}: must be a positive number of seconds"
+                ));
+            }
+            let options = WatchOptions {
+                snapshot,
+                recursive,
+                poll_interval: std::time::Duration::from_secs_f64(poll_interval),
+                ..WatchOptions::default()
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+            let printer = tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    let mut out = std::io::stdout().lock();
+                    let notice = matches!(event, WatchEvent::Notice(_));
+                    let written = if json {
+                        writeln!(out, "{}", json_line(&event))
+                    } else if notice {
+                        eprintln!("{}", format_line(&event));
+                        Ok(())
+                    } else if matches!(event, WatchEvent::Ready) {
+                        eprintln!("watching {target} (Ctrl-C to stop)");
+                        Ok(())
+                    } else {
+                        writeln!(out, "{}", format_line(&event))
+                    };
+                    if written.and_then(|()| out.flush()).is_err() {
+                        return;
+                    }
+                }
+            });
+            let watched = tokio::select! {
+                r = watch(&grid, cap, options, tx) => r.map_err(|e| e.to_string()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            };
+            let _ = printer.await;
+            watched
+        }
         Command::Get { cap, to } => {
-            let parsed: Cap = cap.parse().map_err(|e| format!("{cap}: {e}"))?;
+            let aliases = load_aliases(&dir).map_err(|e| e.to_string())?;
+            let parsed = resolve(&grid, &aliases, &cap).await?;
             let data = match &parsed {
                 Cap::Lit(data) => data.clone(),
                 Cap::Chk(chk) => grid
