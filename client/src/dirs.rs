@@ -91,16 +91,22 @@ impl Grid {
     }
 }
 
-/// Splits a path argument into its root (a cap, or an alias) and its names:
-/// `URI:DIR2:a:b/x/y` gives (`URI:DIR2:a:b`, [`x`, `y`]); `tahoe:x/y` gives
-/// (`tahoe:`, [`x`, `y`]). Empty names (doubled or trailing slashes) are dropped.
+/// Splits a path argument into its root (a cap, or an alias with its colon, or "" for
+/// the default alias) and its names, as Tahoe's CLI does: `URI:DIR2:a:b/x/y` gives
+/// (`URI:DIR2:a:b`, [`x`, `y`]) (the old `URI:...:./x` form too); `work:x/y` gives
+/// (`work:`, [`x`, `y`]); `x/y` and `dir/name:7` use the default alias. Empty names
+/// (doubled or trailing slashes) are dropped.
 pub fn split_path(arg: &str) -> (&str, Vec<&str>) {
+    let arg = arg.trim_matches(' ');
     let (root, rest) = if arg.starts_with("URI:") {
-        arg.split_once('/').unwrap_or((arg, ""))
+        match arg.find(":./") {
+            Some(sep) => (&arg[..sep], &arg[sep + 3..]),
+            None => arg.split_once('/').unwrap_or((arg, "")),
+        }
     } else {
         match arg.find(':') {
-            Some(colon) => arg.split_at(colon + 1),
-            None => ("", arg),
+            Some(colon) if !arg[..colon].contains('/') => arg.split_at(colon + 1),
+            _ => ("", arg),
         }
     };
     (root, rest.split('/').filter(|n| !n.is_empty()).collect())
@@ -122,5 +128,10 @@ mod tests {
             ("tahoe:", vec!["docs", "a.txt"])
         );
         assert_eq!(split_path("plain"), ("", vec!["plain"]));
+        assert_eq!(
+            split_path("URI:DIR2:aa:bb:./x"),
+            ("URI:DIR2:aa:bb", vec!["x"])
+        );
+        assert_eq!(split_path("dir/name:7"), ("", vec!["dir", "name:7"]));
     }
 }

@@ -10,11 +10,13 @@
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
 //! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download.
+//! - `create.rs`: new client node directories and their servers.
 //! - `dirs.rs`: reading directories and following paths.
 //! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
+pub mod create;
 pub mod dirs;
 pub mod error;
 pub mod feed;

@@ -127,8 +127,17 @@ pub fn load_grid(dir: &Path) -> Result<Grid, NodeDirError> {
             Some(s) => {
                 base32::decode(s).map_err(|e| invalid(&yaml_path, format!("{server_id}: {e}")))?
             }
-            None => base32::decode(server_id.trim_start_matches("v0-"))
-                .unwrap_or_else(|_| server_id.as_bytes().to_vec()),
+            // Tahoe's rule: a `v0-` id of 52 base32 characters is the seed, anything
+            // else is hashed.
+            None => match server_id.strip_prefix("v0-") {
+                Some(key) if key.len() == 52 && key.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                    base32::decode(&key.to_ascii_lowercase())
+                        .map_err(|e| invalid(&yaml_path, format!("{server_id}: {e}")))?
+                }
+                _ => ring::digest::digest(&ring::digest::SHA256, server_id.as_bytes())
+                    .as_ref()
+                    .to_vec(),
+            },
         };
         let client = StorageClient::new(&nurl)?;
         servers.push(Server {

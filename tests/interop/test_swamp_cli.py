@@ -84,5 +84,5 @@ def test_swamp_lists_tahoes_directories(grid):
     grid.client.web("POST", f"uri/{q}/sub?t=mkdir")
     listed = swamp_tahoe(grid, "ls", dircap).decode("utf-8").splitlines()
     assert sorted(listed) == sorted(names)
-    long = swamp_tahoe(grid, "ls", "-l", dircap).decode("utf-8")
-    assert any(line.startswith("dir  sub URI:DIR2:") for line in long.splitlines()), long
+    long = swamp_tahoe(grid, "ls", "-l", "--uri", dircap).decode("utf-8")
+    assert any(line.startswith("drwx") and " sub URI:DIR2:" in line for line in long.splitlines()), long

@@ -1,0 +1,70 @@
+//! `tahoe put` and `tahoe get`: files between the local disk (or stdin/stdout) and
+//! the grid.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use swamp_client::grid::Grid;
+use swamp_proto::cap::Cap;
+
+use crate::fail::Failure;
+use crate::paths;
+
+/// Reads a local file, or stdin for `None` or `-`.
+pub fn read_local(from: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
+    match from {
+        Some(path) if path.as_os_str() != "-" => std::fs::read(path)
+            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display()))),
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| Failure::new(format!("cannot read stdin: {e}")))?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Uploads `data` as an immutable file and returns its cap.
+pub async fn put_immutable(grid: &Grid, data: &[u8]) -> Result<Cap, Failure> {
+    grid.upload(data)
+        .await
+        .map_err(|e| Failure::new(format!("upload failed: {}", crate::chain(&e))))
+}
+
+/// `tahoe get FROM [TO]`.
+pub async fn get(
+    grid: &Grid,
+    aliases: &std::collections::BTreeMap<String, String>,
+    from: &str,
+    to: Option<&PathBuf>,
+) -> Result<(), Failure> {
+    let path = paths::parse(aliases, from)?;
+    let cap = paths::resolve(grid, &path).await?;
+    let fail = |e: &dyn std::error::Error| Failure::new(format!("{from}: {}", crate::chain(e)));
+    let data = match &cap {
+        Cap::Lit(data) => data.clone(),
+        Cap::Chk(chk) => grid.download(chk).await.map_err(|e| fail(&e))?,
+        Cap::Mutable(m) => grid.read_mutable(m).await.map_err(|e| fail(&e))?.data,
+        Cap::Dir(_) => {
+            return Err(Failure::new(format!(
+                "{from}: is a directory; `get` reads files"
+            )));
+        }
+        _ => {
+            return Err(Failure::new(format!(
+                "{from}: not a file cap this client can read"
+            )));
+        }
+    };
+    match to {
+        Some(path) if path.as_os_str() != "-" => std::fs::write(path, &data)
+            .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display()))),
+        _ => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&data)
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::new(format!("cannot write stdout: {e}")))
+        }
+    }
+}

@@ -1,0 +1,113 @@
+"""Swamp's `tahoe` CLI behaves like the real one: `ls` prints the same lines as the
+real `tahoe ls` for the same directory, paths and aliases resolve the same way, the
+exit codes match, and `tahoe create-client` makes a node directory that a real Tahoe
+client node runs on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import interop_lib as L
+
+pytestmark = pytest.mark.swamp
+
+
+def swamp_tahoe_bin() -> Path:
+    return Path(os.environ.get("SWAMP_TAHOE_BIN", L.swamp_server_bin().parent / "tahoe"))
+
+
+@pytest.fixture(scope="module")
+def grid(workdir_factory):
+    L.require_swamp()
+    g = L.build_grid(workdir_factory("swamp-cli-like-grid"), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
+    yield g
+    g.stop()
+
+
+def swamp(nodedir, *args, check=True) -> subprocess.CompletedProcess:
+    return L.run_cmd([swamp_tahoe_bin(), "-d", nodedir, *args], timeout=120, check=check)
+
+
+def real(grid, *args, check=True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TZ="UTC")
+    cp = subprocess.run([L.tahoe_bin(), "-d", str(grid.client.nodedir), *args],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, env=env)
+    if check:
+        assert cp.returncode == 0, cp.stderr.decode()
+    return cp
+
+
+@pytest.fixture(scope="module")
+def tree(grid, tmp_path_factory):
+    """A directory made with the real CLI: files of several kinds, a subdirectory,
+    a non-ASCII name; also registered as the `work:` alias."""
+    tmp = tmp_path_factory.mktemp("tree")
+    dircap = grid.client.web_mkdir()
+    small, big = tmp / "small", tmp / "big"
+    small.write_bytes(b"tiny")
+    big.write_bytes(os.urandom(70_000))
+    real(grid, "put", str(small), f"{dircap}/lit.txt")
+    real(grid, "put", str(big), f"{dircap}/big.bin")
+    real(grid, "put", "--mutable", str(small), f"{dircap}/mutable.txt")
+    real(grid, "mkdir", f"{dircap}/sub")
+    real(grid, "put", str(small), f"{dircap}/sub/ünïcode ☂.txt")
+    real(grid, "add-alias", "work", dircap)
+    return dircap
+
+
+@pytest.mark.parametrize("flags", [[], ["-l"], ["--uri"], ["--readonly-uri"], ["-F"], ["-l", "-F", "--uri"]])
+def test_ls_prints_what_real_tahoe_prints(grid, tree, flags):
+    for where in [tree, f"{tree}/sub", "work:", "work:sub", f"{tree}/big.bin"]:
+        want = real(grid, "ls", *flags, where).stdout.decode()
+        got = swamp(grid.client.nodedir, "ls", *flags, where).stdout.decode()
+        assert got == want, f"ls {' '.join(flags)} {where}"
+
+
+def test_get_follows_paths_and_aliases(grid, tree, tmp_path):
+    out = tmp_path / "out"
+    swamp(grid.client.nodedir, "get", "work:sub/ünïcode ☂.txt", str(out))
+    assert out.read_bytes() == b"tiny"
+    assert swamp(grid.client.nodedir, "get", f"{tree}/mutable.txt").stdout == b"tiny"
+
+
+def test_exit_codes_match_real_tahoe(grid, tree):
+    for args in (["ls", f"{tree}/missing"], ["ls", "nosuchalias:x"], ["get", f"{tree}/missing"]):
+        want = real(grid, *args, check=False).returncode
+        got = swamp(grid.client.nodedir, *args, check=False)
+        assert got.returncode == want, (args, got.stderr)
+        assert got.stderr, "a failure says why"
+
+
+def test_create_client_makes_a_directory_real_tahoe_runs_on(grid, tmp_path):
+    nodedir = tmp_path / "newclient"
+    announcement = tmp_path / "ann.yaml"
+    first, *rest = grid.nodes
+    announcement.write_text(L.swamp("announcement", first.nodedir).stdout.decode())
+    nurls = [n.nurl() for n in rest]
+    webport = L.free_port()
+    args = ["create-client", str(nodedir), "--shares-needed=2", "--shares-happy=3", "--shares-total=3",
+            f"--webport=tcp:{webport}:interface=127.0.0.1", "--announcement", str(announcement)]
+    for nurl in nurls:
+        args += ["--nurl", nurl]
+    L.run_cmd([swamp_tahoe_bin(), *args])
+    assert swamp(nodedir, "create-client", str(nodedir), check=False).returncode == 1, "never overwrites"
+
+    # Swamp's CLI uses it...
+    data = os.urandom(123_456)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    cap = swamp(nodedir, "put", str(src)).stdout.decode().strip()
+    # ... and so does a real Tahoe client node, which reads what Swamp wrote.
+    client = L.TahoeClient(nodedir, tmp_path / "logs", needed=2, happy=3, total=3)
+    client.webport = webport
+    client.start()
+    try:
+        client.wait_for_servers(3)
+        assert client.web("GET", f"uri/{cap}") == data
+    finally:
+        client.stop()
