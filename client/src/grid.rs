@@ -59,6 +59,20 @@ pub enum GridError {
         /// The path walked so far, the missing name last.
         path: String,
     },
+    /// A directory cap that cannot be changed (an immutable directory).
+    #[error("{path}: an immutable directory cannot be changed")]
+    ReadOnlyDirectory {
+        /// The cap.
+        path: String,
+    },
+    /// The name is taken and the operation may not replace it.
+    #[error("{path}: already exists{}", if *is_dir { " (a directory)" } else { "" })]
+    ChildExists {
+        /// The name.
+        path: String,
+        /// Whether what is there is a directory.
+        is_dir: bool,
+    },
     /// The cap names something that never changes (or cannot be read), so there is
     /// nothing to watch.
     #[error("{cap}: only mutable directories and mutable files can be watched")]

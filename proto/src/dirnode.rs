@@ -231,3 +231,68 @@ mod tests {
         assert_eq!(python_float(0.00001), "1e-05");
     }
 }
+
+/// A child's name as Tahoe stores it: Unicode NFC, so that the same name typed on
+/// different systems is one name.
+pub fn normalize_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect()
+}
+
+/// The metadata of a link made or re-made at `now` (seconds since the epoch), as
+/// Tahoe's `update_metadata` computes it when no new metadata is given: the old keys
+/// stay, `tahoe.linkcrtime` keeps the first link's time (or a pre-1.4 `ctime`), and
+/// `tahoe.linkmotime` becomes `now`.
+pub fn link_metadata(old: Option<&Value>, now: f64) -> Value {
+    let mut metadata = match old {
+        Some(Value::Object(map)) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let old_ctime = metadata.get("ctime").cloned();
+    // Keys keep their places (Python dicts do), so the JSON stays byte-identical to
+    // what Tahoe would write.
+    let tahoe = metadata
+        .entry("tahoe")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !tahoe.is_object() {
+        *tahoe = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(tahoe) = tahoe {
+        if !tahoe.contains_key("linkcrtime") {
+            tahoe.insert(
+                "linkcrtime".into(),
+                old_ctime.unwrap_or_else(|| Value::from(now)),
+            );
+        }
+        tahoe.insert("linkmotime".into(), Value::from(now));
+    }
+    Value::Object(metadata)
+}
+
+#[cfg(test)]
+mod link_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn names_are_stored_in_nfc() {
+        assert_eq!(normalize_name("cafe\u{301}"), "caf\u{e9}");
+        assert_eq!(normalize_name("plain"), "plain");
+    }
+
+    #[test]
+    fn relinking_keeps_the_creation_time_and_other_keys() {
+        let first = link_metadata(None, 10.5);
+        assert_eq!(first, json!({"tahoe": {"linkcrtime": 10.5, "linkmotime": 10.5}}));
+        let old = json!({"tahoe": {"linkmotime": 1.0, "linkcrtime": 10.5}, "mine": 1});
+        let again = link_metadata(Some(&old), 20.0);
+        assert_eq!(
+            python_json(&again),
+            r#"{"tahoe": {"linkmotime": 20.0, "linkcrtime": 10.5}, "mine": 1}"#,
+            "keys keep their places"
+        );
+        let legacy = link_metadata(Some(&json!({"ctime": 3.0})), 4.0);
+        assert_eq!(legacy["tahoe"]["linkcrtime"], json!(3.0));
+    }
+}
