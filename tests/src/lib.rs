@@ -494,3 +494,25 @@ pub async fn upload_share(
         .expect("write");
     assert!(done.complete, "share {shnum} complete");
 }
+
+/// A client grid over `servers` (2-of-3, happy 3), with fixed client secrets.
+pub fn grid_of(servers: &[TestServer]) -> swamp_client::grid::Grid {
+    use swamp_client::grid::{Grid, Server};
+    use swamp_proto::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
+    let list = servers
+        .iter()
+        .map(|s| Server {
+            nurl: s.nurl.clone(),
+            tubid: s.identity.tubid,
+            permutation_seed: swamp_proto::base32::decode(&s.identity.permutation_seed)
+                .expect("invariant: test servers have base32 seeds"),
+            client: s.client.clone(),
+        })
+        .collect();
+    let params = Params {
+        needed: 2,
+        total: 3,
+        max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+    };
+    Grid::new(list, vec![7; 32], vec![9; 32], params, 3)
+}

@@ -1,27 +1,7 @@
 //! Immutable files through the client library's grid: three real servers, 2-of-3.
 
-use swamp_client::grid::{Grid, Server};
 use swamp_proto::cap::Cap;
-use swamp_proto::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
-use swamp_tests::{TestServer, random_bytes};
-
-async fn grid_of(servers: &[TestServer]) -> Grid {
-    let list = servers
-        .iter()
-        .map(|s| Server {
-            nurl: s.nurl.clone(),
-            tubid: s.identity.tubid,
-            permutation_seed: swamp_proto::base32::decode(&s.identity.permutation_seed).unwrap(),
-            client: s.client.clone(),
-        })
-        .collect();
-    let params = Params {
-        needed: 2,
-        total: 3,
-        max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
-    };
-    Grid::new(list, vec![7; 32], vec![9; 32], params, 3)
-}
+use swamp_tests::{TestServer, grid_of, random_bytes};
 
 #[tokio::test]
 async fn upload_and_download_round_trip_tolerating_a_damaged_share() {
@@ -30,7 +10,7 @@ async fn upload_and_download_round_trip_tolerating_a_damaged_share() {
         TestServer::start().await,
         TestServer::start().await,
     ];
-    let grid = grid_of(&servers).await;
+    let grid = grid_of(&servers);
     assert_eq!(
         grid.upload(b"tiny").await.unwrap(),
         Cap::Lit(b"tiny".to_vec()),
@@ -101,14 +81,14 @@ async fn a_missing_server_is_tolerated_down_to_k() {
         TestServer::start().await,
     ];
     let data = random_bytes(100_000);
-    let Cap::Chk(chk) = grid_of(&servers).await.upload(&data).await.unwrap() else {
+    let Cap::Chk(chk) = grid_of(&servers).upload(&data).await.unwrap() else {
         panic!()
     };
     // A client that reaches only two of the three servers still reads the file...
     assert_eq!(
-        grid_of(&servers[..2]).await.download(&chk).await.unwrap(),
+        grid_of(&servers[..2]).download(&chk).await.unwrap(),
         data
     );
     // ...but not with one.
-    assert!(grid_of(&servers[..1]).await.download(&chk).await.is_err());
+    assert!(grid_of(&servers[..1]).download(&chk).await.is_err());
 }
