@@ -573,21 +573,24 @@ fn printable(text: &str) -> String {
 
 fn describe(entry: &Entry) -> String {
     let info = ChildInfo::of(entry);
-    let size = info
-        .size
-        .map_or_else(|| "-".to_string(), |s| format!("{s} B"));
-    format!("{:<4} {:>12}  {}", info.kind.as_str(), size, info.cap_type)
+    let size = info.size.map_or_else(|| "-".to_string(), |s| s.to_string());
+    format!(
+        "{:<4} {:>10} {:<12}",
+        info.kind.as_str(),
+        size,
+        info.cap_type
+    )
 }
 
-/// One line of human output for `event`.
+/// One line of human output for `event`: verb, kind, size, cap type, path.
 pub fn format_line(event: &WatchEvent) -> String {
     match event {
         WatchEvent::Existing { path, entry } => {
-            format!("{:<8} {}  {}", "exists", describe(entry), printable(path))
+            format!("{:<8} {} {}", "exists", describe(entry), printable(path))
         }
         WatchEvent::Changed { path, change, .. } => {
             format!(
-                "{:<8} {}  {}",
+                "{:<8} {} {}",
                 change.verb(),
                 describe(change.entry()),
                 printable(path)
@@ -598,13 +601,44 @@ pub fn format_line(event: &WatchEvent) -> String {
             data,
             root_hash,
         } => format!(
-            "{:<8} seqnum {seqnum}, {} B, root hash {}",
+            "{:<8} seqnum {seqnum}, {} bytes, root hash {}",
             "version",
             data.len(),
             swamp_proto::base32::encode(root_hash)
         ),
         WatchEvent::Ready => "ready".to_string(),
         WatchEvent::Notice(text) => format!("notice: {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn lines_name_verb_kind_size_type_and_path() {
+        let entry = Entry {
+            name: "a\nb".into(),
+            ro_uri: Some("URI:LIT:mfrgg".into()),
+            rw_uri: None,
+            metadata: json!({}),
+        };
+        let event = WatchEvent::Changed {
+            path: "dir/a\nb".into(),
+            change: ChildChange::Added(entry),
+            dir_seqnum: 3,
+        };
+        assert_eq!(
+            format_line(&event),
+            "added    file          3 LIT          dir/a\\nb"
+        );
+        let json = json_line(&event);
+        assert_eq!(json["event"], "added");
+        assert_eq!(json["path"], "dir/a\nb");
+        assert_eq!(json["size"], 3);
+        assert_eq!(json["dir_seqnum"], 3);
     }
 }
 
