@@ -9,7 +9,10 @@
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
-//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download.
+//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download,
+//!   mutable read.
+//! - `servermap.rs`: a mutable file's shares across the grid, verified.
+//! - `publish.rs`: creating and overwriting mutable files.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
@@ -17,6 +20,8 @@ pub mod error;
 pub mod feed;
 pub mod grid;
 pub mod nodedir;
+mod publish;
+mod servermap;
 pub mod storage;
 pub mod tls;
 

@@ -2,7 +2,7 @@
 //! Tahoe client node directory and talks to the storage servers in its
 //! `private/servers.yaml` directly (no web API node needed).
 //!
-//! Commands so far: `put` (immutable), `get` (immutable and mutable files), `ls`
+//! Commands so far: `put` (immutable, new mutable, or overwriting a mutable), `get` (immutable and mutable files), `ls`
 //! (mutable directories).
 
 use std::io::{Read, Write};
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use swamp_client::nodedir::load_grid;
-use swamp_proto::cap::Cap;
+use swamp_proto::cap::{Cap, MutableFormat};
 
 /// Tahoe-LAFS command line (Swamp).
 #[derive(Parser)]
@@ -26,10 +26,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Upload a file (from stdin if none is named) and print its cap.
+    /// Upload a file (from stdin if none is named, or `-`) and print its cap; with a
+    /// mutable write cap as TO, overwrite that file instead.
     Put {
+        /// Make a mutable file (SDMF unless `--format` says otherwise).
+        #[arg(short = 'm', long)]
+        mutable: bool,
+        /// CHK (immutable), SDMF or MDMF (both mutable).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<Format>,
         /// The file to upload.
         from: Option<PathBuf>,
+        /// A mutable file's write cap, to overwrite.
+        to: Option<String>,
     },
     /// List a directory (children's names; `-l` adds kind, size and cap).
     Ls {
@@ -48,6 +57,22 @@ enum Command {
     },
 }
 
+/// `--format` of `put`, in any letter case as Tahoe accepts it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Chk,
+    Mutable(MutableFormat),
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "CHK" => Ok(Format::Chk),
+        "SDMF" => Ok(Format::Mutable(MutableFormat::Sdmf)),
+        "MDMF" => Ok(Format::Mutable(MutableFormat::Mdmf)),
+        _ => Err(format!("unknown format {text}: use CHK, SDMF or MDMF")),
+    }
+}
+
 fn node_directory(cli: &Cli) -> PathBuf {
     cli.node_directory.clone().unwrap_or_else(|| {
         std::env::var_os("HOME")
@@ -61,8 +86,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     let dir = node_directory(&cli);
     let grid = load_grid(&dir).map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Put { from } => {
-            let data = match &from {
+        Command::Put {
+            mutable,
+            format,
+            from,
+            to,
+        } => {
+            let data = match from.as_deref().filter(|p| p.as_os_str() != "-") {
                 Some(path) => std::fs::read(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
                 None => {
@@ -73,10 +103,39 @@ async fn run(cli: Cli) -> Result<(), String> {
                     buf
                 }
             };
-            let cap = grid
-                .upload(&data)
-                .await
-                .map_err(|e| format!("upload failed: {e}"))?;
+            let cap = match (to, format) {
+                (Some(to), _) => {
+                    let target = match to.parse::<Cap>() {
+                        Ok(Cap::Mutable(m)) if m.writekey().is_some() => m,
+                        _ => {
+                            return Err(format!(
+                                "{to}: `put FROM TO` needs TO to be a mutable file's write cap"
+                            ));
+                        }
+                    };
+                    grid.overwrite_mutable(&target, &data, None)
+                        .await
+                        .map_err(|e| format!("{to}: {e}"))?;
+                    Cap::Mutable(target)
+                }
+                (None, Some(Format::Mutable(f))) => Cap::Mutable(
+                    grid.create_mutable(&data, f)
+                        .await
+                        .map_err(|e| format!("upload failed: {e}"))?,
+                ),
+                (None, None) if mutable => Cap::Mutable(
+                    grid.create_mutable(&data, MutableFormat::Sdmf)
+                        .await
+                        .map_err(|e| format!("upload failed: {e}"))?,
+                ),
+                (None, Some(Format::Chk)) if mutable => {
+                    return Err("--mutable contradicts --format=CHK".into());
+                }
+                (None, _) => grid
+                    .upload(&data)
+                    .await
+                    .map_err(|e| format!("upload failed: {e}"))?,
+            };
             println!("{cap}");
             Ok(())
         }

@@ -14,4 +14,5 @@ mod identity;
 mod immutable;
 mod leases;
 mod mutable;
+mod publish;
 mod transport;
