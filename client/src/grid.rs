@@ -83,6 +83,23 @@ pub enum GridError {
     /// Encoding parameters or data were invalid.
     #[error(transparent)]
     Format(#[from] swamp_proto::DecodeError),
+    /// Another writer changed a mutable file between our read and our write (a
+    /// share's checkstring was not the one read, or the newest version was not the
+    /// one the caller expected). Some shares may hold our version and some theirs:
+    /// re-read and retry, as Tahoe's callers do.
+    #[error("uncoordinated write: another writer changed mutable file {si}; re-read and retry")]
+    UncoordinatedWrite {
+        /// Storage index.
+        si: StorageIndex,
+        /// The version found instead, when known: (seqnum, root hash).
+        found: Option<(u64, [u8; 32])>,
+    },
+    /// Writing needs a write cap.
+    #[error("{si} is not writable with this cap")]
+    NotWritable {
+        /// Storage index.
+        si: StorageIndex,
+    },
     /// A server failed.
     #[error("server {server}: {source}")]
     Server {
@@ -128,6 +145,11 @@ impl Grid {
     /// The servers, in the order they were configured.
     pub fn servers(&self) -> &[Server] {
         &self.servers
+    }
+
+    /// The encoding parameters (k and N also apply to new mutable files).
+    pub(crate) fn params(&self) -> &Params {
+        &self.params
     }
 
     /// The servers, in the order Tahoe tries them for `si`.
@@ -316,69 +338,22 @@ impl Grid {
         &self,
         cap: &swamp_proto::cap::MutableCap,
     ) -> Result<MutableVersion, GridError> {
-        use swamp_proto::mutable::{MutableShare, decode};
         let si = cap.storage_index();
         let readkey = cap.readkey().ok_or(GridError::NotEnoughShares {
             si,
             found: 0,
             needed: 1,
         })?;
-        let mut good: Vec<(usize, MutableShare)> = Vec::new();
-        for server in self.permuted(&si) {
-            let Ok(shares) = server.client.mutable().list_shares(&si).await else {
-                continue;
-            };
-            for shnum in shares {
-                let n = usize::from(shnum.get());
-                let Ok(bytes) = server
-                    .client
-                    .mutable()
-                    .read_share_chunk(&si, shnum, 0, 1 << 40)
-                    .await
-                else {
-                    continue;
-                };
-                match MutableShare::parse(&bytes) {
-                    Ok(share) if share.verify(n, &cap.fingerprint).is_ok() => good.push((n, share)),
-                    _ => {
-                        let _ = server
-                            .client
-                            .mutable()
-                            .advise_corrupt(&si, shnum, "share failed verification (swamp client)")
-                            .await;
-                    }
-                }
-            }
-        }
-        let mut versions: Vec<(u64, [u8; 32])> =
-            good.iter().map(|(_, s)| (s.seqnum, s.root_hash)).collect();
-        versions.sort_unstable();
-        versions.dedup();
-        for (seqnum, root_hash) in versions.into_iter().rev() {
-            let mut of_version: Vec<(usize, &MutableShare)> = Vec::new();
-            for (n, s) in &good {
-                if (s.seqnum, s.root_hash) == (seqnum, root_hash)
-                    && !of_version.iter().any(|(m, _)| m == n)
-                {
-                    of_version.push((*n, s));
-                }
-            }
-            let k = of_version
-                .first()
-                .map_or(usize::MAX, |(_, s)| usize::from(s.needed));
-            if of_version.len() >= k {
-                let data = decode(&readkey, &of_version)?;
-                return Ok(MutableVersion {
-                    data,
-                    seqnum,
-                    root_hash,
-                });
-            }
-        }
-        Err(GridError::NotEnoughShares {
+        let map = self.map_mutable(cap).await;
+        let version = map.newest_recoverable().ok_or(GridError::NotEnoughShares {
             si,
-            found: good.len(),
+            found: map.good_count(),
             needed: 1,
+        })?;
+        Ok(MutableVersion {
+            data: swamp_proto::mutable::decode(&readkey, &version.shares)?,
+            seqnum: version.seqnum,
+            root_hash: version.root_hash,
         })
     }
 }

@@ -9,19 +9,26 @@
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
-//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download.
+//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download,
+//!   mutable read.
+//! - `servermap.rs`: a mutable file's shares across the grid, verified.
+//! - `publish.rs`: creating and overwriting mutable files.
 //! - `create.rs`: new client node directories and their servers.
 //! - `dirs.rs`: reading directories and following paths.
+//! - `dir_edit.rs`: changing directories (read-modify-write, retried).
 //! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
 pub mod create;
+pub mod dir_edit;
 pub mod dirs;
 pub mod error;
 pub mod feed;
 pub mod grid;
 pub mod nodedir;
+mod publish;
+mod servermap;
 pub mod storage;
 pub mod tls;
 pub mod watch;

@@ -611,37 +611,6 @@ pub fn format_line(event: &WatchEvent) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn lines_name_verb_kind_size_type_and_path() {
-        let entry = Entry {
-            name: "a\nb".into(),
-            ro_uri: Some("URI:LIT:mfrgg".into()),
-            rw_uri: None,
-            metadata: json!({}),
-        };
-        let event = WatchEvent::Changed {
-            path: "dir/a\nb".into(),
-            change: ChildChange::Added(entry),
-            dir_seqnum: 3,
-        };
-        assert_eq!(
-            format_line(&event),
-            "added    file          3 LIT          dir/a\\nb"
-        );
-        let json = json_line(&event);
-        assert_eq!(json["event"], "added");
-        assert_eq!(json["path"], "dir/a\nb");
-        assert_eq!(json["size"], 3);
-        assert_eq!(json["dir_seqnum"], 3);
-    }
-}
-
 fn entry_json(entry: &Entry) -> Value {
     let info = ChildInfo::of(entry);
     json!({
@@ -691,5 +660,36 @@ pub fn json_line(event: &WatchEvent) -> Value {
         }),
         WatchEvent::Ready => json!({"event": "ready"}),
         WatchEvent::Notice(text) => json!({"event": "notice", "message": text}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn lines_name_verb_kind_size_type_and_path() {
+        let entry = Entry {
+            name: "a\nb".into(),
+            ro_uri: Some("URI:LIT:mfrgg".into()),
+            rw_uri: None,
+            metadata: json!({}),
+        };
+        let event = WatchEvent::Changed {
+            path: "dir/a\nb".into(),
+            change: ChildChange::Added(entry),
+            dir_seqnum: 3,
+        };
+        assert_eq!(
+            format_line(&event),
+            "added    file          3 LIT          dir/a\\nb"
+        );
+        let json = json_line(&event);
+        assert_eq!(json["event"], "added");
+        assert_eq!(json["path"], "dir/a\nb");
+        assert_eq!(json["size"], 3);
+        assert_eq!(json["dir_seqnum"], 3);
     }
 }

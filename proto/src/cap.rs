@@ -9,6 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::secrets::WriteEnabler;
 use crate::{DecodeError, StorageIndex, base32, hashutil};
 
 /// SDMF or MDMF.
@@ -58,6 +59,13 @@ impl MutableCap {
             MutableAccess::Write(wk) => Some(wk),
             _ => None,
         }
+    }
+
+    /// The write enabler for this file on the server whose Foolscap tubid is `tubid`
+    /// (`ssk_write_enabler_hash(writekey, tubid)`), for a write cap.
+    pub fn write_enabler(&self, tubid: &[u8; 20]) -> Option<WriteEnabler> {
+        self.writekey()
+            .map(|wk| WriteEnabler::from_bytes(hashutil::ssk_write_enabler_hash(&wk, tubid)))
     }
 
     /// The storage index.

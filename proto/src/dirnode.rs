@@ -284,7 +284,10 @@ mod link_tests {
     #[test]
     fn relinking_keeps_the_creation_time_and_other_keys() {
         let first = link_metadata(None, 10.5);
-        assert_eq!(first, json!({"tahoe": {"linkcrtime": 10.5, "linkmotime": 10.5}}));
+        assert_eq!(
+            first,
+            json!({"tahoe": {"linkcrtime": 10.5, "linkmotime": 10.5}})
+        );
         let old = json!({"tahoe": {"linkmotime": 1.0, "linkcrtime": 10.5}, "mine": 1});
         let again = link_metadata(Some(&old), 20.0);
         assert_eq!(

@@ -34,6 +34,8 @@
 //! - [`zfec`]: erasure coding identical to zfec 1.6.
 //! - [`hashtree`]: Tahoe's Merkle trees.
 //! - [`aes`]: AES-128-CTR as Tahoe uses it.
+//! - [`mutable`], [`mutable_encode`], [`mutable_key`]: SDMF/MDMF shares read, written,
+//!   and the RSA key pair a mutable file is made from.
 //! - [`error`]: [`DecodeError`], the one error of this crate.
 
 pub mod aes;
@@ -48,6 +50,8 @@ pub mod hashtree;
 pub mod hashutil;
 pub mod ini;
 pub mod mutable;
+pub mod mutable_encode;
+pub mod mutable_key;
 pub mod nurl;
 pub mod range;
 pub mod secrets;

@@ -84,7 +84,26 @@ fn chain(s: &[u8]) -> Vec<(usize, [u8; 32])> {
         .collect()
 }
 
+/// The length of the checkstring of a share whose version byte is `version`: the
+/// prefix up to and including the root hash, plus the salt for SDMF (`>BQ32s16s`, 57
+/// bytes; MDMF `>BQ32s`, 41 bytes). Tahoe's publisher tests it before overwriting a share.
+pub fn checkstring_len(version: u8) -> usize {
+    if version == 0 { 57 } else { 41 }
+}
+
+/// The (seqnum, root hash) a checkstring names, if it is long enough to name one.
+pub fn parse_checkstring(checkstring: &[u8]) -> Option<(u64, [u8; 32])> {
+    let seqnum = u64::from_be_bytes(checkstring.get(1..9)?.try_into().ok()?);
+    let root_hash = checkstring.get(9..41)?.try_into().ok()?;
+    Some((seqnum, root_hash))
+}
+
 impl MutableShare {
+    /// This share's checkstring (see [`checkstring_len`]).
+    pub fn checkstring(&self) -> &[u8] {
+        &self.prefix[..checkstring_len(self.version)]
+    }
+
     /// Parses a share's data (the container's data region).
     ///
     /// # Errors
@@ -103,6 +122,7 @@ impl MutableShare {
         let (o_sig, o_chain, o_tree, o_data) =
             (be(b, 75, 4)?, be(b, 79, 4)?, be(b, 83, 4)?, be(b, 87, 4)?);
         let (o_privkey, o_eof) = (be(b, 91, 8)?, be(b, 99, 8)?);
+        let data_length = be(b, 67, 8)?;
         let salt: [u8; 16] = b
             .get(41..57)
             .ok_or_else(|| bad("truncated"))?
@@ -120,7 +140,7 @@ impl MutableShare {
             needed,
             total,
             segment_size: be(b, 59, 8)?,
-            data_length: be(b, 67, 8)?,
+            data_length,
             prefix: b[..75].to_vec(),
             verification_key: section(b, 107, o_sig)?.to_vec(),
             signature: section(b, o_sig, o_chain)?.to_vec(),

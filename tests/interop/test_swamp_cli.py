@@ -1,6 +1,7 @@
 """Swamp's own `tahoe` CLI and a real Tahoe-LAFS 1.20 client share one grid of
 three Swamp nodes (2-of-3) and one client node directory: files either one uploads,
-the other downloads byte-exact, and convergent uploads give the same cap.
+the other downloads byte-exact, and convergent uploads give the same cap. Mutable
+files (SDMF and MDMF) either one creates, the other reads and overwrites.
 """
 
 from __future__ import annotations
@@ -86,3 +87,77 @@ def test_swamp_lists_tahoes_directories(grid):
     assert sorted(listed) == sorted(names)
     long = swamp_tahoe(grid, "ls", "-l", "--uri", dircap).decode("utf-8")
     assert any(line.startswith("drwx") and " sub URI:DIR2:" in line for line in long.splitlines()), long
+
+
+def mutable_seqnums(grid, cap: str) -> list[int]:
+    """The seqnum of every share of the mutable file `cap`, read from the nodes' disks."""
+    from allmydata import uri
+    from allmydata.util import base32
+
+    si = base32.b2a(uri.from_string(cap).get_storage_index()).decode()
+    seqnums = []
+    for node in grid.nodes:
+        for path in node.share_files():
+            if path.parent.name == si:
+                share = L.mutable_container_info(path)["share_data"]
+                seqnums.append(int.from_bytes(share[1:9], "big"))
+    return seqnums
+
+
+@pytest.mark.parametrize("fmt,size", [
+    ("SDMF", 1000), ("MDMF", 1000), ("MDMF", 300_000), ("SDMF", 0), ("MDMF", 0),
+])
+def test_tahoe_reads_and_overwrites_mutable_files_swamp_created(grid, tmp_path, fmt, size):
+    data = L.random_bytes(size, seed=size + 1)
+    src = tmp_path / "in"
+    src.write_bytes(data)
+    args = ["put", "--mutable", str(src)] if fmt == "SDMF" else ["put", "--mutable", f"--format={fmt}", str(src)]
+    cap = swamp_tahoe(grid, *args).decode().strip()
+    assert cap.startswith("URI:SSK:" if fmt == "SDMF" else "URI:MDMF:"), cap
+    assert grid.client.web("GET", f"uri/{cap}") == data
+    assert mutable_seqnums(grid, cap) == [1, 1, 1]
+    check = grid.client.web_check(cap, verify=True)
+    assert check["results"]["healthy"], check
+    # Tahoe can write the next version: it decrypts Swamp's signing key and derives
+    # the same write enablers.
+    second = os.urandom(size + 1000)
+    grid.client.web("PUT", f"uri/{cap}", data=second)
+    assert mutable_seqnums(grid, cap) == [2, 2, 2]
+    out = tmp_path / "out"
+    swamp_tahoe(grid, "get", cap, str(out))
+    assert out.read_bytes() == second
+
+
+@pytest.mark.parametrize("fmt,size", [("SDMF", 5000), ("MDMF", 300_000)])
+def test_swamp_overwrites_tahoes_mutable_files(grid, tmp_path, fmt, size):
+    cap = grid.client.web("PUT", f"uri?format={fmt}", data=os.urandom(size)).decode().strip()
+    second = os.urandom(size + 4321)
+    src = tmp_path / "second"
+    src.write_bytes(second)
+    assert swamp_tahoe(grid, "put", str(src), cap).decode().strip() == cap
+    assert grid.client.web("GET", f"uri/{cap}") == second
+    assert mutable_seqnums(grid, cap) == [2, 2, 2]
+    # Tahoe writes again over Swamp's version: both derived the same write enablers.
+    third = os.urandom(size // 3)
+    grid.client.web("PUT", f"uri/{cap}", data=third)
+    assert grid.client.web("GET", f"uri/{cap}") == third
+    assert mutable_seqnums(grid, cap) == [3, 3, 3]
+    out = tmp_path / "out"
+    swamp_tahoe(grid, "get", cap, str(out))
+    assert out.read_bytes() == third
+
+
+@pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
+def test_swamp_overwrites_its_own_mutable_file(grid, tmp_path, fmt):
+    src = tmp_path / "in"
+    src.write_bytes(b"first version")
+    cap = swamp_tahoe(grid, "put", f"--format={fmt}", str(src)).decode().strip()
+    assert mutable_seqnums(grid, cap) == [1, 1, 1]
+    for seqnum, size in [(2, 200_000), (3, 10)]:
+        data = L.random_bytes(size, seed=seqnum)
+        swamp_tahoe(grid, "put", "-", cap, input=data)
+        assert mutable_seqnums(grid, cap) == [seqnum] * 3
+        assert grid.client.web("GET", f"uri/{cap}") == data
+        out = tmp_path / "out"
+        swamp_tahoe(grid, "get", cap, str(out))
+        assert out.read_bytes() == data

@@ -111,3 +111,45 @@ def test_create_client_makes_a_directory_real_tahoe_runs_on(grid, tmp_path):
         assert client.web("GET", f"uri/{cap}") == data
     finally:
         client.stop()
+
+
+def test_directories_swamp_changes_are_what_real_tahoe_sees(grid, tmp_path):
+    nd = grid.client.nodedir
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(5000))
+    root = swamp(nd, "mkdir").stdout.decode().strip()
+    assert root.startswith("URI:DIR2:")
+    mdmf = swamp(nd, "mkdir", "--format=MDMF", f"{root}/m").stdout.decode().strip()
+    assert mdmf.startswith("URI:DIR2-MDMF:")
+    assert swamp(nd, "mkdir", f"{root}/m").stdout.decode().strip() == mdmf, "existing dir kept"
+    swamp(nd, "mkdir", f"{root}/a/b")  # intermediate directory made
+    name = "ünï ☂.txt"
+    file_cap = swamp(nd, "put", str(src), f"{root}/a/b/{name}").stdout.decode().strip()
+    assert file_cap.startswith("URI:CHK:")
+    mut_cap = swamp(nd, "put", "--mutable", str(src), f"{root}/mut").stdout.decode().strip()
+    assert mut_cap.startswith("URI:SSK:")
+    # put onto an existing mutable file overwrites it in place (same cap).
+    src.write_bytes(b"second version of the mutable file")
+    assert swamp(nd, "put", str(src), f"{root}/mut").stdout.decode().strip() == mut_cap
+    assert swamp(nd, "ln", f"{root}/a/b/{name}", f"{root}/m/").stdout == b"OK\n"
+    assert swamp(nd, "mv", f"{root}/m/{name}", f"{root}/m/moved").stdout == b"OK\n"
+    swamp(nd, "rm", f"{root}/a/b/{name}")
+
+    for where in [root, f"{root}/a", f"{root}/a/b", f"{root}/m"]:
+        want = real(grid, "ls", "-l", "--uri", where).stdout.decode()
+        got = swamp(nd, "ls", "-l", "--uri", where).stdout.decode()
+        assert got == want, where
+    assert real(grid, "ls", f"{root}/m").stdout.decode().split() == ["moved"]
+    assert real(grid, "get", f"{root}/mut").stdout == b"second version of the mutable file"
+    assert swamp(nd, "get", f"{root}/m/moved").stdout == real(grid, "get", f"{root}/m/moved").stdout
+
+    # Real Tahoe changes Swamp's directories, and Swamp sees it.
+    real(grid, "put", str(src), f"{root}/a/b/by-tahoe")
+    assert swamp(nd, "ls", f"{root}/a/b").stdout.decode().split() == ["by-tahoe"]
+
+    # A directory is never replaced by a file, in both CLIs, with the same exit code.
+    for args in (["mv", f"{root}/mut", f"{root}/a"], ["ln", f"{root}/mut", f"{root}/m"]):
+        want = real(grid, *args, check=False)
+        got = swamp(nd, *args, check=False)
+        assert (got.returncode, bool(got.stderr)) == (want.returncode, True), args
+    assert swamp(nd, "rm", f"{root}/nothing", check=False).returncode == 1

@@ -85,10 +85,7 @@ async fn a_missing_server_is_tolerated_down_to_k() {
         panic!()
     };
     // A client that reaches only two of the three servers still reads the file...
-    assert_eq!(
-        grid_of(&servers[..2]).download(&chk).await.unwrap(),
-        data
-    );
+    assert_eq!(grid_of(&servers[..2]).download(&chk).await.unwrap(), data);
     // ...but not with one.
     assert!(grid_of(&servers[..1]).download(&chk).await.is_err());
 }

@@ -6,6 +6,7 @@
 mod activity;
 mod auth_and_errors;
 mod browser;
+mod dirs;
 mod disk;
 mod feed_client;
 mod feeds;
@@ -14,4 +15,5 @@ mod identity;
 mod immutable;
 mod leases;
 mod mutable;
+mod publish;
 mod transport;

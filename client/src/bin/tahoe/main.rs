@@ -5,6 +5,7 @@
 //! where Tahoe has the command.
 
 mod create;
+mod edit;
 mod fail;
 mod ls;
 mod paths;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use swamp_client::grid::Grid;
 use swamp_client::nodedir::{load_aliases, load_grid};
+use swamp_proto::cap::{Cap, MutableFormat};
 
 use crate::fail::Failure;
 
@@ -35,10 +37,47 @@ struct Cli {
 enum Command {
     /// Create a client node directory; add storage servers with --nurl/--announcement.
     CreateClient(create::CreateArgs),
-    /// Upload a file (stdin if FROM is omitted or `-`) and print its cap.
+    /// Upload a file (stdin if FROM is omitted or `-`) and print its cap; with TO,
+    /// link it there (or overwrite the mutable file there, or the mutable cap TO).
     Put {
+        /// Make a mutable file (SDMF unless `--format` says otherwise).
+        #[arg(short = 'm', long)]
+        mutable: bool,
+        /// CHK (immutable), SDMF or MDMF (mutable).
+        #[arg(long, value_parser = edit::parse_format)]
+        format: Option<edit::FileFormat>,
         /// The local file.
         from: Option<PathBuf>,
+        /// Where to link it: a path, or a mutable file's write cap.
+        to: Option<String>,
+    },
+    /// Create a directory (unlinked without PATH) and print its cap.
+    Mkdir {
+        /// SDMF or MDMF.
+        #[arg(long, value_parser = edit::parse_format)]
+        format: Option<edit::FileFormat>,
+        /// Where to link it (intermediate directories are made).
+        path: Option<String>,
+    },
+    /// Add a link to FROM's file or directory at TO (`TO/` keeps the name).
+    Ln {
+        /// The existing path.
+        from: String,
+        /// The new path.
+        to: String,
+    },
+    /// Move FROM to TO (link, then unlink the old name).
+    Mv {
+        /// The existing path.
+        from: String,
+        /// The new path.
+        to: String,
+    },
+    /// Remove a link from a directory.
+    #[command(alias = "unlink")]
+    Rm {
+        /// The path to remove.
+        path: String,
     },
     /// Download a file (to stdout if TO is omitted or `-`).
     Get {
@@ -92,11 +131,66 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let dir = node_directory(&cli);
     match cli.command {
         Command::CreateClient(args) => create::run(args, cli.node_directory).await,
-        Command::Put { from } => {
+        Command::Put {
+            mutable,
+            format,
+            from,
+            to,
+        } => {
             let node = open(&dir)?;
             let data = transfer::read_local(from.as_ref())?;
-            let cap = transfer::put_immutable(&node.grid, &data).await?;
+            let mutable = match (mutable, format) {
+                (true, Some(edit::FileFormat(None))) => {
+                    return Err(Failure::new("--mutable contradicts --format=CHK"));
+                }
+                (_, Some(edit::FileFormat(f))) => f,
+                (true, None) => Some(MutableFormat::Sdmf),
+                (false, None) => None,
+            };
+            let cap = match (&to, mutable) {
+                (Some(to), _) => {
+                    edit::put_to(&node.grid, &node.aliases, to, &data, mutable).await?
+                }
+                (None, Some(format)) => Cap::Mutable(
+                    node.grid
+                        .create_mutable(&data, format)
+                        .await
+                        .map_err(|e| Failure::new(format!("upload failed: {}", chain(&e))))?,
+                ),
+                (None, None) => transfer::put_immutable(&node.grid, &data).await?,
+            };
             println!("{cap}");
+            Ok(())
+        }
+        Command::Mkdir { format, path } => {
+            let node = open(&dir)?;
+            let format = match format {
+                Some(edit::FileFormat(None)) => {
+                    return Err(Failure::new("--format=CHK: directories are SDMF or MDMF"));
+                }
+                Some(edit::FileFormat(Some(f))) => f,
+                None => MutableFormat::Sdmf,
+            };
+            let cap = edit::mkdir(&node.grid, &node.aliases, path.as_deref(), format).await?;
+            println!("{cap}");
+            Ok(())
+        }
+        Command::Ln { from, to } => {
+            let node = open(&dir)?;
+            edit::link_or_move(&node.grid, &node.aliases, &from, &to, false).await?;
+            println!("OK");
+            Ok(())
+        }
+        Command::Mv { from, to } => {
+            let node = open(&dir)?;
+            edit::link_or_move(&node.grid, &node.aliases, &from, &to, true).await?;
+            println!("OK");
+            Ok(())
+        }
+        Command::Rm { path } => {
+            let node = open(&dir)?;
+            edit::unlink(&node.grid, &node.aliases, &path).await?;
+            println!("200 OK");
             Ok(())
         }
         Command::Get { from, to } => {
@@ -131,5 +225,28 @@ fn main() -> ExitCode {
             eprintln!("error: {}", failure.message);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+        for args in [
+            &["tahoe", "put", "--format=mdmf", "f", "alias:x"][..],
+            &["tahoe", "put", "-m", "f"],
+            &["tahoe", "mkdir", "--format=MDMF", "alias:x"],
+            &["tahoe", "unlink", "alias:x"],
+            &["tahoe", "ls", "-l", "-F", "--uri"],
+            &["tahoe", "watch", "--json", "-r", "alias:"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["tahoe", "put", "--format=ZIP", "f"]).is_err());
     }
 }

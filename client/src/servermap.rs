@@ -1,0 +1,175 @@
+//! Where a mutable file's shares are right now: Tahoe's "servermap"
+//! (`mutable/servermap.py`), reduced to what Swamp's reader and publisher need.
+//!
+//! Every server is asked for its shares of the file and every share is read whole and
+//! verified against the cap. Reading then decodes the newest version with k good
+//! shares; publishing overwrites every share on the map, each write guarded by the
+//! checkstring seen here, so a writer that raced us makes our write fail instead of
+//! being silently undone.
+
+use futures::future::join_all;
+use swamp_proto::ShareNumber;
+use swamp_proto::cap::MutableCap;
+use swamp_proto::mutable::{MutableShare, checkstring_len};
+
+use crate::grid::{Grid, Server};
+
+/// What was found in one share.
+pub(crate) enum ShareState {
+    /// It parsed and verified against the cap.
+    Good(Box<MutableShare>),
+    /// It did not; `checkstring` is its leading bytes as read (what a publisher
+    /// expects to find there when it replaces the share).
+    Bad {
+        /// The share's first bytes (up to a checkstring's length).
+        checkstring: Vec<u8>,
+    },
+}
+
+/// One share on one server.
+pub(crate) struct FoundShare {
+    /// The server's position in [`ServerMap::servers`].
+    pub server: usize,
+    /// The share number.
+    pub shnum: ShareNumber,
+    /// What it holds.
+    pub state: ShareState,
+}
+
+/// A newest recoverable version: its name and k of its good shares' numbers.
+pub(crate) struct Version<'m> {
+    /// Sequence number.
+    pub seqnum: u64,
+    /// Root hash.
+    pub root_hash: [u8; 32],
+    /// Good shares of this version, one per share number.
+    pub shares: Vec<(usize, &'m MutableShare)>,
+}
+
+/// A mutable file's shares across the grid.
+pub(crate) struct ServerMap<'g> {
+    /// All servers, in the file's permuted order.
+    pub servers: Vec<&'g Server>,
+    /// Per server: whether it answered the share listing.
+    pub answered: Vec<bool>,
+    /// Every share read.
+    pub shares: Vec<FoundShare>,
+}
+
+impl ServerMap<'_> {
+    /// The highest sequence number among the good shares (0 if none).
+    pub fn highest_seqnum(&self) -> u64 {
+        self.good().map(|(_, s)| s.seqnum).max().unwrap_or(0)
+    }
+
+    fn good(&self) -> impl Iterator<Item = (usize, &MutableShare)> {
+        self.shares.iter().filter_map(|f| match &f.state {
+            ShareState::Good(s) => Some((usize::from(f.shnum.get()), s.as_ref())),
+            ShareState::Bad { .. } => None,
+        })
+    }
+
+    /// The newest version with at least k distinct good shares.
+    pub fn newest_recoverable(&self) -> Option<Version<'_>> {
+        let mut versions: Vec<(u64, [u8; 32])> =
+            self.good().map(|(_, s)| (s.seqnum, s.root_hash)).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        versions.into_iter().rev().find_map(|(seqnum, root_hash)| {
+            let mut shares: Vec<(usize, &MutableShare)> = Vec::new();
+            for (n, s) in self.good() {
+                if (s.seqnum, s.root_hash) == (seqnum, root_hash)
+                    && !shares.iter().any(|(m, _)| *m == n)
+                {
+                    shares.push((n, s));
+                }
+            }
+            let k = shares.first().map(|(_, s)| usize::from(s.needed))?;
+            (shares.len() >= k).then_some(Version {
+                seqnum,
+                root_hash,
+                shares,
+            })
+        })
+    }
+
+    /// How many good shares were found.
+    pub fn good_count(&self) -> usize {
+        self.good().count()
+    }
+}
+
+impl Grid {
+    /// Lists and reads every share of `cap`'s file on every server (servers in
+    /// parallel). Shares that fail verification are reported to their server with a
+    /// corruption advisory, as Tahoe does.
+    pub(crate) async fn map_mutable(&self, cap: &MutableCap) -> ServerMap<'_> {
+        let si = cap.storage_index();
+        let servers = self.permuted(&si);
+        let per_server = join_all(
+            servers
+                .iter()
+                .enumerate()
+                .map(|(index, server)| async move {
+                    let Ok(listed) = server.client.mutable().list_shares(&si).await else {
+                        return (false, Vec::new());
+                    };
+                    let mut found = Vec::new();
+                    for shnum in listed {
+                        let Ok(bytes) = server
+                            .client
+                            .mutable()
+                            .read_share_chunk(&si, shnum, 0, 1 << 40)
+                            .await
+                        else {
+                            continue;
+                        };
+                        let state = match MutableShare::parse(&bytes) {
+                            Ok(share)
+                                if share
+                                    .verify(usize::from(shnum.get()), &cap.fingerprint)
+                                    .is_ok() =>
+                            {
+                                ShareState::Good(Box::new(share))
+                            }
+                            _ => {
+                                let _ = server
+                                    .client
+                                    .mutable()
+                                    .advise_corrupt(
+                                        &si,
+                                        shnum,
+                                        "share failed verification (swamp client)",
+                                    )
+                                    .await;
+                                let len = bytes
+                                    .first()
+                                    .map_or(0, |v| checkstring_len(*v).min(bytes.len()));
+                                ShareState::Bad {
+                                    checkstring: bytes[..len].to_vec(),
+                                }
+                            }
+                        };
+                        found.push(FoundShare {
+                            server: index,
+                            shnum,
+                            state,
+                        });
+                    }
+                    (true, found)
+                }),
+        )
+        .await;
+        let mut answered = Vec::with_capacity(servers.len());
+        let mut shares = Vec::new();
+        for (ok, found) in per_server {
+            answered.push(ok);
+            shares.extend(found);
+        }
+        ServerMap {
+            servers,
+            answered,
+            shares,
+        }
+    }
+}

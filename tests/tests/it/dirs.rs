@@ -1,0 +1,212 @@
+//! Directories through the client library: created, changed by concurrent writers
+//! without losing a change, and watched live. Three real servers, 2-of-3.
+
+use std::time::Duration;
+
+use swamp_client::dir_edit::Replace;
+use swamp_client::grid::GridError;
+use swamp_client::watch::{WatchEvent, WatchOptions, watch};
+use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_proto::dirdiff::ChildChange;
+use swamp_tests::{TestServer, grid_of, random_bytes};
+use tokio::sync::mpsc;
+
+async fn three() -> [TestServer; 3] {
+    [
+        TestServer::start().await,
+        TestServer::start().await,
+        TestServer::start().await,
+    ]
+}
+
+fn names(entries: &[swamp_proto::dirnode::Entry]) -> Vec<&str> {
+    entries.iter().map(|e| e.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn make_link_replace_and_unlink() {
+    let servers = three().await;
+    let grid = grid_of(&servers);
+    for format in [MutableFormat::Sdmf, MutableFormat::Mdmf] {
+        let root = grid.create_dir(format).await.unwrap();
+        assert!(grid.read_dir(&root).await.unwrap().entries.is_empty());
+
+        let file = grid.upload(&random_bytes(1000)).await.unwrap();
+        grid.link(&root, "cafe\u{301}.txt", &file, Replace::Always)
+            .await
+            .unwrap();
+        let deep = grid.make_dirs(&root, &["a", "b"], format).await.unwrap();
+        assert_eq!(
+            grid.make_dirs(&root, &["a", "b"], format).await.unwrap(),
+            deep,
+            "existing directories are reused"
+        );
+        grid.link(&deep, "x", &Cap::Lit(b"x".to_vec()), Replace::Never)
+            .await
+            .unwrap();
+
+        let listing = grid.read_dir(&root).await.unwrap();
+        assert_eq!(names(&listing.entries), ["a", "caf\u{e9}.txt"], "NFC names");
+        assert_eq!(
+            listing.entries[1].rw_uri, None,
+            "immutable children have no write cap"
+        );
+        assert_eq!(
+            listing.entries[1].ro_uri.as_deref(),
+            Some(file.to_string().as_str())
+        );
+        assert_eq!(
+            grid.walk(&root, &["a", "b", "x"]).await.unwrap(),
+            Cap::Lit(b"x".to_vec())
+        );
+
+        // A directory is never replaced by a file; a name is not linked twice with Never.
+        let refused = grid.link(&root, "a", &file, Replace::OnlyFiles).await;
+        assert!(matches!(
+            refused,
+            Err(GridError::ChildExists { is_dir: true, .. })
+        ));
+        let refused = grid.link(&deep, "x", &file, Replace::Never).await;
+        assert!(matches!(
+            refused,
+            Err(GridError::ChildExists { is_dir: false, .. })
+        ));
+        let before = grid.read_dir(&root).await.unwrap().entries[1]
+            .metadata
+            .clone();
+        grid.link(&root, "café.txt", &file, Replace::OnlyFiles)
+            .await
+            .unwrap();
+        let after = grid.read_dir(&root).await.unwrap().entries[1]
+            .metadata
+            .clone();
+        assert_eq!(after["tahoe"]["linkcrtime"], before["tahoe"]["linkcrtime"]);
+
+        let removed = grid.unlink(&root, "café.txt").await.unwrap();
+        assert_eq!(removed.name, "café.txt");
+        assert!(matches!(
+            grid.unlink(&root, "café.txt").await,
+            Err(GridError::NoSuchChild { .. })
+        ));
+        assert_eq!(names(&grid.read_dir(&root).await.unwrap().entries), ["a"]);
+
+        // Read-only caps cannot change a directory.
+        assert!(
+            grid.link(&root.read_only(), "y", &file, Replace::Always)
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers_lose_no_change() {
+    let servers = three().await;
+    let grid = grid_of(&servers);
+    let root = grid.create_dir(MutableFormat::Sdmf).await.unwrap();
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let grid = grid_of(&servers);
+            let root = root.clone();
+            tokio::spawn(async move {
+                let child = Cap::Lit(format!("file {i}").into_bytes());
+                grid.link(&root, &format!("n{i}"), &child, Replace::Never)
+                    .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+    let listing = grid.read_dir(&root).await.unwrap();
+    assert_eq!(
+        names(&listing.entries),
+        ["n0", "n1", "n2", "n3", "n4", "n5"]
+    );
+}
+
+async fn next_change(rx: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("an event within 30 s")
+            .expect("the watch goes on");
+        if !matches!(event, WatchEvent::Notice(_)) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_reports_changes_recursively() {
+    let servers = three().await;
+    let grid = grid_of(&servers);
+    let root = grid.create_dir(MutableFormat::Mdmf).await.unwrap();
+    grid.link(&root, "old", &Cap::Lit(b"o".to_vec()), Replace::Never)
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let watched = root.read_only();
+    let watcher = tokio::spawn(async move {
+        let grid = grid_of(&servers);
+        let options = WatchOptions {
+            snapshot: true,
+            recursive: true,
+            ..WatchOptions::default()
+        };
+        let result = watch(&grid, watched, options, tx).await;
+        (servers, result)
+    });
+    assert!(
+        matches!(next_change(&mut rx).await, WatchEvent::Existing { path, .. } if path == "old")
+    );
+    assert_eq!(next_change(&mut rx).await, WatchEvent::Ready);
+
+    let sub = grid
+        .make_dirs(&root, &["sub"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    match next_change(&mut rx).await {
+        WatchEvent::Changed {
+            path,
+            change: ChildChange::Added(entry),
+            ..
+        } => assert_eq!(
+            (path.as_str(), entry.rw_uri),
+            ("sub", None),
+            "read-only view"
+        ),
+        other => panic!("expected sub added, got {other:?}"),
+    }
+    grid.link(&sub, "inner", &Cap::Lit(b"i".to_vec()), Replace::Never)
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_change(&mut rx).await,
+        WatchEvent::Changed { path, change: ChildChange::Added(_), .. } if path == "sub/inner"
+    ));
+    grid.link(&root, "old", &Cap::Lit(b"new".to_vec()), Replace::Always)
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_change(&mut rx).await,
+        WatchEvent::Changed { path, change: ChildChange::Modified { .. }, .. } if path == "old"
+    ));
+    grid.unlink(&root, "sub").await.unwrap();
+    assert!(matches!(
+        next_change(&mut rx).await,
+        WatchEvent::Changed { path, change: ChildChange::Removed(_), .. } if path == "sub"
+    ));
+    // The removed subtree is no longer followed.
+    grid.link(&sub, "ignored", &Cap::Lit(b"z".to_vec()), Replace::Never)
+        .await
+        .unwrap();
+    grid.unlink(&root, "old").await.unwrap();
+    assert!(matches!(
+        next_change(&mut rx).await,
+        WatchEvent::Changed { path, change: ChildChange::Removed(_), .. } if path == "old"
+    ));
+    drop(rx);
+    let (_servers, result) = watcher.await.unwrap();
+    result.unwrap();
+}
