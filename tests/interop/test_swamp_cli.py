@@ -35,17 +35,17 @@ def swamp_tahoe(grid, *args, input: bytes | None = None) -> bytes:
     return L.run_cmd(argv, timeout=120, input=input).stdout
 
 
-@pytest.mark.parametrize("size", [56, 1000, MiB + 1])
+@pytest.mark.parametrize("size", [0, 55, 56, 1000, MiB - 1, MiB + 1, 3 * MiB + 7])
 def test_tahoe_reads_what_swamp_put(grid, tmp_path, size):
     data = L.random_bytes(size, seed=size)
     src = tmp_path / "in"
     src.write_bytes(data)
     cap = swamp_tahoe(grid, "put", str(src)).decode().strip()
-    assert cap.startswith("URI:CHK:"), cap
+    assert cap.startswith("URI:LIT:" if size <= 55 else "URI:CHK:"), cap
     assert grid.client.web("GET", f"uri/{cap}") == data
 
 
-@pytest.mark.parametrize("size", [10, 56, 3 * MiB + 7])
+@pytest.mark.parametrize("size", [0, 10, 55, 56, MiB - 1, MiB + 1, 3 * MiB + 7])
 def test_swamp_reads_what_tahoe_put(grid, tmp_path, size):
     data = os.urandom(size)
     cap = grid.client.web("PUT", "uri", data=data).decode().strip()
@@ -161,3 +161,64 @@ def test_swamp_overwrites_its_own_mutable_file(grid, tmp_path, fmt):
         out = tmp_path / "out"
         swamp_tahoe(grid, "get", cap, str(out))
         assert out.read_bytes() == data
+
+
+def flip_bytes(path: Path, offset: int, count: int = 8) -> None:
+    """Corrupts a share file on disk in place."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        chunk = f.read(count)
+        f.seek(offset)
+        f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+def shares_of(grid, cap: str) -> list[tuple[object, Path]]:
+    """The file's shares, in the order a client tries their servers (permuted by
+    storage index), so the first is one a reader uses."""
+    import hashlib
+    from allmydata import uri
+    from allmydata.util import base32
+    si_bytes = uri.from_string(cap).get_storage_index()
+    si = L.b32(si_bytes)
+
+    def rank(node):
+        [ann] = node.announcement().values()
+        seed = base32.a2b(ann["ann"]["permutation-seed-base32"].encode())
+        return hashlib.sha1(si_bytes + seed).digest()
+
+    return [(node, p) for node in sorted(grid.nodes, key=rank)
+            for p in node.share_files() if p.parent.name == si]
+
+
+def advisories(node) -> list[Path]:
+    d = node.storage_dir / "corruption-advisories"
+    return sorted(d.iterdir()) if d.exists() else []
+
+
+@pytest.mark.parametrize("kind", ["CHK", "SDMF", "MDMF"])
+def test_swamp_tolerates_a_damaged_and_a_missing_share(grid, tmp_path, kind):
+    """Real Tahoe writes; one share is damaged on disk: Swamp still reads the file
+    byte-exact from the other k, and tells that share's server (a corruption
+    advisory, as Tahoe sends). With a second share gone too, fewer than k remain:
+    a clear failure, not wrong data."""
+    data = os.urandom(400_000)
+    query = "uri" if kind == "CHK" else f"uri?format={kind}"
+    cap = grid.client.web("PUT", query, data=data).decode().strip()
+    (victim_node, victim), (_, other), *_ = shares_of(grid, cap)
+    before = advisories(victim_node)
+    # Damage the share's data well inside the container (past any header).
+    flip_bytes(victim, victim.stat().st_size // 2)
+    out = tmp_path / "out"
+    swamp_tahoe(grid, "get", cap, str(out))
+    assert out.read_bytes() == data
+    assert len(advisories(victim_node)) > len(before), "the damaged share was reported"
+
+    saved = other.read_bytes()
+    other.unlink()
+    try:
+        failed = L.run_cmd([str(swamp_tahoe_bin()), "-d", str(grid.client.nodedir), "get", cap, str(out)],
+                           timeout=120, check=False)
+        assert failed.returncode == 1
+        assert b"good shares" in failed.stderr or b"shares" in failed.stderr, failed.stderr
+    finally:
+        other.write_bytes(saved)
