@@ -33,16 +33,14 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("round-*.json")):
     samples += json.loads(f.read_text())
 by = {}
 for s in samples:
-    by.setdefault(s["change"], []).append(s["seconds"] * 1000)
-every = sorted(s["seconds"] * 1000 for s in samples)
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-print(f"{len(every)} changes, {len(by)} kinds")
-print("| change | n | median ms | max ms |")
+    by.setdefault(s["change"], []).append(s)
+def ms(xs):
+    return f"{statistics.median(xs) * 1000:.0f} / {max(xs) * 1000:.0f}"
+print(f"{len(samples)} changes; times in ms, median / max")
+print("| change | n | writer's command returned -> line printed | writer's command started -> line printed |")
 print("|---|---:|---:|---:|")
 for change, xs in by.items():
-    print(f"| {change} | {len(xs)} | {statistics.median(xs):.0f} | {max(xs):.0f} |")
-print(f"| **all** | {len(every)} | {statistics.median(every):.0f} (p90 {pct(every, 90):.0f}) | {max(every):.0f} |")
+    print(f"| {change} | {len(xs)} | {ms([x['after_return'] for x in xs])} | {ms([x['after_start'] for x in xs])} |")
+print(f"| **all** | {len(samples)} | {ms([x['after_return'] for x in samples])} | {ms([x['after_start'] for x in samples])} |")
 PY
 rm -rf "$OUT"
