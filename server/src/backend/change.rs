@@ -117,4 +117,26 @@ pub trait ChangeSink: Send + Sync {
     /// # Errors
     /// An I/O error if the record could not be made durable.
     fn record(&self, changes: Vec<Change>) -> std::io::Result<()>;
+
+    /// Whether the sink can log slot changes ahead of them ([`ChangeSink::record_ahead`]).
+    fn writes_ahead(&self) -> bool {
+        false
+    }
+
+    /// Records slot changes, each with the redo of its share file, durably, *before*
+    /// the files are changed; the caller then applies the redo in place and calls
+    /// [`ChangeSink::applied`] with the returned ticket (even if applying failed).
+    /// Until then, no checkpoint may cover these records.
+    ///
+    /// # Errors
+    /// An I/O error if the records could not be made durable (nothing was changed).
+    fn record_ahead(&self, changes: Vec<(Change, super::redo::ShareRedo)>) -> std::io::Result<u64> {
+        let _ = changes;
+        Err(std::io::Error::other("this change sink does not log ahead"))
+    }
+
+    /// The redo of the records behind `ticket` has been applied.
+    fn applied(&self, ticket: u64) {
+        let _ = ticket;
+    }
 }
