@@ -395,7 +395,8 @@ mod tests {
     /// the new bytes, whatever the edit: this is what crash recovery relies on.
     #[test]
     fn dirty_ranges_turn_the_old_file_into_the_new_one() {
-        let edits: Vec<Box<dyn Fn(&mut Container)>> = vec![
+        type Edit = Box<dyn Fn(&mut Container)>;
+        let edits: Vec<Edit> = vec![
             Box::new(|c| c.write(3, b"hello")),
             Box::new(|c| c.write(5000, &[7u8; 300])),
             Box::new(|c| c.truncate(10)),

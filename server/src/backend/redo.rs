@@ -115,7 +115,11 @@ impl ShareRedo {
             RedoOp::Write { len, whole, ranges } => {
                 let file = if *whole {
                     fs::create_dir_all(layout.bucket_dir(&self.si))?;
-                    OpenOptions::new().write(true).create(true).open(&path)?
+                    OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)?
                 } else {
                     OpenOptions::new().write(true).open(&path)?
                 };
