@@ -20,7 +20,7 @@ use swamp_proto::{ShareNumber, StorageIndex};
 
 use swamp_proto::feed::SlotVersion;
 
-use super::change::Change;
+use super::change::{AheadError, Change};
 use super::error::{IoContext, StorageError};
 use super::layout::{self, Layout};
 use super::mutable::{self, Container};
@@ -224,10 +224,19 @@ impl Storage {
                         })
                         .collect::<Vec<_>>();
                     let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
-                    let ticket = sink
-                        .record_ahead(logged)
-                        .op("record in the feed journal", &bucket)?;
-                    // Logged and synced: from here a crash is repaired by replay.
+                    let (ticket, unsynced) = match sink.record_ahead(logged) {
+                        Ok(ticket) => (ticket, None),
+                        Err(AheadError {
+                            ticket: Some(ticket),
+                            error,
+                        }) => (ticket, Some(error)),
+                        Err(AheadError { error, .. }) => {
+                            return Err(error).op("record in the feed journal", &bucket);
+                        }
+                    };
+                    // Logged: from here a crash is repaired by replay. Applied even if
+                    // the sync failed, so the files always equal the journal applied
+                    // in order (the client then gets an error: outcome unknown).
                     let applied =
                         redos
                             .iter()
@@ -238,6 +247,9 @@ impl Storage {
                                 _ => redo.apply(&self.layout, false),
                             });
                     sink.applied(ticket);
+                    if let Some(error) = unsynced {
+                        return Err(error).op("sync the feed journal", &bucket);
+                    }
                     applied.op("write in place", &bucket)?;
                 }
                 None => {

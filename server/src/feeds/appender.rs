@@ -11,13 +11,14 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Space allocated at a time.
 const CHUNK: u64 = 1024 * 1024;
 
 /// The journal file, written at `end`.
 pub struct Appender {
-    file: File,
+    file: Arc<File>,
     end: u64,
     allocated: u64,
 }
@@ -46,7 +47,7 @@ impl Appender {
             len = good_len;
         }
         Ok(Self {
-            file,
+            file: Arc::new(file),
             end: good_len,
             allocated: len,
         })
@@ -69,11 +70,8 @@ impl Appender {
         Ok(())
     }
 
-    /// Another handle on the file, to sync it with.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn handle(&self) -> io::Result<File> {
-        self.file.try_clone()
+    /// A shared handle on the file, to sync it with outside the journal's lock.
+    pub fn handle(&self) -> Arc<File> {
+        Arc::clone(&self.file)
     }
 }

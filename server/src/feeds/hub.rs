@@ -18,7 +18,7 @@ use swamp_proto::v1::ShareKind;
 
 use super::journal::{Backlog, Journal, Retention};
 use super::outbox::{CloseReason, Outbox};
-use crate::backend::change::{Change, ChangeSink};
+use crate::backend::change::{AheadError, Change, ChangeSink};
 use crate::backend::redo::ShareRedo;
 use crate::backend::{Storage, StorageError};
 
@@ -210,13 +210,14 @@ impl ChangeSink for Feeds {
     fn record(&self, changes: Vec<Change>) -> io::Result<()> {
         self.commit(|core| core.journal.write(changes), false)
             .map(|_| ())
+            .map_err(|e| e.error)
     }
 
     fn writes_ahead(&self) -> bool {
         true
     }
 
-    fn record_ahead(&self, changes: Vec<(Change, ShareRedo)>) -> io::Result<u64> {
+    fn record_ahead(&self, changes: Vec<(Change, ShareRedo)>) -> Result<u64, AheadError> {
         self.commit(|core| core.journal.write_ahead(changes), true)
     }
 
@@ -252,15 +253,19 @@ impl Feeds {
     /// sequence order, everything synced. Subscribers never see a change before it is
     /// durable, and nobody waits on a sync while holding the hub lock. Returns the
     /// first sequence number written (0 if none); with `ahead`, it stays unapplied
-    /// until [`ChangeSink::applied`].
+    /// until [`ChangeSink::applied`], also when the sync fails (the error then
+    /// carries it).
     fn commit(
         &self,
-        write: impl FnOnce(&mut Core) -> io::Result<(Vec<super::journal::Entry>, std::fs::File)>,
+        write: impl FnOnce(&mut Core) -> io::Result<(Vec<super::journal::Entry>, Arc<std::fs::File>)>,
         ahead: bool,
-    ) -> io::Result<u64> {
+    ) -> Result<u64, AheadError> {
         let (first, last, file) = {
             let mut core = self.core();
-            let (entries, file) = write(&mut core)?;
+            let (entries, file) = write(&mut core).map_err(|error| AheadError {
+                ticket: None,
+                error,
+            })?;
             let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
                 return Ok(0);
             };
@@ -278,11 +283,12 @@ impl Feeds {
                 // Everything written so far is in `file` (compaction only happens when
                 // nothing is waiting, below), so this sync covers it all.
                 let target = self.core().written;
-                if let Err(e) = file.sync_data() {
-                    if ahead {
-                        self.core().unapplied.remove(&first);
-                    }
-                    return Err(e);
+                if let Err(error) = file.sync_data() {
+                    // Written but maybe not durable: the caller applies it anyway.
+                    return Err(AheadError {
+                        ticket: Some(first),
+                        error,
+                    });
                 }
                 *synced = target;
             }

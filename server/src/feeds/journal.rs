@@ -264,7 +264,7 @@ impl Journal {
     ///
     /// # Errors
     /// If the journal cannot be written.
-    pub fn write(&mut self, changes: Vec<Change>) -> io::Result<(Vec<Entry>, File)> {
+    pub fn write(&mut self, changes: Vec<Change>) -> io::Result<(Vec<Entry>, Arc<File>)> {
         self.write_records(changes.into_iter().map(|c| (c, None)).collect())
     }
 
@@ -276,7 +276,7 @@ impl Journal {
     pub fn write_ahead(
         &mut self,
         changes: Vec<(Change, ShareRedo)>,
-    ) -> io::Result<(Vec<Entry>, File)> {
+    ) -> io::Result<(Vec<Entry>, Arc<File>)> {
         self.write_records(
             changes
                 .into_iter()
@@ -288,7 +288,7 @@ impl Journal {
     fn write_records(
         &mut self,
         changes: Vec<(Change, Option<Arc<ShareRedo>>)>,
-    ) -> io::Result<(Vec<Entry>, File)> {
+    ) -> io::Result<(Vec<Entry>, Arc<File>)> {
         let time = (self.clock)();
         let mut buf = Vec::new();
         let mut entries = Vec::with_capacity(changes.len());
@@ -306,7 +306,7 @@ impl Journal {
             entries.push(entry);
         }
         self.file.append(&buf)?;
-        let handle = self.file.handle()?;
+        let handle = self.file.handle();
         for (entry, redo) in redos {
             self.pending_weight += redo.weight();
             self.pending_redo.push_back((entry, redo));
@@ -617,5 +617,63 @@ mod tests {
         let j = Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
         assert_ne!(j.epoch(), epoch);
         assert_eq!(j.head().seq, 0);
+    }
+
+    fn redo(n: u8) -> ShareRedo {
+        ShareRedo::delete(StorageIndex::from_bytes([n; 16]), ShareNumber::new(0))
+    }
+
+    #[test]
+    fn space_allocated_ahead_is_not_a_torn_tail_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swamp-feed/journal");
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        for i in 0..3 {
+            j.append(vec![change(1, 0, i)]).unwrap();
+        }
+        drop(j);
+        let allocated = fs::metadata(&path).unwrap().len();
+        assert!(allocated >= 1024 * 1024, "allocated ahead: {allocated}");
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), allocated, "zeros kept");
+        for i in 3..5 {
+            j.append(vec![change(1, 0, i)]).unwrap();
+        }
+        drop(j);
+        let j = Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        assert_eq!(j.head().seq, 5);
+        let seqs: Vec<u64> = j.ring.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn only_redo_after_the_checkpoint_is_replayed_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        for n in 1..=4 {
+            let (_, file) = j.write_ahead(vec![(change(n, 0, 1), redo(n))]).unwrap();
+            file.sync_data().unwrap();
+        }
+        records::write_checkpoint(j.dir(), 2).unwrap();
+        j.checkpointed(2);
+        assert_eq!(j.pending_redo.len(), 2);
+        drop(j);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let recover = |r: &[ShareRedo]| {
+            seen.borrow_mut().extend_from_slice(r);
+            Ok(())
+        };
+        let j = Journal::open(dir.path(), Retention::default(), clock_at(1), &recover).unwrap();
+        assert_eq!(*seen.borrow(), vec![redo(3), redo(4)]);
+        drop(j);
+        seen.borrow_mut().clear();
+        let _j = Journal::open(dir.path(), Retention::default(), clock_at(1), &recover).unwrap();
+        assert!(
+            seen.borrow().is_empty(),
+            "the start's replay moved the checkpoint"
+        );
     }
 }
