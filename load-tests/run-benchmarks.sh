@@ -25,6 +25,11 @@
 #                     disk (and so fsync) out of the picture
 #   OUT               where results go               [a new temp directory]
 #   KEEP=1            keep the node directories
+#   BASELINE_SERVER   another swamp-server binary (say, the build before a change):
+#                     it runs too, on its own node, interleaved with the others in
+#                     every round (HTTP/2 and HTTP/1.1), and is compared with the
+#                     current one, so before/after comes from the same run
+#   QUIET_TRIES       3-second checks for an idle machine before each measurement [100]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -96,6 +101,18 @@ for _ in $(seq 100); do [[ -s "$WORK/swamp.out" ]] && break; sleep 0.1; done
 head -n 1 "$WORK/swamp.out" >"$WORK/swamp.nurl"
 wait_ready "$WORK/swamp.nurl" "$SWAMP_PID"
 
+# --- Baseline Swamp (optional) -----------------------------------------------------
+if [[ -n "${BASELINE_SERVER:-}" ]]; then
+    BASE_PORT=$(free_port)
+    "$BASELINE_SERVER" create-node --port "tcp:$BASE_PORT:interface=127.0.0.1" --location "tcp:127.0.0.1:$BASE_PORT" "$WORK/swamp-base" >/dev/null
+    "$BASELINE_SERVER" run "$WORK/swamp-base" >"$WORK/swamp-base.out" 2>"$WORK/swamp-base.log" </dev/null &
+    BASE_PID=$!
+    STARTED+=("$BASE_PID")
+    for _ in $(seq 100); do [[ -s "$WORK/swamp-base.out" ]] && break; sleep 0.1; done
+    head -n 1 "$WORK/swamp-base.out" >"$WORK/swamp-base.nurl"
+    wait_ready "$WORK/swamp-base.nurl" "$BASE_PID"
+fi
+
 # --- Python Tahoe-LAFS ------------------------------------------------------------
 TAHOE_PORT=$(free_port)
 "$TAHOE" create-node --webport=none --port "tcp:$TAHOE_PORT:interface=127.0.0.1" \
@@ -131,7 +148,7 @@ busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # On a shared machine a compiler or test run next door would otherwise be measured too.
 wait_quiet() {
     local a b
-    for _ in $(seq 100); do
+    for _ in $(seq "${QUIET_TRIES:-100}"); do
         a=$(busy_ticks); sleep 3; b=$(busy_ticks)
         (( b - a < 30 )) && return 0
     done
@@ -182,12 +199,20 @@ bench() {
 
 # Alternate the servers, so slow drifts of the machine hit both alike.
 for round in $(seq "$ROUNDS"); do
+    if [[ -n "${BASELINE_SERVER:-}" ]]; then
+        echo "=== round $round: baseline Swamp (HTTP/2) ===" >&2
+        bench swamp-base "$WORK/swamp-base.nurl" "$BASE_PID" "$round"
+    fi
     echo "=== round $round: Swamp (HTTP/2) ===" >&2
     bench swamp "$WORK/swamp.nurl" "$SWAMP_PID" "$round"
     echo "=== round $round: Python Tahoe-LAFS 1.20 (HTTP/1.1: it offers no ALPN) ===" >&2
     bench python "$WORK/tahoe.nurl" "$TAHOE_PID" "$round"
     echo "=== round $round: Swamp, HTTP/1.1 only ===" >&2
     bench swamp-http1 "$WORK/swamp.nurl" "$SWAMP_PID" "$round" --http1
+    if [[ -n "${BASELINE_SERVER:-}" ]]; then
+        echo "=== round $round: baseline Swamp, HTTP/1.1 only ===" >&2
+        bench swamp-base-http1 "$WORK/swamp-base.nurl" "$BASE_PID" "$round" --http1
+    fi
 done
 
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
@@ -205,6 +230,18 @@ for round in $(seq "$ROUNDS"); do
     echo
     "$LOAD" compare --candidate "$OUT/swamp-http1.round$round.jsonl" --baseline "$OUT/python.round$round.jsonl" \
         --candidate-name "Swamp h1" --baseline-name Python
+    if [[ -n "${BASELINE_SERVER:-}" ]]; then
+        for proto in "" -http1; do
+            echo
+            echo "## Round $round: Swamp$proto vs baseline Swamp$proto; baseline Swamp$proto vs Python"
+            echo
+            "$LOAD" compare --candidate "$OUT/swamp$proto.round$round.jsonl" --baseline "$OUT/swamp-base$proto.round$round.jsonl" \
+                --candidate-name "Swamp$proto" --baseline-name "before$proto"
+            echo
+            "$LOAD" compare --candidate "$OUT/swamp-base$proto.round$round.jsonl" --baseline "$OUT/python.round$round.jsonl" \
+                --candidate-name "before$proto" --baseline-name Python
+        done
+    fi
 done
 echo
 echo "raw results (JSON lines): $OUT" >&2

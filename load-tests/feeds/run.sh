@@ -16,6 +16,7 @@
 #                     disk (and so fsync) out of the picture
 #   OUT               where results and logs go          [a new temp directory]
 #   KEEP=1            keep the node directory
+#   SERVER            the swamp-server binary to run [$CARGO_TARGET_DIR/release/swamp-server]
 #   FEED_LOAD_ARGS    extra arguments for swamp-feed-load, e.g.
 #                     "--idle-connections 20000 --source-ips 4 --fanout-connections 3200"
 #
@@ -30,7 +31,7 @@ NODE_ROOT=${NODE_ROOT:-/tmp}
 OUT=${OUT:-$(mktemp -d /tmp/swamp-feed-bench.XXXXXX)}
 mkdir -p "$OUT"
 
-SERVER="$TARGET_DIR/release/swamp-server"
+SERVER=${SERVER:-$TARGET_DIR/release/swamp-server}
 LOAD="$TARGET_DIR/release/swamp-feed-load"
 
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then

@@ -12,8 +12,10 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::BufWriter;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +33,9 @@ pub struct Server {
     /// Lease expiry, if enabled.
     pub expiry: Option<ExpiryPolicy>,
 }
+
+/// Write buffer of an HTTP/2 connection.
+const H2_WRITE_BUFFER: usize = 64 * 1024;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -87,7 +92,16 @@ pub async fn serve(
             };
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(256).enable_connect_protocol();
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+            // HTTP/2 writes one TLS record, and one system call, per 16 KiB frame; a
+            // write buffer under it lets one flush carry several frames. HTTP/1.1
+            // (hyper buffers it already) and idle WebSocket connections go without, to
+            // keep an idle connection small.
+            let io = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                Either::Left(BufWriter::with_capacity(H2_WRITE_BUFFER, tls))
+            } else {
+                Either::Right(tls)
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

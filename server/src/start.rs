@@ -120,6 +120,7 @@ pub fn assemble(
             feeds,
             activity: Arc::default(),
             operator_secret: identity.operator_secret.clone(),
+            buffers: Arc::default(),
         },
         tls,
         expiry,

@@ -117,4 +117,44 @@ pub trait ChangeSink: Send + Sync {
     /// # Errors
     /// An I/O error if the record could not be made durable.
     fn record(&self, changes: Vec<Change>) -> std::io::Result<()>;
+
+    /// Whether the sink can log slot changes ahead of them ([`ChangeSink::record_ahead`]).
+    fn writes_ahead(&self) -> bool {
+        false
+    }
+
+    /// Records slot changes, each with the redo of its share file, durably, *before*
+    /// the files are changed; the caller then applies the redo in place and calls
+    /// [`ChangeSink::applied`] with the returned ticket (even if applying failed).
+    /// Until then, no checkpoint may cover these records.
+    ///
+    /// # Errors
+    /// [`AheadError`]: if it carries a ticket, the records are in the journal but their
+    /// sync failed; the caller must still apply them (a later sync or a replay may make
+    /// them durable, and the share files must always equal the journal applied in
+    /// order), then report the error.
+    fn record_ahead(
+        &self,
+        changes: Vec<(Change, super::redo::ShareRedo)>,
+    ) -> Result<u64, AheadError> {
+        let _ = changes;
+        Err(AheadError {
+            ticket: None,
+            error: std::io::Error::other("this change sink does not log ahead"),
+        })
+    }
+
+    /// The redo of the records behind `ticket` has been applied.
+    fn applied(&self, ticket: u64) {
+        let _ = ticket;
+    }
+}
+
+/// Why [`ChangeSink::record_ahead`] failed.
+#[derive(Debug)]
+pub struct AheadError {
+    /// Set when the records were written (so must be applied) but not synced.
+    pub ticket: Option<u64>,
+    /// The I/O error.
+    pub error: std::io::Error,
 }

@@ -8,9 +8,12 @@
 //! - Completed immutable shares never change except for their lease records. Lease
 //!   changes and share-length reads of one storage index are ordered by a per-index lock
 //!   ([`locks`]), so nobody computes a length mid-lease-append.
-//! - A read-test-write holds the index's write lock, builds each new container in memory,
-//!   writes it to a temporary file, syncs it and renames it over the old one. Readers
-//!   that opened the old file keep a consistent old version; a crash leaves either.
+//! - A read-test-write holds the index's write lock and builds each new container in
+//!   memory. With the feed journal attached (always, in a server), it logs the changed
+//!   bytes there, synced, then writes them in place (`redo.rs`); slot reads hold the
+//!   index's read lock, so they see the old or the new version, and a crash is repaired
+//!   by replaying the log. Without a journal it writes a temporary file, syncs it and
+//!   renames it over the old one.
 //! - Uploads live in `shares/incoming/` and are renamed into `shares/` only when complete
 //!   and synced, so `shares/` never holds a partial immutable share.
 //!
@@ -18,7 +21,7 @@
 //! `layout.rs` (paths, durable directory operations), `immutable.rs` and `mutable.rs`
 //! (the two container formats), `lease.rs` (lease records), `ranges.rs` (upload
 //! progress), `locks.rs`, `uploads.rs` (in-progress uploads), `slots.rs`
-//! (read-test-write), `advisory.rs` (corruption reports), `expiry.rs` (lease expiry).
+//! (read-test-write), `redo.rs` (logged in-place slot writes), `advisory.rs` (corruption reports), `expiry.rs` (lease expiry).
 
 pub mod advisory;
 pub mod change;
@@ -30,6 +33,7 @@ pub mod lease;
 pub mod locks;
 pub mod mutable;
 pub mod ranges;
+pub mod redo;
 pub mod slots;
 pub mod uploads;
 
@@ -246,8 +250,46 @@ impl Storage {
         si: &StorageIndex,
         shnum: ShareNumber,
     ) -> Result<OpenShare, StorageError> {
-        let path = self.layout.share_path(si, shnum);
         let _guard = self.locks.read(si);
+        self.open_share_locked(kind, si, shnum)
+    }
+
+    /// Reads share data `[first, first + size)` (clipped to the data length) with one
+    /// positioned read while holding the storage index's read lock, so a slot read sees
+    /// a whole version even though read-test-write writes slots in place. Returns the
+    /// share's data length and the bytes (empty when `first` is at or past the end).
+    ///
+    /// # Errors
+    /// As [`Storage::open_share`].
+    pub fn read_share(
+        &self,
+        kind: ShareKind,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        first: u64,
+        size: u64,
+    ) -> Result<(u64, Vec<u8>), StorageError> {
+        let _guard = self.locks.read(si);
+        let share = self.open_share_locked(kind, si, shnum)?;
+        let end = first.saturating_add(size).min(share.data_length);
+        if first >= end {
+            return Ok((share.data_length, Vec::new()));
+        }
+        let mut data = vec![0u8; (end - first) as usize];
+        let path = self.layout.share_path(si, shnum);
+        let got =
+            read_prefix_at(&share.file, &mut data, share.data_offset + first).op("read", &path)?;
+        data.truncate(got);
+        Ok((share.data_length, data))
+    }
+
+    fn open_share_locked(
+        &self,
+        kind: ShareKind,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+    ) -> Result<OpenShare, StorageError> {
+        let path = self.layout.share_path(si, shnum);
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),

@@ -56,8 +56,16 @@ pub fn read_data_length(file: &File) -> io::Result<u64> {
 }
 
 /// A whole mutable container, in memory.
+///
+/// It remembers which byte ranges of the file its edits touched (`dirty`), so a
+/// read-test-write can log exactly those bytes ahead of writing them in place
+/// (`redo.rs`) instead of rewriting the whole file.
 pub struct Container {
     image: Vec<u8>,
+    /// Touched byte ranges of the file, `[from, to)`, unsorted, maybe overlapping.
+    dirty: Vec<(usize, usize)>,
+    /// Built from nothing: every byte is new.
+    fresh: bool,
 }
 
 impl Container {
@@ -68,7 +76,11 @@ impl Container {
         image[32..52].copy_from_slice(&nodeid);
         image[52..84].copy_from_slice(write_enabler.expose());
         image[EXTRA_LEASE_AT..EXTRA_LEASE_AT + 8].copy_from_slice(&DATA_OFFSET.to_be_bytes());
-        Self { image }
+        Self {
+            image,
+            dirty: Vec::new(),
+            fresh: true,
+        }
     }
 
     /// Parses a container file's bytes.
@@ -80,7 +92,11 @@ impl Container {
         if !is_mutable_header(&image) || image.len() < DATA_OFFSET as usize + 4 {
             return Err(bad("not a mutable share container"));
         }
-        let c = Self { image };
+        let c = Self {
+            image,
+            dirty: Vec::new(),
+            fresh: false,
+        };
         let extra = c.extra_lease_offset();
         if extra < DATA_OFFSET + c.data_length() || extra.saturating_add(4) > c.image.len() as u64 {
             return Err(bad("mutable container offsets are inconsistent"));
@@ -95,6 +111,48 @@ impl Container {
     /// The container's bytes, to write to disk.
     pub fn as_bytes(&self) -> &[u8] {
         &self.image
+    }
+
+    /// Whether the container was built from nothing (it has no file yet).
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// The byte ranges of the file that the edits so far changed, merged and sorted,
+    /// with their new bytes. Together with the new file length they turn the old file
+    /// into the new one. The header (with the data length and the leases) and the
+    /// extra-lease block at the end are always included, so applying them also
+    /// undoes any unlogged lease change made to the file since (a lease may be lost
+    /// in a crash, see `docs/durability.md`; data never).
+    pub fn dirty_ranges(&self) -> Vec<(u64, &[u8])> {
+        let len = self.image.len();
+        let mut ranges = self.dirty.clone();
+        ranges.push((0, DATA_OFFSET as usize));
+        ranges.push(((self.extra_lease_offset() as usize).min(len), len));
+        if self.fresh {
+            ranges.push((0, len));
+        }
+        ranges.retain(|&(from, to)| from < to);
+        ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (from, to) in ranges {
+            let to = to.min(len);
+            match merged.last_mut() {
+                Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                _ => merged.push((from, to)),
+            }
+        }
+        merged
+            .into_iter()
+            .filter(|(from, to)| from < to)
+            .map(|(from, to)| (from as u64, &self.image[from..to]))
+            .collect()
+    }
+
+    fn touch(&mut self, from: usize, to: usize) {
+        if from < to {
+            self.dirty.push((from, to));
+        }
     }
 
     fn secret_storage(&self) -> SecretStorage {
@@ -117,6 +175,7 @@ impl Container {
 
     fn set_data_length(&mut self, len: u64) {
         self.image[DATA_LENGTH_AT..DATA_LENGTH_AT + 8].copy_from_slice(&len.to_be_bytes());
+        self.touch(DATA_LENGTH_AT, DATA_LENGTH_AT + 8);
     }
 
     fn extra_lease_offset(&self) -> u64 {
@@ -139,8 +198,10 @@ impl Container {
     }
 
     fn ensure_len(&mut self, len: u64) {
-        if (self.image.len() as u64) < len {
+        let old = self.image.len();
+        if (old as u64) < len {
             self.image.resize(len as usize, 0);
+            self.touch(old, len as usize);
         }
     }
 
@@ -155,9 +216,12 @@ impl Container {
         let block_len = 4 + u64::from(self.num_extra_leases()) * MUTABLE_LEASE_SIZE as u64;
         let block = self.image[old as usize..(old + block_len) as usize].to_vec();
         self.image[old as usize..(old + block_len) as usize].fill(0);
+        self.touch(old as usize, (old + block_len) as usize);
         self.ensure_len(new + block_len);
         self.image[new as usize..(new + block_len) as usize].copy_from_slice(&block);
+        self.touch(new as usize, (new + block_len) as usize);
         self.image[EXTRA_LEASE_AT..EXTRA_LEASE_AT + 8].copy_from_slice(&new.to_be_bytes());
+        self.touch(EXTRA_LEASE_AT, EXTRA_LEASE_AT + 8);
     }
 
     /// Writes `data` at `offset`, growing the data (zero-filling any gap) as Tahoe's
@@ -173,11 +237,13 @@ impl Container {
                 let from = (DATA_OFFSET + data_length) as usize;
                 let to = (DATA_OFFSET + offset) as usize;
                 self.image[from..to].fill(0);
+                self.touch(from, to);
             }
             self.set_data_length(offset + len);
         }
         let at = (DATA_OFFSET + offset) as usize;
         self.image[at..at + data.len()].copy_from_slice(data);
+        self.touch(at, at + data.len());
     }
 
     /// Shrinks the logical length (never grows it), as `new-length` does.
@@ -219,10 +285,12 @@ impl Container {
             let count_at = self.extra_lease_offset() as usize;
             let count = self.num_extra_leases() + 1;
             self.image[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
+            self.touch(count_at, count_at + 4);
         }
         let at = self.lease_slot_offset(n);
         self.ensure_len((at + MUTABLE_LEASE_SIZE) as u64);
         self.image[at..at + MUTABLE_LEASE_SIZE].copy_from_slice(&lease.to_mutable());
+        self.touch(at, at + MUTABLE_LEASE_SIZE);
     }
 
     /// Renews the lease with the presented renew secret (extending only), else puts a
@@ -260,6 +328,7 @@ impl Container {
                 } else {
                     let at = self.lease_slot_offset(n);
                     self.image[at..at + MUTABLE_LEASE_SIZE].fill(0);
+                    self.touch(at, at + MUTABLE_LEASE_SIZE);
                 }
             }
         }
@@ -320,5 +389,42 @@ mod tests {
         c.add_or_renew_lease(&grant(0, 150));
         assert_eq!(c.leases()[0].expiry, 200, "renewal never shortens");
         assert!(Container::from_bytes(c.as_bytes().to_vec()).is_ok());
+    }
+
+    /// Applying the dirty ranges to the old bytes (and setting the new length) gives
+    /// the new bytes, whatever the edit: this is what crash recovery relies on.
+    #[test]
+    fn dirty_ranges_turn_the_old_file_into_the_new_one() {
+        type Edit = Box<dyn Fn(&mut Container)>;
+        let edits: Vec<Edit> = vec![
+            Box::new(|c| c.write(3, b"hello")),
+            Box::new(|c| c.write(5000, &[7u8; 300])),
+            Box::new(|c| c.truncate(10)),
+            Box::new(|c| c.add_or_renew_lease(&grant(9, 500))),
+            Box::new(|c| {
+                c.retain_leases(|l| l.expiry > 100);
+            }),
+            Box::new(|c| {
+                c.write(0, &[1u8; 20]);
+                c.write(2000, b"x");
+                c.add_or_renew_lease(&grant(1, 900));
+            }),
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
+            c.write(0, &[5u8; 1000]);
+            for n in 0..6 {
+                c.add_or_renew_lease(&grant(n, 100 + u64::from(n)));
+            }
+            let old = c.as_bytes().to_vec();
+            let mut c = Container::from_bytes(old.clone()).unwrap();
+            edit(&mut c);
+            let mut file = old.clone();
+            file.resize(c.as_bytes().len(), 0);
+            for (at, bytes) in c.dirty_ranges() {
+                file[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+            }
+            assert_eq!(file, c.as_bytes(), "edit {i}");
+        }
     }
 }

@@ -4,7 +4,9 @@
 //! mismatch refuses the whole request); evaluate every test vector; evaluate the read
 //! vectors on every existing share; only if all tests passed, apply the writes (or
 //! deletions, for `new-length` 0) and add or renew the lease on each written share.
-//! Each changed share is replaced atomically and durably before we answer.
+//! Each change is durable before we answer: logged ahead in the feed journal and then
+//! written in place (`redo.rs`), or, without a journal, replaced atomically (temporary
+//! file, sync, rename, directory sync).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -18,10 +20,11 @@ use swamp_proto::{ShareNumber, StorageIndex};
 
 use swamp_proto::feed::SlotVersion;
 
-use super::change::Change;
+use super::change::{AheadError, Change};
 use super::error::{IoContext, StorageError};
 use super::layout::{self, Layout};
 use super::mutable::{self, Container};
+use super::redo::{RedoOp, ShareRedo};
 use super::{LeaseGrant, Storage};
 
 /// What a read-test-write did.
@@ -70,6 +73,8 @@ impl SlotChange {
 pub const VERSION_PREFIX_LEN: u64 = 57;
 
 struct ExistingShare {
+    /// Opened for reading and writing: read-test-write reads it and, logged ahead,
+    /// writes the change into it.
     file: File,
     data_length: u64,
 }
@@ -105,7 +110,11 @@ impl Storage {
         let mut existing = BTreeMap::new();
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
-            let file = File::open(&path).op("open", &path)?;
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .op("open", &path)?;
             let mut header = [0u8; 100];
             file.read_exact_at(&mut header, 0).op("read", &path)?;
             if !mutable::is_mutable_header(&header) {
@@ -121,7 +130,11 @@ impl Storage {
             if !swamp_proto::secrets::constant_time_eq(recorded, write_enabler.expose()) {
                 return Err(StorageError::BadWriteEnabler);
             }
-            let data_length = mutable::read_data_length(&file).op("read", &path)?;
+            let data_length = u64::from_be_bytes(
+                header[84..92]
+                    .try_into()
+                    .expect("invariant: 8 bytes of a 100-byte header"),
+            );
             existing.insert(shnum, ExistingShare { file, data_length });
         }
 
@@ -156,14 +169,11 @@ impl Storage {
 
         let mut changed = Vec::new();
         if success {
-            let bucket = self.layout.bucket_dir(si);
-            let mut staged = Staged::new(&bucket);
+            let mut plans = Vec::new();
             for (shnum, vectors) in &request.shares {
                 let path = self.layout.share_path(si, *shnum);
                 if vectors.new_length == Some(0) {
-                    if existing.contains_key(shnum) {
-                        staged.delete(*shnum);
-                    }
+                    plans.push((*shnum, None, existing.contains_key(shnum)));
                     changed.push(SlotChange {
                         shnum: *shnum,
                         data_length: 0,
@@ -171,8 +181,9 @@ impl Storage {
                     });
                     continue;
                 }
-                let mut container = if existing.contains_key(shnum) {
-                    Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?
+                let mut container = if let Some(share) = existing.get(shnum) {
+                    Container::from_bytes(read_whole(&share.file).op("read", &path)?)
+                        .op("read", &path)?
                 } else {
                     Container::new(self.settings.nodeid, write_enabler)
                 };
@@ -190,20 +201,74 @@ impl Storage {
                     container.truncate(len);
                 }
                 container.add_or_renew_lease(grant);
-                staged.write(*shnum, container.as_bytes())?;
                 changed.push(SlotChange {
                     shnum: *shnum,
                     data_length: container.data_length(),
                     prefix: container.read(0, VERSION_PREFIX_LEN).to_vec(),
                 });
+                plans.push((*shnum, Some(container), true));
             }
-            let deleted_any = staged.deletes_any();
-            staged.commit()?;
+            let deleted_any = plans.iter().any(|(_, c, existed)| c.is_none() && *existed);
+            let bucket = self.layout.bucket_dir(si);
+            match self.sink.get().filter(|sink| sink.writes_ahead()) {
+                Some(sink) => {
+                    let logged = plans
+                        .iter()
+                        .zip(&changed)
+                        .map(|((shnum, container, _), change)| {
+                            let redo = match container {
+                                Some(c) => ShareRedo::write(*si, *shnum, c),
+                                None => ShareRedo::delete(*si, *shnum),
+                            };
+                            (change.to_change(si), redo)
+                        })
+                        .collect::<Vec<_>>();
+                    let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
+                    let (ticket, unsynced) = match sink.record_ahead(logged) {
+                        Ok(ticket) => (ticket, None),
+                        Err(AheadError {
+                            ticket: Some(ticket),
+                            error,
+                        }) => (ticket, Some(error)),
+                        Err(AheadError { error, .. }) => {
+                            return Err(error).op("record in the feed journal", &bucket);
+                        }
+                    };
+                    // Logged: from here a crash is repaired by replay. Applied even if
+                    // the sync failed, so the files always equal the journal applied
+                    // in order (the client then gets an error: outcome unknown).
+                    let applied =
+                        redos
+                            .iter()
+                            .try_for_each(|redo| match existing.get(&redo.shnum) {
+                                Some(share) if !matches!(redo.op, RedoOp::Delete) => {
+                                    redo.apply_to(&share.file)
+                                }
+                                _ => redo.apply(&self.layout, false),
+                            });
+                    sink.applied(ticket);
+                    if let Some(error) = unsynced {
+                        return Err(error).op("sync the feed journal", &bucket);
+                    }
+                    applied.op("write in place", &bucket)?;
+                }
+                None => {
+                    let mut staged = Staged::new(&bucket);
+                    for (shnum, container, existed) in &plans {
+                        match container {
+                            Some(c) => staged.write(*shnum, c.as_bytes())?,
+                            None if *existed => staged.delete(*shnum),
+                            None => {}
+                        }
+                    }
+                    staged.commit()?;
+                    self.report(changed.iter().map(|c| c.to_change(si)).collect())?;
+                }
+            }
             // Only a deletion can empty the bucket; skip the listing otherwise.
             if deleted_any && self.list_shares(si)?.is_empty() {
                 layout::remove_empty_dirs(&bucket, &self.layout.shares);
             }
-            self.report(changed.iter().map(|c| c.to_change(si)).collect())?;
         }
         Ok(ReadTestWriteOutcome {
             success,
@@ -211,6 +276,14 @@ impl Storage {
             changed,
         })
     }
+}
+
+/// The whole file, with one positioned read.
+fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
+    let len = file.metadata()?.len();
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
 }
 
 /// Loads a slot share, lets `change` edit it, and replaces it durably. The caller holds
@@ -271,10 +344,6 @@ impl<'a> Staged<'a> {
 
     fn delete(&mut self, shnum: ShareNumber) {
         self.deletes.push(shnum);
-    }
-
-    fn deletes_any(&self) -> bool {
-        !self.deletes.is_empty()
     }
 
     fn commit(mut self) -> Result<(), StorageError> {

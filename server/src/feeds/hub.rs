@@ -18,7 +18,8 @@ use swamp_proto::v1::ShareKind;
 
 use super::journal::{Backlog, Journal, Retention};
 use super::outbox::{CloseReason, Outbox};
-use crate::backend::change::{Change, ChangeSink};
+use crate::backend::change::{AheadError, Change, ChangeSink};
+use crate::backend::redo::ShareRedo;
 use crate::backend::{Storage, StorageError};
 
 /// Feed limits and timings.
@@ -78,6 +79,11 @@ struct Core {
     unpublished: std::collections::VecDeque<super::journal::Entry>,
     /// The last sequence number written.
     written: u64,
+    /// First sequence numbers of batches logged ahead whose redo is not yet applied:
+    /// no checkpoint may cover them.
+    unapplied: std::collections::BTreeSet<u64>,
+    /// A checkpoint is running.
+    checkpointing: bool,
 }
 
 /// The change feeds of one server.
@@ -99,10 +105,18 @@ impl Feeds {
     /// If the journal cannot be opened.
     pub fn attach(storage: Arc<Storage>, settings: FeedSettings) -> io::Result<Arc<Self>> {
         let clock = storage.settings().clock.clone();
+        let layout = storage.layout();
+        let recover = |redo: &[ShareRedo]| {
+            for r in redo {
+                r.apply(layout, true)?;
+            }
+            crate::backend::redo::sync_storage(layout)
+        };
         let journal = Journal::open(
-            &storage.layout().storage_dir(),
+            &layout.storage_dir(),
             settings.retention.clone(),
             clock,
+            &recover,
         )?;
         let head_seq = journal.head().seq;
         let feeds = Arc::new(Self {
@@ -113,6 +127,8 @@ impl Feeds {
                 total_subs: 0,
                 unpublished: std::collections::VecDeque::new(),
                 written: head_seq,
+                unapplied: std::collections::BTreeSet::new(),
+                checkpointing: false,
             }),
             storage: Arc::clone(&storage),
             settings,
@@ -191,20 +207,75 @@ impl Feeds {
 }
 
 impl ChangeSink for Feeds {
+    fn record(&self, changes: Vec<Change>) -> io::Result<()> {
+        self.commit(|core| core.journal.write(changes), false)
+            .map(|_| ())
+            .map_err(|e| e.error)
+    }
+
+    fn writes_ahead(&self) -> bool {
+        true
+    }
+
+    fn record_ahead(&self, changes: Vec<(Change, ShareRedo)>) -> Result<u64, AheadError> {
+        self.commit(|core| core.journal.write_ahead(changes), true)
+    }
+
+    fn applied(&self, ticket: u64) {
+        let (upto, dir) = {
+            let mut core = self.core();
+            core.unapplied.remove(&ticket);
+            if core.checkpointing || !core.journal.wants_checkpoint() {
+                return;
+            }
+            core.checkpointing = true;
+            let upto = core
+                .unapplied
+                .first()
+                .map_or(core.written, |first| first - 1);
+            (upto, core.journal.dir().to_path_buf())
+        };
+        // Outside the lock: writers go on while the share files are flushed.
+        let done = crate::backend::redo::sync_storage(self.storage.layout())
+            .and_then(|()| super::records::write_checkpoint(&dir, upto));
+        let mut core = self.core();
+        core.checkpointing = false;
+        match done {
+            Ok(()) => core.journal.checkpointed(upto),
+            Err(e) => tracing::error!(error = %e, "feed journal checkpoint failed; will retry"),
+        }
+    }
+}
+
+impl Feeds {
     /// Group commit: write under the hub lock (which fixes the order), sync outside it
     /// (one sync covers every writer that wrote before it started), then publish, in
     /// sequence order, everything synced. Subscribers never see a change before it is
-    /// durable, and nobody waits on a sync while holding the hub lock.
-    fn record(&self, changes: Vec<Change>) -> io::Result<()> {
-        let (last, file) = {
+    /// durable, and nobody waits on a sync while holding the hub lock. Returns the
+    /// first sequence number written (0 if none); with `ahead`, it stays unapplied
+    /// until [`ChangeSink::applied`], also when the sync fails (the error then
+    /// carries it).
+    fn commit(
+        &self,
+        write: impl FnOnce(&mut Core) -> io::Result<(Vec<super::journal::Entry>, Arc<std::fs::File>)>,
+        ahead: bool,
+    ) -> Result<u64, AheadError> {
+        let (first, last, file) = {
             let mut core = self.core();
-            let (entries, file) = core.journal.write(changes)?;
-            let Some(last) = entries.last().map(|e| e.seq) else {
-                return Ok(());
+            let (entries, file) = write(&mut core).map_err(|error| AheadError {
+                ticket: None,
+                error,
+            })?;
+            let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+                return Ok(0);
             };
+            let (first, last) = (first.seq, last.seq);
             core.written = last;
+            if ahead {
+                core.unapplied.insert(first);
+            }
             core.unpublished.extend(entries);
-            (last, file)
+            (first, last, file)
         };
         {
             let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
@@ -212,12 +283,18 @@ impl ChangeSink for Feeds {
                 // Everything written so far is in `file` (compaction only happens when
                 // nothing is waiting, below), so this sync covers it all.
                 let target = self.core().written;
-                file.sync_data()?;
+                if let Err(error) = file.sync_data() {
+                    // Written but maybe not durable: the caller applies it anyway.
+                    return Err(AheadError {
+                        ticket: Some(first),
+                        error,
+                    });
+                }
                 *synced = target;
             }
         }
         self.publish();
-        Ok(())
+        Ok(first)
     }
 }
 
@@ -236,13 +313,14 @@ impl Feeds {
             let Some(ids) = core.by_si.get(&si) else {
                 continue;
             };
-            let event = entry.change.to_event(Cursor {
+            // Encoded at most once, whatever the number of subscribers.
+            let event = super::encode::shared(entry.change.to_event(Cursor {
                 epoch,
                 seq: entry.seq,
-            });
+            }));
             for id in ids {
                 if let Some(conn) = core.conns.get(id)
-                    && conn.outbox.push(event.clone())
+                    && conn.outbox.push(std::sync::Arc::clone(&event))
                 {
                     self.slow_closes.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
@@ -405,9 +483,9 @@ impl Subscriber {
     /// Queues a `progress` event with the current cursor, behind any queued event.
     pub fn request_progress(&self) {
         let core = self.feeds.core();
-        let _ = self.outbox.push(FeedEvent::Progress {
+        let _ = self.outbox.push(super::encode::shared(FeedEvent::Progress {
             cursor: core.journal.head(),
-        });
+        }));
     }
 
     /// The queue of live events.

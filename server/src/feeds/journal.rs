@@ -10,14 +10,18 @@
 //! Files, under `<storage>/swamp-feed/`:
 //! - `epoch`: 16 hex digits, made once;
 //! - `journal`: records `u32 length | 4-byte SHA-256 prefix | CBOR (seq, time, change)`,
-//!   appended and synced before the write they record is acknowledged; a torn tail
-//!   (crash mid-append) is cut off at start;
+//!   appended (into zero-filled space allocated ahead, `appender.rs`) and synced before
+//!   the write they record is acknowledged; a torn tail (crash mid-append) is cut off
+//!   at start; format in `records.rs`;
 //! - `latest`: the latest-state index as of a sequence number, written when the journal
-//!   is compacted (then the journal keeps only the ring).
+//!   is compacted (then the journal keeps only the ring);
+//! - `checkpoint`: slot changes are logged here *ahead* of their in-place write, with
+//!   their redo (`records.rs`, `backend/redo.rs`); redo after the checkpoint is replayed
+//!   at start, before anything else.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +30,18 @@ use serde::{Deserialize, Serialize};
 use swamp_proto::feed::Cursor;
 use swamp_proto::{ShareNumber, StorageIndex};
 
+use super::appender::Appender;
+use super::records;
 use crate::backend::Clock;
 use crate::backend::change::Change;
+use crate::backend::redo::ShareRedo;
+
+/// Applies recovered redo to the share files, in order, and makes it durable.
+pub type Recover<'a> = &'a dyn Fn(&[ShareRedo]) -> io::Result<()>;
+
+/// Checkpoint once this many bytes of redo are waiting, or this many records.
+const CHECKPOINT_BYTES: usize = 64 * 1024 * 1024;
+const CHECKPOINT_RECORDS: usize = 100_000;
 
 /// How much exact history to keep.
 #[derive(Clone, Debug)]
@@ -80,7 +94,7 @@ pub enum Backlog {
 pub struct Journal {
     dir: PathBuf,
     epoch: u64,
-    file: File,
+    file: Appender,
     head: u64,
     /// Changes up to here are synced and published; subscribers see only these.
     visible: u64,
@@ -90,16 +104,49 @@ pub struct Journal {
     records_in_file: usize,
     retention: Retention,
     clock: Clock,
+    /// Redo logged after the checkpoint, with its entry (kept for compaction).
+    pending_redo: VecDeque<(Entry, Arc<ShareRedo>)>,
+    /// Bytes of redo in `pending_redo`.
+    pending_weight: usize,
 }
 
 impl Journal {
-    /// Opens (or starts) the journal under `storage_dir/swamp-feed`.
+    /// Opens (or starts) the journal under `storage_dir/swamp-feed`. First, the redo
+    /// logged after the last checkpoint is handed to `recover` (which applies it and
+    /// makes it durable) and the checkpoint moves to the end of the journal.
     ///
     /// # Errors
-    /// I/O errors; a damaged `latest` file starts a new epoch instead.
-    pub fn open(storage_dir: &Path, retention: Retention, clock: Clock) -> io::Result<Self> {
+    /// I/O errors (from `recover` too); a damaged `latest` file starts a new epoch
+    /// instead.
+    pub fn open(
+        storage_dir: &Path,
+        retention: Retention,
+        clock: Clock,
+        recover: Recover<'_>,
+    ) -> io::Result<Self> {
         let dir = storage_dir.join("swamp-feed");
         fs::create_dir_all(&dir)?;
+        let journal_path = dir.join("journal");
+        let (records, good_len, clean_tail) = records::read(&journal_path)?;
+        let checkpoint = records::read_checkpoint(&dir);
+        let redo: Vec<ShareRedo> = records
+            .iter()
+            .filter(|(e, _)| e.seq > checkpoint)
+            .filter_map(|(_, r)| r.clone())
+            .collect();
+        if !redo.is_empty() {
+            tracing::info!(
+                records = redo.len(),
+                "replaying slot writes logged after the last checkpoint"
+            );
+            recover(&redo)?;
+        }
+        let last = records.last().map_or(0, |(e, _)| e.seq);
+        // A checkpoint past the journal's end (records lost with the page cache) would
+        // hide the redo of the records that will reuse those numbers.
+        if !redo.is_empty() || checkpoint > last {
+            records::write_checkpoint(&dir, last)?;
+        }
         let epoch_path = dir.join("epoch");
         let epoch = match fs::read_to_string(&epoch_path)
             .ok()
@@ -121,20 +168,8 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (0, HashMap::new()),
             Err(e) => return Err(e),
         };
-        let journal_path = dir.join("journal");
-        let (entries, good_len) = read_records(&journal_path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&journal_path)?;
-        if file.metadata()?.len() > good_len {
-            tracing::warn!(
-                kept = good_len,
-                "feed journal has a torn tail (crash mid-append); cutting it off"
-            );
-            file.set_len(good_len)?;
-            file.sync_all()?;
-        }
+        let entries: Vec<Entry> = records.into_iter().map(|(e, _)| e).collect();
+        let file = Appender::open(&journal_path, good_len, clean_tail)?;
         let mut head = upto;
         let mut ring = VecDeque::new();
         for entry in entries.iter().cloned() {
@@ -156,6 +191,8 @@ impl Journal {
             records_in_file: entries.len(),
             retention,
             clock,
+            pending_redo: VecDeque::new(),
+            pending_weight: 0,
         };
         journal.trim();
         Ok(journal)
@@ -163,7 +200,7 @@ impl Journal {
 
     fn start_epoch(dir: PathBuf, retention: Retention, clock: Clock) -> io::Result<Self> {
         let epoch: u64 = rand::random();
-        for name in ["journal", "latest"] {
+        for name in ["journal", "latest", "checkpoint"] {
             match fs::remove_file(dir.join(name)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -171,10 +208,7 @@ impl Journal {
             }
         }
         write_durably(&dir.join("epoch"), format!("{epoch:016x}\n").as_bytes())?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("journal"))?;
+        let file = Appender::open(&dir.join("journal"), 0, true)?;
         tracing::info!(epoch = format!("{epoch:016x}"), "started a new feed epoch");
         Ok(Self {
             dir,
@@ -187,6 +221,8 @@ impl Journal {
             records_in_file: 0,
             retention,
             clock,
+            pending_redo: VecDeque::new(),
+            pending_weight: 0,
         })
     }
 
@@ -228,21 +264,53 @@ impl Journal {
     ///
     /// # Errors
     /// If the journal cannot be written.
-    pub fn write(&mut self, changes: Vec<Change>) -> io::Result<(Vec<Entry>, File)> {
+    pub fn write(&mut self, changes: Vec<Change>) -> io::Result<(Vec<Entry>, Arc<File>)> {
+        self.write_records(changes.into_iter().map(|c| (c, None)).collect())
+    }
+
+    /// The same, for slot changes logged ahead of their in-place write: each record
+    /// also carries the redo of its share file, kept until a checkpoint covers it.
+    ///
+    /// # Errors
+    /// If the journal cannot be written.
+    pub fn write_ahead(
+        &mut self,
+        changes: Vec<(Change, ShareRedo)>,
+    ) -> io::Result<(Vec<Entry>, Arc<File>)> {
+        self.write_records(
+            changes
+                .into_iter()
+                .map(|(c, r)| (c, Some(Arc::new(r))))
+                .collect(),
+        )
+    }
+
+    fn write_records(
+        &mut self,
+        changes: Vec<(Change, Option<Arc<ShareRedo>>)>,
+    ) -> io::Result<(Vec<Entry>, Arc<File>)> {
         let time = (self.clock)();
         let mut buf = Vec::new();
         let mut entries = Vec::with_capacity(changes.len());
-        for (i, change) in changes.into_iter().enumerate() {
+        let mut redos = Vec::new();
+        for (i, (change, redo)) in changes.into_iter().enumerate() {
             let entry = Entry {
                 seq: self.head + 1 + i as u64,
                 time,
                 change: Arc::new(change),
             };
-            encode_record(&entry, &mut buf);
+            records::encode(&entry, redo.as_deref(), &mut buf);
+            if let Some(redo) = redo {
+                redos.push((entry.clone(), redo));
+            }
             entries.push(entry);
         }
-        self.file.write_all(&buf)?;
-        let handle = self.file.try_clone()?;
+        self.file.append(&buf)?;
+        let handle = self.file.handle();
+        for (entry, redo) in redos {
+            self.pending_weight += redo.weight();
+            self.pending_redo.push_back((entry, redo));
+        }
         for entry in &entries {
             if entry.change.is_state() {
                 let shares = self.latest.entry(entry.change.storage_index()).or_default();
@@ -254,6 +322,25 @@ impl Journal {
         self.records_in_file += entries.len();
         self.trim();
         Ok((entries, handle))
+    }
+
+    /// Whether enough redo is waiting that a checkpoint is due.
+    pub fn wants_checkpoint(&self) -> bool {
+        self.pending_weight > CHECKPOINT_BYTES || self.pending_redo.len() > CHECKPOINT_RECORDS
+    }
+
+    /// The journal's directory (for the checkpoint file).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A checkpoint at `seq` is durable: redo up to it is no longer needed.
+    pub fn checkpointed(&mut self, seq: u64) {
+        while self.pending_redo.front().is_some_and(|(e, _)| e.seq <= seq) {
+            if let Some((_, redo)) = self.pending_redo.pop_front() {
+                self.pending_weight -= redo.weight();
+            }
+        }
     }
 
     /// Compacts when the file has grown well past the ring. Only call it when every
@@ -293,15 +380,24 @@ impl Journal {
                 entries,
             }),
         )?;
+        // Redo not yet covered by a checkpoint must survive compaction, even for
+        // entries that have left the ring.
         let mut buf = Vec::new();
+        let oldest_ring = self.ring.front().map_or(u64::MAX, |e| e.seq);
+        let mut redo = self.pending_redo.iter().peekable();
+        let mut records = 0;
+        while let Some((entry, r)) = redo.next_if(|(e, _)| e.seq < oldest_ring) {
+            records::encode(entry, Some(r), &mut buf);
+            records += 1;
+        }
         for entry in &self.ring {
-            encode_record(entry, &mut buf);
+            let r = redo.next_if(|(e, _)| e.seq == entry.seq).map(|(_, r)| &**r);
+            records::encode(entry, r, &mut buf);
+            records += 1;
         }
         write_durably(&self.dir.join("journal"), &buf)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(self.dir.join("journal"))?;
-        self.records_in_file = self.ring.len();
+        self.file = Appender::open(&self.dir.join("journal"), buf.len() as u64, true)?;
+        self.records_in_file = records;
         Ok(())
     }
 
@@ -391,47 +487,7 @@ fn index_from(
     latest
 }
 
-fn encode_record(entry: &Entry, out: &mut Vec<u8>) {
-    let body = swamp_proto::v1::encode(entry);
-    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&digest.as_ref()[..4]);
-    out.extend_from_slice(&body);
-}
-
-/// Reads records until the end or the first damaged one; returns them and the length
-/// of the good prefix of the file.
-fn read_records(path: &Path) -> io::Result<(Vec<Entry>, u64)> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    }
-    let mut entries = Vec::new();
-    let mut at = 0usize;
-    while at + 8 <= bytes.len() {
-        let len =
-            u32::from_be_bytes(bytes[at..at + 4].try_into().expect("invariant: 4 bytes")) as usize;
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
-            break;
-        };
-        let digest = ring::digest::digest(&ring::digest::SHA256, body);
-        if digest.as_ref()[..4] != bytes[at + 4..at + 8] {
-            break;
-        }
-        let Ok(entry) = swamp_proto::v1::decode::<Entry>(body) else {
-            break;
-        };
-        entries.push(entry);
-        at += 8 + len;
-    }
-    Ok((entries, at as u64))
-}
-
-fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
@@ -446,6 +502,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
     use swamp_proto::feed::ResetReason;
 
     fn change(si: u8, shnum: u8, length: u64) -> Change {
@@ -468,14 +525,15 @@ mod tests {
             min_events: 2,
             min_age: Duration::ZERO,
         };
-        let mut j = Journal::open(dir.path(), retention.clone(), clock_at(100)).unwrap();
+        let mut j =
+            Journal::open(dir.path(), retention.clone(), clock_at(100), &|_| Ok(())).unwrap();
         let epoch = j.epoch();
         for i in 0..5 {
             j.append(vec![change(1, 0, i), change(2, 0, i)]).unwrap();
         }
         assert_eq!(j.head().seq, 10);
         drop(j);
-        let j = Journal::open(dir.path(), retention, clock_at(200)).unwrap();
+        let j = Journal::open(dir.path(), retention, clock_at(200), &|_| Ok(())).unwrap();
         assert_eq!(j.epoch(), epoch);
         assert_eq!(j.head().seq, 10);
         // Recent cursor: exact replay.
@@ -518,7 +576,8 @@ mod tests {
             min_events: 10,
             min_age: Duration::ZERO,
         };
-        let mut j = Journal::open(dir.path(), retention.clone(), clock_at(100)).unwrap();
+        let mut j =
+            Journal::open(dir.path(), retention.clone(), clock_at(100), &|_| Ok(())).unwrap();
         let epoch = j.epoch();
         j.append(vec![change(7, 3, 1)]).unwrap();
         for i in 0..3000 {
@@ -533,7 +592,7 @@ mod tests {
             .unwrap();
         f.write_all(&[0, 0, 0, 50, 1, 2]).unwrap();
         drop(f);
-        let j = Journal::open(dir.path(), retention, clock_at(100)).unwrap();
+        let j = Journal::open(dir.path(), retention, clock_at(100), &|_| Ok(())).unwrap();
         assert_eq!(j.head(), Cursor { epoch, seq: 3001 });
         match j.backlog_for(
             Cursor { epoch, seq: 0 },
@@ -549,13 +608,72 @@ mod tests {
     #[test]
     fn losing_the_epoch_file_starts_a_new_epoch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path(), Retention::default(), clock_at(1)).unwrap();
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
         j.append(vec![change(1, 0, 1)]).unwrap();
         let epoch = j.epoch();
         drop(j);
         fs::remove_file(dir.path().join("swamp-feed/epoch")).unwrap();
-        let j = Journal::open(dir.path(), Retention::default(), clock_at(1)).unwrap();
+        let j = Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
         assert_ne!(j.epoch(), epoch);
         assert_eq!(j.head().seq, 0);
+    }
+
+    fn redo(n: u8) -> ShareRedo {
+        ShareRedo::delete(StorageIndex::from_bytes([n; 16]), ShareNumber::new(0))
+    }
+
+    #[test]
+    fn space_allocated_ahead_is_not_a_torn_tail_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swamp-feed/journal");
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        for i in 0..3 {
+            j.append(vec![change(1, 0, i)]).unwrap();
+        }
+        drop(j);
+        let allocated = fs::metadata(&path).unwrap().len();
+        assert!(allocated >= 1024 * 1024, "allocated ahead: {allocated}");
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), allocated, "zeros kept");
+        for i in 3..5 {
+            j.append(vec![change(1, 0, i)]).unwrap();
+        }
+        drop(j);
+        let j = Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        assert_eq!(j.head().seq, 5);
+        let seqs: Vec<u64> = j.ring.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn only_redo_after_the_checkpoint_is_replayed_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j =
+            Journal::open(dir.path(), Retention::default(), clock_at(1), &|_| Ok(())).unwrap();
+        for n in 1..=4 {
+            let (_, file) = j.write_ahead(vec![(change(n, 0, 1), redo(n))]).unwrap();
+            file.sync_data().unwrap();
+        }
+        records::write_checkpoint(j.dir(), 2).unwrap();
+        j.checkpointed(2);
+        assert_eq!(j.pending_redo.len(), 2);
+        drop(j);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let recover = |r: &[ShareRedo]| {
+            seen.borrow_mut().extend_from_slice(r);
+            Ok(())
+        };
+        let j = Journal::open(dir.path(), Retention::default(), clock_at(1), &recover).unwrap();
+        assert_eq!(*seen.borrow(), vec![redo(3), redo(4)]);
+        drop(j);
+        seen.borrow_mut().clear();
+        let _j = Journal::open(dir.path(), Retention::default(), clock_at(1), &recover).unwrap();
+        assert!(
+            seen.borrow().is_empty(),
+            "the start's replay moved the checkpoint"
+        );
     }
 }

@@ -40,7 +40,7 @@ pub async fn answer(
             wait = wait.min(expires_in);
         }
         if let Ok(Ok(batch)) = tokio::time::timeout(wait, subscriber.outbox().next_batch()).await {
-            events = batch;
+            events = batch.iter().map(|e| e.event.clone()).collect();
         }
     }
     if let Some(last) = events.iter().rev().find_map(FeedEvent::cursor) {

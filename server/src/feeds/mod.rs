@@ -2,15 +2,19 @@
 //! them out to subscribers (`hub.rs`, `outbox.rs`), and the three transports on
 //! `GET /storage/v1/feed` (`http.rs`: WebSocket, SSE, long-poll).
 
+pub mod appender;
 pub mod encode;
 pub mod http;
 pub mod hub;
 pub mod journal;
 pub mod longpoll;
 pub mod outbox;
+pub mod records;
 pub mod sse;
 pub mod stream;
 pub mod token;
+#[cfg(test)]
+mod wal_tests;
 pub mod ws;
 
 pub use hub::{FeedError, FeedSettings, Feeds, SubscribeError, Subscriber};

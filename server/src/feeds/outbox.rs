@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use swamp_proto::feed::FeedEvent;
 use tokio::sync::Notify;
 
+use super::encode::Shared;
+
 /// Why a feed stream ended (documented in `docs/feeds.md`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CloseReason {
@@ -57,7 +59,7 @@ fn estimated_size(event: &FeedEvent) -> usize {
 }
 
 struct State {
-    queue: VecDeque<FeedEvent>,
+    queue: VecDeque<Shared>,
     bytes: usize,
     closed: Option<CloseReason>,
 }
@@ -89,7 +91,7 @@ impl Outbox {
 
     /// Queues an event without waiting; coalesces or closes on overflow. Returns true
     /// when this push closed the queue as slow.
-    pub fn push(&self, event: FeedEvent) -> bool {
+    pub fn push(&self, event: Shared) -> bool {
         let mut state = self.lock();
         if state.closed.is_some() {
             return false;
@@ -127,7 +129,7 @@ impl Outbox {
     ///
     /// # Errors
     /// The [`CloseReason`] once the queue is closed.
-    pub async fn next_batch(&self) -> Result<Vec<FeedEvent>, CloseReason> {
+    pub async fn next_batch(&self) -> Result<Vec<Shared>, CloseReason> {
         loop {
             let notified = self.notify.notified();
             {
@@ -145,7 +147,7 @@ impl Outbox {
     }
 
     /// Takes whatever is queued now, without waiting.
-    pub fn take_now(&self) -> Result<Vec<FeedEvent>, CloseReason> {
+    pub fn take_now(&self) -> Result<Vec<Shared>, CloseReason> {
         let mut state = self.lock();
         if let Some(reason) = state.closed {
             return Err(reason);
@@ -163,9 +165,9 @@ impl Outbox {
 /// Keeps only the newest state event per share (advisories and markers stay).
 fn coalesce(state: &mut State) {
     let mut seen = HashSet::new();
-    let mut kept: Vec<FeedEvent> = Vec::with_capacity(state.queue.len());
+    let mut kept: Vec<Shared> = Vec::with_capacity(state.queue.len());
     for event in state.queue.drain(..).rev() {
-        let key = match &event {
+        let key = match &event.event {
             FeedEvent::SlotChanged { si, shnum, .. } | FeedEvent::SlotDeleted { si, shnum, .. } => {
                 Some((*si, *shnum))
             }
@@ -179,7 +181,7 @@ fn coalesce(state: &mut State) {
         kept.push(event);
     }
     kept.reverse();
-    state.bytes = kept.iter().map(estimated_size).sum();
+    state.bytes = kept.iter().map(|e| estimated_size(e)).sum();
     state.queue = kept.into();
 }
 
@@ -189,8 +191,8 @@ mod tests {
     use swamp_proto::feed::Cursor;
     use swamp_proto::{ShareNumber, StorageIndex};
 
-    fn changed(si: u8, seq: u64) -> FeedEvent {
-        FeedEvent::SlotChanged {
+    fn changed(si: u8, seq: u64) -> Shared {
+        super::super::encode::shared(FeedEvent::SlotChanged {
             cursor: Cursor { epoch: 1, seq },
             si: StorageIndex::from_bytes([si; 16]),
             shnum: ShareNumber::new(0),
@@ -198,7 +200,7 @@ mod tests {
             roothash: None,
             format: None,
             length: 1,
-        }
+        })
     }
 
     #[tokio::test]

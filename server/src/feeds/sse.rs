@@ -12,7 +12,7 @@ use bytes::Bytes;
 use swamp_proto::feed::FeedEvent;
 use tokio::sync::mpsc;
 
-use super::encode::sse_frame;
+use super::encode::{shared, sse_frame};
 use super::http::{Access, FeedQuery};
 use super::stream::{FeedStream, Next};
 use crate::http::{ApiError, App};
@@ -35,7 +35,7 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
     // is bounded and coalesced; this only decouples the socket from the pump.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
-        let mut frames: String = initial.iter().map(sse_frame).collect();
+        let mut frames: String = initial.into_iter().map(|e| sse_frame(&shared(e))).collect();
         frames.insert_str(0, "retry: 2000\n\n");
         if tx.send(Bytes::from(frames)).await.is_err() {
             return;
@@ -51,7 +51,7 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
             };
             match next {
                 Next::Events(events) => {
-                    let frames: String = events.iter().map(sse_frame).collect();
+                    let frames: String = events.iter().map(|e| sse_frame(e)).collect();
                     if tx.send(Bytes::from(frames)).await.is_err() {
                         return;
                     }
@@ -60,7 +60,7 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
                     let close = FeedEvent::Close {
                         reason: reason.as_str().to_string(),
                     };
-                    let _ = tx.send(Bytes::from(sse_frame(&close))).await;
+                    let _ = tx.send(Bytes::from(sse_frame(&shared(close)))).await;
                     return;
                 }
             }

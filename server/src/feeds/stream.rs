@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use swamp_proto::feed::FeedEvent;
 use tokio::time::Instant;
 
+use super::encode::Shared;
 use super::hub::Subscriber;
 use super::outbox::CloseReason;
 
 /// The next thing to send.
 pub enum Next {
     /// Events, in order.
-    Events(Vec<FeedEvent>),
+    Events(Vec<Shared>),
     /// End the stream with this reason.
     Close(CloseReason),
 }

@@ -9,9 +9,10 @@
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use futures::SinkExt;
 use swamp_proto::feed::{FeedCommand, FeedEvent};
 
-use super::encode;
+use super::encode::{self, Encoded, Shared};
 use super::http::{Access, FeedQuery};
 use super::stream::{FeedStream, Next};
 use crate::http::App;
@@ -38,12 +39,28 @@ pub fn upgrade(app: App, upgrade: WebSocketUpgrade, query: FeedQuery, access: Ac
         })
 }
 
-fn frame(event: &FeedEvent, cbor: bool) -> Message {
+fn frame(event: &Encoded, cbor: bool) -> Message {
     if cbor {
-        Message::Binary(encode::cbor(event).into())
+        Message::Binary(event.cbor().clone())
     } else {
-        Message::Text(encode::json(event).into())
+        Message::Text(event.json().clone())
     }
+}
+
+/// Sends a batch of events with one flush: the frames share TLS records and system
+/// calls (one `send` per event would flush, and so write to the socket, every time).
+async fn send_all(
+    socket: &mut WebSocket,
+    events: &[Shared],
+    cbor: bool,
+) -> Result<(), axum::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for event in events {
+        socket.feed(frame(event, cbor)).await?;
+    }
+    socket.flush().await
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -68,10 +85,9 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
             Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string()).await,
         }
     };
-    for event in &initial {
-        if socket.send(frame(event, cbor)).await.is_err() {
-            return;
-        }
+    let initial: Vec<Shared> = initial.into_iter().map(encode::shared).collect();
+    if send_all(&mut socket, &initial, cbor).await.is_err() {
+        return;
     }
     let mut feed = FeedStream::new(
         subscriber,
@@ -82,10 +98,8 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
         tokio::select! {
             next = feed.next() => match next {
                 Next::Events(events) => {
-                    for event in &events {
-                        if socket.send(frame(event, cbor)).await.is_err() {
-                            return;
-                        }
+                    if send_all(&mut socket, &events, cbor).await.is_err() {
+                        return;
                     }
                 }
                 Next::Close(reason) => return close(&mut socket, reason.ws_code(), reason.as_str()).await,
@@ -102,10 +116,9 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
                     Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
                     Ok(command) => handle(&feed, &access, command),
                 };
-                for event in &replies {
-                    if socket.send(frame(event, cbor)).await.is_err() {
-                        return;
-                    }
+                let replies: Vec<Shared> = replies.into_iter().map(encode::shared).collect();
+                if send_all(&mut socket, &replies, cbor).await.is_err() {
+                    return;
                 }
             }
         }

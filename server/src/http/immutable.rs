@@ -83,21 +83,30 @@ pub async fn write(
     if range.len() > limit as u64 {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let data = extract::read_body(&headers, body, limit).await?;
+    let data = app.buffers.read_body(&headers, body, limit).await?;
     if data.len() as u64 != range.len() {
-        return Err(ApiError::BadBody(format!(
+        let message = format!(
             "the body has {} bytes but Content-Range covers {}",
             data.len(),
             range.len()
-        )));
+        );
+        app.buffers.give(data);
+        return Err(ApiError::BadBody(message));
     }
-    let secret = secrets
-        .upload
-        .take()
-        .ok_or_else(|| ApiError::Internal("upload secret missing".into()))?;
-    let status = app
-        .blocking(move |s| s.write_immutable(&si, shnum, &secret, range.first, &data))
+    let Some(secret) = secrets.upload.take() else {
+        app.buffers.give(data);
+        return Err(ApiError::Internal("upload secret missing".into()));
+    };
+    let (status, data) = app
+        .blocking(move |s| {
+            Ok((
+                s.write_immutable(&si, shnum, &secret, range.first, &data),
+                data,
+            ))
+        })
         .await?;
+    app.buffers.give(data);
+    let status = status.map_err(ApiError::from)?;
     let progress = UploadProgress {
         required: status
             .required

@@ -6,6 +6,7 @@
 //! parse match no route (404), which also keeps path traversal out.
 
 pub mod activity;
+pub mod buffers;
 pub mod error;
 pub mod extract;
 pub mod immutable;
@@ -44,6 +45,8 @@ pub struct App {
     pub activity: Arc<crate::activity::Activity>,
     /// The operator's secret.
     pub operator_secret: crate::node::OperatorSecret,
+    /// Reused upload body buffers.
+    pub buffers: Arc<buffers::BufferPool>,
 }
 
 impl App {

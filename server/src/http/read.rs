@@ -1,6 +1,8 @@
 //! Share reads, both kinds: the whole share (200) without `Range`, else exactly one
 //! `bytes=a-b` range: 206 with `Content-Range: bytes a-b'/*` clipped to the share, or
-//! 204 when the range starts at or past the end. The body streams from the file.
+//! 204 when the range starts at or past the end. Slots and ranges of up to 16 MiB are
+//! read with one positioned read on the blocking pool (a file stream costs a blocking
+//! round trip per 256 KiB chunk); larger immutable reads stream from the file.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,6 +14,9 @@ use swamp_proto::v1::ShareKind;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::ApiError;
+
+/// Largest immutable read answered from one positioned read instead of a stream.
+const WHOLE_READ_MAX: u64 = 16 * 1024 * 1024;
 use super::{App, extract};
 
 /// `GET /storage/v1/immutable/:si/:shnum`
@@ -65,25 +70,47 @@ async fn read(
                 })?,
         ),
     };
-    let share = app
-        .blocking(move |s| s.open_share(kind, &si, shnum))
+    // One blocking call per request: a slot, or a range of up to `WHOLE_READ_MAX`, is
+    // read with one positioned read (under the storage index's lock, so a slot read sees
+    // one whole version); a larger immutable read streams from the file.
+    let (first, size) = range.map_or((0, u64::MAX), |r| (r.first, r.end() - r.first));
+    let whole = kind == ShareKind::Mutable || size <= WHOLE_READ_MAX;
+    let read = app
+        .blocking(move |s| {
+            if whole {
+                s.read_share(kind, &si, shnum, first, size)
+                    .map(|(length, data)| (length, Err(data)))
+            } else {
+                s.open_share(kind, &si, shnum)
+                    .map(|share| (share.data_length, Ok(share)))
+            }
+        })
         .await?;
+    let (data_length, read) = read;
     let (start, len, status) = match range {
-        None => (0, share.data_length, StatusCode::OK),
+        None => (0, data_length, StatusCode::OK),
         Some(r) => {
-            let end = r.end().min(share.data_length);
+            let end = r.end().min(data_length);
             if r.first >= end {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
             (r.first, end - r.first, StatusCode::PARTIAL_CONTENT)
         }
     };
-    let mut file = tokio::fs::File::from_std(share.file);
-    file.seek(std::io::SeekFrom::Start(share.data_offset + start))
-        .await
-        .map_err(|e| ApiError::Internal(format!("seek failed: {e}")))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-    let mut response = (status, Body::from_stream(stream)).into_response();
+    let body = match read {
+        Err(data) => Body::from(data),
+        Ok(share) => {
+            let mut file = tokio::fs::File::from_std(share.file);
+            file.seek(std::io::SeekFrom::Start(share.data_offset + start))
+                .await
+                .map_err(|e| ApiError::Internal(format!("seek failed: {e}")))?;
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file.take(len),
+                256 * 1024,
+            ))
+        }
+    };
+    let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_LENGTH, len.into());
     if status == StatusCode::PARTIAL_CONTENT {
