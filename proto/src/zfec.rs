@@ -9,16 +9,25 @@
 //! inverts the k rows of the shares at hand.
 //!
 //! Known answers from Python zfec are in `tests/fixtures/zfec.txt`.
+//!
+//! The inner loop, `dst ^= c * src`, runs on a SIMD kernel where the CPU has one (AVX2
+//! or SSSE3 on x86_64, detected at run time; see [`Kernel`]) and on a scalar table
+//! lookup everywhere else and for the last few bytes.
 
 use std::sync::OnceLock;
 
 use crate::DecodeError;
 
+mod simd;
+
 struct Tables {
     exp: [u8; 510],
     log: [u8; 256],
-    /// `mul[a][b] = a*b` in GF(2^8): 64 KiB, the fast path of the inner loop.
+    /// `mul[a][b] = a*b` in GF(2^8): 64 KiB, the scalar inner loop.
     mul: Vec<[u8; 256]>,
+    /// `nibbles[c]` = `c*x` for x in 0..16, then `c*(x<<4)` for x in 0..16: the SIMD
+    /// kernels' two 16-entry lookup tables (8 KiB in all).
+    nibbles: Vec<[u8; 32]>,
 }
 
 fn tables() -> &'static Tables {
@@ -44,7 +53,23 @@ fn tables() -> &'static Tables {
                 mul[a][b] = exp[log[a] as usize + log[b] as usize];
             }
         }
-        Tables { exp, log, mul }
+        let nibbles = mul
+            .iter()
+            .map(|row| {
+                let mut t = [0u8; 32];
+                for x in 0..16 {
+                    t[x] = row[x];
+                    t[16 + x] = row[x << 4];
+                }
+                t
+            })
+            .collect();
+        Tables {
+            exp,
+            log,
+            mul,
+            nibbles,
+        }
     })
 }
 
@@ -90,8 +115,8 @@ fn invert(mut m: Vec<u8>, k: usize) -> Option<Vec<u8>> {
     Some(inv)
 }
 
-/// `dst ^= c * src`, the whole inner loop of encoding and decoding.
-fn mul_add(dst: &mut [u8], src: &[u8], c: u8) {
+/// `dst ^= c * src` with the scalar table lookup.
+fn mul_add_scalar(dst: &mut [u8], src: &[u8], c: u8) {
     match c {
         0 => {}
         1 => dst.iter_mut().zip(src).for_each(|(d, s)| *d ^= s),
@@ -104,6 +129,71 @@ fn mul_add(dst: &mut [u8], src: &[u8], c: u8) {
     }
 }
 
+/// `dst ^= c * src`, the whole inner loop of encoding and decoding: the SIMD kernel
+/// for whole vectors, if there is one, and the scalar loop for the rest.
+fn mul_add(dst: &mut [u8], src: &[u8], c: u8, kernel: Option<simd::Simd>) {
+    let Some(kernel) = kernel else {
+        return mul_add_scalar(dst, src, c);
+    };
+    match c {
+        0 => {}
+        1 => kernel.xor(dst, src),
+        _ => {
+            let done = kernel.mul_add(dst, src, &tables().nibbles[c as usize]);
+            mul_add_scalar(&mut dst[done..], &src[done..], c);
+        }
+    }
+}
+
+/// Bytes per stripe when combining k sources: small enough that the k source stripes
+/// and one output stripe stay in L1 cache (32 KiB) while every output takes its turn,
+/// big enough that each kernel call has work to do.
+fn stripe_len(k: usize) -> usize {
+    (32 * 1024 / (k + 1)).clamp(2048, 16 * 1024) & !63
+}
+
+/// The implementation of zfec's inner loop. [`Zfec::new`] picks the fastest one the
+/// CPU supports; [`Zfec::with_kernel`] picks another (for benchmarks and checks). All
+/// give the same bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kernel {
+    /// A 256-byte multiplication table row per coefficient, one byte at a time.
+    Scalar,
+    /// x86_64 SSSE3: split-nibble `pshufb`, 16 bytes per step.
+    Ssse3,
+    /// x86_64 AVX2: split-nibble `vpshufb`, 32 bytes per step.
+    Avx2,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports (detected once per process).
+    pub fn best() -> Self {
+        Self::from_simd(simd::Simd::best())
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_supported(self) -> bool {
+        self == Self::Scalar || self.to_simd().is_some()
+    }
+
+    fn to_simd(self) -> Option<simd::Simd> {
+        match self {
+            Self::Scalar => None,
+            Self::Ssse3 => simd::Simd::new(simd::Level::Ssse3),
+            Self::Avx2 => simd::Simd::new(simd::Level::Avx2),
+        }
+    }
+
+    fn from_simd(simd: Option<simd::Simd>) -> Self {
+        match simd.map(simd::Simd::level) {
+            None => Self::Scalar,
+            Some(simd::Level::Ssse3) => Self::Ssse3,
+            Some(simd::Level::Avx2) => Self::Avx2,
+        }
+    }
+}
+
 /// A zfec code with fixed k and n.
 #[derive(Clone, Debug)]
 pub struct Zfec {
@@ -111,6 +201,8 @@ pub struct Zfec {
     n: usize,
     /// The n x k systematic generator matrix, row-major.
     matrix: Vec<u8>,
+    /// The SIMD kernel of the inner loop, or `None` for the scalar one.
+    kernel: Option<simd::Simd>,
 }
 
 impl Zfec {
@@ -147,7 +239,31 @@ impl Zfec {
                 matrix[r * k + c] = acc;
             }
         }
-        Ok(Self { k, n, matrix })
+        Ok(Self {
+            k,
+            n,
+            matrix,
+            kernel: simd::Simd::best(),
+        })
+    }
+
+    /// The same code running on `kernel`.
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] if this CPU does not support `kernel`.
+    pub fn with_kernel(mut self, kernel: Kernel) -> Result<Self, DecodeError> {
+        if !kernel.is_supported() {
+            return Err(DecodeError::Invalid(format!(
+                "this CPU cannot run the zfec kernel {kernel:?}"
+            )));
+        }
+        self.kernel = kernel.to_simd();
+        Ok(self)
+    }
+
+    /// The kernel this code runs on.
+    pub fn kernel(&self) -> Kernel {
+        Kernel::from_simd(self.kernel)
     }
 
     /// k.
@@ -179,22 +295,18 @@ impl Zfec {
             ));
         }
         let mut out: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
-        for r in self.k..self.n {
-            let mut block = vec![0u8; len];
-            // Work in cache-sized stripes so every source stripe is reused while hot.
-            const STRIPE: usize = 16 * 1024;
-            for start in (0..len).step_by(STRIPE) {
-                let end = (start + STRIPE).min(len);
-                for (c, piece) in pieces.iter().enumerate() {
-                    mul_add(
-                        &mut block[start..end],
-                        &piece[start..end],
-                        self.matrix[r * self.k + c],
-                    );
+        let mut parity = vec![vec![0u8; len]; self.n - self.k];
+        let stripe = stripe_len(self.k);
+        for start in (0..len).step_by(stripe) {
+            let end = (start + stripe).min(len);
+            for (r, block) in (self.k..self.n).zip(&mut parity) {
+                let row = &self.matrix[r * self.k..(r + 1) * self.k];
+                for (piece, &c) in pieces.iter().zip(row) {
+                    mul_add(&mut block[start..end], &piece[start..end], c, self.kernel);
                 }
             }
-            out.push(block);
         }
+        out.extend(parity);
         Ok(out)
     }
 
@@ -245,18 +357,33 @@ impl Zfec {
         }
         let inv = invert(sub, self.k)
             .ok_or_else(|| DecodeError::Invalid("zfec shares do not determine the data".into()))?;
-        let mut out = Vec::with_capacity(self.k);
-        for (c, known) in pieces.into_iter().enumerate() {
-            if let Some(piece) = known {
-                out.push(piece);
-                continue;
+        // Rebuild the missing pieces stripe by stripe, as in `encode`.
+        let mut missing: Vec<(usize, Vec<u8>)> = (0..self.k)
+            .filter(|&c| pieces[c].is_none())
+            .map(|c| (c, vec![0u8; len]))
+            .collect();
+        let stripe = stripe_len(self.k);
+        for start in (0..len).step_by(stripe) {
+            let end = (start + stripe).min(len);
+            for (c, piece) in &mut missing {
+                let row = &inv[*c * self.k..(*c + 1) * self.k];
+                for ((_, block), &coef) in shares.iter().zip(row) {
+                    mul_add(
+                        &mut piece[start..end],
+                        &block[start..end],
+                        coef,
+                        self.kernel,
+                    );
+                }
             }
-            let mut piece = vec![0u8; len];
-            for (i, (_, block)) in shares.iter().enumerate() {
-                mul_add(&mut piece, block, inv[c * self.k + i]);
-            }
-            out.push(piece);
         }
+        let mut missing = missing.into_iter().map(|(_, piece)| piece);
+        let out = pieces
+            .into_iter()
+            .map(|known| {
+                known.unwrap_or_else(|| missing.next().expect("invariant: one per missing piece"))
+            })
+            .collect();
         Ok(out)
     }
 }
@@ -289,6 +416,103 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A small deterministic generator (xorshift64*), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn byte(&mut self) -> u8 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.byte()).collect()
+        }
+    }
+
+    #[test]
+    fn simd_kernels_match_scalar_for_every_coefficient() {
+        let levels = [simd::Level::Ssse3, simd::Level::Avx2];
+        let kernels: Vec<simd::Simd> = levels.into_iter().filter_map(simd::Simd::new).collect();
+        if kernels.is_empty() {
+            eprintln!("no SIMD zfec kernel on this CPU: nothing to compare");
+            return;
+        }
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let lengths: Vec<usize> = (0..=100)
+            .chain([255, 1000, 4099, 16384, 65536 + 45])
+            .collect();
+        for kernel in kernels {
+            let width = match kernel.level() {
+                simd::Level::Ssse3 => 16,
+                simd::Level::Avx2 => 32,
+            };
+            for c in 0..=255u8 {
+                let nibbles = &tables().nibbles[c as usize];
+                for &len in &lengths {
+                    // Unaligned starts for both slices, different from each other.
+                    let (d_off, s_off) = (len % 7, (len * 3 + c as usize) % 5);
+                    let src_buf = rng.bytes(len + s_off);
+                    let dst_buf = rng.bytes(len + d_off);
+                    let src = &src_buf[s_off..];
+                    let mut want = dst_buf.clone();
+                    mul_add_scalar(&mut want[d_off..], src, c);
+
+                    // The vector part alone must do every whole vector, correctly.
+                    let mut got = dst_buf.clone();
+                    let done = kernel.mul_add(&mut got[d_off..], src, nibbles);
+                    assert_eq!(done, len - len % width, "{kernel:?} c={c} len={len}");
+                    assert_eq!(
+                        got[d_off..d_off + done],
+                        want[d_off..d_off + done],
+                        "{kernel:?} c={c} len={len} vector part"
+                    );
+                    assert_eq!(got[..d_off], dst_buf[..d_off], "wrote before dst");
+
+                    // The whole SIMD path (vectors, then the scalar tail).
+                    let mut got = dst_buf.clone();
+                    mul_add(&mut got[d_off..], src, c, Some(kernel));
+                    assert_eq!(
+                        got, want,
+                        "{kernel:?} c={c} len={len} offsets {d_off} {s_off}"
+                    );
+
+                    if c == 1 {
+                        let mut got = dst_buf.clone();
+                        kernel.xor(&mut got[d_off..], src);
+                        assert_eq!(got, want, "{kernel:?} xor len={len}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_supported_kernel_encodes_and_decodes_alike() {
+        let mut rng = Rng(42);
+        let pieces: Vec<Vec<u8>> = (0..3).map(|_| rng.bytes(1000 + 17)).collect();
+        let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        let scalar = Zfec::new(3, 10)
+            .unwrap()
+            .with_kernel(Kernel::Scalar)
+            .unwrap();
+        assert_eq!(scalar.kernel(), Kernel::Scalar);
+        let want = scalar.encode(&refs).unwrap();
+        for kernel in [Kernel::Ssse3, Kernel::Avx2] {
+            let Ok(code) = Zfec::new(3, 10).unwrap().with_kernel(kernel) else {
+                assert!(!kernel.is_supported());
+                continue;
+            };
+            assert_eq!(code.kernel(), kernel);
+            assert_eq!(code.encode(&refs).unwrap(), want, "{kernel:?}");
+            let picked: Vec<(usize, &[u8])> =
+                [9, 4, 7].iter().map(|&i| (i, want[i].as_slice())).collect();
+            assert_eq!(code.decode(&picked).unwrap(), pieces, "{kernel:?}");
+        }
+        assert!(Kernel::best().is_supported());
+        assert_eq!(Zfec::new(2, 3).unwrap().kernel(), Kernel::best());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (`fixtures/zfec.txt`, made by `fixtures/make_zfec_fixtures.py`).
 
 use sha2::{Digest, Sha256};
-use swamp_proto::zfec::Zfec;
+use swamp_proto::zfec::{Kernel, Zfec};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -27,21 +27,31 @@ fn byte_identical_to_python_zfec_and_decodable_from_any_k() {
             })
             .collect();
         let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
-        let code = Zfec::new(k, n).unwrap();
-        let shares = code.encode(&refs).unwrap();
-        for (i, share) in shares.iter().enumerate() {
+        // Every kernel this CPU can run (the scalar loop, and SIMD where present).
+        for kernel in [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2] {
+            if !kernel.is_supported() {
+                continue;
+            }
+            let code = Zfec::new(k, n).unwrap().with_kernel(kernel).unwrap();
+            let shares = code.encode(&refs).unwrap();
+            for (i, share) in shares.iter().enumerate() {
+                assert_eq!(
+                    hex(&Sha256::digest(share)),
+                    fields[3 + i],
+                    "{kernel:?}: k={k} n={n} len={len} share {i}"
+                );
+            }
+            // Decode from the last k shares, in reverse order (the hardest case).
+            let picked: Vec<(usize, &[u8])> = (n - k..n)
+                .rev()
+                .map(|i| (i, shares[i].as_slice()))
+                .collect();
             assert_eq!(
-                hex(&Sha256::digest(share)),
-                fields[3 + i],
-                "k={k} n={n} len={len} share {i}"
+                code.decode(&picked).unwrap(),
+                pieces,
+                "{kernel:?}: k={k} n={n}"
             );
         }
-        // Decode from the last k shares, in reverse order (the hardest case).
-        let picked: Vec<(usize, &[u8])> = (n - k..n)
-            .rev()
-            .map(|i| (i, shares[i].as_slice()))
-            .collect();
-        assert_eq!(code.decode(&picked).unwrap(), pieces, "k={k} n={n}");
         cases += 1;
     }
     assert_eq!(cases, 42);
