@@ -9,7 +9,8 @@
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
-//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download.
+//! - `grid.rs`: servers of a grid, lease secrets; `grid/upload.rs` and
+//!   `grid/download.rs`: immutable upload and download, streamed and concurrent.
 //! - `dirs.rs`: reading directories and following paths.
 //! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).

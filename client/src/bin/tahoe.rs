@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use swamp_client::dirs::split_path;
-use swamp_client::grid::Grid;
+use swamp_client::grid::{FileError, Grid};
 use swamp_client::nodedir::{load_aliases, load_grid};
 use swamp_client::watch::{WatchEvent, WatchOptions, format_line, json_line, watch};
 use swamp_proto::cap::Cap;
@@ -106,21 +106,21 @@ async fn run(cli: Cli) -> Result<(), String> {
     let grid = load_grid(&dir).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Put { from } => {
-            let data = match &from {
-                Some(path) => std::fs::read(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            let cap = match &from {
+                Some(path) => grid.upload_file(path).await.map_err(|e| match e {
+                    FileError::Io(e) => format!("cannot read {}: {e}", path.display()),
+                    e => format!("upload failed: {e}"),
+                })?,
                 None => {
                     let mut buf = Vec::new();
                     std::io::stdin()
                         .read_to_end(&mut buf)
                         .map_err(|e| format!("cannot read stdin: {e}"))?;
-                    buf
+                    grid.upload(&buf)
+                        .await
+                        .map_err(|e| format!("upload failed: {e}"))?
                 }
             };
-            let cap = grid
-                .upload(&data)
-                .await
-                .map_err(|e| format!("upload failed: {e}"))?;
             println!("{cap}");
             Ok(())
         }
@@ -200,6 +200,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Get { cap, to } => {
             let aliases = load_aliases(&dir).map_err(|e| e.to_string())?;
             let parsed = resolve(&grid, &aliases, &cap).await?;
+            if let (Cap::Chk(chk), Some(path)) = (&parsed, &to) {
+                // Streamed straight into the file, a segment at a time.
+                let mut file = std::fs::File::create(path)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                return grid.download_to(chk, &mut file).await.map_err(|e| match e {
+                    FileError::Io(e) => format!("cannot write {}: {e}", path.display()),
+                    e => format!("{cap}: {e}"),
+                });
+            }
             let data = match &parsed {
                 Cap::Lit(data) => data.clone(),
                 Cap::Chk(chk) => grid
