@@ -1,6 +1,7 @@
 //! Share reads, both kinds: the whole share (200) without `Range`, else exactly one
 //! `bytes=a-b` range: 206 with `Content-Range: bytes a-b'/*` clipped to the share, or
-//! 204 when the range starts at or past the end. The body streams from the file.
+//! 204 when the range starts at or past the end. Ranges of up to 8 MiB are read in one
+//! go; longer ones (and whole shares) stream from the file.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -13,6 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::ApiError;
 use super::{App, extract};
+
+/// Ranges up to this size are read whole, in one go; longer ones stream.
+const READ_AT_ONCE: u64 = 8 * 1024 * 1024;
 
 /// `GET /storage/v1/immutable/:si/:shnum`
 pub async fn immutable(
@@ -78,12 +82,30 @@ async fn read(
             (r.first, end - r.first, StatusCode::PARTIAL_CONTENT)
         }
     };
-    let mut file = tokio::fs::File::from_std(share.file);
-    file.seek(std::io::SeekFrom::Start(share.data_offset + start))
+    let body = if len <= READ_AT_ONCE {
+        // One positioned read on the blocking pool, not one pool round trip per
+        // buffer: on a busy machine each round trip can cost milliseconds.
+        let (file, at) = (share.file, share.data_offset + start);
+        let data = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, at).map(|()| buf)
+        })
         .await
-        .map_err(|e| ApiError::Internal(format!("seek failed: {e}")))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-    let mut response = (status, Body::from_stream(stream)).into_response();
+        .map_err(|e| ApiError::Internal(format!("read task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("read failed: {e}")))?;
+        Body::from(data)
+    } else {
+        let mut file = tokio::fs::File::from_std(share.file);
+        file.seek(std::io::SeekFrom::Start(share.data_offset + start))
+            .await
+            .map_err(|e| ApiError::Internal(format!("seek failed: {e}")))?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            1024 * 1024,
+        ))
+    };
+    let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_LENGTH, len.into());
     if status == StatusCode::PARTIAL_CONTENT {
