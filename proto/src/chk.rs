@@ -271,6 +271,7 @@ pub struct Finished {
 /// [`Encoder::absorb`] in order, the tail from [`Encoder::finish`].
 /// [`Encoder::encode_segment`] needs only `&self`, so segments may be encoded on
 /// several threads at once; [`Encoder::absorb`] takes them back in order.
+#[derive(Clone)]
 pub struct Encoder {
     key: [u8; 16],
     params: Params,

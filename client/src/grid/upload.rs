@@ -126,38 +126,38 @@ impl From<swamp_proto::DecodeError> for FileError {
     }
 }
 
-/// Encodes segments `first..first + count` (at most [`PARALLEL_SEGMENTS`]), each on
-/// its own thread.
+/// Encodes segments `first..first + count` (at most [`PARALLEL_SEGMENTS`]) with
+/// `coder`, each on its own thread, while this thread has `absorb` take in the
+/// `previous` segments (the whole-ciphertext hash runs in order, alongside).
 fn encode_segments(
-    encoder: &Encoder,
+    coder: &Encoder,
+    absorb: &mut Encoder,
+    previous: &[EncodedSegment],
     data: Source<'_>,
     first: u64,
     count: u64,
 ) -> Result<Vec<EncodedSegment>, FileError> {
     let one = |index: u64| -> Result<EncodedSegment, FileError> {
-        let range = encoder.segment_range(index);
+        let range = coder.segment_range(index);
         Ok(data.with(range, &mut Vec::new(), |plain| {
-            encoder.encode_segment(index, plain)
+            coder.encode_segment(index, plain)
         })??)
     };
-    if count == 1 {
-        return Ok(vec![one(first)?]);
-    }
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (first + 1..first + count)
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (first..first + count)
             .map(|index| scope.spawn(move || one(index)))
             .collect();
-        let mut results = vec![one(first)];
-        for handle in handles {
-            results.push(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        results
-    });
-    results.into_iter().collect()
+        let absorbed = previous.iter().try_for_each(|s| absorb.absorb(s));
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        absorbed?;
+        results.into_iter().collect()
+    })
 }
 
 impl Grid {
@@ -285,14 +285,16 @@ impl Grid {
         // Encode and hand each block to its share's writer; a writer that stopped
         // (its server failed) ends the upload, with its error.
         let header = encoder.header();
+        // The encoder's immutable half, for the encoding threads.
+        let coder = encoder.clone();
+        let mut previous: Vec<EncodedSegment> = Vec::new();
         let mut next = 0;
         let mut stopped = false;
-        'encode: while next < encoder.num_segments() {
+        'encode: loop {
             let count = (encoder.num_segments() - next).min(PARALLEL_SEGMENTS as u64);
-            let segments = encode_segments(&encoder, data, next, count)?;
+            let segments = encode_segments(&coder, &mut encoder, &previous, data, next, count)?;
             next += count;
-            for segment in segments {
-                encoder.absorb(&segment)?;
+            for segment in previous.drain(..) {
                 let offset = encoder.block_offset(segment.index);
                 let mut blocks: Vec<Option<Vec<u8>>> =
                     segment.blocks.into_iter().map(Some).collect();
@@ -321,6 +323,10 @@ impl Grid {
                     }
                 }
             }
+            if segments.is_empty() {
+                break;
+            }
+            previous = segments;
         }
         let mut cap = None;
         if !stopped {
