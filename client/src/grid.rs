@@ -5,12 +5,16 @@
 //! client's lease secret and the server's tubid, as Tahoe derives them, so leases made
 //! by Swamp's client and by Tahoe's renew each other.
 
-use swamp_proto::cap::{Cap, ChkCap};
-use swamp_proto::chk::{self, LIT_MAX, Params};
-use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret, UploadSecret};
-use swamp_proto::{Nurl, ShareNumber, StorageIndex, hashutil};
+use swamp_proto::chk::Params;
+use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret};
+use swamp_proto::{Nurl, StorageIndex, hashutil};
 
 use crate::{ClientError, StorageClient};
+
+mod download;
+mod upload;
+
+pub use upload::FileError;
 
 /// One storage server as a client knows it (from `servers.yaml` or an announcement).
 #[derive(Clone)]
@@ -120,9 +124,6 @@ pub struct Grid {
     happy: usize,
 }
 
-/// Bytes per immutable write request (Tahoe batches about 1 MB).
-const WRITE_CHUNK: usize = 1024 * 1024;
-
 impl Grid {
     /// A grid with the client's lease secret (`private/secret`) and convergence secret
     /// (`private/convergence`), and encoding parameters.
@@ -183,136 +184,6 @@ impl Grid {
             LeaseRenewSecret::from_bytes(renew),
             LeaseCancelSecret::from_bytes(cancel),
         )
-    }
-
-    /// Uploads an immutable file (convergently) and returns its cap; files of at most
-    /// 55 bytes become `URI:LIT` caps and touch no server.
-    ///
-    /// # Errors
-    /// [`GridError`].
-    pub async fn upload(&self, data: &[u8]) -> Result<Cap, GridError> {
-        if data.len() <= LIT_MAX {
-            return Ok(Cap::Lit(data.to_vec()));
-        }
-        let key = chk::convergent_key(data, &self.params, &self.convergence_secret);
-        let encoded = chk::encode(data, key, &self.params)?;
-        let si = encoded.storage_index;
-        let servers = self.permuted(&si);
-        let total = encoded.shares.len();
-        // Share i goes to the i-th server in permuted order (wrapping): with at least
-        // N servers every share lands on its own server.
-        let mut holders = std::collections::BTreeSet::new();
-        for (index, server) in servers.iter().enumerate() {
-            let mine: Vec<usize> = (0..total).filter(|s| s % servers.len() == index).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let (renew, cancel) = self.lease_secrets(&si, server);
-            let upload_secret = UploadSecret::new(rand::random::<[u8; 20]>().to_vec())
-                .expect("invariant: non-empty");
-            let size = encoded.shares[mine[0]].len() as u64;
-            let wrap = |source| GridError::Server {
-                server: format!("{}:{}", server.nurl.host, server.nurl.port),
-                source,
-            };
-            let allocation = server
-                .client
-                .immutable()
-                .allocate(
-                    &si,
-                    &upload_secret,
-                    &renew,
-                    &cancel,
-                    mine.iter().map(|&s| ShareNumber::new(s as u8)),
-                    size,
-                )
-                .await
-                .map_err(wrap)?;
-            for shnum in mine {
-                let n = ShareNumber::new(shnum as u8);
-                if allocation.already_have.0.contains(&n) {
-                    holders.insert(index);
-                    continue;
-                }
-                if !allocation.allocated.0.contains(&n) {
-                    continue;
-                }
-                for (i, chunk) in encoded.shares[shnum].chunks(WRITE_CHUNK).enumerate() {
-                    server
-                        .client
-                        .immutable()
-                        .write_share_chunk(
-                            &si,
-                            n,
-                            &upload_secret,
-                            (i * WRITE_CHUNK) as u64,
-                            bytes::Bytes::copy_from_slice(chunk),
-                        )
-                        .await
-                        .map_err(wrap)?;
-                }
-                holders.insert(index);
-            }
-        }
-        if holders.len() < self.happy.min(self.servers.len()) {
-            return Err(GridError::NotHappy {
-                placed: holders.len(),
-                happy: self.happy,
-            });
-        }
-        Ok(Cap::Chk(encoded.cap))
-    }
-
-    /// Downloads and verifies an immutable file. Shares that fail verification are
-    /// reported to their server with a corruption advisory, as Tahoe does.
-    ///
-    /// # Errors
-    /// [`GridError::NotEnoughShares`] if fewer than k good shares can be found.
-    pub async fn download(&self, cap: &ChkCap) -> Result<Vec<u8>, GridError> {
-        let si = cap.storage_index();
-        let mut fetched: Vec<(usize, Vec<u8>, &Server)> = Vec::new();
-        for server in self.permuted(&si) {
-            let Ok(shares) = server.client.immutable().list_shares(&si).await else {
-                continue;
-            };
-            for shnum in shares {
-                if fetched
-                    .iter()
-                    .any(|(n, _, _)| *n == usize::from(shnum.get()))
-                {
-                    continue;
-                }
-                if let Ok(bytes) = server
-                    .client
-                    .immutable()
-                    .read_share_chunk(&si, shnum, 0, 1 << 40)
-                    .await
-                {
-                    fetched.push((usize::from(shnum.get()), bytes.to_vec(), server));
-                }
-            }
-        }
-        let shares: Vec<(usize, &[u8])> =
-            fetched.iter().map(|(n, b, _)| (*n, b.as_slice())).collect();
-        let decoded = chk::decode(cap, &shares).map_err(|_| GridError::NotEnoughShares {
-            si,
-            found: shares.len(),
-            needed: usize::from(cap.needed),
-        })?;
-        for bad in &decoded.bad_shares {
-            if let Some((n, _, server)) = fetched.iter().find(|(n, _, _)| n == bad) {
-                let _ = server
-                    .client
-                    .immutable()
-                    .advise_corrupt(
-                        &si,
-                        ShareNumber::new(*n as u8),
-                        "share failed hash verification (swamp client)",
-                    )
-                    .await;
-            }
-        }
-        Ok(decoded.plaintext)
     }
 }
 

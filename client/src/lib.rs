@@ -9,8 +9,8 @@
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
 //! - `storage.rs`: the client and its typed method per endpoint.
-//! - `grid.rs`: servers of a grid, lease secrets, immutable upload and download,
-//!   mutable read.
+//! - `grid.rs`: servers of a grid, lease secrets; `grid/upload.rs` and
+//!   `grid/download.rs`: immutable upload and download, streamed and concurrent.
 //! - `servermap.rs`: a mutable file's shares across the grid, verified.
 //! - `publish.rs`: creating and overwriting mutable files.
 //! - `create.rs`: new client node directories and their servers.

@@ -21,6 +21,11 @@ use crate::tls::pinned_config;
 
 const SECRETS_HEADER: &str = "X-Tahoe-Authorization";
 
+/// HTTP/2 receive windows: large and fixed, so a share's blocks stream without
+/// waiting for window updates even when a busy machine makes round trips slow.
+const H2_STREAM_WINDOW: u32 = 16 * 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+
 /// Connection choices.
 #[derive(Clone, Debug, Default)]
 pub struct ClientOptions {
@@ -67,10 +72,13 @@ impl StorageClient {
         let tls = pinned_config(nurl.spki_hash, alpn);
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
-            .pool_max_idle_per_host(16)
-            .http2_adaptive_window(true);
+            .pool_max_idle_per_host(16);
         if options.http1_only {
             builder = builder.http1_only();
+        } else {
+            builder = builder
+                .http2_initial_stream_window_size(H2_STREAM_WINDOW)
+                .http2_initial_connection_window_size(H2_CONNECTION_WINDOW);
         }
         Ok(Self {
             http: builder.build()?,

@@ -2,7 +2,8 @@
 //! `bytes=a-b` range: 206 with `Content-Range: bytes a-b'/*` clipped to the share, or
 //! 204 when the range starts at or past the end. Slots and ranges of up to 16 MiB are
 //! read with one positioned read on the blocking pool (a file stream costs a blocking
-//! round trip per 256 KiB chunk); larger immutable reads stream from the file.
+//! round trip per chunk); larger immutable reads stream from the file in 1 MiB
+//! chunks.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -106,7 +107,7 @@ async fn read(
                 .map_err(|e| ApiError::Internal(format!("seek failed: {e}")))?;
             Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
                 file.take(len),
-                256 * 1024,
+                1024 * 1024,
             ))
         }
     };

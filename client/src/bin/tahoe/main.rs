@@ -138,7 +138,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             to,
         } => {
             let node = open(&dir)?;
-            let data = transfer::read_local(from.as_ref())?;
             let mutable = match (mutable, format) {
                 (true, Some(edit::FileFormat(None))) => {
                     return Err(Failure::new("--mutable contradicts --format=CHK"));
@@ -147,17 +146,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 (true, None) => Some(MutableFormat::Sdmf),
                 (false, None) => None,
             };
-            let cap = match (&to, mutable) {
-                (Some(to), _) => {
-                    edit::put_to(&node.grid, &node.aliases, to, &data, mutable).await?
+            let local = from.as_ref().filter(|p| p.as_os_str() != "-");
+            let cap = match (&to, mutable, local) {
+                // A new immutable file from disk streams, a segment at a time.
+                (None, None, Some(path)) => transfer::put_file(&node.grid, path).await?,
+                _ => {
+                    let data = transfer::read_local(from.as_ref())?;
+                    match (&to, mutable) {
+                        (Some(to), _) => {
+                            edit::put_to(&node.grid, &node.aliases, to, &data, mutable).await?
+                        }
+                        (None, Some(format)) => {
+                            Cap::Mutable(node.grid.create_mutable(&data, format).await.map_err(
+                                |e| Failure::new(format!("upload failed: {}", chain(&e))),
+                            )?)
+                        }
+                        (None, None) => transfer::put_immutable(&node.grid, &data).await?,
+                    }
                 }
-                (None, Some(format)) => Cap::Mutable(
-                    node.grid
-                        .create_mutable(&data, format)
-                        .await
-                        .map_err(|e| Failure::new(format!("upload failed: {}", chain(&e))))?,
-                ),
-                (None, None) => transfer::put_immutable(&node.grid, &data).await?,
             };
             println!("{cap}");
             Ok(())

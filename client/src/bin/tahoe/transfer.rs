@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use swamp_client::grid::Grid;
+use swamp_client::grid::{FileError, Grid};
 use swamp_proto::cap::Cap;
 
 use crate::fail::Failure;
@@ -32,6 +32,14 @@ pub async fn put_immutable(grid: &Grid, data: &[u8]) -> Result<Cap, Failure> {
         .map_err(|e| Failure::new(format!("upload failed: {}", crate::chain(&e))))
 }
 
+/// Uploads a local file as an immutable file, streaming it.
+pub async fn put_file(grid: &Grid, path: &std::path::Path) -> Result<Cap, Failure> {
+    grid.upload_file(path).await.map_err(|e| match e {
+        FileError::Io(e) => Failure::new(format!("cannot read {}: {e}", path.display())),
+        e => Failure::new(format!("upload failed: {}", crate::chain(&e))),
+    })
+}
+
 /// `tahoe get FROM [TO]`.
 pub async fn get(
     grid: &Grid,
@@ -42,6 +50,20 @@ pub async fn get(
     let path = paths::parse(aliases, from)?;
     let cap = paths::resolve(grid, &path).await?;
     let fail = |e: &dyn std::error::Error| Failure::new(format!("{from}: {}", crate::chain(e)));
+    if let (Cap::Chk(chk), Some(path)) = (&cap, to.filter(|p| p.as_os_str() != "-")) {
+        // Streamed straight into the file, a segment at a time.
+        let mut file = std::fs::File::create(path)
+            .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
+        let result = grid.download_to(chk, &mut file).await.map_err(|e| match e {
+            FileError::Io(e) => Failure::new(format!("cannot write {}: {e}", path.display())),
+            e => fail(&e),
+        });
+        if result.is_err() {
+            // No half-written file is left behind as if it were the download.
+            let _ = std::fs::remove_file(path);
+        }
+        return result;
+    }
     let data = match &cap {
         Cap::Lit(data) => data.clone(),
         Cap::Chk(chk) => grid.download(chk).await.map_err(|e| fail(&e))?,

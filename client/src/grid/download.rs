@@ -1,0 +1,330 @@
+//! Immutable downloads, streamed: k shares are picked (primary shares first, so
+//! decoding is a copy), their metadata is fetched and checked against the cap, and
+//! then their blocks are read a few MiB at a time from all k servers at once, several
+//! reads ahead, each block checked and each segment decoded, checked and decrypted as
+//! it arrives. A share that fails (its server, or a hash) is reported and replaced by
+//! the next candidate, and the download goes on from the segment where it failed.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use swamp_proto::ShareNumber;
+use swamp_proto::cap::ChkCap;
+use swamp_proto::chk::{self, Decoder, ShareMeta};
+
+use super::upload::FileError;
+use super::{Grid, GridError, Server};
+use crate::ClientError;
+
+/// Bytes read per share per request (rounded down to whole blocks, at least one).
+const READ_BYTES: u64 = 4 * 1024 * 1024;
+/// Reads (of k shares each) in flight at once.
+const AHEAD: usize = 3;
+
+/// A share being read.
+#[derive(Clone)]
+struct Source<'a> {
+    shnum: usize,
+    server: &'a Server,
+    meta: ShareMeta,
+}
+
+/// Why a share was dropped.
+enum Failure {
+    /// Its server failed (not the share's fault: no advisory).
+    Server,
+    /// It failed verification (reported to its server).
+    Corrupt,
+}
+
+impl Grid {
+    /// Downloads and verifies an immutable file. Shares that fail verification are
+    /// reported to their server with a corruption advisory, as Tahoe does.
+    ///
+    /// # Errors
+    /// [`GridError::NotEnoughShares`] if fewer than k good shares can be found.
+    pub async fn download(&self, cap: &ChkCap) -> Result<Vec<u8>, GridError> {
+        let mut plaintext = Vec::with_capacity(cap.size as usize);
+        let mut sink = |segment: &[u8]| {
+            plaintext.extend_from_slice(segment);
+            Ok(())
+        };
+        match self.download_into(cap, &mut sink).await {
+            Ok(()) => Ok(plaintext),
+            Err(FileError::Grid(e)) => Err(e),
+            Err(FileError::Io(e)) => unreachable!("a Vec takes every write: {e}"),
+        }
+    }
+
+    /// [`Grid::download`] into `out`, a segment at a time (never whole). On an error,
+    /// `out` holds the segments that came before it.
+    ///
+    /// # Errors
+    /// [`FileError`].
+    pub async fn download_to(
+        &self,
+        cap: &ChkCap,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), FileError> {
+        self.download_into(cap, &mut |segment| out.write_all(segment))
+            .await?;
+        out.flush()?;
+        Ok(())
+    }
+
+    async fn download_into(
+        &self,
+        cap: &ChkCap,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), FileError> {
+        let si = cap.storage_index();
+        let k = usize::from(cap.needed);
+        let permuted = self.permuted(&si);
+        let lists = futures::future::join_all(
+            permuted
+                .iter()
+                .map(|server| async move { server.client.immutable().list_shares(&si).await }),
+        )
+        .await;
+        // (share, server rank): primary shares first, then in permuted order.
+        let mut candidates: Vec<(usize, usize)> = lists
+            .into_iter()
+            .enumerate()
+            .filter_map(|(rank, list)| Some((rank, list.ok()?)))
+            .flat_map(|(rank, list)| list.into_iter().map(move |n| (usize::from(n.get()), rank)))
+            .collect();
+        candidates.sort_by_key(|&(shnum, rank)| (shnum >= k, rank, shnum));
+        let mut candidates: VecDeque<(usize, usize)> = candidates.into();
+
+        let mut chosen: Vec<Source<'_>> = Vec::with_capacity(k);
+        let not_enough = |found: usize| GridError::NotEnoughShares {
+            si,
+            found,
+            needed: k,
+        };
+        self.fill(cap, &permuted, &mut candidates, &mut chosen)
+            .await;
+        let mut decoder = None;
+        while decoder.is_none() {
+            if chosen.len() < k {
+                return Err(not_enough(chosen.len()).into());
+            }
+            match Decoder::new(cap, chosen[0].shnum, &chosen[0].meta) {
+                Ok(d) => decoder = Some(d),
+                Err(_) => {
+                    let bad = chosen.remove(0);
+                    advise(&si, &bad).await;
+                    self.fill(cap, &permuted, &mut candidates, &mut chosen)
+                        .await;
+                }
+            }
+        }
+        let decoder = decoder.expect("invariant: loop ends with a decoder");
+        let ueb = decoder.ueb().clone();
+        let block_size = ueb.segment_size / k as u64;
+        let per_read = (READ_BYTES / block_size.max(1)).max(1);
+
+        let mut seg = 0u64;
+        'restart: while seg < ueb.num_segments {
+            if chosen.len() < k {
+                return Err(not_enough(chosen.len()).into());
+            }
+            let sources: Vec<(usize, crate::StorageClient, u64)> = chosen
+                .iter()
+                .map(|s| (s.shnum, s.server.client.clone(), s.meta.offsets.data))
+                .collect();
+            let firsts: Vec<u64> = (seg..ueb.num_segments).step_by(per_read as usize).collect();
+            let mut reads = futures::stream::iter(firsts.into_iter().map(|first| {
+                let last = (first + per_read).min(ueb.num_segments);
+                let start = decoder.block_range(first).start;
+                let end = decoder.block_range(last - 1).end;
+                let sources = sources.clone();
+                let task = tokio::spawn(async move {
+                    futures::future::join_all(sources.iter().map(
+                        |(shnum, client, data)| async move {
+                            client
+                                .immutable()
+                                .read_share_chunk(
+                                    &si,
+                                    ShareNumber::new(*shnum as u8),
+                                    data + start,
+                                    end - start,
+                                )
+                                .await
+                        },
+                    ))
+                    .await
+                });
+                async move { (first, last, start, task.await) }
+            }))
+            .buffered(AHEAD);
+            while let Some((first, last, start, bodies)) = reads.next().await {
+                let bodies: Vec<Result<Bytes, ClientError>> = match bodies {
+                    Ok(b) => b,
+                    Err(e) => match e.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(_) => return Err(not_enough(0).into()),
+                    },
+                };
+                if let Some(i) = bodies.iter().position(Result::is_err) {
+                    self.drop_share(
+                        cap,
+                        &permuted,
+                        &mut candidates,
+                        &mut chosen,
+                        i,
+                        Failure::Server,
+                    )
+                    .await;
+                    seg = first;
+                    continue 'restart;
+                }
+                let bodies: Vec<Bytes> = bodies.into_iter().map(|b| b.expect("checked")).collect();
+                for s in first..last {
+                    let range = decoder.block_range(s);
+                    let (from, to) = ((range.start - start) as usize, (range.end - start) as usize);
+                    let mut blocks = Vec::with_capacity(k);
+                    for (i, body) in bodies.iter().enumerate() {
+                        match body.get(from..to) {
+                            Some(block) if decoder.block_ok(&chosen[i].meta, s, block) => {
+                                blocks.push((chosen[i].shnum, block))
+                            }
+                            _ => {
+                                self.drop_share(
+                                    cap,
+                                    &permuted,
+                                    &mut candidates,
+                                    &mut chosen,
+                                    i,
+                                    Failure::Corrupt,
+                                )
+                                .await;
+                                seg = s;
+                                continue 'restart;
+                            }
+                        }
+                    }
+                    sink(
+                        &decoder
+                            .decode_segment(s, &blocks)
+                            .map_err(GridError::Format)?,
+                    )?;
+                }
+                seg = last;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops `chosen[i]` (advising corruption if it is corrupt) and finds another.
+    async fn drop_share<'a>(
+        &'a self,
+        cap: &ChkCap,
+        permuted: &[&'a Server],
+        candidates: &mut VecDeque<(usize, usize)>,
+        chosen: &mut Vec<Source<'a>>,
+        i: usize,
+        why: Failure,
+    ) {
+        let bad = chosen.remove(i);
+        if matches!(why, Failure::Corrupt) {
+            advise(&cap.storage_index(), &bad).await;
+        }
+        self.fill(cap, permuted, candidates, chosen).await;
+    }
+
+    /// Adds candidates to `chosen` until it has k shares whose metadata checks out
+    /// (fetched a batch at a time, concurrently), or the candidates run out. Shares
+    /// with bad metadata are reported.
+    async fn fill<'a>(
+        &'a self,
+        cap: &ChkCap,
+        permuted: &[&'a Server],
+        candidates: &mut VecDeque<(usize, usize)>,
+        chosen: &mut Vec<Source<'a>>,
+    ) {
+        let si = cap.storage_index();
+        let k = usize::from(cap.needed);
+        while chosen.len() < k {
+            let mut batch: Vec<(usize, &Server)> = Vec::new();
+            // Other copies of shares already in hand stay candidates (as spares).
+            let mut deferred = Vec::new();
+            while batch.len() < k - chosen.len() {
+                let Some((shnum, rank)) = candidates.pop_front() else {
+                    break;
+                };
+                if chosen.iter().any(|c| c.shnum == shnum) || batch.iter().any(|b| b.0 == shnum) {
+                    deferred.push((shnum, rank));
+                } else {
+                    batch.push((shnum, permuted[rank]));
+                }
+            }
+            for c in deferred.into_iter().rev() {
+                candidates.push_front(c);
+            }
+            if batch.is_empty() {
+                return;
+            }
+            let metas = futures::future::join_all(
+                batch
+                    .iter()
+                    .map(|&(shnum, server)| fetch_meta(cap, server, shnum)),
+            )
+            .await;
+            for ((shnum, server), meta) in batch.into_iter().zip(metas) {
+                match meta {
+                    Ok(meta) => chosen.push(Source {
+                        shnum,
+                        server,
+                        meta,
+                    }),
+                    Err(Failure::Corrupt) => {
+                        let _ = server
+                            .client
+                            .immutable()
+                            .advise_corrupt(
+                                &si,
+                                ShareNumber::new(shnum as u8),
+                                "share failed hash verification (swamp client)",
+                            )
+                            .await;
+                    }
+                    Err(Failure::Server) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Reads a share's header and everything after its blocks, and checks them.
+async fn fetch_meta(cap: &ChkCap, server: &Server, shnum: usize) -> Result<ShareMeta, Failure> {
+    let si = cap.storage_index();
+    let n = ShareNumber::new(shnum as u8);
+    let immutable = server.client.immutable();
+    let header = immutable
+        .read_share_chunk(&si, n, 0, chk::HEADER_LEN)
+        .await
+        .map_err(|_| Failure::Server)?;
+    let offsets = chk::parse_offsets(&header).map_err(|_| Failure::Corrupt)?;
+    let tail = immutable
+        .read_share_chunk(&si, n, offsets.crypttext_hash_tree, 1 << 40)
+        .await
+        .map_err(|_| Failure::Server)?;
+    let meta = chk::parse_share_meta(offsets, &tail).map_err(|_| Failure::Corrupt)?;
+    Decoder::check_share(cap, shnum, &meta).map_err(|_| Failure::Corrupt)?;
+    Ok(meta)
+}
+
+async fn advise(si: &swamp_proto::StorageIndex, bad: &Source<'_>) {
+    let _ = bad
+        .server
+        .client
+        .immutable()
+        .advise_corrupt(
+            si,
+            ShareNumber::new(bad.shnum as u8),
+            "share failed hash verification (swamp client)",
+        )
+        .await;
+}
