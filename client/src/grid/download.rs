@@ -65,7 +65,7 @@ impl Grid {
     pub async fn download_to(
         &self,
         cap: &ChkCap,
-        out: &mut impl std::io::Write,
+        out: &mut (impl std::io::Write + Send),
     ) -> Result<(), FileError> {
         self.download_into(cap, &mut |segment| out.write_all(segment))
             .await?;
@@ -76,7 +76,7 @@ impl Grid {
     async fn download_into(
         &self,
         cap: &ChkCap,
-        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), FileError> {
         let si = cap.storage_index();
         let k = usize::from(cap.needed);
