@@ -66,12 +66,7 @@ pub fn child_entry(name: &str, child: &Cap, old: Option<&Entry>) -> Entry {
 
 /// Whether an entry links a directory.
 fn is_dir_entry(entry: &Entry) -> bool {
-    let text = entry
-        .rw_uri
-        .as_deref()
-        .or(entry.ro_uri.as_deref())
-        .unwrap_or("");
-    Cap::parse_lenient(text).is_ok_and(|c| c.is_dir())
+    entry.cap().is_ok_and(|c| c.is_dir())
 }
 
 impl Grid {
@@ -198,12 +193,7 @@ impl Grid {
             let existing = listing.entries.iter().find(|e| e.name == wanted);
             here = match existing {
                 Some(entry) => {
-                    let text = entry
-                        .rw_uri
-                        .as_deref()
-                        .or(entry.ro_uri.as_deref())
-                        .unwrap_or("");
-                    let cap = Cap::parse_lenient(text)?;
+                    let cap = entry.cap()?;
                     if !cap.is_dir() {
                         return Err(GridError::NotADirectory { path: walked });
                     }

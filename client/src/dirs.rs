@@ -80,12 +80,7 @@ impl Grid {
                 .ok_or_else(|| GridError::NoSuchChild {
                     path: walked.clone(),
                 })?;
-            let text = entry
-                .rw_uri
-                .as_deref()
-                .or(entry.ro_uri.as_deref())
-                .unwrap_or("");
-            here = Cap::parse_lenient(text)?;
+            here = entry.cap()?;
         }
         Ok(here)
     }

@@ -51,12 +51,8 @@ pub struct ChildInfo {
 impl ChildInfo {
     /// Describes an entry from its strongest cap.
     pub fn of(entry: &Entry) -> Self {
-        let text = entry
-            .rw_uri
-            .as_deref()
-            .or(entry.ro_uri.as_deref())
-            .unwrap_or("");
-        let cap = Cap::parse_lenient(text).ok();
+        let text = entry.cap_text();
+        let cap = entry.cap().ok();
         let cap_type = text
             .strip_prefix("URI:")
             .and_then(|rest| rest.split(':').next())

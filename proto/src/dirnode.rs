@@ -25,6 +25,25 @@ pub struct Entry {
     pub metadata: Value,
 }
 
+impl Entry {
+    /// The child's strongest cap as text: the write cap when there is one, else the
+    /// read cap ("" for neither).
+    pub fn cap_text(&self) -> &str {
+        self.rw_uri
+            .as_deref()
+            .or(self.ro_uri.as_deref())
+            .unwrap_or("")
+    }
+
+    /// The child's strongest cap, parsed (unknown kinds of caps are kept verbatim).
+    ///
+    /// # Errors
+    /// [`DecodeError`] for a malformed cap of a known kind.
+    pub fn cap(&self) -> Result<crate::cap::Cap, DecodeError> {
+        crate::cap::Cap::parse_lenient(self.cap_text())
+    }
+}
+
 fn bad(why: impl Into<String>) -> DecodeError {
     DecodeError::Invalid(format!("directory contents: {}", why.into()))
 }

@@ -89,3 +89,14 @@ def _unique_dir(base: Path, name: str) -> Path:
 def workdir_factory(interop_base):
     """workdir_factory(name) -> a fresh directory under the session's base."""
     return lambda name: _unique_dir(interop_base, name)
+
+
+@pytest.fixture(scope="session")
+def swamp_grid(workdir_factory):
+    """Three Swamp nodes (2-of-3, happy 3) and a real Tahoe client node using them,
+    shared by the test modules that drive Swamp's `tahoe` CLI (starting a grid costs
+    seconds; every test makes its own files and directories)."""
+    L.require_swamp()
+    g = L.build_grid(workdir_factory("swamp-cli-grid"), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
+    yield g
+    g.stop()

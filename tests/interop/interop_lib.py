@@ -64,6 +64,11 @@ def swamp_server_bin() -> Path:
     return p
 
 
+def swamp_tahoe_bin() -> Path:
+    """Swamp's `tahoe` CLI: SWAMP_TAHOE_BIN, else next to the swamp-server binary."""
+    return Path(os.environ.get("SWAMP_TAHOE_BIN", swamp_server_bin().parent / "tahoe"))
+
+
 def require_swamp() -> None:
     """Skip (or fail, under SWAMP_REQUIRE_BINARY) when the Swamp binary is missing."""
     if dry_run_python_servers() or swamp_available():

@@ -18,20 +18,15 @@ pytestmark = pytest.mark.swamp
 MiB = 1024 * 1024
 
 
-def swamp_tahoe_bin() -> Path:
-    return Path(os.environ.get("SWAMP_TAHOE_BIN", L.swamp_server_bin().parent / "tahoe"))
 
 
 @pytest.fixture(scope="module")
-def grid(workdir_factory):
-    L.require_swamp()
-    g = L.build_grid(workdir_factory("swamp-cli-grid"), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
-    yield g
-    g.stop()
+def grid(swamp_grid):
+    return swamp_grid
 
 
 def swamp_tahoe(grid, *args, input: bytes | None = None) -> bytes:
-    argv = [str(swamp_tahoe_bin()), "-d", str(grid.client.nodedir), *args]
+    argv = [str(L.swamp_tahoe_bin()), "-d", str(grid.client.nodedir), *args]
     return L.run_cmd(argv, timeout=120, input=input).stdout
 
 
@@ -204,7 +199,9 @@ def test_swamp_tolerates_a_damaged_and_a_missing_share(grid, tmp_path, kind):
     data = os.urandom(400_000)
     query = "uri" if kind == "CHK" else f"uri?format={kind}"
     cap = grid.client.web("PUT", query, data=data).decode().strip()
-    (victim_node, victim), (_, other), *_ = shares_of(grid, cap)
+    # Damage share 0: a reader uses it first (a primary share, on the first server).
+    shares = sorted(shares_of(grid, cap), key=lambda np: np[1].name != "0")
+    (victim_node, victim), (_, other), *_ = shares
     before = advisories(victim_node)
     # Damage the share's data well inside the container (past any header).
     flip_bytes(victim, victim.stat().st_size // 2)
@@ -216,7 +213,7 @@ def test_swamp_tolerates_a_damaged_and_a_missing_share(grid, tmp_path, kind):
     saved = other.read_bytes()
     other.unlink()
     try:
-        failed = L.run_cmd([str(swamp_tahoe_bin()), "-d", str(grid.client.nodedir), "get", cap, str(out)],
+        failed = L.run_cmd([str(L.swamp_tahoe_bin()), "-d", str(grid.client.nodedir), "get", cap, str(out)],
                            timeout=120, check=False)
         assert failed.returncode == 1
         assert b"good shares" in failed.stderr or b"shares" in failed.stderr, failed.stderr

@@ -17,20 +17,15 @@ import interop_lib as L
 pytestmark = pytest.mark.swamp
 
 
-def swamp_tahoe_bin() -> Path:
-    return Path(os.environ.get("SWAMP_TAHOE_BIN", L.swamp_server_bin().parent / "tahoe"))
 
 
 @pytest.fixture(scope="module")
-def grid(workdir_factory):
-    L.require_swamp()
-    g = L.build_grid(workdir_factory("swamp-cli-like-grid"), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
-    yield g
-    g.stop()
+def grid(swamp_grid):
+    return swamp_grid
 
 
 def swamp(nodedir, *args, check=True) -> subprocess.CompletedProcess:
-    return L.run_cmd([swamp_tahoe_bin(), "-d", nodedir, *args], timeout=120, check=check)
+    return L.run_cmd([L.swamp_tahoe_bin(), "-d", nodedir, *args], timeout=120, check=check)
 
 
 def real(grid, *args, check=True) -> subprocess.CompletedProcess:
@@ -94,7 +89,7 @@ def test_create_client_makes_a_directory_real_tahoe_runs_on(grid, tmp_path):
             f"--webport=tcp:{webport}:interface=127.0.0.1", "--announcement", str(announcement)]
     for nurl in nurls:
         args += ["--nurl", nurl]
-    L.run_cmd([swamp_tahoe_bin(), *args])
+    L.run_cmd([L.swamp_tahoe_bin(), *args])
     assert swamp(nodedir, "create-client", str(nodedir), check=False).returncode == 1, "never overwrites"
 
     # Swamp's CLI uses it...

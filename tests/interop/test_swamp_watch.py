@@ -28,16 +28,11 @@ LATENCIES: list[dict] = []
 WRITER = ["real"]  # which `tahoe` makes the changes: the real one, or Swamp's
 
 
-def swamp_tahoe_bin() -> Path:
-    return Path(os.environ.get("SWAMP_TAHOE_BIN", L.swamp_server_bin().parent / "tahoe"))
 
 
 @pytest.fixture(scope="module")
-def grid(workdir_factory):
-    L.require_swamp()
-    g = L.build_grid(workdir_factory("swamp-watch-grid"), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
-    yield g
-    g.stop()
+def grid(swamp_grid):
+    return swamp_grid
 
 
 def teardown_module(_module):
@@ -51,7 +46,7 @@ class Watcher:
     time each was read."""
 
     def __init__(self, nodedir: Path, *args: str):
-        argv = [str(swamp_tahoe_bin()), "-d", str(nodedir), "watch", "--json", *args]
+        argv = [str(L.swamp_tahoe_bin()), "-d", str(nodedir), "watch", "--json", *args]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
@@ -101,7 +96,7 @@ def timed(grid, watcher: Watcher, label: str, args: list[str], what: str, **fiel
     if WRITER[0] == "real":
         grid.client.cli(*args)
     else:
-        L.run_cmd([str(swamp_tahoe_bin()), "-d", str(grid.client.nodedir), *args], timeout=120)
+        L.run_cmd([str(L.swamp_tahoe_bin()), "-d", str(grid.client.nodedir), *args], timeout=120)
     done = time.monotonic()
     at, event = watcher.expect(what, **fields)
     # Negative: the line was printed before the writer's `tahoe` process had exited.

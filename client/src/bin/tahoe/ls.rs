@@ -72,13 +72,9 @@ async fn listing(grid: &Grid, path: &Path<'_>) -> Result<(Cap, Vec<Entry>), Fail
                         path: path.names.join("/"),
                     })
                 })?;
-            let text = entry
-                .rw_uri
-                .as_deref()
-                .or(entry.ro_uri.as_deref())
-                .unwrap_or("");
-            let cap =
-                Cap::parse_lenient(text).map_err(|e| Failure::new(format!("{}: {e}", path.arg)))?;
+            let cap = entry
+                .cap()
+                .map_err(|e| Failure::new(format!("{}: {e}", path.arg)))?;
             (cap, Some(entry))
         }
     };
@@ -133,12 +129,7 @@ fn rows(entries: &[Entry], args: &LsArgs) -> Vec<Vec<String>> {
             let classify = if args.classify { classify } else { "" };
             row.push(format!("{}{classify}", e.name));
             if args.uri {
-                row.push(
-                    e.rw_uri
-                        .clone()
-                        .or_else(|| e.ro_uri.clone())
-                        .unwrap_or_default(),
-                );
+                row.push(e.cap_text().to_string());
             }
             if args.readonly_uri {
                 row.push(e.ro_uri.clone().unwrap_or_else(|| "-".into()));
