@@ -12,6 +12,7 @@ use swamp_proto::{Nurl, StorageIndex, hashutil};
 use crate::{ClientError, StorageClient};
 
 mod download;
+mod placement;
 mod upload;
 
 pub use upload::FileError;

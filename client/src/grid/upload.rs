@@ -224,73 +224,41 @@ impl Grid {
         let total = usize::from(self.params.total);
         let size = encoder.share_size();
 
-        // Allocate on every server at once.
-        let allocations =
-            futures::future::join_all(servers.iter().enumerate().map(|(index, server)| {
-                let mine: Vec<usize> = (0..total).filter(|s| s % servers.len() == index).collect();
-                async move {
-                    if mine.is_empty() {
-                        return Ok(None);
-                    }
-                    let (renew, cancel) = self.lease_secrets(&si, server);
-                    let secret = UploadSecret::new(rand::random::<[u8; 20]>().to_vec())
-                        .expect("invariant: non-empty");
-                    let allocation = server
-                        .client
-                        .immutable()
-                        .allocate(
-                            &si,
-                            &secret,
-                            &renew,
-                            &cancel,
-                            mine.iter().map(|&s| ShareNumber::new(s as u8)),
-                            size,
-                        )
-                        .await
-                        .map_err(|source| GridError::Server {
-                            server: server_name(server),
-                            source,
-                        })?;
-                    Ok::<_, GridError>(Some((index, mine, secret, allocation)))
+        // Reserve space, spreading the shares over enough servers (or give up now).
+        let placed = self.place(&si, &servers, total, size).await?;
+        let mut holders: BTreeSet<usize> = placed
+            .iter()
+            .filter(|p| p.already)
+            .map(|p| p.server)
+            .collect();
+        let mut writers: Vec<Writer> = placed
+            .iter()
+            .filter(|p| !p.already)
+            .map(|p| {
+                let server = servers[p.server];
+                let n = ShareNumber::new(p.shnum as u8);
+                let (queue, task) = spawn_writer(server.client.clone(), si, n, p.secret.clone());
+                Writer {
+                    shnum: p.shnum,
+                    server: p.server,
+                    name: server_name(server),
+                    queue,
+                    pending: Vec::new(),
+                    pending_at: 0,
+                    task,
                 }
-            }))
-            .await;
-
-        let mut holders = BTreeSet::new();
-        let mut writers: Vec<Writer> = Vec::new();
-        for allocation in allocations {
-            let Some((index, mine, secret, allocation)) = allocation? else {
-                continue;
-            };
-            let server = servers[index];
-            for shnum in mine {
-                let n = ShareNumber::new(shnum as u8);
-                if allocation.already_have.0.contains(&n) {
-                    holders.insert(index);
-                } else if allocation.allocated.0.contains(&n) {
-                    let (queue, task) = spawn_writer(server.client.clone(), si, n, secret.clone());
-                    writers.push(Writer {
-                        shnum,
-                        server: index,
-                        name: server_name(server),
-                        queue,
-                        pending: Vec::new(),
-                        pending_at: 0,
-                        task,
-                    });
-                }
-            }
-        }
+            })
+            .collect();
 
         // Encode and hand each block to its share's writer; a writer that stopped
-        // (its server failed) ends the upload, with its error.
+        // (its server failed) gets nothing more, and the upload goes on as long as
+        // the shares that do arrive still make the file happy (checked at the end).
         let header = encoder.header();
         // The encoder's immutable half, for the encoding threads.
         let coder = encoder.clone();
         let mut previous: Vec<EncodedSegment> = Vec::new();
         let mut next = 0;
-        let mut stopped = false;
-        'encode: loop {
+        loop {
             let count = (encoder.num_segments() - next).min(PARALLEL_SEGMENTS as u64);
             let segments = encode_segments(&coder, &mut encoder, &previous, data, next, count)?;
             next += count;
@@ -316,10 +284,8 @@ impl Grid {
                                 Vec::with_capacity(WRITE_BYTES + block.len()),
                             )),
                         );
-                        if writer.queue.send(write).await.is_err() {
-                            stopped = true;
-                            break 'encode;
-                        }
+                        // A stopped writer's error comes out of `finish`.
+                        let _ = writer.queue.send(write).await;
                     }
                 }
             }
@@ -328,33 +294,24 @@ impl Grid {
             }
             previous = segments;
         }
-        let mut cap = None;
-        if !stopped {
-            let tail_offset = encoder.tail_offset();
-            let mut finished = encoder.finish()?;
-            for writer in &mut writers {
-                let tail = Bytes::from(std::mem::take(&mut finished.tails[writer.shnum]));
-                if writer.queue.send((tail_offset, tail)).await.is_err() {
-                    break;
-                }
-            }
-            cap = Some(finished.cap);
+        let tail_offset = encoder.tail_offset();
+        let mut finished = encoder.finish()?;
+        for writer in &mut writers {
+            let tail = Bytes::from(std::mem::take(&mut finished.tails[writer.shnum]));
+            let _ = writer.queue.send((tail_offset, tail)).await;
         }
+        let cap = finished.cap;
         for writer in &mut writers {
             writer.queue.close_channel();
         }
-        finish(writers, &mut holders).await?;
-        let Some(cap) = cap else {
-            return Err(GridError::Server {
-                server: "?".into(),
-                source: ClientError::Protocol("an upload task stopped early".into()),
-            }
-            .into());
-        };
+        let failed = finish(writers, &mut holders).await;
         if holders.len() < self.happy.min(self.servers.len()) {
-            return Err(GridError::NotHappy {
-                placed: holders.len(),
-                happy: self.happy,
+            return Err(match failed {
+                Err(e) => e,
+                Ok(()) => GridError::NotHappy {
+                    placed: holders.len(),
+                    happy: self.happy,
+                },
             }
             .into());
         }

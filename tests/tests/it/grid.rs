@@ -1,5 +1,6 @@
 //! Immutable files through the client library's grid: three real servers, 2-of-3.
 
+use swamp_client::grid::GridError;
 use swamp_proto::cap::Cap;
 use swamp_tests::{TestServer, grid_of, random_bytes};
 
@@ -88,4 +89,62 @@ async fn a_missing_server_is_tolerated_down_to_k() {
     assert_eq!(grid_of(&servers[..2]).download(&chk).await.unwrap(), data);
     // ...but not with one.
     assert!(grid_of(&servers[..1]).download(&chk).await.is_err());
+}
+
+#[tokio::test]
+async fn upload_places_shares_around_a_dead_server_and_refuses_when_unhappy() {
+    let mut servers = vec![
+        TestServer::start().await,
+        TestServer::start().await,
+        TestServer::start().await,
+        TestServer::start().await,
+    ];
+    // 2-of-3, happy 3, over four servers, one of which is about to die.
+    let grid = grid_of(&servers);
+    let dead = servers.remove(0);
+    dead.stop().await;
+    for seed in 0..4u8 {
+        let mut data = random_bytes(100_000);
+        data[0] = seed;
+        let Cap::Chk(chk) = grid.upload(&data).await.unwrap() else {
+            panic!("expected a CHK cap")
+        };
+        assert_eq!(grid.download(&chk).await.unwrap(), data);
+        for server in &servers {
+            let held = server
+                .client
+                .immutable()
+                .list_shares(&chk.storage_index())
+                .await
+                .unwrap();
+            assert_eq!(held.len(), 1, "each live server holds one share");
+        }
+    }
+    // With two servers left, three distinct holders are impossible: refused, and the
+    // space reserved is given back (no share appears).
+    let second = servers.remove(0);
+    second.stop().await;
+    let data = random_bytes(100_000);
+    match grid.upload(&data).await {
+        Err(GridError::NotHappy {
+            placed: 2,
+            happy: 3,
+        }) => {}
+        other => panic!("expected NotHappy, got {other:?}"),
+    }
+    // The refused file's storage index, as the upload computed it (convergent key).
+    let params = swamp_proto::chk::Params {
+        needed: 2,
+        total: 3,
+        max_segment_size: swamp_proto::chk::DEFAULT_MAX_SEGMENT_SIZE,
+    };
+    let key = swamp_proto::chk::convergent_key(&data, &params, &[9; 32]);
+    let si = swamp_proto::StorageIndex::from_bytes(swamp_proto::hashutil::storage_index_hash(&key));
+    for server in &servers {
+        let held = server.client.immutable().list_shares(&si).await.unwrap();
+        assert!(held.is_empty(), "no share of a refused upload");
+        let incoming = server.shares_dir().join("incoming");
+        let pending = std::fs::read_dir(&incoming).map_or(0, |d| d.count());
+        assert_eq!(pending, 0, "the reserved space was given back");
+    }
 }
