@@ -15,7 +15,7 @@ mod download;
 mod placement;
 mod upload;
 
-pub use upload::FileError;
+pub use upload::{FileError, Progress};
 
 /// One storage server as a client knows it (from `servers.yaml` or an announcement).
 #[derive(Clone)]

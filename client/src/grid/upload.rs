@@ -73,19 +73,23 @@ fn spawn_writer(
     (tx, task)
 }
 
+/// Told how many more bytes of a local file were read (an upload reads its file
+/// twice: once for the convergent key, once to encode), for progress displays.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
 /// Where the plaintext comes from.
 #[derive(Clone, Copy)]
 enum Source<'a> {
     Memory(&'a [u8]),
     /// A file of the given length, read with positioned reads (from any thread).
-    File(&'a std::fs::File, u64),
+    File(&'a std::fs::File, u64, Option<Progress<'a>>),
 }
 
 impl Source<'_> {
     fn len(&self) -> u64 {
         match self {
             Self::Memory(data) => data.len() as u64,
-            Self::File(_, len) => *len,
+            Self::File(_, len, _) => *len,
         }
     }
 
@@ -99,9 +103,12 @@ impl Source<'_> {
         use std::os::unix::fs::FileExt;
         match self {
             Self::Memory(data) => Ok(f(&data[range.start as usize..range.end as usize])),
-            Self::File(file, _) => {
+            Self::File(file, _, progress) => {
                 buf.resize((range.end - range.start) as usize, 0);
                 file.read_exact_at(buf, range.start)?;
+                if let Some(progress) = progress {
+                    progress(buf.len() as u64);
+                }
                 Ok(f(buf))
             }
         }
@@ -188,6 +195,19 @@ impl Grid {
     /// # Errors
     /// [`FileError`].
     pub async fn upload_file(&self, path: &std::path::Path) -> Result<Cap, FileError> {
+        self.upload_file_with_progress(path, None).await
+    }
+
+    /// [`Grid::upload_file`], telling `progress` of every read of the file (which
+    /// adds up to twice its length).
+    ///
+    /// # Errors
+    /// [`FileError`].
+    pub async fn upload_file_with_progress(
+        &self,
+        path: &std::path::Path,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Cap, FileError> {
         use std::io::Read;
         let mut file = std::fs::File::open(path)?;
         let len = file.metadata()?.len();
@@ -206,6 +226,9 @@ impl Grid {
             }
             hasher.update(&buf[..got]);
             seen += got as u64;
+            if let Some(progress) = progress {
+                progress(got as u64);
+            }
         }
         if seen != len {
             return Err(FileError::Io(std::io::Error::other(format!(
@@ -213,7 +236,7 @@ impl Grid {
                 path.display()
             ))));
         }
-        self.upload_from(Source::File(&file, len), hasher.key())
+        self.upload_from(Source::File(&file, len, progress), hasher.key())
             .await
     }
 

@@ -9,6 +9,7 @@ mod edit;
 mod fail;
 mod ls;
 mod paths;
+mod progress;
 mod transfer;
 mod watch_cmd;
 

@@ -8,6 +8,25 @@ use swamp_client::grid::{FileError, Grid};
 use swamp_proto::cap::Cap;
 
 use crate::fail::Failure;
+use crate::progress::Bar;
+
+/// A writer that tells a progress bar what went through it.
+struct Counted<'a, W> {
+    inner: W,
+    bar: &'a Bar,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.add(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 use crate::paths;
 
 /// Reads a local file, or stdin for `None` or `-`.
@@ -34,7 +53,13 @@ pub async fn put_immutable(grid: &Grid, data: &[u8]) -> Result<Cap, Failure> {
 
 /// Uploads a local file as an immutable file, streaming it.
 pub async fn put_file(grid: &Grid, path: &std::path::Path) -> Result<Cap, Failure> {
-    grid.upload_file(path).await.map_err(|e| match e {
+    // The file is read twice (convergent key, then encoding).
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let bar = Bar::with_passes("put", len, 2);
+    let progress = |n: u64| bar.add(n);
+    let result = grid.upload_file_with_progress(path, Some(&progress)).await;
+    bar.finish();
+    result.map_err(|e| match e {
         FileError::Io(e) => Failure::new(format!("cannot read {}: {e}", path.display())),
         e => Failure::new(format!("upload failed: {}", crate::chain(&e))),
     })
@@ -52,12 +77,21 @@ pub async fn get(
     let fail = |e: &dyn std::error::Error| Failure::new(format!("{from}: {}", crate::chain(e)));
     if let (Cap::Chk(chk), Some(path)) = (&cap, to.filter(|p| p.as_os_str() != "-")) {
         // Streamed straight into the file, a segment at a time.
-        let mut file = std::fs::File::create(path)
+        let file = std::fs::File::create(path)
             .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
-        let result = grid.download_to(chk, &mut file).await.map_err(|e| match e {
-            FileError::Io(e) => Failure::new(format!("cannot write {}: {e}", path.display())),
-            e => fail(&e),
-        });
+        let bar = Bar::new("get", chk.size);
+        let mut counted = Counted {
+            inner: file,
+            bar: &bar,
+        };
+        let result = grid
+            .download_to(chk, &mut counted)
+            .await
+            .map_err(|e| match e {
+                FileError::Io(e) => Failure::new(format!("cannot write {}: {e}", path.display())),
+                e => fail(&e),
+            });
+        bar.finish();
         if result.is_err() {
             // No half-written file is left behind as if it were the download.
             let _ = std::fs::remove_file(path);
