@@ -188,6 +188,17 @@ impl TestServer {
         )
     }
 
+    /// Stops the server, lets `meanwhile` touch its storage directory, and starts it
+    /// again on the same directory and identity (a new port), keeping the node
+    /// directory alive.
+    pub async fn restart(self, meanwhile: impl FnOnce(&Path)) -> TestServer {
+        let (dir, storage_dir, identity) = self.stop().await;
+        meanwhile(&storage_dir);
+        let mut server = Self::start_on(storage_dir, identity, TestOptions::default()).await;
+        server._dir = dir;
+        server
+    }
+
     /// The shares directory.
     pub fn shares_dir(&self) -> PathBuf {
         self.storage_dir.join("shares")
@@ -244,6 +255,8 @@ pub fn share_file(shares: &Path, si: &StorageIndex, shnum: u8) -> PathBuf {
         .join(shnum.to_string())
 }
 
+pub mod tap;
+
 /// Change-feed clients speaking the raw protocol, for testing the server's transports.
 pub mod feed {
     use std::sync::Arc;
@@ -256,6 +269,43 @@ pub mod feed {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     use super::TestServer;
+
+    /// Asserts `event` is `slot_changed` for an MDMF version (si, shnum, seqnum,
+    /// roothash) and returns its cursor; `context` names the case in a failure.
+    pub fn expect_changed(
+        event: &FeedEvent,
+        si: &swamp_proto::StorageIndex,
+        shnum: u8,
+        seqnum: u64,
+        roothash: [u8; 32],
+        context: impl std::fmt::Debug,
+    ) -> swamp_proto::feed::Cursor {
+        match event {
+            FeedEvent::SlotChanged {
+                cursor,
+                si: got,
+                shnum: n,
+                seqnum: s,
+                roothash: r,
+                format,
+                ..
+            } => {
+                assert_eq!(
+                    (got, n.get(), *s, *r, *format),
+                    (
+                        si,
+                        shnum,
+                        Some(seqnum),
+                        Some(swamp_proto::feed::RootHash(roothash)),
+                        Some(1)
+                    ),
+                    "{context:?}: {event:?}"
+                );
+                *cursor
+            }
+            other => panic!("{context:?}: expected slot_changed, got {other:?}"),
+        }
+    }
 
     /// A WebSocket over TLS.
     pub type Ws = WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -408,8 +458,12 @@ pub mod feed {
 
     /// One long-poll request (CBOR answer).
     pub async fn poll(server: &TestServer, query: &str) -> FeedBatch {
-        let response = server
-            .client
+        poll_with(&server.client, query).await
+    }
+
+    /// One long-poll request through `client`.
+    pub async fn poll_with(client: &swamp_client::StorageClient, query: &str) -> FeedBatch {
+        let response = client
             .request(Method::GET, &format!("/storage/v1/feed?{query}"))
             .send()
             .await

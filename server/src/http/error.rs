@@ -113,7 +113,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = if status.is_server_error() {
+        // Only a 500 hides its cause (paths, OS errors) from the client; a limit (503)
+        // or a full disk (507) is the client's to know, in words.
+        let body = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, cause = ?std::error::Error::source(&self).map(ToString::to_string), "request failed");
             "internal server error\n".to_string()
         } else {

@@ -9,6 +9,7 @@ use swamp_proto::feed::{Cursor, FeedEvent, ResetReason, RootHash};
 use swamp_server::feeds::FeedSettings;
 use swamp_server::feeds::journal::Retention;
 use swamp_tests::feed::{poll, sse_connect, ws_connect, ws_next, ws_next_or_close, ws_send};
+use swamp_tests::tap::StalledSse;
 use swamp_tests::{Secrets, TestOptions, TestServer, mdmf_share, random_si, write_slot};
 
 fn expect_changed(
@@ -18,25 +19,7 @@ fn expect_changed(
     seqnum: u64,
     roothash: [u8; 32],
 ) -> Cursor {
-    match event {
-        FeedEvent::SlotChanged {
-            cursor,
-            si: got,
-            shnum: n,
-            seqnum: s,
-            roothash: r,
-            format,
-            ..
-        } => {
-            assert_eq!(
-                (got, n.get(), *s, *r, *format),
-                (si, shnum, Some(seqnum), Some(RootHash(roothash)), Some(1)),
-                "{event:?}"
-            );
-            *cursor
-        }
-        other => panic!("expected slot_changed, got {other:?}"),
-    }
+    swamp_tests::feed::expect_changed(event, si, shnum, seqnum, roothash, "")
 }
 
 #[tokio::test]
@@ -343,8 +326,42 @@ async fn websocket_commands_add_and_remove_subscriptions() {
     assert!(matches!(ws_next(&mut ws).await, FeedEvent::Error { .. }));
 }
 
+/// A subscriber that stops reading, on a streaming transport.
+enum Stalled {
+    Ws(Box<swamp_tests::feed::Ws>),
+    Sse(Box<StalledSse>),
+}
+
+impl Stalled {
+    /// Reads what it had buffered and returns the close reason.
+    async fn close_reason(self) -> String {
+        match self {
+            Stalled::Ws(mut ws) => loop {
+                match ws_next_or_close(&mut ws).await {
+                    Ok(_) => continue,
+                    Err((code, reason)) => {
+                        assert_eq!(code, 4008, "the close code for a slow subscriber");
+                        break reason;
+                    }
+                }
+            },
+            Stalled::Sse(sse) => sse.close_reason().await,
+        }
+    }
+}
+
 #[tokio::test]
-async fn a_slow_consumer_is_closed_while_a_fast_one_and_the_writer_go_on() {
+async fn a_slow_websocket_consumer_is_closed_while_a_fast_one_and_the_writer_go_on() {
+    slow_consumer_is_closed(false).await;
+}
+
+#[tokio::test]
+async fn a_slow_sse_consumer_is_closed_while_a_fast_one_and_the_writer_go_on() {
+    slow_consumer_is_closed(true).await;
+}
+
+// (Long-poll has no standing queue to overflow: each poll is answered from the journal.)
+async fn slow_consumer_is_closed(sse: bool) {
     let server = TestServer::start().await;
     let s = Secrets::random();
     // Sixteen slots, eight written in parallel per round, alternating halves: more
@@ -357,7 +374,13 @@ async fn a_slow_consumer_is_closed_while_a_fast_one_and_the_writer_go_on() {
         .join("&");
     // The slow subscriber never reads until the end. Loopback TCP buffers absorb a few
     // MiB first; then its outbox (64 KiB by default) overflows.
-    let mut slow = ws_connect(&server, &query, false, Some(4096)).await;
+    let slow = if sse {
+        Stalled::Sse(Box::new(StalledSse::open(&server, &query, 4096).await))
+    } else {
+        Stalled::Ws(Box::new(
+            ws_connect(&server, &query, false, Some(4096)).await,
+        ))
+    };
     let mut fast = ws_connect(&server, &query, false, None).await;
     ws_next(&mut fast).await;
     let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
@@ -430,14 +453,8 @@ async fn a_slow_consumer_is_closed_while_a_fast_one_and_the_writer_go_on() {
         1,
         "the slow subscriber overflowed after {written} events"
     );
-    // The slow one now reads: what it had buffered, then the close frame.
-    let close = loop {
-        match ws_next_or_close(&mut slow).await {
-            Ok(_) => continue,
-            Err(close) => break close,
-        }
-    };
-    assert_eq!(close, (4008, "slow".to_string()));
+    // The slow one now reads: what it had buffered, then the close.
+    assert_eq!(slow.close_reason().await, "slow");
     // The fast one is still open and still gets events.
     write_slot(
         &server.client,

@@ -9,6 +9,7 @@ mod browser;
 mod dirs;
 mod disk;
 mod feed_client;
+mod feed_wires;
 mod feeds;
 mod grid;
 mod identity;
