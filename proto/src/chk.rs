@@ -872,6 +872,15 @@ pub struct Decoded {
     pub bad_shares: Vec<usize>,
 }
 
+/// Why [`Decoder::decode_segment_into`] failed.
+#[derive(Debug)]
+pub enum SegmentError {
+    /// `blocks[i]` does not match its share's block tree (the share is corrupt).
+    BadBlock(usize),
+    /// The segment cannot be decoded or does not match the ciphertext tree.
+    Invalid(DecodeError),
+}
+
 /// Segment-by-segment decoding of a file: shares are checked against the cap from
 /// their metadata alone ([`Decoder::check_share`]), each block against its share's
 /// block tree ([`Decoder::block_ok`]), and each decoded segment against the
@@ -985,6 +994,77 @@ impl Decoder {
     pub fn segment_range(&self, seg: u64) -> std::ops::Range<u64> {
         let start = seg * self.ueb.segment_size;
         start..(start + self.ueb.segment_size).min(self.ueb.size)
+    }
+
+    /// Checks segment `seg`'s k blocks and decrypts the segment into `out` (exactly
+    /// its [`Decoder::segment_range`] long). `blocks[i]` is a block of the share with
+    /// metadata `blocks[i].1` (which passed [`Decoder::check_share`]). When the blocks
+    /// are the primary ones (shares 0..k, the common case) they are hashed two streams
+    /// at once with the segment, and decrypted from where they lie, with no copy.
+    ///
+    /// # Errors
+    /// [`SegmentError::BadBlock`] naming the first block that fails its hash, or
+    /// [`SegmentError::Invalid`] as [`Decoder::decode_segment`].
+    pub fn decode_segment_into(
+        &self,
+        seg: u64,
+        blocks: &[(usize, &ShareMeta, &[u8])],
+        out: &mut [u8],
+    ) -> Result<(), SegmentError> {
+        let k = usize::from(self.cap.needed);
+        let range = self.segment_range(seg);
+        let invalid = |why: String| SegmentError::Invalid(DecodeError::Invalid(why));
+        if out.len() as u64 != range.end - range.start {
+            return Err(invalid(format!("segment {seg}: wrong output length")));
+        }
+        let primary = blocks.len() == k && blocks.iter().enumerate().all(|(i, b)| b.0 == i);
+        if !primary {
+            for (i, (_, meta, block)) in blocks.iter().enumerate() {
+                if !self.block_ok(meta, seg, block) {
+                    return Err(SegmentError::BadBlock(i));
+                }
+            }
+            let pairs: Vec<(usize, &[u8])> = blocks.iter().map(|b| (b.0, b.2)).collect();
+            out.copy_from_slice(
+                &self
+                    .decode_segment(seg, &pairs)
+                    .map_err(SegmentError::Invalid)?,
+            );
+            return Ok(());
+        }
+        let block_range = self.block_range(seg);
+        let block_len = (block_range.end - block_range.start) as usize;
+        if block_len == 0 || block_len * k < out.len() {
+            return Err(invalid(format!("segment {seg}: blocks too short")));
+        }
+        let mut segment = hashutil::TaggedHasher::new(hashutil::tag::CIPHERTEXT_SEGMENT);
+        let mut rest = out.len();
+        for (i, (_, meta, block)) in blocks.iter().enumerate() {
+            let leaf = meta
+                .block_tree
+                .get(meta.block_tree.len() / 2 + seg as usize);
+            if block.len() != block_len || leaf.is_none() {
+                return Err(SegmentError::BadBlock(i));
+            }
+            let file = &block[..rest.min(block_len)];
+            let mut hash = hashutil::TaggedHasher::new(hashutil::tag::BLOCK);
+            hashutil::TaggedHasher::update_pair(&mut segment, file, &mut hash, block);
+            if leaf != Some(&hash.finish()) {
+                return Err(SegmentError::BadBlock(i));
+            }
+            rest -= file.len();
+        }
+        let leaf = self.crypttext_tree.len() / 2 + seg as usize;
+        if self.crypttext_tree.get(leaf) != Some(&segment.finish()) {
+            return Err(invalid(format!(
+                "segment {seg} does not match its ciphertext hash"
+            )));
+        }
+        let starts = (range.start..).step_by(block_len);
+        for (((_, _, block), out), at) in blocks.iter().zip(out.chunks_mut(block_len)).zip(starts) {
+            aes::aes128_ctr_into(&self.cap.key, at, &block[..out.len()], out);
+        }
+        Ok(())
     }
 
     /// Decodes segment `seg` from k distinct blocks that passed [`Decoder::block_ok`],
@@ -1129,6 +1209,62 @@ mod tests {
             h.update(chunk);
         }
         assert_eq!(h.key(), convergent_key(&data, &params, b"s"));
+    }
+
+    #[test]
+    fn segments_decode_into_place_from_primary_or_other_blocks() {
+        let params = Params {
+            needed: 2,
+            total: 3,
+            max_segment_size: 1000,
+        };
+        let plaintext: Vec<u8> = (0..2501u32).map(|i| (i * 11 % 253) as u8).collect();
+        let enc = encode(&plaintext, [3; 16], &params).unwrap();
+        let parts: Vec<ShareParts<'_>> =
+            enc.shares.iter().map(|s| parse_share(s).unwrap()).collect();
+        let metas: Vec<ShareMeta> = parts
+            .iter()
+            .map(|p| ShareMeta {
+                offsets: p.offsets,
+                crypttext_tree: p.crypttext_tree.clone(),
+                block_tree: p.block_tree.clone(),
+                share_hashes: p.share_hashes.clone(),
+                ueb: p.ueb.to_vec(),
+            })
+            .collect();
+        let decoder = Decoder::new(&enc.cap, 0, &metas[0]).unwrap();
+        let mut damaged = parts[1].data.to_vec();
+        damaged[1] ^= 1;
+        for seg in 0..decoder.ueb().num_segments {
+            let range = decoder.segment_range(seg);
+            let block = decoder.block_range(seg);
+            let get = |n: usize| {
+                (
+                    n,
+                    &metas[n],
+                    &parts[n].data[block.start as usize..block.end as usize],
+                )
+            };
+            let want = &plaintext[range.start as usize..range.end as usize];
+            for shares in [[0, 1], [2, 0], [1, 2]] {
+                let blocks: Vec<_> = shares.iter().map(|&n| get(n)).collect();
+                let mut out = vec![0u8; want.len()];
+                decoder.decode_segment_into(seg, &blocks, &mut out).unwrap();
+                assert_eq!(out, want, "segment {seg} from {shares:?}");
+            }
+            if seg == 0 {
+                let bad = (
+                    1,
+                    &metas[1],
+                    &damaged[block.start as usize..block.end as usize],
+                );
+                let mut out = vec![0u8; want.len()];
+                assert!(matches!(
+                    decoder.decode_segment_into(seg, &[get(0), bad], &mut out),
+                    Err(SegmentError::BadBlock(1))
+                ));
+            }
+        }
     }
 
     #[test]
