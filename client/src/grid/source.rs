@@ -17,8 +17,9 @@ use swamp_proto::chk::ConvergentKeyHasher;
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Bytes per read of the key pass.
-const KEY_CHUNK: usize = 4 << 20;
-/// Chunks of the key pass: one being read, one being hashed, one spare.
+const KEY_CHUNK: usize = 1 << 20;
+/// Chunks of the key pass: one being read, one being hashed, one spare (small, so the
+/// pass touches little fresh memory).
 const KEY_CHUNKS: usize = 3;
 
 /// An upload's plaintext.
