@@ -26,8 +26,8 @@ fn rate(bytes: usize, mut op: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let a: Vec<u8> = (0..MESSAGE as u32).map(|i| (i * 7 >> 3) as u8).collect();
-    let b: Vec<u8> = (0..MESSAGE as u32).map(|i| (i * 13 >> 5) as u8).collect();
+    let a: Vec<u8> = (0..MESSAGE as u32).map(|i| ((i * 7) >> 3) as u8).collect();
+    let b: Vec<u8> = (0..MESSAGE as u32).map(|i| ((i * 13) >> 5) as u8).collect();
     if !std::env::args().any(|x| x == "--bench") {
         return; // `cargo test --benches`: nothing to time.
     }

@@ -1196,13 +1196,16 @@ pub fn decode(cap: &ChkCap, shares: &[(usize, &[u8])]) -> Result<Decoded, Decode
 mod tests {
     use super::*;
 
+    /// 2-of-3 with 1000-byte segments: files of a few segments, with a tail.
+    const SMALL_2_OF_3: Params = Params {
+        needed: 2,
+        total: 3,
+        max_segment_size: 1000,
+    };
+
     #[test]
     fn streamed_convergent_key_is_the_same() {
-        let params = Params {
-            needed: 2,
-            total: 3,
-            max_segment_size: 1000,
-        };
+        let params = SMALL_2_OF_3;
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 256) as u8).collect();
         let mut h = convergent_key_hasher(data.len() as u64, &params, b"s");
         for chunk in data.chunks(777) {
@@ -1213,11 +1216,7 @@ mod tests {
 
     #[test]
     fn segments_decode_into_place_from_primary_or_other_blocks() {
-        let params = Params {
-            needed: 2,
-            total: 3,
-            max_segment_size: 1000,
-        };
+        let params = SMALL_2_OF_3;
         let plaintext: Vec<u8> = (0..2501u32).map(|i| (i * 11 % 253) as u8).collect();
         let enc = encode(&plaintext, [3; 16], &params).unwrap();
         let parts: Vec<ShareParts<'_>> =

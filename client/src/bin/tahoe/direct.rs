@@ -76,7 +76,7 @@ impl OutFile {
     fn put(&mut self, len: usize) -> std::io::Result<()> {
         let window = Self::window(&mut self.stage);
         let data = &window[..len];
-        let direct = len % ALIGN == 0 && self.written % ALIGN as u64 == 0;
+        let direct = len.is_multiple_of(ALIGN) && self.written.is_multiple_of(ALIGN as u64);
         match self.direct.as_ref().filter(|_| direct) {
             Some(file) => match file.write_all_at(data, self.written) {
                 Ok(()) => {}
@@ -137,7 +137,7 @@ mod tests {
     fn writes_every_byte_in_order_whatever_the_pieces() {
         let dir = tempfile::tempdir().expect("tempdir");
         for size in [100usize, CHUNK + 1, 2 * CHUNK + ALIGN + 17, 3 * CHUNK] {
-            let data: Vec<u8> = (0..size as u32).map(|i| (i * 7 >> 3) as u8).collect();
+            let data: Vec<u8> = (0..size as u32).map(|i| ((i * 7) >> 3) as u8).collect();
             let path = dir.path().join(format!("out-{size}"));
             let mut out = OutFile::create(&path, size as u64).expect("create");
             for piece in data.chunks(1_000_003) {
