@@ -31,7 +31,7 @@ use crate::{ClientError, StorageClient};
 const WRITE_BYTES: usize = 2 * 1024 * 1024;
 /// Writes queued per share before encoding waits for the network.
 const QUEUE: usize = 2;
-/// Writes per share in flight at once (HTTP/2 streams on the server's connection).
+/// Writes per share in flight at once (HTTP/1.1 connections to its server).
 const IN_FLIGHT: usize = 2;
 
 fn server_name(server: &Server) -> String {
