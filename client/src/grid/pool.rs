@@ -22,6 +22,17 @@ impl Pool {
         buf
     }
 
+    /// Adds `count` buffers with room for `capacity` bytes each, every page of them
+    /// touched now (a page is only backed by memory when first written).
+    pub(crate) fn fill(&self, count: usize, capacity: usize) {
+        for _ in 0..count {
+            let mut buf = Vec::with_capacity(capacity);
+            buf.resize(capacity, 0x5a);
+            buf.clear();
+            self.give(buf);
+        }
+    }
+
     /// Gives `buf` back for reuse.
     pub(crate) fn give(&self, buf: Vec<u8>) {
         self.lock().push(buf);

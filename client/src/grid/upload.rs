@@ -33,6 +33,20 @@ const WRITE_BYTES: usize = 2 * 1024 * 1024;
 const QUEUE: usize = 2;
 /// Writes per share in flight at once (HTTP/1.1 connections to its server).
 const IN_FLIGHT: usize = 2;
+/// Write buffers an upload of 2-of-3 has in use at most: per share, the queued and
+/// in-flight writes, the batch being encoded and the one being hashed.
+const WRITE_BUFFERS: usize = 3 * (QUEUE + IN_FLIGHT + 2);
+
+/// Room for one batch's write to a share, for a file of `size` bytes: whole blocks up
+/// to [`WRITE_BYTES`] (at least one), plus the header or the tail that the first and
+/// last batches carry (hash trees of 32-byte nodes, the share hash chain, the UEB).
+fn batch_capacity(params: &chk::Params, size: u64) -> usize {
+    let segment = params.segment_size(size);
+    let block = (segment / u64::from(params.needed)) as usize;
+    let blocks = (WRITE_BYTES / block.max(1)).max(1) * block;
+    let leaves = size.div_ceil(segment).max(1) as usize;
+    blocks + 3 * 64 * leaves.next_power_of_two() + 4096
+}
 
 fn server_name(server: &Server) -> String {
     format!("{}:{}", server.nurl.host, server.nurl.port)
@@ -223,7 +237,7 @@ impl Grid {
             return Ok(Cap::Lit(data.to_vec()));
         }
         let key = chk::convergent_key(data, &self.params, &self.convergence_secret);
-        self.upload_from(Source::Memory(data), key)
+        self.upload_from(Source::Memory(data), key, Pool::default())
             .await
             .map_err(|e| match e {
                 FileError::Grid(e) => e,
@@ -259,13 +273,24 @@ impl Grid {
             return Ok(self.upload(&data).await?);
         }
         let mut hasher = chk::convergent_key_hasher(len, &self.params, &self.convergence_secret);
-        hash_file(&mut file, len, &mut hasher, progress)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        self.upload_from(Source::File(&file, len, progress), hasher.key())
+        // The key pass keeps one core busy; the other fills the write buffers meanwhile,
+        // so that encoding, which keeps both busy, finds them already in memory.
+        let pool = Pool::default();
+        std::thread::scope(|scope| {
+            scope.spawn(|| pool.fill(WRITE_BUFFERS, batch_capacity(&self.params, len)));
+            hash_file(&mut file, len, &mut hasher, progress)
+        })
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.upload_from(Source::File(&file, len, progress), hasher.key(), pool)
             .await
     }
 
-    async fn upload_from(&self, data: Source<'_>, key: [u8; 16]) -> Result<Cap, FileError> {
+    async fn upload_from(
+        &self,
+        data: Source<'_>,
+        key: [u8; 16],
+        pool: Pool,
+    ) -> Result<Cap, FileError> {
         let mut encoder = Encoder::new(data.len(), key, &self.params)?;
         let si = encoder.storage_index();
         let servers = self.permuted(&si);
@@ -300,7 +325,6 @@ impl Grid {
         // share's writer; a writer that stopped (its server failed) gets nothing more,
         // and the upload goes on as long as the shares that do arrive still make the
         // file happy (checked at the end).
-        let pool = Pool::default();
         let per_batch = (WRITE_BYTES / encoder.block_len(0)).max(1) as u64;
         let num_segments = encoder.num_segments();
         // The encoder's immutable half, for the encoding threads.
