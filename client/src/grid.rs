@@ -13,9 +13,12 @@ use crate::{ClientError, StorageClient};
 
 mod download;
 mod placement;
+mod pool;
+mod source;
 mod upload;
 
-pub use upload::{FileError, Progress};
+pub use source::Progress;
+pub use upload::FileError;
 
 /// One storage server as a client knows it (from `servers.yaml` or an announcement).
 #[derive(Clone)]

@@ -15,6 +15,16 @@ pub fn aes128_ctr(key: &[u8; 16], offset: u64, data: &mut [u8]) {
     cipher.apply_keystream(data);
 }
 
+/// [`aes128_ctr`] from `input` into `output` (of the same length), in one pass.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn aes128_ctr_into(key: &[u8; 16], offset: u64, input: &[u8], output: &mut [u8]) {
+    let mut cipher = Aes128Ctr::new(key.into(), &[0u8; 16].into());
+    cipher.seek(offset);
+    cipher.apply_keystream_b2b(input, output);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +48,12 @@ mod tests {
         assert_eq!(&tail[..], &whole[37..]);
         aes128_ctr(&key, 37, &mut tail);
         assert_eq!(tail, [0u8; 63], "decrypting is encrypting again");
+        let mut copied = [1u8; 63];
+        aes128_ctr_into(&key, 37, &[0u8; 63], &mut copied);
+        assert_eq!(
+            &copied[..],
+            &whole[37..],
+            "buffer to buffer is the same stream"
+        );
     }
 }

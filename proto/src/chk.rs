@@ -217,10 +217,20 @@ pub fn encode(plaintext: &[u8], key: [u8; 16], params: &Params) -> Result<Encode
         .collect();
     for index in 0..encoder.num_segments() {
         let range = encoder.segment_range(index);
-        let segment =
-            encoder.encode_segment(index, &plaintext[range.start as usize..range.end as usize])?;
-        encoder.absorb(&segment)?;
-        for (share, block) in shares.iter_mut().zip(&segment.blocks) {
+        let plain = &plaintext[range.start as usize..range.end as usize];
+        let block_len = encoder.block_len(index);
+        let mut blocks = vec![vec![0u8; block_len]; n];
+        for (block, piece) in blocks.iter_mut().zip(plain.chunks(block_len)) {
+            block[..piece.len()].copy_from_slice(piece);
+        }
+        let mut slices: Vec<&mut [u8]> = blocks.iter_mut().map(Vec::as_mut_slice).collect();
+        let block_hashes = encoder.encode_in_place(index, &mut slices)?;
+        let primary: Vec<&[u8]> = blocks[..usize::from(params.needed)]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        encoder.absorb_blocks(index, block_hashes, &primary)?;
+        for (share, block) in shares.iter_mut().zip(&blocks) {
             share.extend_from_slice(block);
         }
     }
@@ -235,22 +245,6 @@ pub fn encode(plaintext: &[u8], key: [u8; 16], params: &Params) -> Result<Encode
         shares,
         ueb: finished.ueb,
     })
-}
-
-/// One encoded segment: what [`Encoder::encode_segment`] makes from a segment of
-/// plaintext, independently of every other segment.
-#[derive(Clone, Debug)]
-pub struct EncodedSegment {
-    /// The segment's number.
-    pub index: u64,
-    /// Its ciphertext (not padded).
-    pub ciphertext: Vec<u8>,
-    /// `crypttext_segment_hash` of the ciphertext.
-    pub segment_hash: [u8; 32],
-    /// Block `i` goes to share `i`, at [`Encoder::block_offset`].
-    pub blocks: Vec<Vec<u8>>,
-    /// `block_hash` of each block.
-    pub block_hashes: Vec<[u8; 32]>,
 }
 
 /// The end of an encoding: the cap, the UEB, and each share's bytes after its blocks.
@@ -268,9 +262,10 @@ pub struct Finished {
 /// A streaming CHK encoder. Every share's size and header are known up front, so a
 /// share can be written as it is made: the header at 0, each segment's block at
 /// [`Encoder::block_offset`], and, once every segment went through
-/// [`Encoder::absorb`] in order, the tail from [`Encoder::finish`].
-/// [`Encoder::encode_segment`] needs only `&self`, so segments may be encoded on
-/// several threads at once; [`Encoder::absorb`] takes them back in order.
+/// [`Encoder::absorb_blocks`] in order, the tail from [`Encoder::finish`].
+/// [`Encoder::encode_in_place`] needs only `&self`, so segments may be encoded on
+/// several threads at once, straight in the buffers they are sent from;
+/// [`Encoder::absorb_blocks`] takes them back in order.
 #[derive(Clone)]
 pub struct Encoder {
     key: [u8; 16],
@@ -341,6 +336,11 @@ impl Encoder {
         self.offsets.uri_extension + self.offsets.length_field() + self.ueb_len as u64
     }
 
+    /// The encoding parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
     /// The share layout.
     pub fn offsets(&self) -> &Offsets {
         &self.offsets
@@ -372,64 +372,103 @@ impl Encoder {
         self.offsets.plaintext_hash_tree
     }
 
-    /// Encrypts and erasure-codes segment `index` from its plaintext.
-    ///
-    /// # Errors
-    /// [`DecodeError::Invalid`] if `plaintext` is not the segment's length.
-    pub fn encode_segment(
-        &self,
-        index: u64,
-        plaintext: &[u8],
-    ) -> Result<EncodedSegment, DecodeError> {
-        let range = self.segment_range(index);
-        if index >= self.num_segments || plaintext.len() as u64 != range.end - range.start {
-            return Err(DecodeError::Invalid(format!(
-                "segment {index} of {} cannot be {} bytes",
-                self.num_segments,
-                plaintext.len()
-            )));
-        }
-        let k = usize::from(self.params.needed);
-        let padded_len = if index + 1 == self.num_segments {
+    /// The length of each of segment `index`'s n blocks.
+    pub fn block_len(&self, index: u64) -> usize {
+        let padded = if index + 1 == self.num_segments {
             self.padded_tail
         } else {
             self.segment_size
-        } as usize;
-        let mut ciphertext = Vec::with_capacity(padded_len);
-        ciphertext.extend_from_slice(plaintext);
-        aes::aes128_ctr(&self.key, range.start, &mut ciphertext);
-        let segment_hash = hashutil::crypttext_segment_hash(&ciphertext);
-        ciphertext.resize(padded_len, 0);
-        let piece = padded_len / k;
-        let pieces: Vec<&[u8]> = ciphertext.chunks(piece).collect();
-        let blocks = self.code.encode(&pieces)?;
-        let block_hashes = blocks.iter().map(|b| hashutil::block_hash(b)).collect();
-        ciphertext.truncate(plaintext.len());
-        Ok(EncodedSegment {
-            index,
-            ciphertext,
-            segment_hash,
-            blocks,
-            block_hashes,
-        })
+        };
+        (padded / u64::from(self.params.needed)) as usize
     }
 
-    /// Takes in the next segment's hashes, in order.
+    /// How many bytes of each of segment `index`'s first k blocks are file (only the
+    /// last segment has padding): block `p` holds the segment's bytes from
+    /// `p * block_len(index)` on.
+    pub fn piece_lens(&self, index: u64) -> impl Iterator<Item = usize> + use<> {
+        let range = self.segment_range(index);
+        let (len, block_len) = ((range.end - range.start) as usize, self.block_len(index));
+        (0..usize::from(self.params.needed))
+            .map(move |p| len.saturating_sub(p * block_len).min(block_len))
+    }
+
+    /// Encrypts and erasure-codes segment `index` in place and returns its n block
+    /// hashes. `blocks` are its n blocks, each [`Encoder::block_len`] long: on entry
+    /// the first k hold the segment's plaintext cut in k in order (past the end of
+    /// the file their contents are ignored and become zero padding); on return they
+    /// hold its ciphertext, and the other n - k its parity.
     ///
     /// # Errors
-    /// [`DecodeError::Invalid`] if `segment` is not the next one.
-    pub fn absorb(&mut self, segment: &EncodedSegment) -> Result<(), DecodeError> {
-        if segment.index != self.segment_hashes.len() as u64 {
+    /// [`DecodeError::Invalid`] for a segment that does not exist or blocks of the
+    /// wrong number or length.
+    pub fn encode_in_place(
+        &self,
+        index: u64,
+        blocks: &mut [&mut [u8]],
+    ) -> Result<Vec<[u8; 32]>, DecodeError> {
+        let (k, block_len) = (usize::from(self.params.needed), self.block_len(index));
+        if index >= self.num_segments
+            || blocks.len() != usize::from(self.params.total)
+            || blocks.iter().any(|b| b.len() != block_len)
+        {
             return Err(DecodeError::Invalid(format!(
-                "segment {} absorbed when {} was next",
-                segment.index,
-                self.segment_hashes.len()
+                "segment {index} of {} needs {} blocks of {block_len} bytes",
+                self.num_segments, self.params.total
             )));
         }
-        self.crypttext.update(&segment.ciphertext);
-        self.segment_hashes.push(segment.segment_hash);
-        for (hashes, h) in self.block_hashes.iter_mut().zip(&segment.block_hashes) {
-            hashes.push(*h);
+        let start = self.segment_range(index).start;
+        let (primary, parity) = blocks.split_at_mut(k);
+        for (p, (block, len)) in primary.iter_mut().zip(self.piece_lens(index)).enumerate() {
+            let (file, padding) = block.split_at_mut(len);
+            aes::aes128_ctr(&self.key, start + (p * block_len) as u64, file);
+            padding.fill(0);
+        }
+        let primary: Vec<&[u8]> = primary.iter().map(|b| &**b).collect();
+        self.code.encode_parity(&primary, parity)?;
+        let all: Vec<&[u8]> = primary
+            .into_iter()
+            .chain(parity.iter().map(|b| &**b))
+            .collect();
+        Ok(hashutil::block_hashes(&all))
+    }
+
+    /// Takes in segment `index`'s block hashes and ciphertext (its first k blocks, as
+    /// [`Encoder::encode_in_place`] left them), in order: the ciphertext goes to the
+    /// segment's hash and to the whole file's, both at once.
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] if `index` is not the next segment, or for the wrong
+    /// number of blocks or hashes.
+    pub fn absorb_blocks(
+        &mut self,
+        index: u64,
+        block_hashes: Vec<[u8; 32]>,
+        primary: &[&[u8]],
+    ) -> Result<(), DecodeError> {
+        if index != self.segment_hashes.len() as u64
+            || primary.len() != usize::from(self.params.needed)
+            || block_hashes.len() != usize::from(self.params.total)
+        {
+            return Err(DecodeError::Invalid(format!(
+                "segment {index} absorbed with {} blocks and {} hashes when segment {} was \
+                 next, with {} blocks and {} hashes",
+                primary.len(),
+                block_hashes.len(),
+                self.segment_hashes.len(),
+                self.params.needed,
+                self.params.total
+            )));
+        }
+        let mut segment = hashutil::TaggedHasher::new(hashutil::tag::CIPHERTEXT_SEGMENT);
+        for (block, len) in primary.iter().zip(self.piece_lens(index)) {
+            let file = block.get(..len).ok_or_else(|| {
+                DecodeError::Invalid(format!("segment {index}: a block is too short"))
+            })?;
+            hashutil::TaggedHasher::update_pair(&mut self.crypttext, file, &mut segment, file);
+        }
+        self.segment_hashes.push(segment.finish());
+        for (hashes, h) in self.block_hashes.iter_mut().zip(block_hashes) {
+            hashes.push(h);
         }
         Ok(())
     }
@@ -833,6 +872,15 @@ pub struct Decoded {
     pub bad_shares: Vec<usize>,
 }
 
+/// Why [`Decoder::decode_segment_into`] failed.
+#[derive(Debug)]
+pub enum SegmentError {
+    /// `blocks[i]` does not match its share's block tree (the share is corrupt).
+    BadBlock(usize),
+    /// The segment cannot be decoded or does not match the ciphertext tree.
+    Invalid(DecodeError),
+}
+
 /// Segment-by-segment decoding of a file: shares are checked against the cap from
 /// their metadata alone ([`Decoder::check_share`]), each block against its share's
 /// block tree ([`Decoder::block_ok`]), and each decoded segment against the
@@ -946,6 +994,77 @@ impl Decoder {
     pub fn segment_range(&self, seg: u64) -> std::ops::Range<u64> {
         let start = seg * self.ueb.segment_size;
         start..(start + self.ueb.segment_size).min(self.ueb.size)
+    }
+
+    /// Checks segment `seg`'s k blocks and decrypts the segment into `out` (exactly
+    /// its [`Decoder::segment_range`] long). `blocks[i]` is a block of the share with
+    /// metadata `blocks[i].1` (which passed [`Decoder::check_share`]). When the blocks
+    /// are the primary ones (shares 0..k, the common case) they are hashed two streams
+    /// at once with the segment, and decrypted from where they lie, with no copy.
+    ///
+    /// # Errors
+    /// [`SegmentError::BadBlock`] naming the first block that fails its hash, or
+    /// [`SegmentError::Invalid`] as [`Decoder::decode_segment`].
+    pub fn decode_segment_into(
+        &self,
+        seg: u64,
+        blocks: &[(usize, &ShareMeta, &[u8])],
+        out: &mut [u8],
+    ) -> Result<(), SegmentError> {
+        let k = usize::from(self.cap.needed);
+        let range = self.segment_range(seg);
+        let invalid = |why: String| SegmentError::Invalid(DecodeError::Invalid(why));
+        if out.len() as u64 != range.end - range.start {
+            return Err(invalid(format!("segment {seg}: wrong output length")));
+        }
+        let primary = blocks.len() == k && blocks.iter().enumerate().all(|(i, b)| b.0 == i);
+        if !primary {
+            for (i, (_, meta, block)) in blocks.iter().enumerate() {
+                if !self.block_ok(meta, seg, block) {
+                    return Err(SegmentError::BadBlock(i));
+                }
+            }
+            let pairs: Vec<(usize, &[u8])> = blocks.iter().map(|b| (b.0, b.2)).collect();
+            out.copy_from_slice(
+                &self
+                    .decode_segment(seg, &pairs)
+                    .map_err(SegmentError::Invalid)?,
+            );
+            return Ok(());
+        }
+        let block_range = self.block_range(seg);
+        let block_len = (block_range.end - block_range.start) as usize;
+        if block_len == 0 || block_len * k < out.len() {
+            return Err(invalid(format!("segment {seg}: blocks too short")));
+        }
+        let mut segment = hashutil::TaggedHasher::new(hashutil::tag::CIPHERTEXT_SEGMENT);
+        let mut rest = out.len();
+        for (i, (_, meta, block)) in blocks.iter().enumerate() {
+            let leaf = meta
+                .block_tree
+                .get(meta.block_tree.len() / 2 + seg as usize);
+            if block.len() != block_len || leaf.is_none() {
+                return Err(SegmentError::BadBlock(i));
+            }
+            let file = &block[..rest.min(block_len)];
+            let mut hash = hashutil::TaggedHasher::new(hashutil::tag::BLOCK);
+            hashutil::TaggedHasher::update_pair(&mut segment, file, &mut hash, block);
+            if leaf != Some(&hash.finish()) {
+                return Err(SegmentError::BadBlock(i));
+            }
+            rest -= file.len();
+        }
+        let leaf = self.crypttext_tree.len() / 2 + seg as usize;
+        if self.crypttext_tree.get(leaf) != Some(&segment.finish()) {
+            return Err(invalid(format!(
+                "segment {seg} does not match its ciphertext hash"
+            )));
+        }
+        let starts = (range.start..).step_by(block_len);
+        for (((_, _, block), out), at) in blocks.iter().zip(out.chunks_mut(block_len)).zip(starts) {
+            aes::aes128_ctr_into(&self.cap.key, at, &block[..out.len()], out);
+        }
+        Ok(())
     }
 
     /// Decodes segment `seg` from k distinct blocks that passed [`Decoder::block_ok`],
@@ -1077,19 +1196,74 @@ pub fn decode(cap: &ChkCap, shares: &[(usize, &[u8])]) -> Result<Decoded, Decode
 mod tests {
     use super::*;
 
+    /// 2-of-3 with 1000-byte segments: files of a few segments, with a tail.
+    const SMALL_2_OF_3: Params = Params {
+        needed: 2,
+        total: 3,
+        max_segment_size: 1000,
+    };
+
     #[test]
     fn streamed_convergent_key_is_the_same() {
-        let params = Params {
-            needed: 2,
-            total: 3,
-            max_segment_size: 1000,
-        };
+        let params = SMALL_2_OF_3;
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 256) as u8).collect();
         let mut h = convergent_key_hasher(data.len() as u64, &params, b"s");
         for chunk in data.chunks(777) {
             h.update(chunk);
         }
         assert_eq!(h.key(), convergent_key(&data, &params, b"s"));
+    }
+
+    #[test]
+    fn segments_decode_into_place_from_primary_or_other_blocks() {
+        let params = SMALL_2_OF_3;
+        let plaintext: Vec<u8> = (0..2501u32).map(|i| (i * 11 % 253) as u8).collect();
+        let enc = encode(&plaintext, [3; 16], &params).unwrap();
+        let parts: Vec<ShareParts<'_>> =
+            enc.shares.iter().map(|s| parse_share(s).unwrap()).collect();
+        let metas: Vec<ShareMeta> = parts
+            .iter()
+            .map(|p| ShareMeta {
+                offsets: p.offsets,
+                crypttext_tree: p.crypttext_tree.clone(),
+                block_tree: p.block_tree.clone(),
+                share_hashes: p.share_hashes.clone(),
+                ueb: p.ueb.to_vec(),
+            })
+            .collect();
+        let decoder = Decoder::new(&enc.cap, 0, &metas[0]).unwrap();
+        let mut damaged = parts[1].data.to_vec();
+        damaged[1] ^= 1;
+        for seg in 0..decoder.ueb().num_segments {
+            let range = decoder.segment_range(seg);
+            let block = decoder.block_range(seg);
+            let get = |n: usize| {
+                (
+                    n,
+                    &metas[n],
+                    &parts[n].data[block.start as usize..block.end as usize],
+                )
+            };
+            let want = &plaintext[range.start as usize..range.end as usize];
+            for shares in [[0, 1], [2, 0], [1, 2]] {
+                let blocks: Vec<_> = shares.iter().map(|&n| get(n)).collect();
+                let mut out = vec![0u8; want.len()];
+                decoder.decode_segment_into(seg, &blocks, &mut out).unwrap();
+                assert_eq!(out, want, "segment {seg} from {shares:?}");
+            }
+            if seg == 0 {
+                let bad = (
+                    1,
+                    &metas[1],
+                    &damaged[block.start as usize..block.end as usize],
+                );
+                let mut out = vec![0u8; want.len()];
+                assert!(matches!(
+                    decoder.decode_segment_into(seg, &[get(0), bad], &mut out),
+                    Err(SegmentError::BadBlock(1))
+                ));
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! - [`v1`]: the CBOR request and response bodies of `/storage/v1` and its paths.
 //! - [`feed`]: change-feed cursors, events and commands.
 //! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
+//! - [`sha256`]: SHA-256, two streams at once where the CPU allows.
 //! - [`cap`]: capability strings and the keys they imply.
 //! - [`ini`]: the `tahoe.cfg` dialect of INI.
 //! - [`dirnode`]: directory contents; [`dirdiff`]: what changed between two versions.
@@ -55,6 +56,7 @@ pub mod mutable_key;
 pub mod nurl;
 pub mod range;
 pub mod secrets;
+pub mod sha256;
 pub mod share;
 pub mod storage_index;
 pub mod v1;

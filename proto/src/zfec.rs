@@ -281,33 +281,52 @@ impl Zfec {
     /// # Errors
     /// [`DecodeError::Invalid`] for the wrong number of pieces or unequal lengths.
     pub fn encode(&self, pieces: &[&[u8]]) -> Result<Vec<Vec<u8>>, DecodeError> {
-        if pieces.len() != self.k {
+        let len = pieces.first().map_or(0, |p| p.len());
+        let mut parity = vec![vec![0u8; len]; self.n - self.k];
+        let mut outputs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        self.encode_parity(pieces, &mut outputs)?;
+        Ok(pieces.iter().map(|p| p.to_vec()).chain(parity).collect())
+    }
+
+    /// Computes the n - k parity shares of k equal-length pieces into `parity` (the
+    /// shares k..n, each as long as a piece; their contents are overwritten), so a
+    /// caller can have them land where they are sent from, with no copy.
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] for the wrong number of pieces or outputs, or unequal
+    /// lengths.
+    pub fn encode_parity(
+        &self,
+        pieces: &[&[u8]],
+        parity: &mut [&mut [u8]],
+    ) -> Result<(), DecodeError> {
+        if pieces.len() != self.k || parity.len() != self.n - self.k {
             return Err(DecodeError::Invalid(format!(
-                "zfec encode needs {} pieces, got {}",
+                "zfec encode needs {} pieces and {} outputs, got {} and {}",
                 self.k,
-                pieces.len()
+                self.n - self.k,
+                pieces.len(),
+                parity.len()
             )));
         }
         let len = pieces[0].len();
-        if pieces.iter().any(|p| p.len() != len) {
+        if pieces.iter().any(|p| p.len() != len) || parity.iter().any(|p| p.len() != len) {
             return Err(DecodeError::Invalid(
                 "zfec pieces must have equal lengths".into(),
             ));
         }
-        let mut out: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
-        let mut parity = vec![vec![0u8; len]; self.n - self.k];
+        parity.iter_mut().for_each(|block| block.fill(0));
         let stripe = stripe_len(self.k);
         for start in (0..len).step_by(stripe) {
             let end = (start + stripe).min(len);
-            for (r, block) in (self.k..self.n).zip(&mut parity) {
+            for (r, block) in (self.k..self.n).zip(parity.iter_mut()) {
                 let row = &self.matrix[r * self.k..(r + 1) * self.k];
                 for (piece, &c) in pieces.iter().zip(row) {
                     mul_add(&mut block[start..end], &piece[start..end], c, self.kernel);
                 }
             }
         }
-        out.extend(parity);
-        Ok(out)
+        Ok(())
     }
 
     /// Recovers the k pieces from any k distinct shares `(share number, block)`.

@@ -6,12 +6,13 @@
 //! the next candidate, and the download goes on from the segment where it failed.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use swamp_proto::ShareNumber;
 use swamp_proto::cap::ChkCap;
-use swamp_proto::chk::{self, Decoder, ShareMeta};
+use swamp_proto::chk::{self, Decoder, SegmentError, ShareMeta};
 
 use super::upload::FileError;
 use super::{Grid, GridError, Server};
@@ -36,6 +37,59 @@ enum Failure {
     Server,
     /// It failed verification (reported to its server).
     Corrupt,
+}
+
+/// The bodies of one read: each chosen share's blocks of consecutive segments.
+struct Read<'a> {
+    decoder: &'a Decoder,
+    /// (share number, metadata) of each body's share.
+    shares: &'a [(usize, &'a ShareMeta)],
+    bodies: &'a [Bytes],
+    /// Where the bodies start in the shares' data.
+    start: u64,
+}
+
+impl Read<'_> {
+    /// Checks and decrypts `segments` into `out` (their plaintext, back to back), the
+    /// two halves on two threads. On a failure, the segment that failed and why;
+    /// every segment before it is in `out`.
+    fn decode(&self, segments: Range<u64>, out: &mut [u8]) -> Result<(), (u64, SegmentError)> {
+        let mid = segments.start + (segments.end - segments.start).div_ceil(2);
+        let base = self.decoder.segment_range(segments.start).start;
+        let split = (self.decoder.segment_range(mid).start - base) as usize;
+        let (front, back) = out.split_at_mut(split.min(out.len()));
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| self.decode_run(mid..segments.end, back));
+            let mine = self.decode_run(segments.start..mid, front);
+            let other = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            mine.and(other)
+        })
+    }
+
+    fn decode_run(&self, segments: Range<u64>, out: &mut [u8]) -> Result<(), (u64, SegmentError)> {
+        let mut at = 0;
+        for s in segments {
+            let range = self.decoder.block_range(s);
+            let (from, to) = (
+                (range.start - self.start) as usize,
+                (range.end - self.start) as usize,
+            );
+            let mut blocks = Vec::with_capacity(self.bodies.len());
+            for (i, (body, (shnum, meta))) in self.bodies.iter().zip(self.shares).enumerate() {
+                let block = body.get(from..to).ok_or((s, SegmentError::BadBlock(i)))?;
+                blocks.push((*shnum, *meta, block));
+            }
+            let len = self.decoder.segment_range(s).end - self.decoder.segment_range(s).start;
+            let out = &mut out[at..at + len as usize];
+            at += len as usize;
+            self.decoder
+                .decode_segment_into(s, &blocks, out)
+                .map_err(|why| (s, why))?;
+        }
+        Ok(())
+    }
 }
 
 impl Grid {
@@ -126,6 +180,9 @@ impl Grid {
         let per_read = (READ_BYTES / block_size.max(1)).max(1);
 
         let mut seg = 0u64;
+        // Decoded plaintext not written yet, and a buffer to decode the next read into.
+        let mut pending: Option<Vec<u8>> = None;
+        let mut spare = Vec::new();
         'restart: while seg < ueb.num_segments {
             if chosen.len() < k {
                 return Err(not_enough(chosen.len()).into());
@@ -181,38 +238,64 @@ impl Grid {
                     continue 'restart;
                 }
                 let bodies: Vec<Bytes> = bodies.into_iter().map(|b| b.expect("checked")).collect();
-                for s in first..last {
-                    let range = decoder.block_range(s);
-                    let (from, to) = ((range.start - start) as usize, (range.end - start) as usize);
-                    let mut blocks = Vec::with_capacity(k);
-                    for (i, body) in bodies.iter().enumerate() {
-                        match body.get(from..to) {
-                            Some(block) if decoder.block_ok(&chosen[i].meta, s, block) => {
-                                blocks.push((chosen[i].shnum, block))
-                            }
-                            _ => {
-                                self.drop_share(
-                                    cap,
-                                    &permuted,
-                                    &mut candidates,
-                                    &mut chosen,
-                                    i,
-                                    Failure::Corrupt,
-                                )
-                                .await;
-                                seg = s;
-                                continue 'restart;
-                            }
-                        }
-                    }
-                    sink(
-                        &decoder
-                            .decode_segment(s, &blocks)
-                            .map_err(GridError::Format)?,
-                    )?;
+                let shares: Vec<(usize, &ShareMeta)> =
+                    chosen.iter().map(|c| (c.shnum, &c.meta)).collect();
+                let plain_start = decoder.segment_range(first).start;
+                let mut out = std::mem::take(&mut spare);
+                out.resize(
+                    (decoder.segment_range(last - 1).end - plain_start) as usize,
+                    0,
+                );
+                // Decode this read while the previous one is written out.
+                let (decoded, written) = std::thread::scope(|scope| {
+                    let writer = pending.as_deref().map(|plain| scope.spawn(|| sink(plain)));
+                    let read = Read {
+                        decoder: &decoder,
+                        shares: &shares,
+                        bodies: &bodies,
+                        start,
+                    };
+                    let decoded = read.decode(first..last, &mut out);
+                    let written = writer.map(|w| {
+                        w.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    });
+                    (decoded, written)
+                });
+                written.transpose()?;
+                if let Some(plain) = pending.take() {
+                    spare = plain;
                 }
-                seg = last;
+                match decoded {
+                    Ok(()) => {
+                        pending = Some(out);
+                        seg = last;
+                    }
+                    Err((s, why)) => {
+                        // What came before the failed segment is good.
+                        sink(&out[..(decoder.segment_range(s).start - plain_start) as usize])?;
+                        spare = out;
+                        let i = match why {
+                            SegmentError::BadBlock(i) => i,
+                            SegmentError::Invalid(e) => return Err(GridError::Format(e).into()),
+                        };
+                        self.drop_share(
+                            cap,
+                            &permuted,
+                            &mut candidates,
+                            &mut chosen,
+                            i,
+                            Failure::Corrupt,
+                        )
+                        .await;
+                        seg = s;
+                        continue 'restart;
+                    }
+                }
             }
+        }
+        if let Some(plain) = pending {
+            sink(&plain)?;
         }
         Ok(())
     }

@@ -1,31 +1,52 @@
-//! Immutable uploads, streamed: the file is encrypted and erasure-coded one segment
-//! at a time, and each share is written to its server as its blocks come out, every
-//! share at once (one writer task per share, a few writes in flight each). Nothing
-//! but a few segments' blocks is held besides the caller's plaintext.
+//! Immutable uploads, streamed: the file is encrypted and erasure-coded a batch of
+//! segments at a time, and each share is written to its server as its blocks come
+//! out, every share at once (one writer task per share, a few writes in flight each).
+//!
+//! Each batch is built where it is sent from: one pooled buffer per share ([`Pool`]),
+//! the plaintext read straight into the primary shares' buffers, encrypted there,
+//! and the parity computed into the other buffers, so no block is copied in user
+//! space. Two threads encode the two halves of a batch while the calling thread
+//! hashes the ciphertext of the previous one (the whole-file hash runs in order), and
+//! the tokio workers encrypt and send what is queued.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 
 use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use swamp_proto::cap::Cap;
-use swamp_proto::chk::{self, EncodedSegment, Encoder, LIT_MAX};
+use swamp_proto::chk::{self, Encoder, LIT_MAX};
 use swamp_proto::secrets::UploadSecret;
 use swamp_proto::{ShareNumber, StorageIndex};
 use tokio::task::JoinHandle;
 
+use super::pool::Pool;
+use super::source::{Progress, Source, hash_file};
 use super::{Grid, GridError, Server};
 use crate::{ClientError, StorageClient};
 
-/// Bytes per write request (whole blocks, so a little more): each write is a round
-/// trip through the server's blocking pool, so fewer, larger writes cost less.
+/// Bytes per write request (whole blocks, at least one): each write is a round trip
+/// through the server's blocking pool, so fewer, larger writes cost less.
 const WRITE_BYTES: usize = 2 * 1024 * 1024;
 /// Writes queued per share before encoding waits for the network.
-const QUEUE: usize = 4;
-/// Writes per share in flight at once (HTTP/2 streams on the server's connection).
+const QUEUE: usize = 2;
+/// Writes per share in flight at once (HTTP/1.1 connections to its server).
 const IN_FLIGHT: usize = 2;
-/// Segments encoded at once, one per thread, when the file has that many.
-const PARALLEL_SEGMENTS: usize = 2;
+/// Write buffers an upload of 2-of-3 has in use at most: per share, the queued and
+/// in-flight writes, the batch being encoded and the one being hashed.
+const WRITE_BUFFERS: usize = 3 * (QUEUE + IN_FLIGHT + 2);
+
+/// Room for one batch's write to a share, for a file of `size` bytes: whole blocks up
+/// to [`WRITE_BYTES`] (at least one), plus the header or the tail that the first and
+/// last batches carry (hash trees of 32-byte nodes, the share hash chain, the UEB).
+fn batch_capacity(params: &chk::Params, size: u64) -> usize {
+    let segment = params.segment_size(size);
+    let block = (segment / u64::from(params.needed)) as usize;
+    let blocks = (WRITE_BYTES / block.max(1)).max(1) * block;
+    let leaves = size.div_ceil(segment).max(1) as usize;
+    blocks + 3 * 64 * leaves.next_power_of_two() + 4096
+}
 
 fn server_name(server: &Server) -> String {
     format!("{}:{}", server.nurl.host, server.nurl.port)
@@ -38,9 +59,6 @@ struct Writer {
     server: usize,
     name: String,
     queue: Queue,
-    /// Blocks not sent yet, and where they start.
-    pending: Vec<u8>,
-    pending_at: u64,
     task: WriteTask,
 }
 
@@ -73,48 +91,6 @@ fn spawn_writer(
     (tx, task)
 }
 
-/// Told how many more bytes of a local file were read (an upload reads its file
-/// twice: once for the convergent key, once to encode), for progress displays.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
-
-/// Where the plaintext comes from.
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    Memory(&'a [u8]),
-    /// A file of the given length, read with positioned reads (from any thread).
-    File(&'a std::fs::File, u64, Option<Progress<'a>>),
-}
-
-impl Source<'_> {
-    fn len(&self) -> u64 {
-        match self {
-            Self::Memory(data) => data.len() as u64,
-            Self::File(_, len, _) => *len,
-        }
-    }
-
-    /// Calls `f` with the bytes of `range`, read into `buf` if they are not in memory.
-    fn with<T>(
-        &self,
-        range: std::ops::Range<u64>,
-        buf: &mut Vec<u8>,
-        f: impl FnOnce(&[u8]) -> T,
-    ) -> std::io::Result<T> {
-        use std::os::unix::fs::FileExt;
-        match self {
-            Self::Memory(data) => Ok(f(&data[range.start as usize..range.end as usize])),
-            Self::File(file, _, progress) => {
-                buf.resize((range.end - range.start) as usize, 0);
-                file.read_exact_at(buf, range.start)?;
-                if let Some(progress) = progress {
-                    progress(buf.len() as u64);
-                }
-                Ok(f(buf))
-            }
-        }
-    }
-}
-
 /// A transfer between the grid and a local file failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -133,38 +109,118 @@ impl From<swamp_proto::DecodeError> for FileError {
     }
 }
 
-/// Encodes segments `first..first + count` (at most [`PARALLEL_SEGMENTS`]) with
-/// `coder`, each on its own thread, while this thread has `absorb` take in the
-/// `previous` segments (the whole-ciphertext hash runs in order, alongside).
-fn encode_segments(
-    coder: &Encoder,
-    absorb: &mut Encoder,
-    previous: &[EncodedSegment],
-    data: Source<'_>,
-    first: u64,
-    count: u64,
-) -> Result<Vec<EncodedSegment>, FileError> {
-    let one = |index: u64| -> Result<EncodedSegment, FileError> {
-        let range = coder.segment_range(index);
-        Ok(data.with(range, &mut Vec::new(), |plain| {
-            coder.encode_segment(index, plain)
-        })??)
-    };
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (first..first + count)
-            .map(|index| scope.spawn(move || one(index)))
-            .collect();
-        let absorbed = previous.iter().try_for_each(|s| absorb.absorb(s));
-        let results: Vec<_> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+/// Consecutive segments, encoded into one write per share.
+struct Batch {
+    segments: Range<u64>,
+    /// Where the batch starts in every share.
+    offset: u64,
+    /// Bytes before its first block: the share header, in the first batch.
+    prefix: usize,
+    /// Share `i`'s bytes from `offset` on: the prefix, then the batch's blocks.
+    shares: Vec<Vec<u8>>,
+    /// Each segment's block hashes, once encoded.
+    block_hashes: Vec<Vec<[u8; 32]>>,
+}
+
+impl Batch {
+    fn new(encoder: &Encoder, pool: &Pool, segments: Range<u64>) -> Self {
+        let first = segments.start == 0;
+        let header = if first { encoder.header() } else { Vec::new() };
+        let blocks: usize = segments.clone().map(|s| encoder.block_len(s)).sum();
+        let last = segments.end == encoder.num_segments();
+        // The last batch carries the shares' tails too.
+        let spare = if last {
+            (encoder.share_size() - encoder.tail_offset()) as usize
+        } else {
+            0
+        };
+        let shares = (0..usize::from(encoder.params().total))
+            .map(|_| {
+                let mut buf = pool.take(header.len() + blocks, spare);
+                buf[..header.len()].copy_from_slice(&header);
+                buf
             })
             .collect();
-        absorbed?;
-        results.into_iter().collect()
-    })
+        Self {
+            offset: if first {
+                0
+            } else {
+                encoder.block_offset(segments.start)
+            },
+            prefix: header.len(),
+            segments,
+            shares,
+            block_hashes: Vec::new(),
+        }
+    }
+
+    /// Reads and encodes every segment, the two halves of the batch on two threads.
+    fn encode(&mut self, coder: &Encoder, data: Source<'_>) -> Result<(), FileError> {
+        let mid = self.segments.start + (self.segments.end - self.segments.start).div_ceil(2);
+        let split = self.prefix
+            + (self.segments.start..mid)
+                .map(|s| coder.block_len(s))
+                .sum::<usize>();
+        let (mut front, mut back): (Vec<&mut [u8]>, Vec<&mut [u8]>) = self
+            .shares
+            .iter_mut()
+            .map(|share| share[self.prefix..].split_at_mut(split - self.prefix))
+            .unzip();
+        let (first, second) = (self.segments.start..mid, mid..self.segments.end);
+        let hashes = std::thread::scope(|scope| {
+            let other = scope.spawn(|| encode_segments(coder, data, second, &mut back));
+            let mine = encode_segments(coder, data, first, &mut front);
+            let other = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            mine.and_then(|mut mine| {
+                mine.extend(other?);
+                Ok(mine)
+            })
+        })?;
+        self.block_hashes = hashes;
+        Ok(())
+    }
+
+    /// Has `encoder` take in every segment's hashes and ciphertext, in order.
+    fn absorb(&mut self, encoder: &mut Encoder) -> Result<(), FileError> {
+        let k = usize::from(encoder.params().needed);
+        let mut at = self.prefix;
+        for (segment, hashes) in self.segments.clone().zip(self.block_hashes.drain(..)) {
+            let len = encoder.block_len(segment);
+            let primary: Vec<&[u8]> = self.shares[..k]
+                .iter()
+                .map(|share| &share[at..at + len])
+                .collect();
+            encoder.absorb_blocks(segment, hashes, &primary)?;
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and encodes `segments` into `shares` (each share's blocks of those segments,
+/// back to back); returns each segment's block hashes.
+fn encode_segments(
+    coder: &Encoder,
+    data: Source<'_>,
+    segments: Range<u64>,
+    shares: &mut [&mut [u8]],
+) -> Result<Vec<Vec<[u8; 32]>>, FileError> {
+    let mut at = 0;
+    segments
+        .map(|segment| {
+            let len = coder.block_len(segment);
+            let mut blocks: Vec<&mut [u8]> =
+                shares.iter_mut().map(|s| &mut s[at..at + len]).collect();
+            at += len;
+            let start = coder.segment_range(segment).start;
+            for (p, (block, file)) in blocks.iter_mut().zip(coder.piece_lens(segment)).enumerate() {
+                data.read_at(start + (p * len) as u64, &mut block[..file])?;
+            }
+            Ok(coder.encode_in_place(segment, &mut blocks)?)
+        })
+        .collect()
 }
 
 impl Grid {
@@ -181,7 +237,7 @@ impl Grid {
             return Ok(Cap::Lit(data.to_vec()));
         }
         let key = chk::convergent_key(data, &self.params, &self.convergence_secret);
-        self.upload_from(Source::Memory(data), key)
+        self.upload_from(Source::Memory(data), key, Pool::default())
             .await
             .map_err(|e| match e {
                 FileError::Grid(e) => e,
@@ -217,30 +273,24 @@ impl Grid {
             return Ok(self.upload(&data).await?);
         }
         let mut hasher = chk::convergent_key_hasher(len, &self.params, &self.convergence_secret);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut seen = 0u64;
-        loop {
-            let got = file.read(&mut buf)?;
-            if got == 0 {
-                break;
-            }
-            hasher.update(&buf[..got]);
-            seen += got as u64;
-            if let Some(progress) = progress {
-                progress(got as u64);
-            }
-        }
-        if seen != len {
-            return Err(FileError::Io(std::io::Error::other(format!(
-                "{} changed size while being read",
-                path.display()
-            ))));
-        }
-        self.upload_from(Source::File(&file, len, progress), hasher.key())
+        // The key pass keeps one core busy; the other fills the write buffers meanwhile,
+        // so that encoding, which keeps both busy, finds them already in memory.
+        let pool = Pool::default();
+        std::thread::scope(|scope| {
+            scope.spawn(|| pool.fill(WRITE_BUFFERS, batch_capacity(&self.params, len)));
+            hash_file(&mut file, len, &mut hasher, progress)
+        })
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.upload_from(Source::File(&file, len, progress), hasher.key(), pool)
             .await
     }
 
-    async fn upload_from(&self, data: Source<'_>, key: [u8; 16]) -> Result<Cap, FileError> {
+    async fn upload_from(
+        &self,
+        data: Source<'_>,
+        key: [u8; 16],
+        pool: Pool,
+    ) -> Result<Cap, FileError> {
         let mut encoder = Encoder::new(data.len(), key, &self.params)?;
         let si = encoder.storage_index();
         let servers = self.permuted(&si);
@@ -266,64 +316,51 @@ impl Grid {
                     server: p.server,
                     name: server_name(server),
                     queue,
-                    pending: Vec::new(),
-                    pending_at: 0,
                     task,
                 }
             })
             .collect();
 
-        // Encode and hand each block to its share's writer; a writer that stopped
-        // (its server failed) gets nothing more, and the upload goes on as long as
-        // the shares that do arrive still make the file happy (checked at the end).
-        let header = encoder.header();
+        // Encode a batch while the previous one is hashed in order and handed to its
+        // share's writer; a writer that stopped (its server failed) gets nothing more,
+        // and the upload goes on as long as the shares that do arrive still make the
+        // file happy (checked at the end).
+        let per_batch = (WRITE_BYTES / encoder.block_len(0)).max(1) as u64;
+        let num_segments = encoder.num_segments();
         // The encoder's immutable half, for the encoding threads.
         let coder = encoder.clone();
-        let mut previous: Vec<EncodedSegment> = Vec::new();
+        let mut previous: Option<Batch> = None;
         let mut next = 0;
-        loop {
-            let count = (encoder.num_segments() - next).min(PARALLEL_SEGMENTS as u64);
-            let segments = encode_segments(&coder, &mut encoder, &previous, data, next, count)?;
-            next += count;
-            for segment in previous.drain(..) {
-                let offset = encoder.block_offset(segment.index);
-                let mut blocks: Vec<Option<Vec<u8>>> =
-                    segment.blocks.into_iter().map(Some).collect();
-                let last = segment.index + 1 == encoder.num_segments();
-                for writer in &mut writers {
-                    let block = blocks[writer.shnum].take().unwrap_or_default();
-                    if segment.index == 0 {
-                        writer.pending.extend_from_slice(&header);
-                        writer.pending_at = 0;
-                    } else if writer.pending.is_empty() {
-                        writer.pending_at = offset;
-                    }
-                    writer.pending.extend_from_slice(&block);
-                    if writer.pending.len() >= WRITE_BYTES || last {
-                        let write = (
-                            writer.pending_at,
-                            Bytes::from(std::mem::replace(
-                                &mut writer.pending,
-                                Vec::with_capacity(WRITE_BYTES + block.len()),
-                            )),
-                        );
-                        // A stopped writer's error comes out of `finish`.
-                        let _ = writer.queue.send(write).await;
-                    }
+        let mut last = loop {
+            let mut current = (next < num_segments).then(|| {
+                let end = (next + per_batch).min(num_segments);
+                Batch::new(&coder, &pool, std::mem::replace(&mut next, end)..end)
+            });
+            let coder = &coder;
+            std::thread::scope(|scope| -> Result<(), FileError> {
+                let encoding = current
+                    .as_mut()
+                    .map(|batch| scope.spawn(move || batch.encode(coder, data)));
+                let absorbed = previous.as_mut().map(|b| b.absorb(&mut encoder));
+                if let Some(encoding) = encoding {
+                    encoding
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
                 }
+                absorbed.transpose().map(drop)
+            })?;
+            match std::mem::replace(&mut previous, current) {
+                None => {}
+                // The last batch carries the shares' tails as well.
+                Some(batch) if previous.is_none() => break batch,
+                Some(batch) => send(&mut writers, &pool, batch).await,
             }
-            if segments.is_empty() {
-                break;
-            }
-            previous = segments;
+        };
+        let finished = encoder.finish()?;
+        for (share, tail) in last.shares.iter_mut().zip(&finished.tails) {
+            share.extend_from_slice(tail);
         }
-        let tail_offset = encoder.tail_offset();
-        let mut finished = encoder.finish()?;
-        for writer in &mut writers {
-            let tail = Bytes::from(std::mem::take(&mut finished.tails[writer.shnum]));
-            let _ = writer.queue.send((tail_offset, tail)).await;
-        }
-        let cap = finished.cap;
+        send(&mut writers, &pool, last).await;
         for writer in &mut writers {
             writer.queue.close_channel();
         }
@@ -338,7 +375,21 @@ impl Grid {
             }
             .into());
         }
-        Ok(Cap::Chk(cap))
+        Ok(Cap::Chk(finished.cap))
+    }
+}
+
+/// Hands each share's bytes of `batch` to its writer (and the others back to `pool`).
+async fn send(writers: &mut [Writer], pool: &Pool, mut batch: Batch) {
+    for writer in writers.iter_mut() {
+        let bytes = pool.bytes(std::mem::take(&mut batch.shares[writer.shnum]));
+        // A stopped writer's error comes out of `finish`.
+        let _ = writer.queue.send((batch.offset, bytes)).await;
+    }
+    for share in batch.shares {
+        if share.capacity() > 0 {
+            pool.give(share);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! where Tahoe has the command.
 
 mod create;
+mod direct;
 mod edit;
 mod fail;
 mod ls;

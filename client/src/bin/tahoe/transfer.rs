@@ -77,7 +77,7 @@ pub async fn get(
     let fail = |e: &dyn std::error::Error| Failure::new(format!("{from}: {}", crate::chain(e)));
     if let (Cap::Chk(chk), Some(path)) = (&cap, to.filter(|p| p.as_os_str() != "-")) {
         // Streamed straight into the file, a segment at a time.
-        let file = std::fs::File::create(path)
+        let file = crate::direct::OutFile::create(path, chk.size)
             .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
         let bar = Bar::new("get", chk.size);
         let mut counted = Counted {
