@@ -139,17 +139,13 @@ pub fn block_hash_pair(a: &[u8], b: &[u8]) -> ([u8; 32], [u8; 32]) {
 }
 /// [`block_hash`] of every block, two at a time.
 pub fn block_hashes(blocks: &[&[u8]]) -> Vec<[u8; 32]> {
+    let (pairs, odd) = blocks.as_chunks::<2>();
     let mut out = Vec::with_capacity(blocks.len());
-    for pair in blocks.chunks(2) {
-        match pair {
-            [a, b] => {
-                let (ha, hb) = block_hash_pair(a, b);
-                out.extend([ha, hb]);
-            }
-            [a] => out.push(block_hash(a)),
-            _ => unreachable!("chunks(2)"),
-        }
+    for [a, b] in pairs {
+        let (ha, hb) = block_hash_pair(a, b);
+        out.extend([ha, hb]);
     }
+    out.extend(odd.iter().map(|a| block_hash(a)));
     out
 }
 /// Hash of a URI extension block.

@@ -188,6 +188,25 @@ impl TestServer {
         )
     }
 
+    /// Three servers (a 2-of-3 grid's worth).
+    pub async fn three() -> [TestServer; 3] {
+        [
+            Self::start().await,
+            Self::start().await,
+            Self::start().await,
+        ]
+    }
+
+    /// A plain HTTP client that pins this server's certificate and sets no
+    /// authorization: for requests the storage client would not make.
+    pub fn raw_client(&self) -> reqwest::Client {
+        let tls = swamp_client::tls::pinned_config(self.nurl.spki_hash, &[b"h2", b"http/1.1"]);
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap()
+    }
+
     /// Stops the server, lets `meanwhile` touch its storage directory, and starts it
     /// again on the same directory and identity (a new port), keeping the node
     /// directory alive.
@@ -310,6 +329,23 @@ pub mod feed {
     /// A WebSocket over TLS.
     pub type Ws = WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
+    /// A TLS connection to `server` that offers only HTTP/1.1 (as WebSocket upgrades
+    /// need); `recv_buffer` shrinks the socket's receive buffer (slow-consumer tests).
+    pub async fn tls_http1(
+        server: &TestServer,
+        recv_buffer: Option<u32>,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let tcp = socket.connect(server.addr).await.unwrap();
+        let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"http/1.1"]);
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    }
+
     /// Opens a WebSocket feed (`query` without the leading `?`), with JSON or CBOR
     /// frames; `recv_buffer` shrinks the client's socket buffer (slow-consumer tests).
     pub async fn ws_connect(
@@ -318,16 +354,7 @@ pub mod feed {
         cbor: bool,
         recv_buffer: Option<u32>,
     ) -> Ws {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).unwrap();
-        }
-        let tcp = socket.connect(server.addr).await.unwrap();
-        // WebSocket upgrades need HTTP/1.1: offer only that in ALPN.
-        let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"http/1.1"]);
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let tls = connector.connect(name, tcp).await.unwrap();
+        let tls = tls_http1(server, recv_buffer).await;
         let mut request = format!(
             "wss://127.0.0.1:{}/storage/v1/feed?{query}",
             server.addr.port()

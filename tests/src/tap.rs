@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use swamp_proto::feed::{Cursor, FeedEvent};
 
 use crate::TestServer;
-use crate::feed::{Sse, Ws, poll_with, sse_connect, ws_connect, ws_next_or_close};
+use crate::feed::{Sse, Ws, poll_with, sse_connect, tls_http1, ws_connect, ws_next_or_close};
 
 /// A feed transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +44,41 @@ pub enum Ending {
 enum Inner {
     Ws(Box<Ws>),
     Sse(Sse),
-    Poll {
-        client: swamp_client::StorageClient,
-        /// The `si=` parameters, repeated on every poll.
-        follow: String,
-        /// The first poll's whole query (it may ask for a snapshot or resume).
-        first: Option<String>,
-        queue: VecDeque<FeedEvent>,
-    },
+    Poll(LongPoll),
+}
+
+/// A chain of long polls, each from the cursor the one before answered.
+struct LongPoll {
+    client: swamp_client::StorageClient,
+    /// The `si=` parameters, repeated on every poll.
+    follow: String,
+    /// The first poll's whole query (it may ask for a snapshot or resume).
+    first: Option<String>,
+    /// Where the next poll resumes: the last answer's cursor.
+    cursor: Option<Cursor>,
+    queue: VecDeque<FeedEvent>,
+}
+
+impl LongPoll {
+    /// One poll: the first query, then from the last cursor, waiting up to 20 s.
+    async fn poll_once(&mut self) {
+        let query = match (self.first.take(), self.cursor) {
+            (Some(q), _) => q,
+            (None, Some(c)) => format!("{}&since={c}&wait=20", self.follow),
+            (None, None) => format!("{}&wait=20", self.follow),
+        };
+        let batch = poll_with(&self.client, &query).await;
+        self.cursor = Some(batch.cursor);
+        self.queue.extend(batch.events);
+    }
+
+    /// The next event, polling (once) if none is queued.
+    async fn next(&mut self) -> Option<FeedEvent> {
+        if self.queue.is_empty() {
+            self.poll_once().await;
+        }
+        self.queue.pop_front()
+    }
 }
 
 /// An open feed on one transport.
@@ -93,33 +120,33 @@ impl Tap {
                 } else {
                     query
                 };
-                Inner::Poll {
+                let mut poll = LongPoll {
                     client: server.client.clone(),
                     follow,
                     first: Some(first),
+                    cursor: None,
                     queue: VecDeque::new(),
+                };
+                if extra.is_empty() {
+                    poll.poll_once().await;
                 }
+                Inner::Poll(poll)
             }
         };
-        let mut tap = Tap {
+        Tap {
             wire,
             inner,
             last_cursor: None,
-        };
-        if wire == Wire::LongPoll && extra.is_empty() {
-            tap.poll_once().await;
         }
-        tap
     }
 
-    /// The transport.
-    pub fn wire(&self) -> Wire {
-        self.wire
-    }
-
-    /// The cursor of the last event (or poll answer) received: where to resume.
+    /// Where to resume: the cursor of the last event received (for long-poll, of the
+    /// last answer).
     pub fn cursor(&self) -> Option<Cursor> {
-        self.last_cursor
+        match &self.inner {
+            Inner::Poll(poll) => poll.cursor,
+            Inner::Ws(_) | Inner::Sse(_) => self.last_cursor,
+        }
     }
 
     /// The next event other than `progress` (checkpoints are transport-specific: a
@@ -155,45 +182,15 @@ impl Tap {
                 );
                 frame.data
             }
-            Inner::Poll { queue, .. } => {
-                if let Some(event) = queue.pop_front() {
-                    return event;
-                }
-                self.poll_once().await;
-                match &mut self.inner {
-                    Inner::Poll { queue, .. } => queue
-                        .pop_front()
-                        .unwrap_or_else(|| panic!("{wire:?}: no event within 20 s")),
-                    _ => unreachable!("a long-poll tap stays one"),
-                }
-            }
+            Inner::Poll(poll) => poll
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("{wire:?}: no event within 20 s")),
         }
     }
 
-    /// One long poll: the first query, then from the last cursor, waiting up to 20 s.
-    async fn poll_once(&mut self) {
-        let Inner::Poll {
-            client,
-            follow,
-            first,
-            queue,
-        } = &mut self.inner
-        else {
-            return;
-        };
-        let query = match (first.take(), self.last_cursor) {
-            (Some(q), _) => q,
-            (None, Some(c)) => format!("{follow}&since={c}&wait=20"),
-            (None, None) => format!("{follow}&wait=20"),
-        };
-        let batch = poll_with(client, &query).await;
-        self.last_cursor = Some(batch.cursor);
-        queue.extend(batch.events);
-    }
-
-    /// Waits for the end of the feed while the server stops, and says how it ended.
-    /// For long-poll, a poll must be waiting: call this after the server is stopping
-    /// only for the streaming transports; see [`Tap::waiting_poll_ends`].
+    /// Waits for the end of a streaming feed while the server stops, and says how it
+    /// ended (a long poll ends differently: see [`waiting_poll_ends`]).
     pub async fn ending(&mut self) -> Ending {
         match &mut self.inner {
             Inner::Ws(ws) => loop {
@@ -213,7 +210,7 @@ impl Tap {
                     other => panic!("expected the close event, got {other:?}"),
                 }
             },
-            Inner::Poll { .. } => panic!("long-poll: use waiting_poll_ends"),
+            Inner::Poll(_) => panic!("long-poll: use waiting_poll_ends"),
         }
     }
 }
@@ -258,11 +255,7 @@ pub async fn refusal(
 
     let url = format!("{}/storage/v1/feed?{query}", server.nurl.base_url());
     if let Wire::WsJson | Wire::WsCbor = wire {
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"http/1.1"]);
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let tls = connector.connect(name, tcp).await.unwrap();
+        let tls = tls_http1(server, None).await;
         let mut request = url
             .replacen("https://", "wss://", 1)
             .into_client_request()
@@ -289,12 +282,7 @@ pub async fn refusal(
             }
         };
     }
-    let tls = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2", b"http/1.1"]);
-    let raw = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap();
-    let mut request = raw.get(&url);
+    let mut request = server.raw_client().get(&url);
     if wire == Wire::Sse {
         request = request.header("accept", "text/event-stream");
     }
@@ -316,13 +304,7 @@ impl StalledSse {
     pub async fn open(server: &TestServer, query: &str, recv_buffer: u32) -> StalledSse {
         use tokio::io::AsyncWriteExt;
 
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(recv_buffer).unwrap();
-        let tcp = socket.connect(server.addr).await.unwrap();
-        let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"http/1.1"]);
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut tls = tls_http1(server, Some(recv_buffer)).await;
         let request = format!(
             "GET /storage/v1/feed?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
              Authorization: {}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",

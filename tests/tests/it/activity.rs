@@ -4,19 +4,11 @@ use http::{Method, StatusCode};
 use swamp_proto::ShareNumber;
 use swamp_tests::{Secrets, TestServer, random_si};
 
-fn raw(server: &TestServer) -> reqwest::Client {
-    let tls = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2", b"http/1.1"]);
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn only_the_operator_secret_opens_it() {
     let server = TestServer::start().await;
     let url = format!("{}/storage/v1/activity", server.nurl.base_url());
-    let c = raw(&server);
+    let c = server.raw_client();
     assert_eq!(
         c.get(&url).send().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
@@ -48,7 +40,7 @@ async fn only_the_operator_secret_opens_it() {
 async fn counts_requests_bytes_and_uploads_without_naming_anything() {
     let server = TestServer::start().await;
     let secret = server.identity.operator_secret.expose().to_string();
-    let c = raw(&server);
+    let c = server.raw_client();
     let mut stream = c
         .get(format!(
             "{}/storage/v1/activity?key={secret}&interval=1",

@@ -7,14 +7,6 @@ use swamp_proto::secrets::{SecretKind, format_secret_header};
 use swamp_proto::v1;
 use swamp_tests::{Secrets, TestServer, random_si};
 
-fn raw(server: &TestServer) -> reqwest::Client {
-    let tls = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2", b"http/1.1"]);
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap()
-}
-
 fn url(server: &TestServer, path: &str) -> String {
     format!("{}{path}", server.nurl.base_url())
 }
@@ -28,7 +20,7 @@ async fn status(req: reqwest::RequestBuilder) -> (StatusCode, String) {
 #[tokio::test]
 async fn swissnum_is_required_on_every_route() {
     let server = TestServer::start().await;
-    let c = raw(&server);
+    let c = server.raw_client();
     let si = random_si();
     for path in [
         v1::VERSION_PATH.to_string(),
@@ -151,7 +143,7 @@ async fn bodies_are_cbor_with_the_closed_schema() {
     .await;
     assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Only the first Accept header counts, as in Tahoe; this one prefers anything.
-    let c = raw(&server);
+    let c = server.raw_client();
     for accept in [
         "*/*",
         "application/json, application/cbor",

@@ -139,11 +139,7 @@ async fn a_reset_is_passed_on_and_the_feed_continues() {
 
 #[tokio::test]
 async fn the_multi_server_watcher_reports_each_version_once() {
-    let servers = [
-        TestServer::start().await,
-        TestServer::start().await,
-        TestServer::start().await,
-    ];
+    let servers = TestServer::three().await;
     let (si, s) = (random_si(), Secrets::random());
     let nurls: Vec<_> = servers.iter().map(|srv| srv.nurl.clone()).collect();
     let mut watch = Box::pin(watch_many(

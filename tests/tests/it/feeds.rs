@@ -79,11 +79,7 @@ async fn long_poll_waits_for_the_next_change() {
     let cursor = expect_changed(&batch.events[0], &si, 0, 1, [1; 32]);
     assert_eq!(batch.cursor, cursor);
     // JSON when asked for.
-    let tls = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2", b"http/1.1"]);
-    let raw = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap();
+    let raw = server.raw_client();
     let response = raw
         .get(format!(
             "{}/storage/v1/feed?si={si}&since={since}",
@@ -522,11 +518,7 @@ async fn bad_expired_and_out_of_scope_auth_are_refused() {
     let server = TestServer::start().await;
     let (a, b, s) = (random_si(), random_si(), Secrets::random());
     let url = format!("{}/storage/v1/feed?si={a}&wait=0", server.nurl.base_url());
-    let tls = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2", b"http/1.1"]);
-    let raw = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap();
+    let raw = server.raw_client();
     assert_eq!(
         raw.get(&url).send().await.unwrap().status(),
         StatusCode::UNAUTHORIZED

@@ -6,11 +6,7 @@ use swamp_tests::{TestServer, grid_of, random_bytes};
 
 #[tokio::test]
 async fn upload_and_download_round_trip_tolerating_a_damaged_share() {
-    let servers = [
-        TestServer::start().await,
-        TestServer::start().await,
-        TestServer::start().await,
-    ];
+    let servers = TestServer::three().await;
     let grid = grid_of(&servers);
     assert_eq!(
         grid.upload(b"tiny").await.unwrap(),
@@ -80,11 +76,7 @@ async fn upload_and_download_round_trip_tolerating_a_damaged_share() {
 #[tokio::test]
 async fn a_streamed_file_upload_writes_exactly_the_reference_shares() {
     use swamp_proto::chk::{Params, convergent_key, encode};
-    let servers = [
-        TestServer::start().await,
-        TestServer::start().await,
-        TestServer::start().await,
-    ];
+    let servers = TestServer::three().await;
     let grid = grid_of(&servers);
     let dir = tempfile::tempdir().unwrap();
     let data = random_bytes(9 * 1024 * 1024 + 7);
@@ -127,11 +119,7 @@ async fn a_streamed_file_upload_writes_exactly_the_reference_shares() {
 
 #[tokio::test]
 async fn a_missing_server_is_tolerated_down_to_k() {
-    let servers = [
-        TestServer::start().await,
-        TestServer::start().await,
-        TestServer::start().await,
-    ];
+    let servers = TestServer::three().await;
     let data = random_bytes(100_000);
     let Cap::Chk(chk) = grid_of(&servers).upload(&data).await.unwrap() else {
         panic!()

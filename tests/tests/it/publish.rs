@@ -23,11 +23,7 @@ async fn share_counts(servers: &[TestServer], cap: &MutableCap) -> Vec<usize> {
 
 #[tokio::test]
 async fn create_overwrite_and_detect_a_stale_writer() {
-    let servers = [
-        TestServer::start().await,
-        TestServer::start().await,
-        TestServer::start().await,
-    ];
+    let servers = TestServer::three().await;
     let grid = grid_of(&servers);
     for format in [MutableFormat::Sdmf, MutableFormat::Mdmf] {
         for size in [0usize, 1000, 300_000] {
@@ -75,11 +71,7 @@ async fn create_overwrite_and_detect_a_stale_writer() {
 
 #[tokio::test]
 async fn overwrite_refills_a_lost_share() {
-    let servers = [
-        TestServer::start().await,
-        TestServer::start().await,
-        TestServer::start().await,
-    ];
+    let servers = TestServer::three().await;
     let grid = grid_of(&servers);
     let cap = grid
         .create_mutable(&random_bytes(5000), MutableFormat::Mdmf)
