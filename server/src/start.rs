@@ -60,6 +60,7 @@ pub fn load_node(
             nodeid: identity.tubid,
             reserved_space: config.reserved_space,
             readonly: config.readonly,
+            direct_upload_writes: config.direct_upload_writes,
             clock,
         },
     )?;

@@ -56,6 +56,8 @@ pub struct TestOptions {
     pub clock: TestClock,
     /// Change feed settings.
     pub feeds: swamp_server::feeds::FeedSettings,
+    /// Uploads written around the page cache where the file system allows it.
+    pub direct_upload_writes: bool,
 }
 
 impl Default for TestOptions {
@@ -65,6 +67,7 @@ impl Default for TestOptions {
             reserved_space: 0,
             clock: TestClock::new(1_700_000_000),
             feeds: swamp_server::feeds::FeedSettings::default(),
+            direct_upload_writes: true,
         }
     }
 }
@@ -130,6 +133,7 @@ impl TestServer {
                 nodeid: identity.tubid,
                 reserved_space: options.reserved_space,
                 readonly: false,
+                direct_upload_writes: options.direct_upload_writes,
                 clock: options.clock.as_clock(),
             },
         )

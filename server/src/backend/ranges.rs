@@ -38,22 +38,37 @@ impl RangeSet {
 
     /// The parts of `[0, size)` not in the set.
     pub fn missing(&self, size: u64) -> Vec<(u64, u64)> {
+        self.gaps(0, size)
+    }
+
+    /// The parts of `[begin, end)` not in the set.
+    pub fn gaps(&self, begin: u64, end: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
-        let mut at = 0;
+        let mut at = begin;
         for &(b, e) in &self.0 {
-            if b > at {
-                out.push((at, b.min(size)));
+            if e <= at {
+                continue;
             }
-            at = at.max(e);
-            if at >= size {
+            if b >= end {
+                break;
+            }
+            if b > at {
+                out.push((at, b));
+            }
+            at = e;
+            if at >= end {
                 break;
             }
         }
-        if at < size {
-            out.push((at, size));
+        if at < end {
+            out.push((at, end));
         }
-        out.retain(|(b, e)| b < e);
         out
+    }
+
+    /// Whether every byte of `[begin, end)` is in the set.
+    pub fn covers(&self, begin: u64, end: u64) -> bool {
+        begin >= end || self.0.iter().any(|&(b, e)| b <= begin && end <= e)
     }
 }
 
@@ -75,5 +90,19 @@ mod tests {
         s.insert(8, 10);
         assert!(s.missing(10).is_empty());
         assert_eq!(s.overlaps(20, 30), vec![]);
+    }
+
+    #[test]
+    fn gaps_and_cover_of_a_window() {
+        let mut s = RangeSet::default();
+        s.insert(10, 20);
+        s.insert(30, 40);
+        assert_eq!(s.gaps(0, 50), vec![(0, 10), (20, 30), (40, 50)]);
+        assert_eq!(s.gaps(15, 35), vec![(20, 30)]);
+        assert_eq!(s.gaps(12, 18), vec![]);
+        assert_eq!(s.gaps(20, 30), vec![(20, 30)]);
+        assert_eq!(s.gaps(45, 45), vec![]);
+        assert!(s.covers(10, 20) && s.covers(31, 39) && s.covers(5, 5));
+        assert!(!s.covers(10, 21) && !s.covers(19, 31) && !s.covers(0, 1));
     }
 }

@@ -3,11 +3,11 @@
 //! Upload state is in memory, as in Tahoe: an upload is a container file in
 //! `shares/incoming/` plus the ranges written so far. When the ranges cover the
 //! allocated size the file is synced and renamed into `shares/`, and its directory
-//! synced, before the 201 goes out.
+//! synced, before the 201 goes out. The container is written around the page cache
+//! where the file system allows it (`staging.rs` says why and how).
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,8 +17,9 @@ use swamp_proto::{ShareNumber, StorageIndex};
 
 use super::change::Change;
 use super::error::{IoContext, StorageError};
-use super::lease::Lease;
+use super::lease::{IMMUTABLE_LEASE_SIZE, Lease};
 use super::ranges::RangeSet;
+use super::staging::{BLOCK, StagedFile};
 use super::{LeaseGrant, Storage, immutable, layout};
 
 /// One share being uploaded: its fixed size, readable without waiting for a write in
@@ -32,7 +33,7 @@ struct UploadSlot {
 struct Upload {
     secret: UploadSecret,
     written: RangeSet,
-    file: File,
+    file: StagedFile,
     incoming: PathBuf,
     last_activity: Instant,
 }
@@ -144,6 +145,7 @@ impl Storage {
                 &incoming,
                 allocated_size,
                 &grant.to_lease(super::lease::SecretStorage::Hashed),
+                self.settings.direct_upload_writes,
             )?;
             remaining -= allocated_size;
             allocated.insert(shnum);
@@ -207,9 +209,9 @@ impl Storage {
                 return Err(StorageError::Conflict { offset: b });
             }
         }
-        up.file
-            .write_all_at(data, immutable::DATA_OFFSET + offset)
-            .op("write", &up.incoming)?;
+        let Upload { file, incoming, .. } = &mut *up;
+        file.write_at(data, immutable::DATA_OFFSET + offset)
+            .op("write", incoming)?;
         up.written.insert(offset, end);
         let required = up.written.missing(allocated);
         if !required.is_empty() {
@@ -218,7 +220,7 @@ impl Storage {
                 required,
             });
         }
-        self.finish_upload(si, shnum, &up, allocated)?;
+        self.finish_upload(si, shnum, &mut up, allocated)?;
         drop(up);
         self.uploads.forget(&key, &upload);
         Ok(UploadStatus {
@@ -231,10 +233,11 @@ impl Storage {
         &self,
         si: &StorageIndex,
         shnum: ShareNumber,
-        up: &Upload,
+        up: &mut Upload,
         allocated: u64,
     ) -> Result<(), StorageError> {
-        up.file.sync_all().op("sync", &up.incoming)?;
+        let Upload { file, incoming, .. } = up;
+        file.sync_all().op("sync", incoming)?;
         let bucket = self.layout.bucket_dir(si);
         layout::create_dir_durable(&bucket).op("create", &bucket)?;
         let final_path = self.layout.share_path(si, shnum);
@@ -322,30 +325,31 @@ impl Storage {
     }
 }
 
+/// Where the first byte of a write at share `offset` falls within a [`BLOCK`] of the
+/// container: request bodies placed at this offset in aligned memory can be written
+/// around the page cache without a copy.
+pub fn body_phase(offset: u64) -> usize {
+    ((immutable::DATA_OFFSET + offset) % BLOCK as u64) as usize
+}
+
 /// Creates the incoming container: the header, and the first lease at the end of the
 /// allocated area (a sparse hole in between), as Tahoe's `BucketWriter` does.
 fn create_incoming(
     path: &std::path::Path,
     allocated_size: u64,
     lease: &Lease,
-) -> Result<File, StorageError> {
+    direct: bool,
+) -> Result<StagedFile, StorageError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).op("create", parent)?;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .op("create", path)?;
-    let header = immutable::new_header(allocated_size);
-    file.write_all_at(&header, 0).op("write", path)?;
     let lease_at = immutable::DATA_OFFSET + allocated_size;
-    let h = immutable::Header {
-        version: immutable::NEW_VERSION,
-        num_leases: 0,
-    };
-    immutable::write_lease_at(&file, &h, lease_at, lease).op("write", path)?;
+    let mut file = StagedFile::create(path, lease_at + IMMUTABLE_LEASE_SIZE as u64, direct)
+        .op("create", path)?;
+    let mut header = immutable::new_header(allocated_size);
+    header[8..12].copy_from_slice(&1u32.to_be_bytes());
+    file.write_at(&header, 0).op("write", path)?;
+    file.write_at(&lease.to_immutable(), lease_at)
+        .op("write", path)?;
     Ok(file)
 }

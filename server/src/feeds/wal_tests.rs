@@ -27,6 +27,7 @@ fn open(dir: &Path, retention: Retention) -> (Arc<Storage>, Arc<Feeds>) {
                 nodeid: [1; 20],
                 reserved_space: 0,
                 readonly: false,
+                direct_upload_writes: true,
                 clock: system_clock(),
             },
         )

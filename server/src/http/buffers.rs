@@ -4,7 +4,12 @@
 //! allocation, which glibc serves with a fresh `mmap`: about 100,000 page faults per
 //! GiB uploaded, expensive on VMs (`docs/benchmarks.md`). Buffers are kept here
 //! between requests instead, a few at most, so memory stays bounded.
+//!
+//! A body is placed in its buffer at the alignment its file offset will have (the
+//! caller's `phase`), so the storage backend can write its whole blocks around the
+//! page cache straight from this memory (`backend/staging.rs`).
 
+use std::ops::Deref;
 use std::sync::Mutex;
 
 use axum::body::Body;
@@ -13,9 +18,24 @@ use axum::http::header::CONTENT_LENGTH;
 use http_body_util::BodyExt;
 
 use super::ApiError;
+use crate::backend::staging::{BLOCK, phase_gap};
 
 /// Buffers kept at most.
 const KEEP: usize = 16;
+
+/// A request body in a pooled buffer, starting `start` bytes in.
+pub struct PooledBody {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Deref for PooledBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
 
 /// A pool of body buffers.
 #[derive(Default)]
@@ -32,8 +52,9 @@ impl BufferPool {
             .unwrap_or_default()
     }
 
-    /// Returns a buffer for reuse.
-    pub fn give(&self, mut buf: Vec<u8>) {
+    /// Returns a body's buffer for reuse.
+    pub fn give(&self, body: PooledBody) {
+        let mut buf = body.buf;
         buf.clear();
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         if free.len() < KEEP {
@@ -41,8 +62,9 @@ impl BufferPool {
         }
     }
 
-    /// Reads a body of at most `limit` bytes into a pooled buffer (give it back
-    /// with [`BufferPool::give`]).
+    /// Reads a body of at most `limit` bytes into a pooled buffer, its first byte at
+    /// an address whose offset within a [`BLOCK`] is `phase` (give it back with
+    /// [`BufferPool::give`]).
     ///
     /// # Errors
     /// [`ApiError::BodyTooLarge`], or [`ApiError::BadBody`] if the body fails.
@@ -51,7 +73,8 @@ impl BufferPool {
         headers: &HeaderMap,
         mut body: Body,
         limit: usize,
-    ) -> Result<Vec<u8>, ApiError> {
+        phase: usize,
+    ) -> Result<PooledBody, ApiError> {
         let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -60,27 +83,66 @@ impl BufferPool {
             return Err(ApiError::BodyTooLarge { limit });
         }
         let mut buf = self.take();
-        if let Some(len) = declared {
-            buf.reserve(len as usize);
-        }
+        buf.reserve(declared.unwrap_or(0) as usize + BLOCK);
+        let start = phase_gap(buf.as_ptr(), phase);
+        buf.resize(start, 0);
+        let mut body_buf = PooledBody { buf, start };
         while let Some(frame) = body.frame().await {
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
-                    self.give(buf);
+                    self.give(body_buf);
                     return Err(ApiError::BadBody(format!(
                         "could not read the request body: {e}"
                     )));
                 }
             };
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    self.give(buf);
+                if body_buf.len() + data.len() > limit {
+                    self.give(body_buf);
                     return Err(ApiError::BodyTooLarge { limit });
                 }
-                buf.extend_from_slice(&data);
+                body_buf.buf.extend_from_slice(&data);
             }
         }
-        Ok(buf)
+        body_buf.realign(phase);
+        Ok(body_buf)
+    }
+}
+
+impl PooledBody {
+    /// Moves the body back to `phase` if its buffer grew (and moved) while it was read:
+    /// only bodies without a Content-Length, or longer than it said.
+    fn realign(&mut self, phase: usize) {
+        let start = phase_gap(self.buf.as_ptr(), phase);
+        if start == self.start {
+            return;
+        }
+        let len = self.buf.len() - self.start;
+        if start > self.start {
+            self.buf.resize(start + len, 0);
+        }
+        self.buf.copy_within(self.start..self.start + len, start);
+        self.buf.truncate(start + len);
+        self.start = start;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realigned_body_keeps_its_bytes() {
+        for phase in [0, 12, 4095] {
+            let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+            let mut buf = Vec::with_capacity(16);
+            buf.extend_from_slice(&[0xee; 5]);
+            buf.extend_from_slice(&data);
+            let mut body = PooledBody { buf, start: 5 };
+            body.realign(phase);
+            assert_eq!(&*body, &data[..]);
+            assert_eq!(phase_gap(body.as_ptr(), phase), 0);
+        }
     }
 }

@@ -83,7 +83,8 @@ pub async fn write(
     if range.len() > limit as u64 {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let data = app.buffers.read_body(&headers, body, limit).await?;
+    let phase = crate::backend::uploads::body_phase(range.first);
+    let data = app.buffers.read_body(&headers, body, limit, phase).await?;
     if data.len() as u64 != range.len() {
         let message = format!(
             "the body has {} bytes but Content-Range covers {}",

@@ -64,6 +64,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "upload_idle_timeout"),
     ("swamp", "shutdown_grace"),
     ("swamp", "log_format"),
+    ("swamp", "direct_upload_writes"),
     ("swamp", "feed_history_events"),
     ("swamp", "feed_history_seconds"),
     ("swamp", "feed_queue_bytes"),
@@ -141,6 +142,9 @@ pub struct Config {
     pub limits: Limits,
     /// `[swamp] log_format`.
     pub log_format: LogFormat,
+    /// `[swamp] direct_upload_writes`: uploads written around the page cache where the
+    /// file system allows it (default true).
+    pub direct_upload_writes: bool,
     /// Change feed settings (`[swamp] feed_*`).
     pub feeds: crate::feeds::FeedSettings,
 }
@@ -413,6 +417,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             expiry,
             limits,
             log_format,
+            direct_upload_writes: self.parse("swamp", "direct_upload_writes", true, parse_bool)?,
             feeds: self.feed_settings()?,
         })
     }

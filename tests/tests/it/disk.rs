@@ -125,6 +125,65 @@ async fn shares_survive_a_restart_and_partial_uploads_do_not() {
     assert_eq!(again.allocated.0.len(), 1);
 }
 
+/// Uploads written around the page cache (the default) and the ordinary way leave the
+/// same container on disk, whatever order and sizes the writes come in: partial blocks
+/// at write edges, rewrites of the same bytes, a refused conflicting rewrite.
+#[tokio::test]
+async fn direct_and_ordinary_upload_writes_store_the_same_bytes() {
+    let direct = TestServer::start().await;
+    let ordinary = TestServer::start_with(TestOptions {
+        direct_upload_writes: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let (si, s) = (random_si(), Secrets::random());
+    let data = swamp_tests::random_bytes(5 * 4096 + 1000);
+    // Out of order, with edges inside blocks, a rewrite across two earlier pieces.
+    let pieces = [(9000, 4000), (0, 3000), (2500, 7000), (13000, 8480)];
+    let share = ShareNumber::new(3);
+    for server in [&direct, &ordinary] {
+        let imm = server.client.immutable();
+        imm.allocate(
+            &si,
+            &s.upload,
+            &s.renew,
+            &s.cancel,
+            [share],
+            data.len() as u64,
+        )
+        .await
+        .unwrap();
+        let mut changed = data[100..200].to_vec();
+        changed[7] ^= 1;
+        for (i, &(at, len)) in pieces.iter().enumerate() {
+            let chunk = data[at..at + len].to_vec();
+            let status = imm
+                .write_share_chunk(&si, share, &s.upload, at as u64, chunk)
+                .await
+                .unwrap();
+            assert_eq!(status.complete, i == pieces.len() - 1, "piece {i}");
+            if i == 1 {
+                let refused = imm
+                    .write_share_chunk(&si, share, &s.upload, 100, changed.clone())
+                    .await
+                    .unwrap_err();
+                assert_eq!(refused.status(), Some(http::StatusCode::CONFLICT));
+            }
+        }
+        let back = imm
+            .read_share_chunk(&si, share, 0, data.len() as u64)
+            .await
+            .unwrap();
+        assert_eq!(&back[..], &data[..]);
+    }
+    let on_disk =
+        |server: &TestServer| std::fs::read(share_file(&server.shares_dir(), &si, 3)).unwrap();
+    let bytes = on_disk(&direct);
+    assert_eq!(bytes.len(), 12 + data.len() + 72);
+    assert_eq!(&bytes[12..12 + data.len()], &data[..]);
+    assert_eq!(bytes, on_disk(&ordinary), "same container either way");
+}
+
 fn nurl_port(nurl: &str) -> u16 {
     nurl.split('@')
         .nth(1)
