@@ -266,6 +266,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                         share_size: args.share_size,
                         shares: uploaded.clone(),
                     });
+                    download::warm(&target, Arc::clone(&data), args.read_size, concurrency).await?;
                     let window = Window::open(clock, server.as_ref())?;
                     let tally =
                         download::run(&target, data, args.read_size, concurrency, budget()).await?;

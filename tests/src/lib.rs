@@ -261,6 +261,22 @@ impl Secrets {
             we: WriteEnabler::from_bytes(rand::random()),
         }
     }
+
+    /// Allocates `shares` of `size` bytes for upload with these secrets (panics on an
+    /// error answer: for tests whose subject comes after the allocation).
+    pub async fn allocate(
+        &self,
+        client: &StorageClient,
+        si: &StorageIndex,
+        shares: impl IntoIterator<Item = swamp_proto::ShareNumber>,
+        size: u64,
+    ) -> swamp_proto::v1::AllocateResponse {
+        client
+            .immutable()
+            .allocate(si, &self.upload, &self.renew, &self.cancel, shares, size)
+            .await
+            .expect("allocate")
+    }
 }
 
 /// Random bytes.
@@ -558,17 +574,7 @@ pub async fn upload_share(
 ) {
     let share = swamp_proto::ShareNumber::new(shnum);
     let imm = client.immutable();
-    let allocated = imm
-        .allocate(
-            si,
-            &s.upload,
-            &s.renew,
-            &s.cancel,
-            [share],
-            data.len() as u64,
-        )
-        .await
-        .expect("allocate");
+    let allocated = s.allocate(client, si, [share], data.len() as u64).await;
     assert!(
         allocated.allocated.0.contains(&share),
         "share {shnum} allocated"

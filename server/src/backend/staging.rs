@@ -17,6 +17,10 @@
 //! complete them; the header and the first lease are known from the start. The tail of
 //! the file past its last whole block is written the ordinary way.
 //!
+//! The cost: a share just uploaded is not in the page cache, so its first read comes
+//! from the disk (a server's uploads are mostly read later, by other clients, if at
+//! all; the uploader has the file).
+//!
 //! A file system that refuses direct I/O, the operator's setting, or more than
 //! [`MAX_WAITING`] waiting blocks (many small scattered writes) turn the file into
 //! ordinary writes for the rest of the upload, after writing out the known bytes of
@@ -71,6 +75,16 @@ pub fn phase_gap(ptr: *const u8, phase: usize) -> usize {
     (phase % BLOCK + BLOCK - (ptr as usize) % BLOCK) % BLOCK
 }
 
+/// `path` opened for writes around the page cache, if its file system allows them.
+fn open_direct(path: &Path) -> Option<File> {
+    let flags = rustix::fs::OFlags::DIRECT.bits() as i32;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open(path)
+        .ok()
+}
+
 /// An upload's container file, written in blocks around the page cache where it can be.
 pub struct StagedFile {
     buffered: File,
@@ -101,15 +115,11 @@ impl StagedFile {
             .open(path)?;
         buffered.set_len(len)?;
         let direct_end = len / BLOCK_U64 * BLOCK_U64;
-        let direct = (direct && direct_end > 0)
-            .then(|| {
-                OpenOptions::new()
-                    .write(true)
-                    .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-                    .open(path)
-                    .ok()
-            })
-            .flatten();
+        let direct = if direct && direct_end > 0 {
+            open_direct(path)
+        } else {
+            None
+        };
         Ok(Self {
             buffered,
             direct,

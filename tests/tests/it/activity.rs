@@ -52,16 +52,13 @@ async fn counts_requests_bytes_and_uploads_without_naming_anything() {
         .unwrap();
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    imm.allocate(
+    s.allocate(
+        &server.client,
         &si,
-        &s.upload,
-        &s.renew,
-        &s.cancel,
         [ShareNumber::new(0), ShareNumber::new(1)],
         1000,
     )
-    .await
-    .unwrap();
+    .await;
     imm.write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, vec![1u8; 1000])
         .await
         .unwrap();

@@ -228,16 +228,8 @@ async fn ranges_outside_the_dialect_are_416() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    imm.allocate(
-        &si,
-        &s.upload,
-        &s.renew,
-        &s.cancel,
-        [ShareNumber::new(0)],
-        10,
-    )
-    .await
-    .unwrap();
+    s.allocate(&server.client, &si, [ShareNumber::new(0)], 10)
+        .await;
     imm.write_share_chunk(
         &si,
         ShareNumber::new(0),
@@ -296,19 +288,8 @@ async fn ranges_outside_the_dialect_are_416() {
 async fn patch_needs_a_content_range_matching_the_body() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
-    server
-        .client
-        .immutable()
-        .allocate(
-            &si,
-            &s.upload,
-            &s.renew,
-            &s.cancel,
-            [ShareNumber::new(0)],
-            10,
-        )
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, [ShareNumber::new(0)], 10)
+        .await;
     let path = v1::immutable_share_path(&si, ShareNumber::new(0));
     let patch = || {
         server.client.request(Method::PATCH, &path).header(

@@ -58,16 +58,13 @@ async fn shares_survive_a_restart_and_partial_uploads_do_not() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    imm.allocate(
+    s.allocate(
+        &server.client,
         &si,
-        &s.upload,
-        &s.renew,
-        &s.cancel,
         [ShareNumber::new(0), ShareNumber::new(1)],
         4,
     )
-    .await
-    .unwrap();
+    .await;
     imm.write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"done".to_vec())
         .await
         .unwrap();
@@ -109,19 +106,9 @@ async fn shares_survive_a_restart_and_partial_uploads_do_not() {
         "incoming wiped at start"
     );
     // The partial share can be uploaded again.
-    let again = server
-        .client
-        .immutable()
-        .allocate(
-            &si,
-            &s.upload,
-            &s.renew,
-            &s.cancel,
-            [ShareNumber::new(1)],
-            4,
-        )
-        .await
-        .unwrap();
+    let again = s
+        .allocate(&server.client, &si, [ShareNumber::new(1)], 4)
+        .await;
     assert_eq!(again.allocated.0.len(), 1);
 }
 
@@ -143,16 +130,8 @@ async fn direct_and_ordinary_upload_writes_store_the_same_bytes() {
     let share = ShareNumber::new(3);
     for server in [&direct, &ordinary] {
         let imm = server.client.immutable();
-        imm.allocate(
-            &si,
-            &s.upload,
-            &s.renew,
-            &s.cancel,
-            [share],
-            data.len() as u64,
-        )
-        .await
-        .unwrap();
+        s.allocate(&server.client, &si, [share], data.len() as u64)
+            .await;
         let mut changed = data[100..200].to_vec();
         changed[7] ^= 1;
         for (i, &(at, len)) in pieces.iter().enumerate() {
@@ -211,19 +190,8 @@ async fn idle_uploads_are_aborted() {
     .await;
     let (si, s) = (random_si(), Secrets::random());
     let before = server.storage.available_space();
-    server
-        .client
-        .immutable()
-        .allocate(
-            &si,
-            &s.upload,
-            &s.renew,
-            &s.cancel,
-            [ShareNumber::new(0)],
-            1 << 30,
-        )
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, [ShareNumber::new(0)], 1 << 30)
+        .await;
     assert_eq!(server.storage.uploads_in_progress(), 1);
     assert!(
         server.storage.available_space() < before,

@@ -249,16 +249,8 @@ async fn immutable_shares_added_and_corruption_advisories_are_events() {
     let mut ws = ws_connect(&server, &format!("si={si}"), false, None).await;
     ws_next(&mut ws).await;
     let imm = server.client.immutable();
-    imm.allocate(
-        &si,
-        &s.upload,
-        &s.renew,
-        &s.cancel,
-        [ShareNumber::new(2)],
-        6,
-    )
-    .await
-    .unwrap();
+    s.allocate(&server.client, &si, [ShareNumber::new(2)], 6)
+        .await;
     imm.write_share_chunk(&si, ShareNumber::new(2), &s.upload, 0, b"abc".to_vec())
         .await
         .unwrap();

@@ -14,26 +14,16 @@ fn shares(ns: &[u8]) -> BTreeSet<ShareNumber> {
 async fn allocate_reports_new_shares_then_in_progress_ones_in_neither_set() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
-    let imm = server.client.immutable();
-    let first = imm
-        .allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[0, 1, 2]), 100)
-        .await
-        .unwrap();
+    let first = s
+        .allocate(&server.client, &si, shares(&[0, 1, 2]), 100)
+        .await;
     assert_eq!(first.allocated.0, shares(&[0, 1, 2]));
     assert!(first.already_have.0.is_empty());
     // Same again, even with another upload secret: uploads in progress are in neither set.
     let other = Secrets::random();
-    let again = imm
-        .allocate(
-            &si,
-            &other.upload,
-            &other.renew,
-            &other.cancel,
-            shares(&[1, 2, 3]),
-            100,
-        )
-        .await
-        .unwrap();
+    let again = other
+        .allocate(&server.client, &si, shares(&[1, 2, 3]), 100)
+        .await;
     assert_eq!(again.allocated.0, shares(&[3]));
     assert!(again.already_have.0.is_empty());
 }
@@ -44,9 +34,7 @@ async fn written_share_reads_back_and_is_reported_as_already_held() {
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
     let data = random_bytes(3000);
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[5]), 3000)
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, shares(&[5]), 3000).await;
     // Out of order: the tail first, then the head.
     let tail = imm
         .write_share_chunk(
@@ -111,17 +99,9 @@ async fn written_share_reads_back_and_is_reported_as_already_held() {
     assert_eq!(imm.list_shares(&si).await.unwrap(), shares(&[5]));
 
     let other = Secrets::random();
-    let realloc = imm
-        .allocate(
-            &si,
-            &other.upload,
-            &other.renew,
-            &other.cancel,
-            shares(&[5, 6]),
-            3000,
-        )
-        .await
-        .unwrap();
+    let realloc = other
+        .allocate(&server.client, &si, shares(&[5, 6]), 3000)
+        .await;
     assert_eq!(realloc.already_have.0, shares(&[5]));
     assert_eq!(realloc.allocated.0, shares(&[6]));
 
@@ -139,9 +119,7 @@ async fn overlapping_writes_must_match() {
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
     let n = ShareNumber::new(0);
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[0]), 10)
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, shares(&[0]), 10).await;
     imm.write_share_chunk(&si, n, &s.upload, 0, b"abcdef".to_vec())
         .await
         .unwrap();
@@ -171,9 +149,7 @@ async fn writes_need_the_upload_secret_and_stay_inside_the_allocation() {
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
     let n = ShareNumber::new(1);
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[1]), 10)
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, shares(&[1]), 10).await;
     let wrong = Secrets::random();
     let err = imm
         .write_share_chunk(&si, n, &wrong.upload, 0, b"a".to_vec())
@@ -202,9 +178,7 @@ async fn abort_frees_the_share_for_a_new_upload() {
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
     let n = ShareNumber::new(3);
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[3]), 10)
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, shares(&[3]), 10).await;
     imm.write_share_chunk(&si, n, &s.upload, 0, b"abc".to_vec())
         .await
         .unwrap();
@@ -226,10 +200,7 @@ async fn abort_frees_the_share_for_a_new_upload() {
         "incoming is cleaned up"
     );
     // A new upload of the same share now works, with different content.
-    let again = imm
-        .allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[3]), 10)
-        .await
-        .unwrap();
+    let again = s.allocate(&server.client, &si, shares(&[3]), 10).await;
     assert_eq!(again.allocated.0, shares(&[3]));
     let done = imm
         .write_share_chunk(&si, n, &s.upload, 0, b"XYZXYZXYZX".to_vec())
@@ -270,9 +241,7 @@ async fn corruption_advisory_is_recorded_for_held_shares_only() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    imm.allocate(&si, &s.upload, &s.renew, &s.cancel, shares(&[0]), 4)
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, shares(&[0]), 4).await;
     imm.write_share_chunk(&si, ShareNumber::new(0), &s.upload, 0, b"abcd".to_vec())
         .await
         .unwrap();
@@ -319,19 +288,8 @@ async fn many_shares_upload_in_parallel() {
     let (si, s) = (random_si(), Secrets::random());
     let size = 3 * 1024 * 1024 + 17;
     let all: Vec<u8> = (0..10).collect();
-    server
-        .client
-        .immutable()
-        .allocate(
-            &si,
-            &s.upload,
-            &s.renew,
-            &s.cancel,
-            shares(&all),
-            size as u64,
-        )
-        .await
-        .unwrap();
+    s.allocate(&server.client, &si, shares(&all), size as u64)
+        .await;
     let datas: Vec<Vec<u8>> = all.iter().map(|_| random_bytes(size)).collect();
     let mut tasks = Vec::new();
     for (i, data) in datas.iter().enumerate() {
