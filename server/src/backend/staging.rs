@@ -41,8 +41,10 @@ use super::ranges::RangeSet;
 pub const BLOCK: usize = 4096;
 const BLOCK_U64: u64 = BLOCK as u64;
 /// Partly known blocks one upload may hold in memory before it falls back to
-/// ordinary writes (256 KiB).
-pub const MAX_WAITING: usize = 64;
+/// ordinary writes. Clients that write in order (Tahoe's do) keep one or two waiting;
+/// the bound keeps a client that scatters tiny writes over many uploads to 64 KiB of
+/// memory per upload (each waiting block takes 8 KiB with its alignment slack).
+pub const MAX_WAITING: usize = 8;
 /// Bytes copied at a time when whole blocks arrive in unaligned memory.
 const BOUNCE: usize = 16 * BLOCK;
 
