@@ -122,6 +122,7 @@ pub fn assemble(
             activity: Arc::default(),
             operator_secret: identity.operator_secret.clone(),
             buffers: Arc::default(),
+            reads: Arc::default(),
         },
         tls,
         expiry,

@@ -62,15 +62,23 @@ pub fn new_header(allocated_size: u64) -> [u8; 12] {
 pub fn read_header(file: &File) -> io::Result<Header> {
     let mut h = [0u8; 12];
     file.read_exact_at(&mut h, 0)?;
-    if !is_immutable_header(&h) {
+    parse_header(&h)
+}
+
+/// Checks and parses the header from the file's first bytes.
+///
+/// # Errors
+/// `InvalidData` if there are fewer than 12 bytes or the version is unknown.
+pub fn parse_header(first: &[u8]) -> io::Result<Header> {
+    if first.len() < 12 || !is_immutable_header(first) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "not an immutable share container",
         ));
     }
     Ok(Header {
-        version: be_u32(&h[0..4]),
-        num_leases: be_u32(&h[8..12]),
+        version: be_u32(&first[0..4]),
+        num_leases: be_u32(&first[8..12]),
     })
 }
 

@@ -3,7 +3,7 @@
 //! Storage indexes are hashes, so the first byte spreads them evenly over 256 shards; two
 //! indexes that share a shard merely wait for each other briefly.
 
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use swamp_proto::StorageIndex;
 
@@ -29,6 +29,15 @@ impl SiLocks {
         // A panic while holding the lock leaves no half-state behind (files are
         // replaced atomically), so a poisoned lock is safe to reuse.
         self.shard(si).read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Shared access if nobody holds the lock exclusively, without waiting.
+    pub fn try_read(&self, si: &StorageIndex) -> Option<RwLockReadGuard<'_, ()>> {
+        match self.shard(si).try_read() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Exclusive access: changing shares or leases.

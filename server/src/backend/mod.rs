@@ -22,9 +22,10 @@
 //! (the two container formats), `lease.rs` (lease records), `ranges.rs` (upload
 //! progress), `locks.rs`, `uploads.rs` (in-progress uploads), `staging.rs` (their
 //! containers, written around the page cache), `slots.rs`
-//! (read-test-write), `redo.rs` (logged in-place slot writes), `advisory.rs` (corruption reports), `expiry.rs` (lease expiry).
+//! (read-test-write), `redo.rs` (logged in-place slot writes), `advisory.rs` (corruption reports), `cached.rs` (reads that never wait for the disk), `expiry.rs` (lease expiry).
 
 pub mod advisory;
+pub mod cached;
 pub mod change;
 pub mod error;
 pub mod expiry;
@@ -306,27 +307,7 @@ impl Storage {
         };
         let mut first = [0u8; 32];
         let n = read_prefix(&file, &mut first).op("read", &path)?;
-        let first = &first[..n];
-        match kind {
-            ShareKind::Immutable if immutable::is_immutable_header(first) => {
-                let header = immutable::read_header(&file).op("read", &path)?;
-                let data_length = immutable::data_length(&file, &header).op("read", &path)?;
-                Ok(OpenShare {
-                    file,
-                    data_offset: immutable::DATA_OFFSET,
-                    data_length,
-                })
-            }
-            ShareKind::Mutable if mutable::is_mutable_header(first) => {
-                let data_length = mutable::read_data_length(&file).op("read", &path)?;
-                Ok(OpenShare {
-                    file,
-                    data_offset: mutable::DATA_OFFSET,
-                    data_length,
-                })
-            }
-            _ => Err(StorageError::NotFound),
-        }
+        describe_share(file, kind, &first[..n], &path)
     }
 
     /// Adds or renews a lease on every share of `si`, mutable and immutable
@@ -407,6 +388,36 @@ impl Storage {
             shnum,
             kind: kind.as_str().to_string(),
         }])
+    }
+}
+
+/// Where the data of an open share file lies, given its first bytes (up to 32): a
+/// file of the other kind, or of neither, is no such share.
+fn describe_share(
+    file: File,
+    kind: ShareKind,
+    first: &[u8],
+    path: &Path,
+) -> Result<OpenShare, StorageError> {
+    match kind {
+        ShareKind::Immutable if immutable::is_immutable_header(first) => {
+            let header = immutable::parse_header(first).op("read", path)?;
+            let data_length = immutable::data_length(&file, &header).op("read", path)?;
+            Ok(OpenShare {
+                file,
+                data_offset: immutable::DATA_OFFSET,
+                data_length,
+            })
+        }
+        ShareKind::Mutable if mutable::is_mutable_header(first) => {
+            let data_length = mutable::read_data_length(&file).op("read", path)?;
+            Ok(OpenShare {
+                file,
+                data_offset: mutable::DATA_OFFSET,
+                data_length,
+            })
+        }
+        _ => Err(StorageError::NotFound),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod lease;
 pub mod mutable;
 pub mod negotiate;
 pub mod read;
+pub mod read_pool;
 pub mod trace;
 pub mod version;
 
@@ -47,6 +48,8 @@ pub struct App {
     pub operator_secret: crate::node::OperatorSecret,
     /// Reused upload body buffers.
     pub buffers: Arc<buffers::BufferPool>,
+    /// Reused buffers for reads answered from the page cache.
+    pub reads: Arc<read_pool::ReadPool>,
 }
 
 impl App {

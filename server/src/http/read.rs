@@ -1,15 +1,17 @@
 //! Share reads, both kinds: the whole share (200) without `Range`, else exactly one
 //! `bytes=a-b` range: 206 with `Content-Range: bytes a-b'/*` clipped to the share, or
-//! 204 when the range starts at or past the end. Slots and ranges of up to 16 MiB are
-//! read with one positioned read on the blocking pool (a file stream costs a blocking
-//! round trip per chunk); larger immutable reads stream from the file in 1 MiB
-//! chunks.
+//! 204 when the range starts at or past the end. Reads of up to 1 MiB are first tried
+//! on the request's own thread, from the page cache only (`backend/cached.rs`), into a
+//! pooled buffer. Otherwise slots and ranges of up to 16 MiB are read with one
+//! positioned read on the blocking pool (a file stream costs a blocking round trip per
+//! chunk); larger immutable reads stream from the file in 1 MiB chunks.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use swamp_proto::range::ByteRange;
 use swamp_proto::v1::ShareKind;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -18,7 +20,7 @@ use super::error::ApiError;
 
 /// Largest immutable read answered from one positioned read instead of a stream.
 const WHOLE_READ_MAX: u64 = 16 * 1024 * 1024;
-use super::{App, extract};
+use super::{App, extract, read_pool};
 
 /// `GET /storage/v1/immutable/:si/:shnum`
 pub async fn immutable(
@@ -75,18 +77,30 @@ async fn read(
     // read with one positioned read (under the storage index's lock, so a slot read sees
     // one whole version); a larger immutable read streams from the file.
     let (first, size) = range.map_or((0, u64::MAX), |r| (r.first, r.end() - r.first));
+    let cached = if size <= read_pool::MAX_POOLED as u64 {
+        let mut buf = app.reads.take(size as usize);
+        app.storage
+            .read_share_cached(kind, &si, shnum, first, buf.space())?
+            .map(|(length, n)| (length, Err(buf.into_bytes(n))))
+    } else {
+        None
+    };
     let whole = kind == ShareKind::Mutable || size <= WHOLE_READ_MAX;
-    let read = app
-        .blocking(move |s| {
-            if whole {
-                s.read_share(kind, &si, shnum, first, size)
-                    .map(|(length, data)| (length, Err(data)))
-            } else {
-                s.open_share(kind, &si, shnum)
-                    .map(|share| (share.data_length, Ok(share)))
-            }
-        })
-        .await?;
+    let read = match cached {
+        Some(read) => read,
+        None => {
+            app.blocking(move |s| {
+                if whole {
+                    s.read_share(kind, &si, shnum, first, size)
+                        .map(|(length, data)| (length, Err(Bytes::from(data))))
+                } else {
+                    s.open_share(kind, &si, shnum)
+                        .map(|share| (share.data_length, Ok(share)))
+                }
+            })
+            .await?
+        }
+    };
     let (data_length, read) = read;
     let (start, len, status) = match range {
         None => (0, data_length, StatusCode::OK),
