@@ -34,6 +34,13 @@ pub struct Server {
     pub expiry: Option<ExpiryPolicy>,
 }
 
+/// Encrypted bytes a connection may hold for the socket (rustls's default is 64 KiB).
+/// Each time the limit is reached the stream writes to the socket, so with the default
+/// a 512 KiB share read went out in about nine system calls; with this, two or three,
+/// which took about 7 % off the server's CPU per downloaded GiB. The cost is a larger
+/// bound on what a stalled connection holds before it pushes back.
+const TLS_BUFFER_LIMIT: usize = 256 * 1024;
+
 /// Write buffer of an HTTP/2 connection.
 const H2_WRITE_BUFFER: usize = 64 * 1024;
 
@@ -90,6 +97,8 @@ pub async fn serve(
                     Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
                 },
             };
+            let mut tls = tls;
+            tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(256).enable_connect_protocol();
             // HTTP/2 writes one TLS record, and one system call, per 16 KiB frame; a
