@@ -89,7 +89,7 @@ pub async fn serve(
         let conn_shutdown = shutdown.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            let tls = tokio::select! {
+            let mut tls = tokio::select! {
                 () = conn_shutdown.cancelled() => return,
                 r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
                     Ok(Ok(tls)) => tls,
@@ -97,7 +97,6 @@ pub async fn serve(
                     Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
                 },
             };
-            let mut tls = tls;
             tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(256).enable_connect_protocol();

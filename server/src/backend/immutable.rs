@@ -46,12 +46,14 @@ pub fn is_immutable_header(first: &[u8]) -> bool {
     first.len() >= 4 && matches!(be_u32(first), 1 | 2)
 }
 
-/// The 12-byte header of a new container for a share of `allocated_size` bytes.
-pub fn new_header(allocated_size: u64) -> [u8; 12] {
+/// The 12-byte header of a new container for a share of `allocated_size` bytes with
+/// `num_leases` lease records.
+pub fn new_header(allocated_size: u64, num_leases: u32) -> [u8; 12] {
     let mut h = [0u8; 12];
     h[0..4].copy_from_slice(&NEW_VERSION.to_be_bytes());
     let legacy = u32::try_from(allocated_size).unwrap_or(u32::MAX);
     h[4..8].copy_from_slice(&legacy.to_be_bytes());
+    h[8..12].copy_from_slice(&num_leases.to_be_bytes());
     h
 }
 

@@ -425,7 +425,6 @@ pub(crate) fn read_prefix(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     read_prefix_at(file, buf, 0)
 }
 
-/// Reads up to `buf.len()` bytes at `offset`, stopping early only at end of file.
 /// Reads up to `len` bytes at `offset` (fewer at the end of the file) into a new vector,
 /// without zeroing it first: the read fills the memory, and zeroing half a MiB per
 /// ranged read was 4 % of a download's server CPU.
@@ -443,6 +442,7 @@ fn read_vec_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
+/// Reads up to `buf.len()` bytes at `offset`, stopping early only at end of file.
 pub(crate) fn read_prefix_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
     let mut filled = 0;

@@ -346,8 +346,7 @@ fn create_incoming(
     let lease_at = immutable::DATA_OFFSET + allocated_size;
     let mut file = StagedFile::create(path, lease_at + IMMUTABLE_LEASE_SIZE as u64, direct)
         .op("create", path)?;
-    let mut header = immutable::new_header(allocated_size);
-    header[8..12].copy_from_slice(&1u32.to_be_bytes());
+    let header = immutable::new_header(allocated_size, 1);
     file.write_at(&header, 0).op("write", path)?;
     file.write_at(&lease.to_immutable(), lease_at)
         .op("write", path)?;

@@ -37,29 +37,54 @@ impl Deref for PooledBody {
     }
 }
 
-/// A pool of body buffers.
+/// Byte buffers kept between requests, at most a fixed number (shared by the body
+/// pool here and the read pool in `read_pool.rs`).
 #[derive(Default)]
-pub struct BufferPool {
+pub struct FreeList {
     free: Mutex<Vec<Vec<u8>>>,
 }
 
-impl BufferPool {
-    fn take(&self) -> Vec<u8> {
-        self.free
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default()
+impl FreeList {
+    /// A kept buffer, or a new empty one.
+    pub fn pop(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_default()
     }
 
+    /// Keeps `buf` unless `keep` buffers are kept already.
+    pub fn push(&self, buf: Vec<u8>, keep: usize) {
+        let mut free = self.lock();
+        if free.len() < keep {
+            free.push(buf);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// A pool of body buffers.
+#[derive(Default)]
+pub struct BufferPool {
+    free: FreeList,
+}
+
+impl BufferPool {
     /// Returns a body's buffer for reuse.
     pub fn give(&self, body: PooledBody) {
         let mut buf = body.buf;
         buf.clear();
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < KEEP {
-            free.push(buf);
-        }
+        self.free.push(buf, KEEP);
     }
 
     /// Reads a body of at most `limit` bytes into a pooled buffer, its first byte at
@@ -82,7 +107,7 @@ impl BufferPool {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(ApiError::BodyTooLarge { limit });
         }
-        let mut buf = self.take();
+        let mut buf = self.free.pop();
         buf.reserve(declared.unwrap_or(0) as usize + BLOCK);
         let start = phase_gap(buf.as_ptr(), phase);
         buf.resize(start, 0);

@@ -5,9 +5,11 @@
 //! each goes back to the pool when the response body that carries it is dropped. At
 //! most [`KEEP`] buffers of at most [`MAX_POOLED`] bytes wait here.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::buffers::FreeList;
 
 /// Buffers kept at most.
 const KEEP: usize = 32;
@@ -17,7 +19,7 @@ pub const MAX_POOLED: usize = 1 << 20;
 /// The pool.
 #[derive(Default)]
 pub struct ReadPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: FreeList,
 }
 
 /// A buffer from the pool, of which the first `len` bytes are the read.
@@ -30,12 +32,7 @@ pub struct PooledRead {
 impl ReadPool {
     /// A buffer of `len` bytes (at most [`MAX_POOLED`] are ever kept).
     pub fn take(self: &Arc<Self>, len: usize) -> PooledRead {
-        let mut buf = self
-            .free
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut buf = self.free.pop();
         if buf.len() < len {
             // Zeroes only memory this buffer never had.
             buf.resize(len, 0);
@@ -48,12 +45,8 @@ impl ReadPool {
     }
 
     fn give(&self, buf: Vec<u8>) {
-        if buf.capacity() > MAX_POOLED {
-            return;
-        }
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < KEEP {
-            free.push(buf);
+        if buf.capacity() <= MAX_POOLED {
+            self.free.push(buf, KEEP);
         }
     }
 }
@@ -95,18 +88,12 @@ mod tests {
         read.space()[..3].copy_from_slice(b"abc");
         let body = read.into_bytes(3);
         assert_eq!(&body[..], b"abc");
-        assert!(
-            pool.free.lock().unwrap().is_empty(),
-            "in use while the body lives"
-        );
+        assert!(pool.free.is_empty(), "in use while the body lives");
         let copy = body.clone();
         drop(body);
-        assert!(
-            pool.free.lock().unwrap().is_empty(),
-            "a clone still holds it"
-        );
+        assert!(pool.free.is_empty(), "a clone still holds it");
         drop(copy);
-        assert_eq!(pool.free.lock().unwrap().len(), 1);
+        assert_eq!(pool.free.len(), 1);
         // Reused: the old bytes are still there, and a larger request grows it.
         let mut again = pool.take(200);
         assert_eq!(&again.space()[..3], b"abc");
@@ -117,6 +104,6 @@ mod tests {
     fn oversized_buffers_are_not_kept() {
         let pool = Arc::new(ReadPool::default());
         drop(pool.take(MAX_POOLED + 1));
-        assert!(pool.free.lock().unwrap().is_empty());
+        assert!(pool.free.is_empty());
     }
 }
