@@ -62,6 +62,10 @@ pub fn load_node(
             readonly: config.readonly,
             direct_upload_writes: config.direct_upload_writes,
             clock,
+            max_uploads_in_progress: config.limits.max_uploads_in_progress,
+            max_mutable_share_size: config.limits.max_mutable_share_size,
+            max_read_answer_size: config.limits.max_read_answer_size,
+            faults: crate::backend::faults::Faults::default(),
         },
     )?;
     let server = assemble(

@@ -100,7 +100,13 @@ impl ApiError {
                 // client's error (docs/compat.md).
                 StorageError::PastAllocation { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                // RFC 4918's 507: the request is fine, the disk is full; retry later.
                 StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+                // Client-named sizes past a documented bound (docs/security.md).
+                StorageError::TooManyPieces { .. } => StatusCode::BAD_REQUEST,
+                StorageError::AnswerTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                // A cap on work in progress: come back later.
+                StorageError::TooManyUploads { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::Damaged { .. } | StorageError::Io { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
