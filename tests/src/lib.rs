@@ -299,6 +299,7 @@ pub fn share_file(shares: &Path, si: &StorageIndex, shnum: u8) -> PathBuf {
         .join(shnum.to_string())
 }
 
+pub mod child;
 pub mod tap;
 
 /// Change-feed clients speaking the raw protocol, for testing the server's transports.

@@ -1,0 +1,221 @@
+//! Crash safety, tried the way it fails in production: the real `swamp-server` binary,
+//! SIGKILLed at a random moment under 200 concurrent uploads and read-test-writes from
+//! several clients, again and again, sometimes a second time during its recovery, and
+//! restarted on the same port. After each restart every acknowledged share and slot
+//! version must be there byte-exact, no partial share may be visible, and the feed
+//! journal must agree with the files (`docs/durability.md`).
+//!
+//! The run is seeded: the seed is printed, and `SWAMP_CRASH_SEED=<seed>` replays the
+//! same data, sizes and kill delays (the interleaving itself is up to the machine).
+
+mod load;
+mod model;
+mod verify;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use swamp_client::StorageClient;
+use swamp_proto::StorageIndex;
+use swamp_tests::child::NodeProcess;
+use tokio::task::JoinSet;
+
+use load::{Shared, Worked};
+use model::{Slot, SlotRound, Upload};
+
+const ROUNDS: u64 = 5;
+/// Operations in flight at once: one per worker.
+const WORKERS: usize = 200;
+/// Of which write slots (one slot each, so its expected state is always known).
+const SLOT_WORKERS: usize = 40;
+/// Storage clients (each with its own connections) the workers share.
+const CLIENTS: usize = 4;
+/// The kill comes once this many shares and slot writes were acknowledged in the
+/// round (whatever the machine's speed, there is something to lose)...
+const ACKED_BEFORE_KILL: (usize, usize) = (40, 80);
+/// ... and then after this many milliseconds more (drawn per round).
+const KILL_AFTER_MS: std::ops::Range<u64> = 0..1000;
+/// A failure guard: the acknowledgements above come within this.
+const ACKED_WITHIN: Duration = Duration::from_secs(60);
+/// A failure guard: the workers end once their requests fail.
+const WORKERS_END_WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_repeated_sigkill() {
+    let seed = std::env::var("SWAMP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    println!("crash test seed {seed} (replay: SWAMP_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut node = NodeProcess::create();
+    node.start().await;
+    let mut slots: Vec<Slot> = (0..SLOT_WORKERS).map(|_| Slot::new(&mut rng)).collect();
+    let mut uploads: Vec<Upload> = Vec::new();
+    let first = verify::head(&client(&node)).await;
+
+    for round in 0..ROUNDS {
+        let began = Instant::now();
+        let since = verify::head(&client(&node)).await;
+        let kill_after = Duration::from_millis(rng.random_range(KILL_AFTER_MS));
+        let (mut done, slot_rounds, failures) =
+            load_then_kill(&mut node, &mut rng, round, slots, kill_after).await;
+        assert_no_failures(&node, seed, round, "during the load", &failures);
+
+        // Sometimes kill it again while it replays its journal.
+        if rng.random_bool(0.5) {
+            node.spawn();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..100))).await;
+            node.kill().await;
+        }
+        node.start().await;
+        let client = client(&node);
+
+        let (present, mut failures) = verify::uploads(&client, &mut done).await;
+        let mut settled = Vec::with_capacity(slot_rounds.len());
+        for (mut slot, round) in slot_rounds {
+            if let Err(why) = verify::settle_slot(&client, &mut slot, &round).await {
+                failures.push(why);
+            }
+            settled.push((slot, round));
+        }
+        let mut sis: Vec<StorageIndex> = settled.iter().map(|(s, _)| s.si).collect();
+        sis.extend(done.iter().map(|u| u.si));
+        let events = verify::events_since(&client, since, &sis).await;
+        failures.extend(verify::feed_uploads(&events, &done, &present));
+        failures.extend(verify::feed_slots(&events, &settled));
+        slots = settled.into_iter().map(|(slot, _)| slot).collect();
+        let snapshot = verify::snapshot(&client, &sis).await;
+        failures.extend(verify::snapshot_matches(&snapshot, &slots, &done, &present));
+        assert_no_failures(&node, seed, round, "after the restart", &failures);
+
+        let shares = done.iter().flat_map(|u| &u.shares);
+        let acked = shares.clone().filter(|s| s.acked).count();
+        let seen = shares.clone().filter(|s| s.seen && !s.acked).count();
+        println!(
+            "round {round}: killed {kill_after:?} after the first acknowledgements; {} uploads ({acked} shares acknowledged, \
+             {seen} more complete, {} cut off), {} slot writes acknowledged, {} events; {:?}",
+            done.len(),
+            shares.count() - acked - seen,
+            events
+                .iter()
+                .filter(|e| matches!(e, swamp_proto::feed::FeedEvent::SlotChanged { .. }))
+                .count(),
+            events.len(),
+            began.elapsed()
+        );
+        uploads.append(&mut done);
+    }
+
+    // Every share of every round is still there, and the journal's latest state of
+    // each slot since the first round is what the slot holds.
+    let client = client(&node);
+    let (present, mut failures) = verify::uploads(&client, &mut uploads).await;
+    let sis: Vec<StorageIndex> = slots.iter().map(|s| s.si).collect();
+    let events = verify::events_since(&client, first, &sis).await;
+    failures.extend(verify::feed_slots_latest(&events, &slots));
+    let mut sis: Vec<StorageIndex> = uploads.iter().map(|u| u.si).collect();
+    sis.extend(slots.iter().map(|s| s.si));
+    let snapshot = verify::snapshot(&client, &sis).await;
+    failures.extend(verify::snapshot_matches(
+        &snapshot, &slots, &uploads, &present,
+    ));
+    assert_no_failures(&node, seed, ROUNDS, "at the end", &failures);
+    node.kill().await;
+}
+
+/// A client of the node as it runs now.
+fn client(node: &NodeProcess) -> StorageClient {
+    StorageClient::new(node.nurl()).expect("client")
+}
+
+/// Runs the workers against the node, kills it after `kill_after`, and returns what
+/// they did: this round's uploads, each slot with its round, and any failures.
+async fn load_then_kill(
+    node: &mut NodeProcess,
+    rng: &mut StdRng,
+    round: u64,
+    slots: Vec<Slot>,
+    kill_after: Duration,
+) -> (Vec<Upload>, Vec<(Slot, SlotRound)>, Vec<String>) {
+    let clients: Vec<StorageClient> = (0..CLIENTS).map(|_| client(node)).collect();
+    let shared = Arc::new(Shared::default());
+    let mut upload_tasks = JoinSet::new();
+    let mut slot_tasks = JoinSet::new();
+    for (i, slot) in slots.into_iter().enumerate() {
+        let worker_rng = StdRng::seed_from_u64(rng.random());
+        let task = load::slot_writes(
+            clients[i % CLIENTS].clone(),
+            worker_rng,
+            shared.clone(),
+            slot,
+        );
+        slot_tasks.spawn(task);
+    }
+    for i in SLOT_WORKERS..WORKERS {
+        let worker_rng = StdRng::seed_from_u64(rng.random());
+        upload_tasks.spawn(load::uploads(
+            clients[i % CLIENTS].clone(),
+            worker_rng,
+            shared.clone(),
+        ));
+    }
+    let (shares, writes) = ACKED_BEFORE_KILL;
+    let acked = tokio::time::timeout(ACKED_WITHIN, shared.wait_for(shares, writes)).await;
+    assert!(
+        acked.is_ok(),
+        "round {round}: not {shares} shares and {writes} slot writes acknowledged within {ACKED_WITHIN:?} \
+         (got {:?} and {:?}); {}",
+        shared.shares_acked,
+        shared.writes_acked,
+        node.log_tail(20)
+    );
+    tokio::time::sleep(kill_after).await;
+    shared.stop.store(true, Ordering::SeqCst);
+    node.kill().await;
+
+    let mut failures = Vec::new();
+    let mut note = |failure: Option<String>| failures.extend(failure);
+    let mut uploads = Vec::new();
+    let mut slot_rounds = Vec::new();
+    let ended = tokio::time::timeout(WORKERS_END_WITHIN, async {
+        while let Some(worked) = upload_tasks.join_next().await {
+            let Worked { output, failure } = worked.expect("upload worker");
+            uploads.extend(output);
+            note(failure);
+        }
+        while let Some(worked) = slot_tasks.join_next().await {
+            let Worked { output, failure } = worked.expect("slot worker");
+            slot_rounds.push(output);
+            note(failure);
+        }
+    })
+    .await;
+    slot_rounds.sort_by_key(|(slot, _): &(Slot, SlotRound)| slot.si);
+    assert!(
+        ended.is_ok(),
+        "round {round}: workers still busy {WORKERS_END_WITHIN:?} after the kill"
+    );
+    (uploads, slot_rounds, failures)
+}
+
+fn assert_no_failures(node: &NodeProcess, seed: u64, round: u64, when: &str, failures: &[String]) {
+    if failures.is_empty() {
+        return;
+    }
+    let shown: Vec<&String> = failures.iter().take(20).collect();
+    panic!(
+        "seed {seed}, round {round}, {when}: {} failures (node started {} times), first ones:\n{}\n{}",
+        failures.len(),
+        node.starts(),
+        shown
+            .iter()
+            .map(|s| format!("- {s}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        node.log_tail(40)
+    );
+}
