@@ -10,6 +10,7 @@ mod crash;
 mod dirs;
 mod disk;
 mod feed_client;
+mod feed_restart;
 mod feed_wires;
 mod feeds;
 mod grid;
