@@ -117,6 +117,7 @@ pub struct NodeProcess {
     stdout: Option<Lines<BufReader<ChildStdout>>>,
     nurl: Option<Nurl>,
     starts: u32,
+    env: Vec<(String, String)>,
 }
 
 impl NodeProcess {
@@ -143,7 +144,15 @@ impl NodeProcess {
             stdout: None,
             nurl: None,
             starts: 0,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable (a setting, see `docs/configuration.md`) for the
+    /// next starts.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.into(), value.into()));
     }
 
     /// The node directory.
@@ -186,6 +195,7 @@ impl NodeProcess {
             .arg("run")
             .arg(self.node_dir())
             .env("SWAMP_LOG", "swamp_server=info")
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

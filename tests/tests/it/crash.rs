@@ -31,11 +31,18 @@ const ROUNDS: u64 = 5;
 const WORKERS: usize = 200;
 /// Of which write slots (one slot each, so its expected state is always known).
 const SLOT_WORKERS: usize = 40;
+/// Of which write megabytes at a time (see `Slot::big`).
+const BIG_SLOT_WORKERS: usize = 4;
+/// Rounds from this one on run with little exact feed history (see the test).
+const SMALL_HISTORY_FROM: u64 = 3;
 /// Storage clients (each with its own connections) the workers share.
 const CLIENTS: usize = 4;
 /// The kill comes once this many shares and slot writes were acknowledged in the
 /// round (whatever the machine's speed, there is something to lose)...
 const ACKED_BEFORE_KILL: (usize, usize) = (40, 80);
+/// In this round, also once the node has checkpointed its redo while running (every
+/// 64 MiB of slot writes, which the big slots provide)...
+const CHECKPOINT_ROUND: u64 = ROUNDS - 1;
 /// ... and then after this many milliseconds more (drawn per round).
 const KILL_AFTER_MS: std::ops::Range<u64> = 0..1000;
 /// A failure guard: the acknowledgements above come within this.
@@ -53,61 +60,59 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut node = NodeProcess::create();
     node.start().await;
-    let mut slots: Vec<Slot> = (0..SLOT_WORKERS).map(|_| Slot::new(&mut rng)).collect();
+    let mut slots: Vec<Slot> = (0..SLOT_WORKERS)
+        .map(|i| Slot::new(&mut rng, i < BIG_SLOT_WORKERS))
+        .collect();
     let mut uploads: Vec<Upload> = Vec::new();
     let first = verify::head(&client(&node)).await;
 
     for round in 0..ROUNDS {
         let began = Instant::now();
         let since = verify::head(&client(&node)).await;
+        let checkpoint_before = checkpoint(&node);
         let kill_after = Duration::from_millis(rng.random_range(KILL_AFTER_MS));
-        let (mut done, slot_rounds, failures) =
-            load_then_kill(&mut node, &mut rng, round, slots, kill_after).await;
-        assert_no_failures(&node, seed, round, "during the load", &failures);
+        let await_checkpoint = round == CHECKPOINT_ROUND;
+        let mut load = load_then_kill(
+            &mut node,
+            &mut rng,
+            round,
+            slots,
+            kill_after,
+            await_checkpoint,
+        )
+        .await;
+        assert_no_failures(&node, seed, round, "during the load", &load.failures);
+        let checkpointed = load.checkpoint > checkpoint_before;
 
-        // Sometimes kill it again while it replays its journal.
-        if rng.random_bool(0.5) {
-            node.spawn();
-            tokio::time::sleep(Duration::from_millis(rng.random_range(0..100))).await;
-            node.kill().await;
+        // From here on the node keeps little exact history, so it compacts its
+        // journal as it goes; the feed then answers old cursors with latest states.
+        let exact = round + 1 < SMALL_HISTORY_FROM;
+        if !exact {
+            node.set_env("SWAMP_FEED_HISTORY_EVENTS", "50");
+            node.set_env("SWAMP_FEED_HISTORY_SECONDS", "0");
         }
-        node.start().await;
+        restart(&mut node, &mut rng).await;
         let client = client(&node);
-
-        let (present, mut failures) = verify::uploads(&client, &mut done).await;
-        let mut settled = Vec::with_capacity(slot_rounds.len());
-        for (mut slot, round) in slot_rounds {
-            if let Err(why) = verify::settle_slot(&client, &mut slot, &round).await {
-                failures.push(why);
-            }
-            settled.push((slot, round));
-        }
-        let mut sis: Vec<StorageIndex> = settled.iter().map(|(s, _)| s.si).collect();
-        sis.extend(done.iter().map(|u| u.si));
-        let events = verify::events_since(&client, since, &sis).await;
-        failures.extend(verify::feed_uploads(&events, &done, &present));
-        failures.extend(verify::feed_slots(&events, &settled));
-        slots = settled.into_iter().map(|(slot, _)| slot).collect();
-        let snapshot = verify::snapshot(&client, &sis).await;
-        failures.extend(verify::snapshot_matches(&snapshot, &slots, &done, &present));
+        let (settled, events, failures) =
+            check_round(&client, since, exact, &mut load.uploads, load.slots).await;
+        slots = settled;
         assert_no_failures(&node, seed, round, "after the restart", &failures);
 
-        let shares = done.iter().flat_map(|u| &u.shares);
+        let shares = load.uploads.iter().flat_map(|u| &u.shares);
         let acked = shares.clone().filter(|s| s.acked).count();
         let seen = shares.clone().filter(|s| s.seen && !s.acked).count();
         println!(
-            "round {round}: killed {kill_after:?} after the first acknowledgements; {} uploads ({acked} shares acknowledged, \
-             {seen} more complete, {} cut off), {} slot writes acknowledged, {} events; {:?}",
-            done.len(),
+            "round {round}: killed {kill_after:?} after the first acknowledgements; {} uploads \
+             ({acked} shares acknowledged, {seen} more complete, {} cut off), {} slot writes \
+             acknowledged, {} events ({}), checkpoint while running: {checkpointed}; {:?}",
+            load.uploads.len(),
             shares.count() - acked - seen,
-            events
-                .iter()
-                .filter(|e| matches!(e, swamp_proto::feed::FeedEvent::SlotChanged { .. }))
-                .count(),
-            events.len(),
+            load.writes_acked,
+            events,
+            if exact { "exact" } else { "latest states" },
             began.elapsed()
         );
-        uploads.append(&mut done);
+        uploads.append(&mut load.uploads);
     }
 
     // Every share of every round is still there, and the journal's latest state of
@@ -127,20 +132,83 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
     node.kill().await;
 }
 
+/// Starts the node again after a kill; half the time kills it once more first, while
+/// it replays its journal.
+async fn restart(node: &mut NodeProcess, rng: &mut StdRng) {
+    if rng.random_bool(0.5) {
+        node.spawn();
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..100))).await;
+        node.kill().await;
+    }
+    node.start().await;
+}
+
+/// After the restart that ends a round: the round's uploads and slots on the node, and
+/// the feed since the round began (`exact`: every change, else latest states) and a
+/// snapshot against them. Returns the slots as they now are, the number of events,
+/// and the failures.
+async fn check_round(
+    client: &StorageClient,
+    since: swamp_proto::feed::Cursor,
+    exact: bool,
+    uploads: &mut [Upload],
+    slot_rounds: Vec<(Slot, SlotRound)>,
+) -> (Vec<Slot>, usize, Vec<String>) {
+    let (present, mut failures) = verify::uploads(client, uploads).await;
+    let mut settled = Vec::with_capacity(slot_rounds.len());
+    for (mut slot, round) in slot_rounds {
+        if let Err(why) = verify::settle_slot(client, &mut slot, &round).await {
+            failures.push(why);
+        }
+        settled.push((slot, round));
+    }
+    let mut sis: Vec<StorageIndex> = settled.iter().map(|(s, _)| s.si).collect();
+    sis.extend(uploads.iter().map(|u| u.si));
+    let events = verify::events_since(client, since, &sis).await;
+    failures.extend(verify::feed_uploads(&events, uploads, &present));
+    failures.extend(verify::feed_slots(&events, &settled, exact));
+    let slots: Vec<Slot> = settled.into_iter().map(|(slot, _)| slot).collect();
+    let snapshot = verify::snapshot(client, &sis).await;
+    failures.extend(verify::snapshot_matches(
+        &snapshot, &slots, uploads, &present,
+    ));
+    (slots, events.len(), failures)
+}
+
+/// The node's redo checkpoint (a sequence number; 0 before the first).
+fn checkpoint(node: &NodeProcess) -> u64 {
+    std::fs::read_to_string(node.storage_dir().join("swamp-feed/checkpoint"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A client of the node as it runs now.
 fn client(node: &NodeProcess) -> StorageClient {
     StorageClient::new(node.nurl()).expect("client")
 }
 
+/// What one round of load did.
+struct Load {
+    uploads: Vec<Upload>,
+    /// Each slot with its round.
+    slots: Vec<(Slot, SlotRound)>,
+    writes_acked: usize,
+    /// The redo checkpoint just before the kill.
+    checkpoint: u64,
+    failures: Vec<String>,
+}
+
 /// Runs the workers against the node, kills it after `kill_after`, and returns what
-/// they did: this round's uploads, each slot with its round, and any failures.
+/// they did.
 async fn load_then_kill(
     node: &mut NodeProcess,
     rng: &mut StdRng,
     round: u64,
     slots: Vec<Slot>,
     kill_after: Duration,
-) -> (Vec<Upload>, Vec<(Slot, SlotRound)>, Vec<String>) {
+    await_checkpoint: bool,
+) -> Load {
     let clients: Vec<StorageClient> = (0..CLIENTS).map(|_| client(node)).collect();
     let shared = Arc::new(Shared::default());
     let mut upload_tasks = JoinSet::new();
@@ -164,17 +232,22 @@ async fn load_then_kill(
         ));
     }
     let (shares, writes) = ACKED_BEFORE_KILL;
-    let acked = tokio::time::timeout(ACKED_WITHIN, shared.wait_for(shares, writes)).await;
+    let before = checkpoint(node);
+    let ready = |shared: &Shared| {
+        let (s, w) = shared.acked();
+        s >= shares && w >= writes && (!await_checkpoint || checkpoint(node) > before)
+    };
+    let ready = tokio::time::timeout(ACKED_WITHIN, shared.wait_until(ready)).await;
     assert!(
-        acked.is_ok(),
-        "round {round}: not {shares} shares and {writes} slot writes acknowledged within {ACKED_WITHIN:?} \
-         (got {:?} and {:?}); {}",
-        shared.shares_acked,
-        shared.writes_acked,
+        ready.is_ok(),
+        "round {round}: not {shares} shares and {writes} slot writes acknowledged (and a \
+         checkpoint: {await_checkpoint}) within {ACKED_WITHIN:?}; got {:?}; {}",
+        shared.acked(),
         node.log_tail(20)
     );
     tokio::time::sleep(kill_after).await;
     shared.stop.store(true, Ordering::SeqCst);
+    let checkpoint = checkpoint(node);
     node.kill().await;
 
     let mut failures = Vec::new();
@@ -199,7 +272,13 @@ async fn load_then_kill(
         ended.is_ok(),
         "round {round}: workers still busy {WORKERS_END_WITHIN:?} after the kill"
     );
-    (uploads, slot_rounds, failures)
+    Load {
+        uploads,
+        slots: slot_rounds,
+        writes_acked: shared.writes_acked.load(Ordering::SeqCst),
+        checkpoint,
+        failures,
+    }
 }
 
 fn assert_no_failures(node: &NodeProcess, seed: u64, round: u64, when: &str, failures: &[String]) {

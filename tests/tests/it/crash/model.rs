@@ -64,10 +64,15 @@ pub struct Version {
 }
 
 impl Version {
-    /// A version with a random root hash and a tail of 0 B to 64 KiB (log-uniform).
-    pub fn random(rng: &mut StdRng, seqnum: u64) -> Self {
+    /// A version with a random root hash and a tail of 0 B to 64 KiB (log-uniform),
+    /// or for a big slot 256 KiB to 2 MiB.
+    pub fn random(rng: &mut StdRng, seqnum: u64, big: bool) -> Self {
         let roothash = rng.random();
-        let len = log_uniform(rng, 0, 16);
+        let len = if big {
+            rng.random_range(256 << 10..=2 << 20)
+        } else {
+            log_uniform(rng, 0, 16)
+        };
         let tail = random_bytes(rng, len);
         Self {
             seqnum,
@@ -84,16 +89,20 @@ pub struct Slot {
     /// What each share holds as far as the clients know (`None`: absent).
     pub held: Vec<Option<Version>>,
     pub next_seqnum: u64,
+    /// Writes megabytes at a time: enough redo for the node to checkpoint while it
+    /// runs (every 64 MiB).
+    pub big: bool,
 }
 
 impl Slot {
     /// A slot none of whose shares exist yet.
-    pub fn new(rng: &mut StdRng) -> Self {
+    pub fn new(rng: &mut StdRng, big: bool) -> Self {
         Self {
             si: StorageIndex::from_bytes(rng.random()),
             secrets: Secrets::random(),
             held: vec![None; usize::from(SLOT_SHARES)],
             next_seqnum: 1,
+            big,
         }
     }
 }
