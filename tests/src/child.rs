@@ -195,6 +195,7 @@ impl NodeProcess {
             .arg("run")
             .arg(self.node_dir())
             .env("SWAMP_LOG", "swamp_server=info")
+            .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -31,8 +31,10 @@ const ROUNDS: u64 = 5;
 const WORKERS: usize = 200;
 /// Of which write slots (one slot each, so its expected state is always known).
 const SLOT_WORKERS: usize = 40;
-/// Of which write megabytes at a time (see `Slot::big`).
-const BIG_SLOT_WORKERS: usize = 4;
+/// Of which add leases to the slots and to earlier rounds' shares.
+const LEASE_WORKERS: usize = 10;
+/// Of which write megabytes at a time in the checkpoint round (see `Slot::big`).
+const BIG_SLOT_WORKERS: usize = 8;
 /// Rounds from this one on run with little exact feed history (see the test).
 const SMALL_HISTORY_FROM: u64 = 3;
 /// Storage clients (each with its own connections) the workers share.
@@ -60,9 +62,7 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut node = NodeProcess::create();
     node.start().await;
-    let mut slots: Vec<Slot> = (0..SLOT_WORKERS)
-        .map(|i| Slot::new(&mut rng, i < BIG_SLOT_WORKERS))
-        .collect();
+    let mut slots: Vec<Slot> = (0..SLOT_WORKERS).map(|_| Slot::new(&mut rng)).collect();
     let mut uploads: Vec<Upload> = Vec::new();
     let first = verify::head(&client(&node)).await;
 
@@ -72,11 +72,17 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
         let checkpoint_before = checkpoint(&node);
         let kill_after = Duration::from_millis(rng.random_range(KILL_AFTER_MS));
         let await_checkpoint = round == CHECKPOINT_ROUND;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.big = await_checkpoint && i < BIG_SLOT_WORKERS;
+        }
+        let mut lease_targets: Vec<StorageIndex> = slots.iter().map(|s| s.si).collect();
+        lease_targets.extend(uploads.iter().map(|u| u.si));
         let mut load = load_then_kill(
             &mut node,
             &mut rng,
             round,
             slots,
+            lease_targets,
             kill_after,
             await_checkpoint,
         )
@@ -104,10 +110,11 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
         println!(
             "round {round}: killed {kill_after:?} after the first acknowledgements; {} uploads \
              ({acked} shares acknowledged, {seen} more complete, {} cut off), {} slot writes \
-             acknowledged, {} events ({}), checkpoint while running: {checkpointed}; {:?}",
+             acknowledged, {} leases added, {} events ({}), checkpoint while running: {checkpointed}; {:?}",
             load.uploads.len(),
             shares.count() - acked - seen,
             load.writes_acked,
+            load.leases_added,
             events,
             if exact { "exact" } else { "latest states" },
             began.elapsed()
@@ -194,6 +201,7 @@ struct Load {
     /// Each slot with its round.
     slots: Vec<(Slot, SlotRound)>,
     writes_acked: usize,
+    leases_added: usize,
     /// The redo checkpoint just before the kill.
     checkpoint: u64,
     failures: Vec<String>,
@@ -206,6 +214,7 @@ async fn load_then_kill(
     rng: &mut StdRng,
     round: u64,
     slots: Vec<Slot>,
+    lease_targets: Vec<StorageIndex>,
     kill_after: Duration,
     await_checkpoint: bool,
 ) -> Load {
@@ -213,6 +222,8 @@ async fn load_then_kill(
     let shared = Arc::new(Shared::default());
     let mut upload_tasks = JoinSet::new();
     let mut slot_tasks = JoinSet::new();
+    let mut lease_tasks = JoinSet::new();
+    let lease_targets = Arc::new(lease_targets);
     for (i, slot) in slots.into_iter().enumerate() {
         let worker_rng = StdRng::seed_from_u64(rng.random());
         let task = load::slot_writes(
@@ -223,7 +234,16 @@ async fn load_then_kill(
         );
         slot_tasks.spawn(task);
     }
-    for i in SLOT_WORKERS..WORKERS {
+    for i in SLOT_WORKERS..SLOT_WORKERS + LEASE_WORKERS {
+        let worker_rng = StdRng::seed_from_u64(rng.random());
+        lease_tasks.spawn(load::leases(
+            clients[i % CLIENTS].clone(),
+            worker_rng,
+            shared.clone(),
+            lease_targets.clone(),
+        ));
+    }
+    for i in SLOT_WORKERS + LEASE_WORKERS..WORKERS {
         let worker_rng = StdRng::seed_from_u64(rng.random());
         upload_tasks.spawn(load::uploads(
             clients[i % CLIENTS].clone(),
@@ -254,6 +274,7 @@ async fn load_then_kill(
     let mut note = |failure: Option<String>| failures.extend(failure);
     let mut uploads = Vec::new();
     let mut slot_rounds = Vec::new();
+    let mut leases_added = 0;
     let ended = tokio::time::timeout(WORKERS_END_WITHIN, async {
         while let Some(worked) = upload_tasks.join_next().await {
             let Worked { output, failure } = worked.expect("upload worker");
@@ -263,6 +284,11 @@ async fn load_then_kill(
         while let Some(worked) = slot_tasks.join_next().await {
             let Worked { output, failure } = worked.expect("slot worker");
             slot_rounds.push(output);
+            note(failure);
+        }
+        while let Some(worked) = lease_tasks.join_next().await {
+            let Worked { output, failure } = worked.expect("lease worker");
+            leases_added += output;
             note(failure);
         }
     })
@@ -276,6 +302,7 @@ async fn load_then_kill(
         uploads,
         slots: slot_rounds,
         writes_acked: shared.writes_acked.load(Ordering::SeqCst),
+        leases_added,
         checkpoint,
         failures,
     }

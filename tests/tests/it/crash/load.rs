@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use swamp_client::ClientError;
 use swamp_client::StorageClient;
+use swamp_proto::StorageIndex;
 use swamp_proto::v1::{
     ReadTestWriteRequest, ReadVector, TestVector, TestWriteVectors, WriteVector,
 };
@@ -184,6 +185,43 @@ async fn upload_one(
         shared.count(&shared.shares_acked);
     }
     Ok(())
+}
+
+/// Adds leases (fresh secrets each time) to slots and to shares of earlier rounds
+/// until `stop`: lease changes are not logged, so replay must work around them.
+/// A slot not written yet has no shares to lease (404).
+pub async fn leases(
+    client: StorageClient,
+    mut rng: StdRng,
+    shared: Arc<Shared>,
+    targets: Arc<Vec<StorageIndex>>,
+) -> Worked<usize> {
+    let mut added = 0;
+    while !shared.stopped() {
+        let Some(si) = targets.get(rng.random_range(0..targets.len().max(1))) else {
+            break;
+        };
+        let s = Secrets::random();
+        match client
+            .general()
+            .add_or_renew_lease(si, &s.renew, &s.cancel)
+            .await
+        {
+            Ok(()) => added += 1,
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {}
+            Err(e) => {
+                let failure = failure(&format!("lease on {si}"), e.into(), &shared);
+                return Worked {
+                    output: added,
+                    failure,
+                };
+            }
+        }
+    }
+    Worked {
+        output: added,
+        failure: None,
+    }
 }
 
 /// Writes new versions of one slot until `stop`, each tested against the version

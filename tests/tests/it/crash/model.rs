@@ -96,13 +96,13 @@ pub struct Slot {
 
 impl Slot {
     /// A slot none of whose shares exist yet.
-    pub fn new(rng: &mut StdRng, big: bool) -> Self {
+    pub fn new(rng: &mut StdRng) -> Self {
         Self {
             si: StorageIndex::from_bytes(rng.random()),
             secrets: Secrets::random(),
             held: vec![None; usize::from(SLOT_SHARES)],
             next_seqnum: 1,
-            big,
+            big: false,
         }
     }
 }
