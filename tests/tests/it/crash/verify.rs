@@ -13,6 +13,20 @@ use swamp_tests::feed::poll_with;
 
 use super::model::{SLOT_SHARES, Slot, SlotRound, Upload, Version};
 
+/// A share: its storage index and number.
+type ShareKey = (StorageIndex, ShareNumber);
+/// What the feed says of a slot share's version: seqnum, root hash, data length.
+type SlotState = (Option<u64>, Option<RootHash>, u64);
+
+/// The feed's view of a version.
+fn state_of(v: &Version) -> SlotState {
+    (
+        Some(v.seqnum),
+        Some(RootHash(v.roothash)),
+        v.data.len() as u64,
+    )
+}
+
 /// Requests in flight while verifying.
 const PARALLEL: usize = 32;
 /// Storage indexes per feed request (the query string stays well under 16 KiB).
@@ -221,16 +235,14 @@ pub fn feed_uploads(
     uploads: &[Upload],
     present: &[BTreeSet<ShareNumber>],
 ) -> Vec<String> {
-    let mut added: BTreeMap<(StorageIndex, ShareNumber), u64> = BTreeMap::new();
+    let mut added: BTreeMap<ShareKey, u64> = BTreeMap::new();
     let mut failures = Vec::new();
     for event in events {
         match event {
             FeedEvent::ShareAdded {
                 si, shnum, size, ..
-            } => {
-                if added.insert((*si, *shnum), *size).is_some() {
-                    failures.push(format!("{si} share {shnum}: two share_added events"));
-                }
+            } if added.insert((*si, *shnum), *size).is_some() => {
+                failures.push(format!("{si} share {shnum}: two share_added events"));
             }
             FeedEvent::Reset { .. } => failures.push(format!("unexpected {event:?}")),
             _ => {}
@@ -272,8 +284,7 @@ pub fn feed_uploads(
 /// latest), and the last of them is what the share holds now (no events: it holds
 /// what it held at the start).
 pub fn feed_slots(events: &[FeedEvent], slots: &[(Slot, SlotRound)], exact: bool) -> Vec<String> {
-    let mut changes: BTreeMap<(StorageIndex, u8), Vec<(Option<u64>, Option<RootHash>, u64)>> =
-        BTreeMap::new();
+    let mut changes: BTreeMap<ShareKey, Vec<SlotState>> = BTreeMap::new();
     let mut failures = Vec::new();
     for event in events {
         match event {
@@ -285,7 +296,7 @@ pub fn feed_slots(events: &[FeedEvent], slots: &[(Slot, SlotRound)], exact: bool
                 length,
                 ..
             } => changes
-                .entry((*si, shnum.get()))
+                .entry((*si, *shnum))
                 .or_default()
                 .push((*seqnum, *roothash, *length)),
             FeedEvent::SlotDeleted { si, shnum, .. } => {
@@ -297,7 +308,9 @@ pub fn feed_slots(events: &[FeedEvent], slots: &[(Slot, SlotRound)], exact: bool
     for (slot, round) in slots {
         for shnum in 0..SLOT_SHARES {
             let k = usize::from(shnum);
-            let seen = changes.remove(&(slot.si, shnum)).unwrap_or_default();
+            let seen = changes
+                .remove(&(slot.si, ShareNumber::new(shnum)))
+                .unwrap_or_default();
             let written: Vec<&Version> = round
                 .acked
                 .iter()
@@ -360,23 +373,12 @@ pub fn snapshot_matches(
     uploads: &[Upload],
     present: &[BTreeSet<ShareNumber>],
 ) -> Vec<String> {
-    let mut expected: BTreeMap<
-        (StorageIndex, ShareNumber),
-        (String, Option<u64>, Option<RootHash>, u64),
-    > = BTreeMap::new();
+    let mut expected: BTreeMap<ShareKey, (String, SlotState)> = BTreeMap::new();
     for slot in slots {
         for (k, held) in slot.held.iter().enumerate() {
             if let Some(v) = held {
                 let n = ShareNumber::new(k as u8);
-                expected.insert(
-                    (slot.si, n),
-                    (
-                        "mutable".into(),
-                        Some(v.seqnum),
-                        Some(RootHash(v.roothash)),
-                        v.data.len() as u64,
-                    ),
-                );
+                expected.insert((slot.si, n), ("mutable".into(), state_of(v)));
             }
         }
     }
@@ -384,7 +386,7 @@ pub fn snapshot_matches(
         for share in upload.shares.iter().filter(|s| held.contains(&s.shnum)) {
             expected.insert(
                 (upload.si, share.shnum),
-                ("immutable".into(), None, None, share.data.len() as u64),
+                ("immutable".into(), (None, None, share.data.len() as u64)),
             );
         }
     }
@@ -401,7 +403,7 @@ pub fn snapshot_matches(
                 kind,
                 ..
             } => {
-                got.insert((*si, *shnum), (kind.clone(), *seqnum, *roothash, *length));
+                got.insert((*si, *shnum), (kind.clone(), (*seqnum, *roothash, *length)));
             }
             FeedEvent::Synced { .. } => {}
             other => failures.push(format!("unexpected event in a snapshot: {other:?}")),
@@ -426,8 +428,7 @@ pub fn snapshot_matches(
 /// The feed since the first round against the slots now: for each share, the
 /// `slot_changed` seqnums rise, and the last event is the version the share holds.
 pub fn feed_slots_latest(events: &[FeedEvent], slots: &[Slot]) -> Vec<String> {
-    let mut last: BTreeMap<(StorageIndex, u8), (Option<u64>, Option<RootHash>, u64)> =
-        BTreeMap::new();
+    let mut last: BTreeMap<ShareKey, SlotState> = BTreeMap::new();
     let mut failures = Vec::new();
     for event in events {
         if let FeedEvent::SlotChanged {
@@ -440,26 +441,20 @@ pub fn feed_slots_latest(events: &[FeedEvent], slots: &[Slot]) -> Vec<String> {
         } = event
         {
             let change = (*seqnum, *roothash, *length);
-            if let Some(before) = last.insert((*si, shnum.get()), change) {
-                if before.0 >= change.0 {
-                    failures.push(format!(
-                        "slot {si} share {shnum}: seqnum {:?} after {:?}",
-                        change.0, before.0
-                    ));
-                }
+            if let Some(before) = last.insert((*si, *shnum), change)
+                && before.0 >= change.0
+            {
+                failures.push(format!(
+                    "slot {si} share {shnum}: seqnum {:?} after {:?}",
+                    change.0, before.0
+                ));
             }
         }
     }
     for slot in slots {
         for (k, held) in slot.held.iter().enumerate() {
-            let latest = last.remove(&(slot.si, k as u8));
-            let want = held.as_ref().map(|v| {
-                (
-                    Some(v.seqnum),
-                    Some(RootHash(v.roothash)),
-                    v.data.len() as u64,
-                )
-            });
+            let latest = last.remove(&(slot.si, ShareNumber::new(k as u8)));
+            let want = held.as_ref().map(state_of);
             if latest != want {
                 failures.push(format!(
                     "slot {} share {k}: the feed's latest since the start is {latest:?}, the share holds {want:?}",
