@@ -19,4 +19,5 @@ mod immutable;
 mod leases;
 mod mutable;
 mod publish;
+mod races;
 mod transport;

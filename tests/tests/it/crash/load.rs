@@ -20,7 +20,7 @@ use swamp_proto::v1::{
 };
 use swamp_tests::Secrets;
 
-use super::model::{SLOT_SHARES, Slot, SlotRound, Upload, Version};
+use super::model::{DELETE_CHANCE, Slot, SlotRound, SlotShares, Upload, Version};
 
 /// What the workers share: when to stop, and how much the node has acknowledged (so
 /// the kill can wait until there is something to lose).
@@ -225,7 +225,8 @@ pub async fn leases(
 }
 
 /// Writes new versions of one slot until `stop`, each tested against the version
-/// before it.
+/// before it; now and then (if the slot `deletes`) a share is deleted instead, and
+/// written again later.
 pub async fn slot_writes(
     client: StorageClient,
     mut rng: StdRng,
@@ -241,12 +242,17 @@ pub async fn slot_writes(
     while !shared.stopped() {
         let seqnum = slot.next_seqnum;
         slot.next_seqnum += 1;
-        let versions: Vec<Version> = (0..SLOT_SHARES)
-            .map(|_| Version::random(&mut rng, seqnum, slot.big))
+        let versions: SlotShares = slot
+            .held
+            .iter()
+            .map(|held| {
+                let delete = slot.deletes && held.is_some() && rng.random_bool(DELETE_CHANCE);
+                (!delete).then(|| Version::random(&mut rng, seqnum, slot.big))
+            })
             .collect();
         match write_versions(&client, &slot, &versions).await {
             Ok(()) => {
-                slot.held = versions.iter().cloned().map(Some).collect();
+                slot.held = versions.clone();
                 round.acked.push(versions);
                 shared.count(&shared.writes_acked);
             }
@@ -265,12 +271,12 @@ pub async fn slot_writes(
 
 /// One read-test-write: each share must hold the version the clients know (its
 /// first 64 KiB, and nothing after its end), and gets the new version whole (with
-/// `new_length`, so a shorter version shrinks it). A read vector checks that reads
-/// see the state before the writes.
+/// `new_length`, so a shorter version shrinks it), or is deleted (`new_length` 0).
+/// A read vector checks that reads see the state before the writes.
 async fn write_versions(
     client: &StorageClient,
     slot: &Slot,
-    versions: &[Version],
+    versions: &[Option<Version>],
 ) -> Result<(), OpError> {
     let mut test_write_vectors = BTreeMap::new();
     for (shnum, (held, version)) in slot.held.iter().zip(versions).enumerate() {
@@ -289,15 +295,22 @@ async fn write_versions(
                 specimen: Vec::new(),
             },
         ];
+        let (write, new_length) = match version {
+            Some(v) => (
+                vec![WriteVector {
+                    offset: 0,
+                    data: v.data.to_vec(),
+                }],
+                v.data.len() as u64,
+            ),
+            None => (Vec::new(), 0),
+        };
         test_write_vectors.insert(
             shnum as u64,
             TestWriteVectors {
                 test,
-                write: vec![WriteVector {
-                    offset: 0,
-                    data: version.data.to_vec(),
-                }],
-                new_length: Some(version.data.len() as u64),
+                write,
+                new_length: Some(new_length),
             },
         );
     }

@@ -82,13 +82,21 @@ impl Version {
     }
 }
 
+/// What each share of a slot holds (`None`: absent, or deleted).
+pub type SlotShares = Vec<Option<Version>>;
+
+/// Of the shares a write could delete, the part it deletes (`new_length` 0).
+pub const DELETE_CHANCE: f64 = 0.15;
+
 /// A slot, written by one worker at a time, so its expected state is always known.
 pub struct Slot {
     pub si: StorageIndex,
     pub secrets: Secrets,
-    /// What each share holds as far as the clients know (`None`: absent).
-    pub held: Vec<Option<Version>>,
+    /// What each share holds as far as the clients know.
+    pub held: SlotShares,
     pub next_seqnum: u64,
+    /// Deletes a share now and then (`DELETE_CHANCE`).
+    pub deletes: bool,
     /// Writes megabytes at a time: enough redo for the node to checkpoint while it
     /// runs (every 64 MiB).
     pub big: bool,
@@ -96,12 +104,13 @@ pub struct Slot {
 
 impl Slot {
     /// A slot none of whose shares exist yet.
-    pub fn new(rng: &mut StdRng) -> Self {
+    pub fn new(rng: &mut StdRng, deletes: bool) -> Self {
         Self {
             si: StorageIndex::from_bytes(rng.random()),
             secrets: Secrets::random(),
             held: vec![None; usize::from(SLOT_SHARES)],
             next_seqnum: 1,
+            deletes,
             big: false,
         }
     }
@@ -110,11 +119,11 @@ impl Slot {
 /// One round of writes to a slot.
 pub struct SlotRound {
     /// What the shares held when the round began.
-    pub start: Vec<Option<Version>>,
-    /// Acknowledged writes (`success: true`), in order, one version per share each.
-    pub acked: Vec<Vec<Version>>,
+    pub start: SlotShares,
+    /// Acknowledged writes (`success: true`), in order: what each share then holds.
+    pub acked: Vec<SlotShares>,
     /// The write in flight when the node was killed: it may or may not have happened.
-    pub pending: Option<Vec<Version>>,
+    pub pending: Option<SlotShares>,
 }
 
 /// `len` random bytes.

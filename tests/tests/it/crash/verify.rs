@@ -134,11 +134,13 @@ pub async fn settle_slot(
         let k = usize::from(shnum);
         let n = ShareNumber::new(shnum);
         let acked = slot.held[k].clone();
+        // `Some(None)`: the write in flight deletes the share.
         let pending = round.pending.as_ref().map(|p| p[k].clone());
         let found = if listed.contains(&n) {
-            let longest = [&acked, &pending]
+            let longest = [acked.as_ref(), pending.as_ref().and_then(Option::as_ref)]
                 .iter()
-                .filter_map(|v| v.as_ref().map(|v| v.data.len()))
+                .flatten()
+                .map(|v| v.data.len())
                 .max()
                 .unwrap_or(0);
             let bytes = m
@@ -153,15 +155,16 @@ pub async fn settle_slot(
         if holds(&acked) {
             continue;
         }
-        if pending.is_some() && holds(&pending) {
-            slot.held[k] = pending;
+        if let Some(pending) = pending.as_ref().filter(|p| holds(p)) {
+            slot.held[k] = pending.clone();
             continue;
         }
+        let seqnum = |v: &Option<Version>| v.as_ref().map(|v| v.seqnum);
         return Err(format!(
-            "slot {si} share {n}: {} (acknowledged seqnum {:?}, in flight {:?})",
+            "slot {si} share {n}: {} (acknowledged: seqnum {:?}; in flight: {:?}; None is deleted)",
             describe_slot_share(found.as_ref(), round, k),
-            acked.as_ref().map(|v| v.seqnum),
-            pending.as_ref().map(|v| v.seqnum),
+            seqnum(&acked),
+            pending.as_ref().map(seqnum),
         ));
     }
     Ok(())
@@ -172,11 +175,9 @@ fn describe_slot_share(found: Option<&Bytes>, round: &SlotRound, k: usize) -> St
     let Some(bytes) = found else {
         return "missing".into();
     };
-    let older = round
-        .start
-        .iter()
-        .filter_map(|v| v.as_ref())
+    let older = std::iter::once(&round.start[k])
         .chain(round.acked.iter().map(|w| &w[k]))
+        .flatten()
         .find(|v| v.data == *bytes);
     match older {
         Some(v) => format!("holds the older version {} (a lost write)", v.seqnum),
@@ -284,8 +285,61 @@ pub fn feed_uploads(
 /// latest), and the last of them is what the share holds now (no events: it holds
 /// what it held at the start).
 pub fn feed_slots(events: &[FeedEvent], slots: &[(Slot, SlotRound)], exact: bool) -> Vec<String> {
-    let mut changes: BTreeMap<ShareKey, Vec<SlotState>> = BTreeMap::new();
+    let mut changes = slot_changes(events);
     let mut failures = Vec::new();
+    for (slot, round) in slots {
+        for shnum in 0..SLOT_SHARES {
+            let k = usize::from(shnum);
+            let seen = changes
+                .remove(&(slot.si, ShareNumber::new(shnum)))
+                .unwrap_or_default();
+            let written: Vec<Option<SlotState>> = round
+                .acked
+                .iter()
+                .chain(&round.pending)
+                .map(|w| w[k].as_ref().map(state_of))
+                .collect();
+            // Each event matches the next write it can (versions are unique, and a
+            // share is deleted only when it exists).
+            let mut matched = BTreeSet::new();
+            let mut next = 0;
+            for event in &seen {
+                match written[next..].iter().position(|w| w == event) {
+                    Some(at) => {
+                        matched.insert(next + at);
+                        next += at + 1;
+                    }
+                    None => failures.push(format!(
+                        "slot {} share {shnum}: event {event:?} matches no later write",
+                        slot.si
+                    )),
+                }
+            }
+            if exact && let Some(missed) = (0..round.acked.len()).find(|i| !matched.contains(i)) {
+                failures.push(format!(
+                    "slot {} share {shnum}: acknowledged write {missed} of the round ({:?}) has no event",
+                    slot.si, written[missed]
+                ));
+            }
+            let latest = match seen.last() {
+                Some(event) => *event,
+                None => round.start[k].as_ref().map(state_of),
+            };
+            let holds = slot.held[k].as_ref().map(state_of);
+            if latest != holds {
+                failures.push(format!(
+                    "slot {} share {shnum}: the feed's latest is {latest:?}, the share holds {holds:?}",
+                    slot.si
+                ));
+            }
+        }
+    }
+    failures
+}
+
+/// Each slot share's `slot_changed` (`Some`) and `slot_deleted` (`None`) events, in order.
+fn slot_changes(events: &[FeedEvent]) -> BTreeMap<ShareKey, Vec<Option<SlotState>>> {
+    let mut changes: BTreeMap<ShareKey, Vec<Option<SlotState>>> = BTreeMap::new();
     for event in events {
         match event {
             FeedEvent::SlotChanged {
@@ -298,70 +352,14 @@ pub fn feed_slots(events: &[FeedEvent], slots: &[(Slot, SlotRound)], exact: bool
             } => changes
                 .entry((*si, *shnum))
                 .or_default()
-                .push((*seqnum, *roothash, *length)),
+                .push(Some((*seqnum, *roothash, *length))),
             FeedEvent::SlotDeleted { si, shnum, .. } => {
-                failures.push(format!("slot {si} share {shnum}: deleted"));
+                changes.entry((*si, *shnum)).or_default().push(None);
             }
             _ => {}
         }
     }
-    for (slot, round) in slots {
-        for shnum in 0..SLOT_SHARES {
-            let k = usize::from(shnum);
-            let seen = changes
-                .remove(&(slot.si, ShareNumber::new(shnum)))
-                .unwrap_or_default();
-            let written: Vec<&Version> = round
-                .acked
-                .iter()
-                .chain(&round.pending)
-                .map(|w| &w[k])
-                .collect();
-            let mut next = 0;
-            for &(seqnum, roothash, length) in &seen {
-                let at = written[next..].iter().position(|v| {
-                    (
-                        Some(v.seqnum),
-                        Some(RootHash(v.roothash)),
-                        v.data.len() as u64,
-                    ) == (seqnum, roothash, length)
-                });
-                match at {
-                    Some(at) => next += at + 1,
-                    None => failures.push(format!(
-                        "slot {} share {shnum}: event for seqnum {seqnum:?} matches no later version written",
-                        slot.si
-                    )),
-                }
-            }
-            let event_seqnums: BTreeSet<Option<u64>> = seen.iter().map(|c| c.0).collect();
-            let must_see = if exact { round.acked.len() } else { 0 };
-            for version in round.acked.iter().take(must_see).map(|w| &w[k]) {
-                if !event_seqnums.contains(&Some(version.seqnum)) {
-                    failures.push(format!(
-                        "slot {} share {shnum}: acknowledged seqnum {} has no event",
-                        slot.si, version.seqnum
-                    ));
-                }
-            }
-            let latest = match seen.last() {
-                Some(&(seqnum, _, _)) => written
-                    .iter()
-                    .find(|v| Some(v.seqnum) == seqnum)
-                    .map(|v| (*v).clone()),
-                None => round.start[k].clone(),
-            };
-            if latest != slot.held[k] {
-                failures.push(format!(
-                    "slot {} share {shnum}: the feed's latest is seqnum {:?}, the share holds {:?}",
-                    slot.si,
-                    latest.map(|v| v.seqnum),
-                    slot.held[k].as_ref().map(|v| v.seqnum)
-                ));
-            }
-        }
-    }
-    failures
+    changes
 }
 
 /// A snapshot against the node's shares: one `snapshot` entry per share held (slots
@@ -428,36 +426,25 @@ pub fn snapshot_matches(
 /// The feed since the first round against the slots now: for each share, the
 /// `slot_changed` seqnums rise, and the last event is the version the share holds.
 pub fn feed_slots_latest(events: &[FeedEvent], slots: &[Slot]) -> Vec<String> {
-    let mut last: BTreeMap<ShareKey, SlotState> = BTreeMap::new();
+    let mut changes = slot_changes(events);
     let mut failures = Vec::new();
-    for event in events {
-        if let FeedEvent::SlotChanged {
-            si,
-            shnum,
-            seqnum,
-            roothash,
-            length,
-            ..
-        } = event
-        {
-            let change = (*seqnum, *roothash, *length);
-            if let Some(before) = last.insert((*si, *shnum), change)
-                && before.0 >= change.0
-            {
-                failures.push(format!(
-                    "slot {si} share {shnum}: seqnum {:?} after {:?}",
-                    change.0, before.0
-                ));
-            }
-        }
-    }
     for slot in slots {
         for (k, held) in slot.held.iter().enumerate() {
-            let latest = last.remove(&(slot.si, ShareNumber::new(k as u8)));
-            let want = held.as_ref().map(state_of);
-            if latest != want {
+            let seen = changes
+                .remove(&(slot.si, ShareNumber::new(k as u8)))
+                .unwrap_or_default();
+            let seqnums: Vec<u64> = seen.iter().flatten().filter_map(|s| s.0).collect();
+            if seqnums.windows(2).any(|w| w[0] >= w[1]) {
                 failures.push(format!(
-                    "slot {} share {k}: the feed's latest since the start is {latest:?}, the share holds {want:?}",
+                    "slot {} share {k}: seqnums out of order: {seqnums:?}",
+                    slot.si
+                ));
+            }
+            let latest = seen.last().copied().flatten();
+            let holds = held.as_ref().map(state_of);
+            if latest != holds {
+                failures.push(format!(
+                    "slot {} share {k}: the feed's latest since the start is {latest:?}, the share holds {holds:?}",
                     slot.si
                 ));
             }
