@@ -96,6 +96,12 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
         .await;
         assert_no_failures(&node, seed, round, "during the load", &load.failures);
         let checkpointed = load.checkpoint > checkpoint_before;
+        let deletions: usize = load
+            .slots
+            .iter()
+            .flat_map(|(_, r)| &r.acked)
+            .map(|w| w.iter().filter(|v| v.is_none()).count())
+            .sum();
 
         // From here on the node keeps little exact history, so it compacts its
         // journal as it goes; the feed then answers old cursors with latest states.
@@ -117,7 +123,7 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
         println!(
             "round {round}: killed {kill_after:?} after the first acknowledgements; {} uploads \
              ({acked} shares acknowledged, {seen} more complete, {} cut off), {} slot writes \
-             acknowledged, {} leases added, {} events ({}), checkpoint while running: {checkpointed}; {:?}",
+             acknowledged ({deletions} share deletions), {} leases added, {} events ({}), checkpoint while running: {checkpointed}; {:?}",
             load.uploads.len(),
             shares.count() - acked - seen,
             load.writes_acked,
