@@ -37,7 +37,9 @@ const SLOT_WORKERS: usize = 40;
 const LEASE_WORKERS: usize = 10;
 /// Of which write megabytes at a time in the checkpoint round (see `Slot::big`).
 const BIG_SLOT_WORKERS: usize = 8;
-/// Rounds from this one on run with little exact feed history (see the test).
+/// From the restart that ends round `SMALL_HISTORY_FROM - 1` on, the node keeps 50
+/// events of exact feed history: it compacts its journal as it runs, and answers a
+/// round's cursor with latest states.
 const SMALL_HISTORY_FROM: u64 = 3;
 /// Storage clients (each with its own connections) the workers share.
 const CLIENTS: usize = 4;
