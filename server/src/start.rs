@@ -121,12 +121,16 @@ pub fn assemble(
         app: App {
             storage,
             swissnum: identity.swissnum.clone(),
-            limits,
             feeds,
             activity: Arc::default(),
             operator_secret: identity.operator_secret.clone(),
             buffers: Arc::default(),
             reads: Arc::default(),
+            budget: Arc::new(crate::http::budget::BodyBudget::new(
+                limits.max_bodies_in_flight,
+                limits.max_patch_size.max(limits.max_read_test_write_size),
+            )),
+            limits,
         },
         tls,
         expiry,

@@ -42,8 +42,10 @@ pub enum StorageError {
         /// The limit.
         max: u64,
     },
-    /// No room left on the disk for this operation (`ENOSPC`, `EDQUOT`): nothing of it
-    /// was kept, and the same request may be sent again once space is freed.
+    /// No room left on the disk for this operation (`ENOSPC`, `EDQUOT`). An upload's
+    /// write was not kept and may be sent again once space is freed; a
+    /// read-test-write's outcome is unknown, as after any 5xx (the client reads the
+    /// slot), but the slot is never left torn (`repairs.rs`).
     #[error("not enough space left on the storage disk; try again later or elsewhere")]
     NoSpace,
     /// An upload whose written ranges are scattered into too many pieces.
@@ -70,6 +72,9 @@ pub enum StorageError {
         /// The limit.
         max: u64,
     },
+    /// A slot changed while a large read of it was being answered in chunks.
+    #[error("the slot changed while it was being read; read it again")]
+    Changed,
     /// A file under `shares/` that is not a valid container.
     #[error("share file {path} is damaged")]
     Damaged {

@@ -19,12 +19,21 @@ pub struct Faults(Option<Arc<FaultPlan>>);
 #[derive(Default, Debug)]
 pub struct FaultPlan {
     write_errno: AtomicI32,
+    /// Writes that still succeed before `write_errno` applies.
+    writes_left: AtomicI32,
     sync_errno: AtomicI32,
 }
 
 impl FaultPlan {
     /// Every write of share data fails with `errno` (0: writes work again).
     pub fn fail_writes(&self, errno: i32) {
+        self.fail_writes_after(0, errno);
+    }
+
+    /// The next `n` writes succeed, then every write fails with `errno`: a disk that
+    /// fills up in the middle of a request.
+    pub fn fail_writes_after(&self, n: i32, errno: i32) {
+        self.writes_left.store(n, Ordering::SeqCst);
         self.write_errno.store(errno, Ordering::SeqCst);
     }
 
@@ -58,6 +67,12 @@ impl Faults {
     /// # Errors
     /// The injected error, if any.
     pub fn before_write(&self) -> io::Result<()> {
+        if let Some(plan) = self.0.as_deref()
+            && plan.write_errno.load(Ordering::SeqCst) != 0
+            && plan.writes_left.fetch_sub(1, Ordering::SeqCst) > 0
+        {
+            return Ok(());
+        }
         self.check(|p| &p.write_errno)
     }
 

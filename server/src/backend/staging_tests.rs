@@ -171,7 +171,8 @@ fn failed_writes_can_be_sent_again_and_leave_no_hole() {
         let mut failed = 0;
         for &(at, n) in &pieces {
             if rng.below(3) == 0 {
-                plan.fail_writes(28); // ENOSPC
+                // ENOSPC after 0 to 2 writes that work: the disk fills mid-request.
+                plan.fail_writes_after(rng.below(3) as i32, 28);
                 if file.write_at(&expected[at..at + n], at as u64).is_err() {
                     failed += 1;
                 }
@@ -190,6 +191,41 @@ fn failed_writes_can_be_sent_again_and_leave_no_hole() {
         assert!(file.sync().is_err(), "an injected sync failure is reported");
         plan.heal();
         file.sync().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), expected, "round {round}");
+        assert!(std::fs::read(&path).unwrap() == expected, "round {round}");
+    }
+}
+
+/// As a client meets a disk that fills up: the first writes go through, then every
+/// write fails once the disk is full (some after part of their blocks went out); the
+/// refused ones are sent again, in order, once space is freed.
+#[test]
+fn a_disk_that_fills_mid_upload_then_frees_gives_a_byte_exact_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in 0..20u64 {
+        let len = 12 + 24 * 4096 * 4 + 72;
+        let expected = content(len, seed + 90);
+        let pieces = upload_pieces(len, 4 * 4096);
+        let plan = Arc::new(FaultPlan::default());
+        let path = dir.path().join(format!("fills-{seed}"));
+        let mut file =
+            StagedFile::create(&path, len as u64, true, Faults::injected(Arc::clone(&plan)))
+                .unwrap();
+        let mut rng = Rng(seed * 13 + 1);
+        let full_at = 2 + rng.below(pieces.len() as u64 - 4) as usize;
+        let mut refused = Vec::new();
+        for (i, &(at, n)) in pieces.iter().enumerate() {
+            if i == full_at {
+                plan.fail_writes_after(rng.below(3) as i32, 28);
+            }
+            if file.write_at(&expected[at..at + n], at as u64).is_err() {
+                refused.push((at, n));
+            }
+        }
+        plan.heal();
+        for (at, n) in refused {
+            file.write_at(&expected[at..at + n], at as u64).unwrap();
+        }
+        file.sync_all().unwrap();
+        assert!(std::fs::read(&path).unwrap() == expected, "seed {seed}");
     }
 }

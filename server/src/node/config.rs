@@ -66,6 +66,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "max_uploads_in_progress"),
     ("swamp", "max_read_answer_size"),
     ("swamp", "max_bodies_in_flight"),
+    ("swamp", "body_budget_wait"),
     ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
     ("swamp", "direct_upload_writes"),
@@ -108,15 +109,14 @@ pub struct Limits {
     /// more is a 413.
     pub max_read_answer_size: u64,
     /// Request bodies held in memory at once, over all connections and streams; a
-    /// request waits (up to [`BODY_BUDGET_WAIT`]) for its share, then gets a 503.
+    /// request waits (up to `body_budget_wait`) for its share, then gets a 503.
     pub max_bodies_in_flight: usize,
+    /// How long a request waits for room in `max_bodies_in_flight` before the node
+    /// answers 503.
+    pub body_budget_wait: Duration,
     /// The largest mutable share this node keeps (and announces in its version).
     pub max_mutable_share_size: u64,
 }
-
-/// How long a request waits for room in [`Limits::max_bodies_in_flight`] before the
-/// node answers 503.
-pub const BODY_BUDGET_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -129,6 +129,7 @@ impl Default for Limits {
             max_uploads_in_progress: 10_000,
             max_read_answer_size: 64 << 20,
             max_bodies_in_flight: 1 << 30,
+            body_budget_wait: Duration::from_secs(30),
             // Tahoe announces 69,105 TB and keeps containers as sparse files; the
             // largest file ext4 holds is 16 TiB. 64 GiB is far above any mutable file
             // Tahoe's clients write (directories, SDMF and MDMF files of a few GiB) and
@@ -445,6 +446,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 d.max_bodies_in_flight,
                 size,
             )?,
+            body_budget_wait: self.parse("swamp", "body_budget_wait", d.body_budget_wait, secs)?,
             max_mutable_share_size: self.parse(
                 "swamp",
                 "max_mutable_share_size",
