@@ -313,3 +313,42 @@ async fn request_bodies_share_one_memory_budget() {
         }
     }
 }
+
+#[tokio::test]
+async fn renewing_a_slot_lease_writes_only_the_lease_bytes() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::start().await;
+    let (si, s) = (random_si(), Secrets::random());
+    let m = server.client.mutable();
+    let data = random_bytes(8 << 20);
+    m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &write(0, 0, &data))
+        .await
+        .unwrap();
+    let path = swamp_tests::share_file(&server.shares_dir(), &si, 0);
+    let before = std::fs::metadata(&path).unwrap();
+    let other = Secrets::random();
+    server
+        .client
+        .general()
+        .add_or_renew_lease(&si, &other.renew, &other.cancel)
+        .await
+        .unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    // The same file, changed in place (not rewritten whole and renamed over).
+    assert_eq!(before.ino(), after.ino());
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "a free header slot took the lease"
+    );
+    let back = m
+        .read_share_chunk(&si, ShareNumber::new(0), 0, data.len() as u64)
+        .await
+        .unwrap();
+    assert!(back[..] == data[..]);
+    let file = std::fs::File::open(&path).unwrap();
+    let leases = swamp_server::backend::mutable::Container::open(file)
+        .unwrap()
+        .leases();
+    assert_eq!(leases.len(), 2);
+}
