@@ -8,30 +8,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use swamp_proto::ShareNumber;
-use swamp_proto::v1::{
-    ReadTestWriteRequest, ReadVector, TestVector, TestWriteVectors, WriteVector,
-};
-use swamp_tests::{Secrets, TestOptions, TestServer, random_bytes, random_si};
+use swamp_proto::v1::{ReadTestWriteRequest, ReadVector, TestVector};
+use swamp_tests::{Secrets, TestOptions, TestServer, random_bytes, random_si, slot_write as write};
 use tokio::io::AsyncWriteExt;
-
-fn write(shnum: u64, offset: u64, data: &[u8]) -> ReadTestWriteRequest {
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        shnum,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset,
-                data: data.to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    }
-}
 
 /// This process's resident memory, in bytes.
 fn rss() -> u64 {
