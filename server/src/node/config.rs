@@ -63,6 +63,13 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "max_read_test_write_size"),
     ("swamp", "upload_idle_timeout"),
     ("swamp", "shutdown_grace"),
+    ("swamp", "handshake_timeout"),
+    ("swamp", "header_read_timeout"),
+    ("swamp", "idle_timeout"),
+    ("swamp", "body_read_timeout"),
+    ("swamp", "write_timeout"),
+    ("swamp", "ping_interval"),
+    ("swamp", "ping_timeout"),
     ("swamp", "log_format"),
     ("swamp", "direct_upload_writes"),
     ("swamp", "feed_history_events"),
@@ -71,6 +78,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "feed_max_subscriptions_per_connection"),
     ("swamp", "feed_max_subscriptions"),
     ("swamp", "feed_max_connections"),
+    ("swamp", "feed_max_connections_per_token"),
     ("swamp", "feed_progress_seconds"),
 ];
 
@@ -85,6 +93,12 @@ pub fn env_name(section: &str, key: &str) -> String {
 }
 
 /// Request and connection limits.
+///
+/// The time bounds together decide how long a client that stops talking keeps its
+/// connection (and so one of `max_connections`): a silent socket is released within
+/// `handshake_timeout` before TLS, and within `header_read_timeout` or `idle_timeout`
+/// after it, whichever applies first. None of them counts time in which the server is
+/// the one working or waiting (a long-poll wait, a slow disk).
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Connections served at once; more wait in the kernel's backlog.
@@ -97,6 +111,24 @@ pub struct Limits {
     pub upload_idle_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// How long a client may take to finish the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// HTTP/1.1: from the moment a connection is ready for a request (after the
+    /// handshake or the previous answer) until that request's headers are complete.
+    /// It is also HTTP/1.1's keep-alive idle bound.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight (HTTP/2 included) is closed after this.
+    pub idle_timeout: Duration,
+    /// A request body that sends no byte for this long, while the server waits for
+    /// it, fails (400) and its connection closes.
+    pub body_read_timeout: Duration,
+    /// A socket write that makes no progress for this long ends the connection: a
+    /// client that stops reading answers (or feed events) lets go of it.
+    pub write_timeout: Duration,
+    /// HTTP/2 and WebSocket connections get a ping this often...
+    pub ping_interval: Duration,
+    /// ...and are closed when it is not answered within this.
+    pub ping_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -107,6 +139,13 @@ impl Default for Limits {
             max_read_test_write_size: 256 << 20,
             upload_idle_timeout: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -283,6 +322,12 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 d.max_connections,
                 count,
             )?,
+            max_connections_per_token: self.parse(
+                "swamp",
+                "feed_max_connections_per_token",
+                d.max_connections_per_token,
+                count,
+            )?,
             progress_interval: self.parse(
                 "swamp",
                 "feed_progress_seconds",
@@ -384,6 +429,11 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 .map(Duration::from_secs)
                 .map_err(|_| format!("{s:?} is not a number of seconds"))
         };
+        // A zero timeout would close every connection at once: refuse it.
+        let positive = |s: &str| match secs(s)? {
+            d if d.is_zero() => Err("must be at least 1 second".to_string()),
+            d => Ok(d),
+        };
         let limits = Limits {
             max_connections: self.parse("swamp", "max_connections", d.max_connections, count)?,
             max_patch_size: self.parse("swamp", "max_patch_size", d.max_patch_size, size)?,
@@ -400,6 +450,23 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 secs,
             )?,
             shutdown_grace: self.parse("swamp", "shutdown_grace", d.shutdown_grace, secs)?,
+            handshake_timeout: self.parse("swamp", "handshake_timeout", d.handshake_timeout, positive)?,
+            header_read_timeout: self.parse(
+                "swamp",
+                "header_read_timeout",
+                d.header_read_timeout,
+                positive,
+            )?,
+            idle_timeout: self.parse("swamp", "idle_timeout", d.idle_timeout, positive)?,
+            body_read_timeout: self.parse(
+                "swamp",
+                "body_read_timeout",
+                d.body_read_timeout,
+                positive,
+            )?,
+            write_timeout: self.parse("swamp", "write_timeout", d.write_timeout, positive)?,
+            ping_interval: self.parse("swamp", "ping_interval", d.ping_interval, positive)?,
+            ping_timeout: self.parse("swamp", "ping_timeout", d.ping_timeout, positive)?,
         };
         let log_format =
             self.parse("swamp", "log_format", LogFormat::Text, |s| match s.trim() {
