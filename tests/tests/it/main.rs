@@ -12,6 +12,7 @@ mod feed_client;
 mod feed_wires;
 mod feeds;
 mod grid;
+mod hostile_clients;
 mod identity;
 mod immutable;
 mod leases;
