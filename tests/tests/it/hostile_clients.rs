@@ -199,6 +199,36 @@ async fn a_websocket_client_that_stops_reading_is_let_go() {
     answered_within(&server, Duration::ZERO).await;
 }
 
+#[tokio::test]
+async fn a_download_that_stops_being_read_gives_its_connection_back() {
+    let server = start(Limits {
+        max_connections: 1,
+        ..short_limits()
+    })
+    .await;
+    let (si, secrets) = (random_si(), swamp_tests::Secrets::random());
+    let share = swamp_tests::random_bytes(16 << 20);
+    swamp_tests::upload_share(&server.client, &si, &secrets, 0, &share).await;
+    // Asks for the whole share with a tiny receive buffer, and never reads it: the
+    // answer stops at the socket and holds the only connection slot.
+    let mut stalled = tls_http1(&server, Some(4096)).await;
+    let request = format!(
+        "GET /storage/v1/immutable/{si}/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nRange: bytes=0-{}\r\n\r\n",
+        server.nurl.swissnum.authorization_header(),
+        share.len() - 1
+    );
+    send_all(&mut stalled, request.as_bytes()).await;
+    // A fresh client is served once the write timeout frees the slot.
+    let fresh = server.client_with(&swamp_client::ClientOptions { http1_only: true });
+    let started = Instant::now();
+    tokio::time::timeout(BOUND + SLACK, fresh.general().version())
+        .await
+        .expect("answered once the stalled download was let go")
+        .unwrap();
+    assert!(started.elapsed() < BOUND + SLACK);
+    drop(stalled);
+}
+
 /// Cases of an answer given before the body was read: (what, request head), for a
 /// body of `len` bytes.
 fn early_answers(server: &TestServer, len: usize) -> Vec<(u16, String)> {
