@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::expiry::ExpiryPolicy;
+use crate::connection::ConnectionService;
 use crate::connection::in_flight::InFlight;
 use crate::connection::io::TimedIo;
-use crate::connection::ConnectionService;
 use crate::http::{self, App};
 use crate::node::Limits;
 use crate::tasks;

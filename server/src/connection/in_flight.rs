@@ -47,7 +47,10 @@ impl InFlight {
         loop {
             // The sender lives in `self`, so neither wait can fail.
             drop(counts.wait_for(|n| *n == 0).await);
-            if tokio::time::timeout(timeout, counts.changed()).await.is_err() {
+            if tokio::time::timeout(timeout, counts.changed())
+                .await
+                .is_err()
+            {
                 return;
             }
         }

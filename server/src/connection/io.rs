@@ -92,7 +92,11 @@ impl<T> TimedIo<T> {
         Ok(())
     }
 
-    fn progress<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn progress<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         match poll {
             Poll::Pending => {
                 self.stall(cx)?;

@@ -89,10 +89,17 @@ mod tests {
         let shares = TokenShares::new(2);
         let a1 = shares.acquire("a").unwrap();
         let _a2 = shares.acquire("a").unwrap();
-        assert_eq!(shares.acquire("a").unwrap_err(), FeedError::TooManyForToken(2));
-        let _b = shares.acquire("b").expect("another token has its own share");
+        assert_eq!(
+            shares.acquire("a").unwrap_err(),
+            FeedError::TooManyForToken(2)
+        );
+        let _b = shares
+            .acquire("b")
+            .expect("another token has its own share");
         drop(a1);
-        let _a3 = shares.acquire("a").expect("a place given back is free again");
+        let _a3 = shares
+            .acquire("a")
+            .expect("a place given back is free again");
         drop((_a2, _a3, _b));
         assert_eq!(shares.tokens(), 0, "no entry outlives its connections");
     }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::SinkExt;
-use tokio::time::Instant;
 use swamp_proto::feed::{FeedCommand, FeedEvent};
+use tokio::time::Instant;
 
 use super::encode::{self, Encoded, Shared};
 use super::http::{Access, FeedQuery};

@@ -450,7 +450,12 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 secs,
             )?,
             shutdown_grace: self.parse("swamp", "shutdown_grace", d.shutdown_grace, secs)?,
-            handshake_timeout: self.parse("swamp", "handshake_timeout", d.handshake_timeout, positive)?,
+            handshake_timeout: self.parse(
+                "swamp",
+                "handshake_timeout",
+                d.handshake_timeout,
+                positive,
+            )?,
             header_read_timeout: self.parse(
                 "swamp",
                 "header_read_timeout",
@@ -542,6 +547,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_conections") && e.contains("unknown"), "{e}");
+    }
+
+    #[test]
+    fn time_bounds_are_whole_positive_seconds() {
+        let c = load(
+            "[swamp]\nidle_timeout = 5\nwrite_timeout = 7s\nfeed_max_connections_per_token = 3\n",
+            &[("SWAMP_HEADER_READ_TIMEOUT", "9")],
+        )
+        .unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.write_timeout, Duration::from_secs(7));
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(9));
+        assert_eq!(c.feeds.max_connections_per_token, 3);
+        assert_eq!(c.limits.ping_interval, Limits::default().ping_interval);
+        let e = load("[swamp]\nping_timeout = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ping_timeout") && e.contains("at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -120,7 +120,10 @@ impl OperatorSecret {
     /// shorter than the minimum, should one ever be made.
     pub fn matches(&self, presented: &str) -> bool {
         self.0.len() >= MIN_OPERATOR_SECRET_LEN
-            && swamp_proto::secrets::constant_time_eq(self.0.as_bytes(), presented.trim().as_bytes())
+            && swamp_proto::secrets::constant_time_eq(
+                self.0.as_bytes(),
+                presented.trim().as_bytes(),
+            )
     }
 }
 
@@ -559,6 +562,9 @@ mod tests {
         let secret = OperatorSecret::parse(" 0123456789abcdef\n").unwrap();
         assert!(secret.matches("0123456789abcdef"));
         assert!(!secret.matches(""));
-        assert!(!OperatorSecret(String::new()).matches(""), "an empty secret opens nothing");
+        assert!(
+            !OperatorSecret(String::new()).matches(""),
+            "an empty secret opens nothing"
+        );
     }
 }

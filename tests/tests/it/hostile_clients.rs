@@ -193,9 +193,16 @@ async fn a_websocket_client_that_stops_reading_is_let_go() {
     let until = Instant::now() + 4 * short_limits().ping_interval;
     while let Ok(message) = tokio::time::timeout_at(until, reading.next()).await {
         let message = message.expect("still open").expect("a frame");
-        assert!(!message.is_close(), "a reading client was closed: {message:?}");
+        assert!(
+            !message.is_close(),
+            "a reading client was closed: {message:?}"
+        );
     }
-    assert_eq!(server.feeds.counts().0, 1, "the reading client is still subscribed");
+    assert_eq!(
+        server.feeds.counts().0,
+        1,
+        "the reading client is still subscribed"
+    );
     answered_within(&server, Duration::ZERO).await;
 }
 
@@ -375,12 +382,19 @@ async fn one_token_cannot_take_every_feed_connection() {
     };
     let first = open(leaked.clone()).await;
     let second = open(leaked.clone()).await;
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     let refused = open(leaked.clone()).await;
     assert_eq!(refused.status(), 429);
     let text = refused.text().await.unwrap();
     assert!(text.contains("this token"), "{text}");
-    assert_eq!(open(other).await.status(), 200, "other tokens keep their share");
+    assert_eq!(
+        open(other).await.status(),
+        200,
+        "other tokens keep their share"
+    );
     // A place given back can be taken again.
     drop(first);
     let started = Instant::now();
@@ -515,7 +529,12 @@ fn allocate_head(
     content_type: &str,
     len: usize,
 ) -> String {
-    let secret = |kind, bytes: &[u8]| format!("X-Tahoe-Authorization: {}\r\n", format_secret_header(kind, bytes));
+    let secret = |kind, bytes: &[u8]| {
+        format!(
+            "X-Tahoe-Authorization: {}\r\n",
+            format_secret_header(kind, bytes)
+        )
+    };
     format!(
         "POST /storage/v1/immutable/{si} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nAccept: application/cbor\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n{}{}{}\r\n",
         server.nurl.swissnum.authorization_header(),
