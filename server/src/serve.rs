@@ -14,14 +14,14 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::BufWriter;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::expiry::ExpiryPolicy;
 use crate::connection::ConnectionService;
-use crate::connection::in_flight::InFlight;
+use crate::connection::in_flight::{IdleBounds, InFlight};
 use crate::connection::io::TimedIo;
 use crate::http::{self, App};
 use crate::node::Limits;
@@ -64,11 +64,22 @@ pub async fn serve(
     let limits = server.app.limits.clone();
     let builder = connection_builder(&limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // True while every connection place is taken: idle connections then get the short
+    // idle bound, so that they make room for the clients waiting (`in_flight.rs`).
+    let (full, _) = watch::channel(false);
     let mut backoff = Duration::from_millis(10);
     loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("invariant: semaphore never closed"),
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                full.send_replace(true);
+                let permit = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    permit = Arc::clone(&permits).acquire_owned() => permit.expect("invariant: semaphore never closed"),
+                };
+                full.send_replace(false);
+                permit
+            }
         };
         let (tcp, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -90,6 +101,7 @@ pub async fn serve(
             router: router.clone(),
             limits: limits.clone(),
             shutdown: shutdown.clone(),
+            full: full.subscribe(),
             peer,
         };
         tracker.spawn(async move {
@@ -115,15 +127,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// The HTTP side of every connection, with hyper's own timers: the HTTP/1.1 header
-/// read timeout (which is also its keep-alive idle bound, since hyper starts it when
-/// the connection becomes ready for the next request) and HTTP/2 pings.
+/// The HTTP side of every connection, with hyper's own timers: HTTP/2 pings, and the
+/// HTTP/1.1 header read timeout. hyper starts the latter when the connection becomes
+/// ready for its next request, so it also bounds keep-alive idleness: it is set to the
+/// longest idle bound, as a backstop to the connection's own idle bounds.
 fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.idle_timeout.max(limits.header_read_timeout));
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -141,8 +154,13 @@ struct Connection {
     router: axum::Router,
     limits: Limits,
     shutdown: CancellationToken,
+    full: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 }
+
+/// How long a connection closed for idleness may take to end by itself (HTTP/2's
+/// GOAWAY exchange) before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 impl Connection {
     /// Handshake, then serve until the client leaves, the connection has been idle for
@@ -155,6 +173,7 @@ impl Connection {
             router,
             limits,
             shutdown,
+            full,
             peer,
         } = self;
         let tcp = TimedIo::new(tcp, limits.write_timeout);
@@ -181,9 +200,16 @@ impl Connection {
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(conn);
-        let idle = in_flight.idle_for(limits.idle_timeout);
+        let bounds = IdleBounds {
+            short: limits.header_read_timeout,
+            long: limits.idle_timeout,
+        };
+        let idle = in_flight.idle(bounds, full);
         tokio::pin!(idle);
         let mut closing = false;
+        // Set when closed for idleness: by then, with still no request in flight (an
+        // HTTP/1.1 head that never completes), the connection is dropped.
+        let mut drop_at = None;
         let result = loop {
             tokio::select! {
                 result = conn.as_mut() => break result,
@@ -192,14 +218,30 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                 }
                 () = &mut idle, if !closing => {
-                    tracing::debug!(%peer, idle = ?limits.idle_timeout, "idle connection; closing it");
+                    tracing::debug!(%peer, "idle connection; closing it");
                     closing = true;
                     conn.as_mut().graceful_shutdown();
+                    drop_at = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
+                }
+                () = sleep_until_some(drop_at) => {
+                    if in_flight.count() == 0 {
+                        tracing::debug!(%peer, "idle connection did not close; dropping it");
+                        return;
+                    }
+                    drop_at = None;
                 }
             }
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is none.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

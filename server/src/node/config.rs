@@ -96,9 +96,9 @@ pub fn env_name(section: &str, key: &str) -> String {
 ///
 /// The time bounds together decide how long a client that stops talking keeps its
 /// connection (and so one of `max_connections`): a silent socket is released within
-/// `handshake_timeout` before TLS, and within `header_read_timeout` or `idle_timeout`
-/// after it, whichever applies first. None of them counts time in which the server is
-/// the one working or waiting (a long-poll wait, a slow disk).
+/// `handshake_timeout` before TLS, and within `header_read_timeout` after it (also a
+/// kept-alive one, once the node is full). None of them counts time in which the
+/// server is the one working or waiting (a long-poll wait, a slow disk).
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Connections served at once; more wait in the kernel's backlog.
@@ -113,11 +113,12 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// How long a client may take to finish the TLS handshake.
     pub handshake_timeout: Duration,
-    /// HTTP/1.1: from the moment a connection is ready for a request (after the
-    /// handshake or the previous answer) until that request's headers are complete.
-    /// It is also HTTP/1.1's keep-alive idle bound.
+    /// A new connection must complete its first request's head within this after the
+    /// handshake; and while all `max_connections` are in use, every connection with no
+    /// request in flight is closed once idle this long (`connection/in_flight.rs`).
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight (HTTP/2 included) is closed after this.
+    /// A kept-alive connection (HTTP/1.1 or HTTP/2) with no request in flight is closed
+    /// after this, while the node has room. Longer than Tahoe's client pool timeout.
     pub idle_timeout: Duration,
     /// A request body that sends no byte for this long, while the server waits for
     /// it, fails (400) and its connection closes.
@@ -141,7 +142,10 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(15),
             header_read_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
+            // Twisted's HTTPConnectionPool drops idle connections after 240 s: a bound
+            // above it lets Tahoe's client close first, so it never sends a POST into
+            // a connection the node is closing.
+            idle_timeout: Duration::from_secs(300),
             body_read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(30),

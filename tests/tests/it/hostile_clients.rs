@@ -136,6 +136,33 @@ async fn a_kept_alive_connection_is_closed_after_the_idle_bound_but_a_long_poll_
 }
 
 #[tokio::test]
+async fn kept_alive_connections_stay_while_there_is_room_and_make_room_when_full() {
+    let server = start(Limits {
+        max_connections: 2,
+        idle_timeout: Duration::from_secs(3600),
+        ..short_limits()
+    })
+    .await;
+    let request = version_request(&server);
+    let mut first = Http1::open(&server).await;
+    assert_eq!(first.exchange(&request).await.0, 200);
+    // Idle for twice the short bound: the node has room, so the long bound applies.
+    tokio::time::sleep(2 * BOUND).await;
+    assert_eq!(
+        first.exchange(&request).await.0,
+        200,
+        "kept while there is room"
+    );
+    let mut second = Http1::open(&server).await;
+    assert_eq!(second.exchange(&request).await.0, 200);
+    // Both places are taken by idle connections: a new client is served once they
+    // have been idle for the short bound.
+    answered_within(&server, BOUND).await;
+    closed_by_server(first.tls, SLACK).await;
+    closed_by_server(second.tls, SLACK).await;
+}
+
+#[tokio::test]
 async fn a_slow_body_is_not_cut_but_a_stalled_one_is() {
     let server = start(short_limits()).await;
     let si = random_si();
