@@ -55,11 +55,6 @@ impl<T> TimedIo<T> {
         }
     }
 
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
-
     fn arm(&mut self, after: Duration) {
         let deadline = Instant::now() + after;
         match &mut self.timer {
