@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+
+use super::deadline::Deadline;
 
 /// Why a request body ended early.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub struct BodyTimedOut(Duration);
 pub struct TimedBody<B> {
     inner: B,
     timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: Deadline,
     waiting: bool,
 }
 
@@ -30,7 +31,7 @@ impl<B> TimedBody<B> {
         Self {
             inner,
             timeout,
-            timer: None,
+            timer: Deadline::default(),
             waiting: false,
         }
     }
@@ -57,17 +58,9 @@ where
             Poll::Pending => {
                 if !this.waiting {
                     this.waiting = true;
-                    let deadline = Instant::now() + this.timeout;
-                    match &mut this.timer {
-                        Some(timer) => timer.as_mut().reset(deadline),
-                        None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                    }
+                    this.timer.arm(this.timeout);
                 }
-                let fired = this
-                    .timer
-                    .as_mut()
-                    .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
-                if fired {
+                if this.timer.passed(cx) {
                     this.waiting = false;
                     return Poll::Ready(Some(Err(BodyTimedOut(this.timeout).into())));
                 }

@@ -17,7 +17,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+
+use super::deadline::Deadline;
 
 /// The most the node reads and discards after closing its side.
 const LINGER_BYTES: usize = 1 << 20;
@@ -37,8 +38,8 @@ enum Linger {
 pub struct TimedIo<T> {
     inner: T,
     write_timeout: Duration,
-    /// The write-stall deadline, then the linger deadline; made on first use.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The write-stall deadline, then the linger deadline.
+    timer: Deadline,
     stalled: bool,
     linger: Linger,
 }
@@ -49,33 +50,19 @@ impl<T> TimedIo<T> {
         Self {
             inner,
             write_timeout,
-            timer: None,
+            timer: Deadline::default(),
             stalled: false,
             linger: Linger::Open,
         }
-    }
-
-    fn arm(&mut self, after: Duration) {
-        let deadline = Instant::now() + after;
-        match &mut self.timer {
-            Some(timer) => timer.as_mut().reset(deadline),
-            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
-    }
-
-    fn timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 
     /// A write is blocked on the client: starts the clock, or fails once it ran out.
     fn stall(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if !self.stalled {
             self.stalled = true;
-            self.arm(self.write_timeout);
+            self.timer.arm(self.write_timeout);
         }
-        if self.timer_fired(cx) {
+        if self.timer.passed(cx) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -157,7 +144,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
                     this.linger = Linger::Done;
                     return Poll::Ready(Err(e));
                 }
-                this.arm(LINGER_TIME);
+                this.timer.arm(LINGER_TIME);
                 0
             }
         };
@@ -174,7 +161,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
                 // The client's FIN, or an error: nothing more will come.
                 Poll::Ready(_) => break,
                 Poll::Pending => {
-                    if this.timer_fired(cx) {
+                    if this.timer.passed(cx) {
                         break;
                     }
                     this.linger = Linger::Draining { discarded };

@@ -8,6 +8,7 @@
 //!   connection in a state the client cannot see.
 
 pub mod body_timeout;
+pub mod deadline;
 pub mod early_answer;
 pub mod in_flight;
 pub mod io;
