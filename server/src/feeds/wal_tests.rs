@@ -20,19 +20,8 @@ use crate::backend::{LeaseGrant, Storage, StorageSettings, system_clock};
 const SI: StorageIndex = StorageIndex::from_bytes([9; 16]);
 
 fn open(dir: &Path, retention: Retention) -> (Arc<Storage>, Arc<Feeds>) {
-    let storage = Arc::new(
-        Storage::open(
-            dir,
-            StorageSettings {
-                nodeid: [1; 20],
-                reserved_space: 0,
-                readonly: false,
-                direct_upload_writes: true,
-                clock: system_clock(),
-            },
-        )
-        .unwrap(),
-    );
+    let storage =
+        Arc::new(Storage::open(dir, StorageSettings::new([1; 20], system_clock())).unwrap());
     let feeds = Feeds::attach(
         Arc::clone(&storage),
         FeedSettings {

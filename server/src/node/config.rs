@@ -70,6 +70,11 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "write_timeout"),
     ("swamp", "ping_interval"),
     ("swamp", "ping_timeout"),
+    ("swamp", "max_uploads_in_progress"),
+    ("swamp", "max_read_answer_size"),
+    ("swamp", "max_bodies_in_flight"),
+    ("swamp", "body_budget_wait"),
+    ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
     ("swamp", "direct_upload_writes"),
     ("swamp", "feed_history_events"),
@@ -130,6 +135,20 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// ...and are closed when it is not answered within this.
     pub ping_timeout: Duration,
+    /// Immutable uploads in progress at once, over all clients; an allocate that finds
+    /// no room is answered 503.
+    pub max_uploads_in_progress: usize,
+    /// Bytes one read-test-write may answer with (its read vectors over all shares);
+    /// more is a 413.
+    pub max_read_answer_size: u64,
+    /// Request bodies held in memory at once, over all connections and streams; a
+    /// request waits (up to `body_budget_wait`) for its share, then gets a 503.
+    pub max_bodies_in_flight: usize,
+    /// How long a request waits for room in `max_bodies_in_flight` before the node
+    /// answers 503.
+    pub body_budget_wait: Duration,
+    /// The largest mutable share this node keeps (and announces in its version).
+    pub max_mutable_share_size: u64,
 }
 
 impl Default for Limits {
@@ -150,6 +169,15 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(20),
+            max_uploads_in_progress: 10_000,
+            max_read_answer_size: 64 << 20,
+            max_bodies_in_flight: 1 << 30,
+            body_budget_wait: Duration::from_secs(30),
+            // Tahoe announces 69,105 TB and keeps containers as sparse files; the
+            // largest file ext4 holds is 16 TiB. 64 GiB is far above any mutable file
+            // Tahoe's clients write (directories, SDMF and MDMF files of a few GiB) and
+            // keeps a hostile write offset from making files the disk cannot hold.
+            max_mutable_share_size: 64 << 30,
         }
     }
 }
@@ -476,7 +504,43 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             write_timeout: self.parse("swamp", "write_timeout", d.write_timeout, positive)?,
             ping_interval: self.parse("swamp", "ping_interval", d.ping_interval, positive)?,
             ping_timeout: self.parse("swamp", "ping_timeout", d.ping_timeout, positive)?,
+            max_uploads_in_progress: self.parse(
+                "swamp",
+                "max_uploads_in_progress",
+                d.max_uploads_in_progress,
+                count,
+            )?,
+            max_read_answer_size: self.parse(
+                "swamp",
+                "max_read_answer_size",
+                d.max_read_answer_size,
+                parse_size,
+            )?,
+            max_bodies_in_flight: self.parse(
+                "swamp",
+                "max_bodies_in_flight",
+                d.max_bodies_in_flight,
+                size,
+            )?,
+            body_budget_wait: self.parse("swamp", "body_budget_wait", d.body_budget_wait, secs)?,
+            max_mutable_share_size: self.parse(
+                "swamp",
+                "max_mutable_share_size",
+                d.max_mutable_share_size,
+                parse_size,
+            )?,
         };
+        let largest_body = limits.max_patch_size.max(limits.max_read_test_write_size);
+        if limits.max_bodies_in_flight < largest_body {
+            return Err(ConfigError::Invalid {
+                origin: "tahoe.cfg or the environment".into(),
+                section: "swamp".into(),
+                key: "max_bodies_in_flight".into(),
+                reason: format!(
+                    "must be at least the largest request body allowed ({largest_body} bytes)"
+                ),
+            });
+        }
         let log_format =
             self.parse("swamp", "log_format", LogFormat::Text, |s| match s.trim() {
                 "text" => Ok(LogFormat::Text),
