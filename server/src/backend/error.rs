@@ -54,6 +54,10 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// A sync failed earlier in this process, so nothing more is acknowledged until a
+    /// restart replays the journal (`feeds/durable.rs`).
+    #[error("storage needs a restart after a disk error")]
+    NeedsRestart,
     /// The disk failed.
     #[error("could not {op} {path}")]
     Io {
@@ -75,7 +79,9 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn op(self, op: &'static str, path: &std::path::Path) -> Result<T, StorageError> {
         self.map_err(|source| {
-            if source.kind() == io::ErrorKind::InvalidData {
+            if is_needs_restart(&source) {
+                StorageError::NeedsRestart
+            } else if source.kind() == io::ErrorKind::InvalidData {
                 StorageError::Damaged {
                     path: path.to_path_buf(),
                     source,
@@ -89,4 +95,22 @@ impl<T> IoContext<T> for io::Result<T> {
             }
         })
     }
+}
+
+/// The marker inside the I/O error of a write refused after a failed sync.
+#[derive(Debug, thiserror::Error)]
+#[error("storage needs a restart after a disk error")]
+struct NeedsRestartMarker;
+
+/// The I/O error a write gets once a sync has failed (it becomes
+/// [`StorageError::NeedsRestart`] through [`IoContext::op`]).
+pub fn needs_restart() -> io::Error {
+    io::Error::other(NeedsRestartMarker)
+}
+
+/// Whether `error` is [`needs_restart`]'s.
+pub fn is_needs_restart(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<NeedsRestartMarker>())
 }

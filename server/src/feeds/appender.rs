@@ -53,6 +53,20 @@ impl Appender {
         })
     }
 
+    /// Appends to `file`, a whole journal of `len` bytes just written (compaction).
+    pub fn adopt(file: File, len: u64) -> Self {
+        Self {
+            file: Arc::new(file),
+            end: len,
+            allocated: len,
+        }
+    }
+
+    /// Where the next record goes: the end of the last one.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Writes `bytes` after the last record (not synced).
     ///
     /// # Errors

@@ -93,6 +93,7 @@ fn short() -> Retention {
     Retention {
         min_events: 2,
         min_age: Duration::ZERO,
+        ..Retention::default()
     }
 }
 

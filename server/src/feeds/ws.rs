@@ -80,7 +80,10 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
     let initial = if query.si.is_empty() && query.since.is_none() {
         Vec::new()
     } else {
-        match subscriber.subscribe(&query.si, query.since, query.snapshot) {
+        match subscriber
+            .subscribe(&query.si, query.since, query.snapshot)
+            .await
+        {
             Ok(events) => events,
             Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string()).await,
         }
@@ -114,7 +117,7 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
                 };
                 let replies = match command {
                     Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
-                    Ok(command) => handle(&feed, &access, command),
+                    Ok(command) => handle(&feed, &access, command).await,
                 };
                 let replies: Vec<Shared> = replies.into_iter().map(encode::shared).collect();
                 if send_all(&mut socket, &replies, cbor).await.is_err() {
@@ -125,7 +128,7 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
     }
 }
 
-fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
+async fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
     match command {
         FeedCommand::Subscribe {
             si,
@@ -139,6 +142,7 @@ fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedE
             }
             feed.subscriber
                 .subscribe(&si, since, snapshot)
+                .await
                 .unwrap_or_else(|e| {
                     vec![FeedEvent::Error {
                         message: e.to_string(),

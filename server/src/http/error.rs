@@ -101,6 +101,8 @@ impl ApiError {
                 StorageError::PastAllocation { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+                // A sync failed: nothing is acknowledged until a restart (durability.md).
+                StorageError::NeedsRestart => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::Damaged { .. } | StorageError::Io { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -135,6 +137,7 @@ impl From<crate::feeds::SubscribeError> for ApiError {
         match e {
             crate::feeds::SubscribeError::Limit(l) => Self::FeedLimit(l),
             crate::feeds::SubscribeError::Storage(s) => Self::Storage(s),
+            crate::feeds::SubscribeError::Task(t) => Self::Internal(t),
         }
     }
 }
