@@ -10,6 +10,8 @@ pub mod http;
 pub mod hub;
 pub mod index;
 pub mod journal;
+#[cfg(test)]
+mod journal_tests;
 pub mod longpoll;
 pub mod outbox;
 pub mod records;

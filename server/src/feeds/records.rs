@@ -227,3 +227,153 @@ pub fn write_checkpoint(dir: &Path, seq: u64, syncer: &Syncer) -> io::Result<()>
         syncer,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swamp_proto::{ShareNumber, StorageIndex};
+
+    fn entry(seq: u64) -> Entry {
+        Entry {
+            seq,
+            time: 7,
+            change: Arc::new(Change::SlotDeleted {
+                si: StorageIndex::from_bytes([seq as u8; 16]),
+                shnum: ShareNumber::new(0),
+            }),
+        }
+    }
+
+    /// A journal image of records `seqs`, and where each record starts.
+    fn image(seqs: impl IntoIterator<Item = u64>) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        for seq in seqs {
+            starts.push(bytes.len());
+            encode(&entry(seq), None, &mut bytes);
+        }
+        (bytes, starts)
+    }
+
+    fn seqs(read: &Read) -> Vec<u64> {
+        read.records.iter().map(|(e, _)| e.seq).collect()
+    }
+
+    #[test]
+    fn lengths_below_the_escape_keep_the_old_four_bytes() {
+        for len in [0u64, 1, 300, u64::from(u32::MAX) - 1] {
+            let mut out = Vec::new();
+            encode_len(len, &mut out);
+            assert_eq!(out, (len as u32).to_be_bytes());
+            assert_eq!(decode_len(&out), Some((len, 4)));
+        }
+        // A record as earlier versions wrote it: u32 length, checksum, body.
+        let mut out = Vec::new();
+        encode(&entry(5), None, &mut out);
+        let body = &out[8..];
+        assert_eq!(out[..4], (body.len() as u32).to_be_bytes());
+        let digest = ring::digest::digest(&ring::digest::SHA256, body);
+        assert_eq!(out[4..8], digest.as_ref()[..4]);
+    }
+
+    #[test]
+    fn lengths_from_the_escape_up_take_a_u64() {
+        for len in [u64::from(u32::MAX), 1 << 32, (1 << 32) + 1, u64::MAX] {
+            let mut out = Vec::new();
+            encode_len(len, &mut out);
+            assert_eq!(out.len(), 12);
+            assert_eq!(out[..4], [0xff; 4]);
+            assert_eq!(decode_len(&out), Some((len, 12)), "{len}");
+        }
+        assert_eq!(decode_len(&[0xff; 4]), None, "the escape without its u64");
+        assert_eq!(decode_len(&[0xff; 11]), None);
+        assert_eq!(decode_len(&[0, 0, 1]), None);
+    }
+
+    #[test]
+    fn a_record_with_an_extended_length_reads_back_and_so_do_the_records_after_it() {
+        let (mut bytes, _) = image([1]);
+        let mut second = Vec::new();
+        encode(&entry(2), None, &mut second);
+        // The same record with its length in the extended form, as a body of 4 GiB
+        // or more would have it.
+        bytes.extend_from_slice(&[0xff; 4]);
+        bytes.extend_from_slice(&((second.len() - 8) as u64).to_be_bytes());
+        bytes.extend_from_slice(&second[4..]);
+        encode(&entry(3), None, &mut bytes);
+        let read = parse(&bytes);
+        assert_eq!(seqs(&read), vec![1, 2, 3]);
+        assert!(read.damage.is_empty());
+        assert_eq!(read.good_len, bytes.len() as u64);
+    }
+
+    #[test]
+    fn a_torn_tail_is_quiet() {
+        let (bytes, starts) = image(1..=3);
+        for cut in [starts[2] + 4, starts[2] + 9, bytes.len() - 2] {
+            let read = parse(&bytes[..cut]);
+            assert_eq!(seqs(&read), vec![1, 2]);
+            assert!(read.damage.is_empty());
+            assert!(!read.clean_tail);
+            assert_eq!(read.good_len, starts[2] as u64);
+            // The same inside space allocated ahead (zeros after the torn record).
+            let mut padded = bytes[..cut].to_vec();
+            padded.resize(cut + 4096, 0);
+            let read = parse(&padded);
+            assert_eq!(seqs(&read), vec![1, 2]);
+            assert!(read.damage.is_empty());
+        }
+        let mut padded = bytes.clone();
+        padded.resize(bytes.len() + 4096, 0);
+        let read = parse(&padded);
+        assert_eq!(seqs(&read), vec![1, 2, 3]);
+        assert!(read.clean_tail);
+        assert_eq!(read.good_len, bytes.len() as u64);
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_reported_with_the_records_after_it() {
+        let (bytes, starts) = image(1..=5);
+        // A flipped bit in the body of record 3, then in its length, then zeros over it.
+        let mut flipped = bytes.clone();
+        flipped[starts[2] + 12] ^= 0x10;
+        let mut bad_len = bytes.clone();
+        bad_len[starts[2] + 3] ^= 0x01;
+        let mut zeroed = bytes.clone();
+        zeroed[starts[2]..starts[3]].fill(0);
+        for damaged in [flipped, bad_len, zeroed] {
+            let read = parse(&damaged);
+            assert_eq!(seqs(&read), vec![1, 2, 4, 5]);
+            assert_eq!(
+                read.damage,
+                vec![Damage {
+                    start: starts[2] as u64,
+                    end: starts[3] as u64,
+                    seq_before: 2,
+                    seq_after: 4,
+                }]
+            );
+            assert_eq!(read.good_len, bytes.len() as u64);
+        }
+        // A valid record that does not continue the sequence is damage too.
+        let (mut stale, starts) = image([1, 2, 9, 3, 4]);
+        stale.truncate(starts[4]);
+        let read = parse(&stale);
+        assert_eq!(seqs(&read), vec![1, 2, 9]);
+        assert!(
+            !read.clean_tail,
+            "3 after 9 is a torn tail, not the sequence"
+        );
+    }
+
+    #[test]
+    fn the_filter_matches_what_encode_writes() {
+        let redo = ShareRedo::delete(StorageIndex::from_bytes([1; 16]), ShareNumber::new(2));
+        for redo in [None, Some(&redo)] {
+            let mut out = Vec::new();
+            encode(&entry(1), redo, &mut out);
+            assert!(looks_like_record(&out, 0));
+        }
+        assert!(!looks_like_record(&[0; 64], 0));
+    }
+}
