@@ -119,3 +119,43 @@ impl Syncer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn one_failure_latches_every_kind_of_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("f")).unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let syncer = Syncer::failing(move |kind| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if kind == SyncKind::Storage {
+                Err(io::Error::from_raw_os_error(5))
+            } else {
+                Ok(())
+            }
+        });
+        syncer.sync_data(&file).unwrap();
+        syncer.sync_all(&file).unwrap();
+        assert!(syncer.check().is_ok());
+        let failed = syncer.syncfs(dir.path()).unwrap_err();
+        assert!(crate::backend::error::is_needs_restart(&failed));
+        assert!(syncer.has_failed());
+        // Later syncs are not even tried: their success would prove nothing.
+        for result in [
+            syncer.sync_data(&file),
+            syncer.sync_all(&file),
+            syncer.check(),
+        ] {
+            assert!(crate::backend::error::is_needs_restart(
+                &result.unwrap_err()
+            ));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}
