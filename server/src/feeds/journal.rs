@@ -654,6 +654,10 @@ mod tests {
         Arc::new(Syncer::new())
     }
 
+    fn open(dir: &Path, retention: Retention, now: u64) -> Journal {
+        Journal::open(dir, retention, clock_at(now), syncer(), &|_| Ok(())).unwrap()
+    }
+
     fn clock_at(t: u64) -> Clock {
         Arc::new(move || t)
     }
@@ -666,21 +670,14 @@ mod tests {
             min_age: Duration::ZERO,
             ..Retention::default()
         };
-        let mut j = Journal::open(
-            dir.path(),
-            retention.clone(),
-            clock_at(100),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let mut j = open(dir.path(), retention.clone(), 100);
         let epoch = j.epoch();
         for i in 0..5 {
             j.append(vec![change(1, 0, i), change(2, 0, i)]).unwrap();
         }
         assert_eq!(j.head().seq, 10);
         drop(j);
-        let j = Journal::open(dir.path(), retention, clock_at(200), syncer(), &|_| Ok(())).unwrap();
+        let j = open(dir.path(), retention, 200);
         assert_eq!(j.epoch(), epoch);
         assert_eq!(j.head().seq, 10);
         // Recent cursor: exact replay.
@@ -724,14 +721,7 @@ mod tests {
             min_age: Duration::ZERO,
             ..Retention::default()
         };
-        let mut j = Journal::open(
-            dir.path(),
-            retention.clone(),
-            clock_at(100),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let mut j = open(dir.path(), retention.clone(), 100);
         let epoch = j.epoch();
         j.append(vec![change(7, 3, 1)]).unwrap();
         for i in 0..3000 {
@@ -746,7 +736,7 @@ mod tests {
             .unwrap();
         f.write_all(&[0, 0, 0, 50, 1, 2]).unwrap();
         drop(f);
-        let j = Journal::open(dir.path(), retention, clock_at(100), syncer(), &|_| Ok(())).unwrap();
+        let j = open(dir.path(), retention, 100);
         assert_eq!(j.head(), Cursor { epoch, seq: 3001 });
         match j.backlog_for(
             Cursor { epoch, seq: 0 },
@@ -762,26 +752,12 @@ mod tests {
     #[test]
     fn losing_the_epoch_file_starts_a_new_epoch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let mut j = open(dir.path(), Retention::default(), 1);
         j.append(vec![change(1, 0, 1)]).unwrap();
         let epoch = j.epoch();
         drop(j);
         fs::remove_file(dir.path().join("swamp-feed/epoch")).unwrap();
-        let j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let j = open(dir.path(), Retention::default(), 1);
         assert_ne!(j.epoch(), epoch);
         assert_eq!(j.head().seq, 0);
     }
@@ -794,41 +770,20 @@ mod tests {
     fn space_allocated_ahead_is_not_a_torn_tail_and_appends_continue() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("swamp-feed/journal");
-        let mut j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let mut j = open(dir.path(), Retention::default(), 1);
         for i in 0..3 {
             j.append(vec![change(1, 0, i)]).unwrap();
         }
         drop(j);
         let allocated = fs::metadata(&path).unwrap().len();
         assert!(allocated >= 1024 * 1024, "allocated ahead: {allocated}");
-        let mut j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let mut j = open(dir.path(), Retention::default(), 1);
         assert_eq!(fs::metadata(&path).unwrap().len(), allocated, "zeros kept");
         for i in 3..5 {
             j.append(vec![change(1, 0, i)]).unwrap();
         }
         drop(j);
-        let j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let j = open(dir.path(), Retention::default(), 1);
         assert_eq!(j.head().seq, 5);
         let seqs: Vec<u64> = j.ring.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
@@ -837,14 +792,7 @@ mod tests {
     #[test]
     fn only_redo_after_the_checkpoint_is_replayed_and_only_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let mut j = open(dir.path(), Retention::default(), 1);
         for n in 1..=4 {
             j.write_ahead(vec![(change(n, 0, 1), redo(n))]).unwrap();
             j.sync_job().run().unwrap();
@@ -858,25 +806,19 @@ mod tests {
             seen.borrow_mut().extend_from_slice(r);
             Ok(())
         };
-        let j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &recover,
-        )
-        .unwrap();
+        let reopen = || {
+            Journal::open(
+                dir.path(),
+                Retention::default(),
+                clock_at(1),
+                syncer(),
+                &recover,
+            )
+        };
+        drop(reopen().unwrap());
         assert_eq!(*seen.borrow(), vec![redo(3), redo(4)]);
-        drop(j);
         seen.borrow_mut().clear();
-        let _j = Journal::open(
-            dir.path(),
-            Retention::default(),
-            clock_at(1),
-            syncer(),
-            &recover,
-        )
-        .unwrap();
+        drop(reopen().unwrap());
         assert!(
             seen.borrow().is_empty(),
             "the start's replay moved the checkpoint"
