@@ -143,6 +143,8 @@ pub struct Journal {
     pending_weight: usize,
     /// A compaction is running (see `compact.rs`).
     compacting: bool,
+    /// Records the last compaction left in the file.
+    compacted_to: usize,
     /// A compaction renamed a new journal into place; the directory is not synced yet.
     dir_unsynced: bool,
 }
@@ -258,6 +260,7 @@ impl Journal {
             pending_redo: VecDeque::new(),
             pending_weight: 0,
             compacting: false,
+            compacted_to: 0,
             dir_unsynced: false,
         };
         journal.trim();
@@ -300,6 +303,7 @@ impl Journal {
             pending_redo: VecDeque::new(),
             pending_weight: 0,
             compacting: false,
+            compacted_to: 0,
             dir_unsynced: false,
         })
     }
@@ -456,10 +460,11 @@ impl Journal {
     /// running, and no sync has failed): bounds the index, then takes a copy of what
     /// the new journal keeps. No I/O; see `compact.rs` for the phases.
     pub fn start_compaction(&mut self) -> Option<Compaction> {
-        if self.compacting
-            || self.syncer.has_failed()
-            || self.records_in_file <= 2 * self.ring.len() + 1024
-        {
+        // What the last compaction kept counts too: redo no checkpoint covers stays
+        // in the file, and without it a journal of mostly such redo would be
+        // rewritten on every commit until the next checkpoint.
+        let kept = self.ring.len().max(self.compacted_to);
+        if self.compacting || self.syncer.has_failed() || self.records_in_file <= 2 * kept + 1024 {
             return None;
         }
         let dropped = self.latest.prune((self.clock)(), &self.retention.index);
@@ -526,6 +531,7 @@ impl Journal {
         fs::rename(compaction.tmp_path(), self.dir.join("journal"))?;
         self.file = Appender::adopt(tmp, compaction.tmp_len);
         self.records_in_file = compaction.count;
+        self.compacted_to = compaction.count;
         self.compacting = false;
         self.dir_unsynced = true;
         Ok(true)

@@ -327,3 +327,32 @@ fn the_index_is_bounded_and_an_older_cursor_gets_a_reset() {
     assert!(expired(&j, floor));
     assert_eq!(j.ring_len(), 10);
 }
+
+#[test]
+fn a_journal_of_redo_no_checkpoint_covers_is_not_rewritten_on_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        min_events: 10,
+        min_age: Duration::ZERO,
+        ..Retention::default()
+    };
+    let seen = RefCell::new(Vec::new());
+    let mut j = open_at(dir.path(), retention, 1, &seen);
+    for i in 1..=1100 {
+        j.write_ahead(vec![(change(i), redo(i))]).unwrap();
+    }
+    j.sync_job().run().unwrap();
+    let mut compaction = j.start_compaction().expect("due");
+    compaction.write().unwrap();
+    assert!(j.catch_up(&mut compaction, true).unwrap());
+    // It kept all 1100 records (their redo); one more must not start another.
+    j.write_ahead(vec![(change(1101), redo(1101))]).unwrap();
+    assert!(j.start_compaction().is_none());
+    for i in 1102..=3325 {
+        j.write_ahead(vec![(change(i), redo(i))]).unwrap();
+    }
+    assert!(
+        j.start_compaction().is_some(),
+        "due again at 2 * 1100 + 1024"
+    );
+}
