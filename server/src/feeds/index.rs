@@ -4,12 +4,13 @@
 //!
 //! It is bounded (`docs/feeds.md`): entries older than a horizon (default 31 days,
 //! Tahoe's lease period: a share neither changed nor renewed for that long has likely
-//! expired) and, beyond a count (default 1,000,000 shares), the oldest entries are
-//! dropped when the journal is compacted. The *floor* remembers the highest sequence
-//! number dropped: a cursor below it can no longer be answered without a gap, so it
-//! gets a `reset` (`cursor_expired`) instead.
+//! expired) and, beyond a count (default 250,000 shares: about 50 MB in memory, at
+//! about 200 bytes each, and a 35 MB file rewritten at each compaction), the oldest
+//! entries are dropped when the journal is compacted. The *floor* remembers the highest
+//! sequence number dropped: a cursor below it can no longer be answered without a gap,
+//! so it gets a `reset` (`cursor_expired`) instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,16 +33,17 @@ impl Default for IndexBound {
     fn default() -> Self {
         Self {
             horizon: Duration::from_secs(31 * 24 * 3600),
-            max_entries: 1_000_000,
+            max_entries: 250_000,
         }
     }
 }
 
-/// The index.
+/// The index: one ordered map keyed by share, so a storage index's shares are one
+/// range (one map per storage index cost a tree node of about 300 bytes each, for the
+/// one share a server usually holds of it).
 #[derive(Default)]
 pub struct LatestIndex {
-    map: HashMap<StorageIndex, BTreeMap<ShareNumber, Entry>>,
-    len: usize,
+    map: BTreeMap<(StorageIndex, ShareNumber), Entry>,
     floor: u64,
 }
 
@@ -81,9 +83,9 @@ impl LatestIndex {
 
     /// A copy to save (cheap: the changes are shared).
     pub fn to_file(&self, upto: u64) -> LatestFile {
-        let mut entries = Vec::with_capacity(self.len);
-        let mut times = Vec::with_capacity(self.len);
-        for e in self.map.values().flat_map(BTreeMap::values) {
+        let mut entries = Vec::with_capacity(self.map.len());
+        let mut times = Vec::with_capacity(self.map.len());
+        for e in self.map.values() {
             entries.push((e.seq, Arc::clone(&e.change)));
             times.push(e.time);
         }
@@ -100,20 +102,18 @@ impl LatestIndex {
         if !entry.change.is_state() {
             return;
         }
-        let shares = self.map.entry(entry.change.storage_index()).or_default();
-        if shares.insert(entry.change.share_number(), entry).is_none() {
-            self.len += 1;
-        }
+        let key = (entry.change.storage_index(), entry.change.share_number());
+        self.map.insert(key, entry);
     }
 
     /// Number of shares in the index.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.is_empty()
     }
 
     /// The highest sequence number dropped: cursors below it cannot be answered.
@@ -123,12 +123,14 @@ impl LatestIndex {
 
     /// The latest entries of the shares of `si`.
     pub fn shares(&self, si: &StorageIndex) -> impl Iterator<Item = &Entry> {
-        self.map.get(si).into_iter().flat_map(BTreeMap::values)
+        self.map
+            .range((*si, ShareNumber::new(0))..=(*si, ShareNumber::new(u8::MAX)))
+            .map(|(_, e)| e)
     }
 
-    /// Every storage index with its entries.
-    pub fn iter(&self) -> impl Iterator<Item = (&StorageIndex, &BTreeMap<ShareNumber, Entry>)> {
-        self.map.iter()
+    /// Every entry.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.map.values()
     }
 
     /// Drops entries past the bound (at `now`); returns how many. The count bound
@@ -137,33 +139,25 @@ impl LatestIndex {
     pub fn prune(&mut self, now: u64, bound: &IndexBound) -> usize {
         let horizon = bound.horizon.as_secs();
         let mut cut_seq = 0;
-        if self.len > bound.max_entries {
-            let mut seqs: Vec<u64> = self
-                .map
-                .values()
-                .flat_map(|s| s.values().map(|e| e.seq))
-                .collect();
+        if self.map.len() > bound.max_entries {
+            let mut seqs: Vec<u64> = self.map.values().map(|e| e.seq).collect();
             let keep = bound.max_entries - bound.max_entries / 10;
             let drop = seqs.len() - keep;
             // The `drop` lowest sequence numbers go: everything up to the largest of them.
             let (_, nth, _) = seqs.select_nth_unstable(drop.saturating_sub(1));
             cut_seq = *nth;
         }
-        let before = self.len;
+        let before = self.map.len();
         let mut floor = self.floor;
-        self.map.retain(|_, shares| {
-            shares.retain(|_, e| {
-                let keep = e.seq > cut_seq && e.time.saturating_add(horizon) > now;
-                if !keep {
-                    floor = floor.max(e.seq);
-                }
-                keep
-            });
-            !shares.is_empty()
+        self.map.retain(|_, e| {
+            let keep = e.seq > cut_seq && e.time.saturating_add(horizon) > now;
+            if !keep {
+                floor = floor.max(e.seq);
+            }
+            keep
         });
         self.floor = floor;
-        self.len = self.map.values().map(BTreeMap::len).sum();
-        before - self.len
+        before - self.map.len()
     }
 }
 

@@ -572,14 +572,10 @@ impl Journal {
         }
         let mut entries: Vec<Entry> = self
             .latest
-            .iter()
-            .filter(|(si, _)| follows(si))
-            .flat_map(|(_, shares)| {
-                shares
-                    .values()
-                    .filter(|e| e.seq > since.seq && e.seq <= visible)
-                    .cloned()
-            })
+            .entries()
+            .filter(|e| e.seq > since.seq && e.seq <= visible)
+            .filter(|e| follows(&e.change.storage_index()))
+            .cloned()
             .collect();
         entries.sort_by_key(|e| e.seq);
         Backlog::Coalesced(entries)
