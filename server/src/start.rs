@@ -62,6 +62,10 @@ pub fn load_node(
             readonly: config.readonly,
             direct_upload_writes: config.direct_upload_writes,
             clock,
+            max_uploads_in_progress: config.limits.max_uploads_in_progress,
+            max_mutable_share_size: config.limits.max_mutable_share_size,
+            max_read_answer_size: config.limits.max_read_answer_size,
+            faults: crate::backend::faults::Faults::default(),
         },
     )?;
     let server = assemble(
@@ -117,12 +121,16 @@ pub fn assemble(
         app: App {
             storage,
             swissnum: identity.swissnum.clone(),
-            limits,
             feeds,
             activity: Arc::default(),
             operator_secret: identity.operator_secret.clone(),
             buffers: Arc::default(),
             reads: Arc::default(),
+            budget: Arc::new(crate::http::budget::BodyBudget::new(
+                limits.max_bodies_in_flight,
+                limits.max_patch_size.max(limits.max_read_test_write_size),
+            )),
+            limits,
         },
         tls,
         expiry,

@@ -58,6 +58,8 @@ pub struct TestOptions {
     pub feeds: swamp_server::feeds::FeedSettings,
     /// Uploads written around the page cache where the file system allows it.
     pub direct_upload_writes: bool,
+    /// Disk faults to inject.
+    pub faults: swamp_server::backend::faults::Faults,
 }
 
 impl Default for TestOptions {
@@ -68,6 +70,7 @@ impl Default for TestOptions {
             clock: TestClock::new(1_700_000_000),
             feeds: swamp_server::feeds::FeedSettings::default(),
             direct_upload_writes: true,
+            faults: swamp_server::backend::faults::Faults::default(),
         }
     }
 }
@@ -130,11 +133,13 @@ impl TestServer {
         let storage = Storage::open(
             &storage_dir,
             StorageSettings {
-                nodeid: identity.tubid,
                 reserved_space: options.reserved_space,
-                readonly: false,
                 direct_upload_writes: options.direct_upload_writes,
-                clock: options.clock.as_clock(),
+                max_uploads_in_progress: options.limits.max_uploads_in_progress,
+                max_mutable_share_size: options.limits.max_mutable_share_size,
+                max_read_answer_size: options.limits.max_read_answer_size,
+                faults: options.faults.clone(),
+                ..StorageSettings::new(identity.tubid, options.clock.as_clock())
             },
         )
         .expect("open storage");

@@ -36,6 +36,9 @@ impl Storage {
         first: u64,
         buf: &mut [u8],
     ) -> Result<Option<(u64, usize)>, StorageError> {
+        if self.needs_repair(si) {
+            return Ok(None);
+        }
         let Some(_guard) = self.locks.try_read(si) else {
             return Ok(None);
         };
@@ -101,12 +104,9 @@ mod tests {
         let storage = Storage::open(
             dir,
             StorageSettings {
-                nodeid: [1; 20],
-                reserved_space: 0,
-                readonly: false,
                 // Written through the page cache, so the share is in memory.
                 direct_upload_writes: false,
-                clock: system_clock(),
+                ..StorageSettings::new([1; 20], system_clock())
             },
         )
         .unwrap();

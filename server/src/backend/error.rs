@@ -42,9 +42,39 @@ pub enum StorageError {
         /// The limit.
         max: u64,
     },
-    /// No room left on the disk for this operation.
-    #[error("not enough space left on the storage disk")]
+    /// No room left on the disk for this operation (`ENOSPC`, `EDQUOT`). An upload's
+    /// write was not kept and may be sent again once space is freed; a
+    /// read-test-write's outcome is unknown, as after any 5xx (the client reads the
+    /// slot), but the slot is never left torn (`repairs.rs`).
+    #[error("not enough space left on the storage disk; try again later or elsewhere")]
     NoSpace,
+    /// An upload whose written ranges are scattered into too many pieces.
+    #[error(
+        "this upload already has {max} separate written pieces; write the gaps between them first"
+    )]
+    TooManyPieces {
+        /// The limit.
+        max: usize,
+    },
+    /// The cap on uploads in progress left no room for any share asked for.
+    #[error("{max} uploads are already in progress on this server; try again later")]
+    TooManyUploads {
+        /// The limit.
+        max: usize,
+    },
+    /// Read vectors asking for more bytes than one answer may carry.
+    #[error(
+        "the read vectors ask for {size} bytes, more than the {max} one answer may carry; read in smaller pieces"
+    )]
+    AnswerTooLarge {
+        /// Bytes asked for (after clipping to the shares' lengths).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A slot changed while a large read of it was being answered in chunks.
+    #[error("the slot changed while it was being read; read it again")]
+    Changed,
     /// A file under `shares/` that is not a valid container.
     #[error("share file {path} is damaged")]
     Damaged {
@@ -79,8 +109,14 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn op(self, op: &'static str, path: &std::path::Path) -> Result<T, StorageError> {
         self.map_err(|source| {
+            let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+                .iter()
+                .any(|e| source.raw_os_error() == Some(e.raw_os_error()));
             if is_needs_restart(&source) {
                 StorageError::NeedsRestart
+            } else if full {
+                tracing::warn!(path = %path.display(), %op, "the storage disk is full");
+                StorageError::NoSpace
             } else if source.kind() == io::ErrorKind::InvalidData {
                 StorageError::Damaged {
                     path: path.to_path_buf(),

@@ -89,6 +89,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let now = self.now();
         let _guard = self.locks.write(si);
+        self.repair(si)?;
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
             let file = OpenOptions::new()
@@ -103,7 +104,7 @@ impl Storage {
                 if !policy.mutable {
                     continue;
                 }
-                let container = mutable::Container::from_bytes(fs::read(&path).op("read", &path)?)
+                let container = mutable::Container::open(file.try_clone().op("open", &path)?)
                     .op("read", &path)?;
                 container
                     .leases()

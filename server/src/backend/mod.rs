@@ -29,6 +29,7 @@ pub mod cached;
 pub mod change;
 pub mod error;
 pub mod expiry;
+pub mod faults;
 pub mod immutable;
 pub mod layout;
 pub mod lease;
@@ -36,6 +37,7 @@ pub mod locks;
 pub mod mutable;
 pub mod ranges;
 pub mod redo;
+mod repairs;
 pub mod slots;
 pub mod staging;
 #[cfg(test)]
@@ -79,6 +81,28 @@ pub struct OpenShare {
     pub data_length: u64,
 }
 
+/// Which version of a file: anything that writes it changes the stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(file: &File) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata()?;
+        Ok(Self {
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
 /// One share's current state, for feed snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareState {
@@ -107,6 +131,32 @@ pub struct StorageSettings {
     pub direct_upload_writes: bool,
     /// Unix time source.
     pub clock: Clock,
+    /// Immutable uploads in progress at once (`[swamp] max_uploads_in_progress`).
+    pub max_uploads_in_progress: usize,
+    /// The largest mutable share kept (`[swamp] max_mutable_share_size`).
+    pub max_mutable_share_size: u64,
+    /// Bytes one read-test-write answer may carry (`[swamp] max_read_answer_size`).
+    pub max_read_answer_size: u64,
+    /// Injected disk faults (tests only; empty in a node).
+    pub faults: faults::Faults,
+}
+
+impl StorageSettings {
+    /// Settings with every limit at its default: for tests and tools.
+    pub fn new(nodeid: [u8; 20], clock: Clock) -> Self {
+        let limits = crate::node::Limits::default();
+        Self {
+            nodeid,
+            reserved_space: 0,
+            readonly: false,
+            direct_upload_writes: true,
+            clock,
+            max_uploads_in_progress: limits.max_uploads_in_progress,
+            max_mutable_share_size: limits.max_mutable_share_size,
+            max_read_answer_size: limits.max_read_answer_size,
+            faults: faults::Faults::default(),
+        }
+    }
 }
 
 /// The storage backend.
@@ -116,6 +166,7 @@ pub struct Storage {
     locks: locks::SiLocks,
     uploads: uploads::Uploads,
     sink: std::sync::OnceLock<Arc<dyn change::ChangeSink>>,
+    repairs: repairs::Repairs,
 }
 
 impl Storage {
@@ -140,6 +191,7 @@ impl Storage {
             locks: locks::SiLocks::new(),
             uploads: uploads::Uploads::default(),
             sink: std::sync::OnceLock::new(),
+            repairs: repairs::Repairs::default(),
         })
     }
 
@@ -158,6 +210,42 @@ impl Storage {
         }
     }
 
+    /// Applies the logged slot changes of `si` whose in-place write failed before
+    /// (`repairs.rs`). The caller holds the index's write lock.
+    ///
+    /// # Errors
+    /// The I/O error that still stops them; they stay waiting.
+    pub(crate) fn repair(&self, si: &StorageIndex) -> Result<(), StorageError> {
+        let mut list = self.repairs.take(si).into_iter();
+        while let Some((ticket, redos)) = list.next() {
+            if let Err(e) = redos.iter().try_for_each(|r| self.apply_live(r, None)) {
+                let mut rest = vec![(ticket, redos)];
+                rest.extend(list);
+                self.repairs.put_back(*si, rest);
+                return Err(e).op("write in place", &self.layout.bucket_dir(si));
+            }
+            tracing::info!(si = %si, "a slot write that had failed is now applied");
+            if let Some(sink) = self.sink.get() {
+                sink.applied(ticket);
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a read of `si`: applies what waits for it, under the write lock.
+    fn repair_before_read(&self, si: &StorageIndex) -> Result<(), StorageError> {
+        if self.repairs.waiting(si) {
+            let _guard = self.locks.write(si);
+            self.repair(si)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a slot of `si` waits for a repair (reads must not go around it).
+    pub(crate) fn needs_repair(&self, si: &StorageIndex) -> bool {
+        self.repairs.waiting(si)
+    }
+
     /// Runs `then` with the current state of every share of `si`, while no change to
     /// `si` can commit (the change feeds register a subscription inside `then`, so the
     /// snapshot and the live events meet with no gap and no duplicate).
@@ -169,6 +257,7 @@ impl Storage {
         si: &StorageIndex,
         then: impl FnOnce(Vec<ShareState>) -> T,
     ) -> Result<T, StorageError> {
+        self.repair_before_read(si)?;
         let _guard = self.locks.read(si);
         let mut states = Vec::new();
         for shnum in self.list_shares(si)? {
@@ -258,6 +347,7 @@ impl Storage {
         si: &StorageIndex,
         shnum: ShareNumber,
     ) -> Result<OpenShare, StorageError> {
+        self.repair_before_read(si)?;
         let _guard = self.locks.read(si);
         self.open_share_locked(kind, si, shnum)
     }
@@ -277,6 +367,7 @@ impl Storage {
         first: u64,
         size: u64,
     ) -> Result<(u64, Vec<u8>), StorageError> {
+        self.repair_before_read(si)?;
         let _guard = self.locks.read(si);
         let share = self.open_share_locked(kind, si, shnum)?;
         let end = first.saturating_add(size).min(share.data_length);
@@ -291,6 +382,43 @@ impl Storage {
         )
         .op("read", &path)?;
         Ok((share.data_length, data))
+    }
+
+    /// Reads `[first, first + size)` of a slot's data (clipped) under the storage
+    /// index's read lock, with the stamp of the file version it came from. With
+    /// `expect`, a file that changed since that stamp is [`StorageError::Changed`]: a
+    /// large slot read is answered in chunks, and must never mix two versions.
+    ///
+    /// # Errors
+    /// As [`Storage::open_share`], or [`StorageError::Changed`].
+    pub fn read_slot_chunk(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        first: u64,
+        size: u64,
+        expect: Option<FileStamp>,
+    ) -> Result<(u64, Vec<u8>, FileStamp), StorageError> {
+        self.repair_before_read(si)?;
+        let _guard = self.locks.read(si);
+        let share = self.open_share_locked(ShareKind::Mutable, si, shnum)?;
+        let path = self.layout.share_path(si, shnum);
+        let stamp = FileStamp::of(&share.file).op("stat", &path)?;
+        if expect.is_some_and(|e| e != stamp) {
+            return Err(StorageError::Changed);
+        }
+        let end = first.saturating_add(size).min(share.data_length);
+        let data = if first < end {
+            read_vec_at(
+                &share.file,
+                (end - first) as usize,
+                share.data_offset + first,
+            )
+            .op("read", &path)?
+        } else {
+            Vec::new()
+        };
+        Ok((share.data_length, data, stamp))
     }
 
     fn open_share_locked(
@@ -325,13 +453,15 @@ impl Storage {
             return Err(StorageError::NotFound);
         }
         let _guard = self.locks.write(si);
+        self.repair(si)?;
         for shnum in shares {
             self.lease_one_share_locked(si, shnum, grant)?;
         }
         Ok(())
     }
 
-    /// Adds or renews one share's lease; the caller holds the index's write lock.
+    /// Adds or renews one share's lease, writing only the lease bytes and syncing them;
+    /// the caller holds the index's write lock (and has applied waiting repairs).
     pub(crate) fn lease_one_share_locked(
         &self,
         si: &StorageIndex,
@@ -348,12 +478,15 @@ impl Storage {
         let n = read_prefix(&file, &mut first).op("read", &path)?;
         if mutable::is_mutable_header(&first[..n]) {
             drop(file);
-            slots::update_container(&self.layout, si, shnum, |c| {
-                c.add_or_renew_lease(grant);
-                Ok(())
-            })
+            slots::renew_lease_in_place(&self.layout, si, shnum, grant, &self.settings.faults)
         } else if immutable::is_immutable_header(&first[..n]) {
-            immutable::add_or_renew_lease(&file, grant).op("write lease", &path)
+            let faults = &self.settings.faults;
+            faults
+                .before_write()
+                .and_then(|()| immutable::add_or_renew_lease(&file, grant))
+                .and_then(|()| faults.before_sync())
+                .and_then(|()| file.sync_data())
+                .op("write lease", &path)
         } else {
             // Not a share container (Tahoe skips such files too).
             Ok(())

@@ -11,14 +11,19 @@
 //! X    4    u32 number of extra leases, then 92 bytes each  (X = value at 92)
 //! ```
 //!
-//! A read-test-write loads the whole container into a [`Container`], applies Tahoe's
-//! own write algorithm to it (so the bytes on disk are what the Python server would
-//! have produced), and the caller replaces the file atomically. Readers open the file
-//! and see either the old or the new version, never a mix.
+//! A read-test-write opens the share as a [`Container`] and applies Tahoe's own write
+//! algorithm to it, so the bytes on disk are what the Python server would have
+//! produced. The container never holds the share data: only the 468-byte header, the
+//! extra-lease block, and the edits (the write vectors' bytes, and ranges to zero).
+//! What a request makes the server hold is therefore bounded by its own body, whatever
+//! offsets it names; a write far past the end makes a sparse file, as in Tahoe. The
+//! edits become a redo record (`redo.rs`), logged ahead and then written in place.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+
+use serde_bytes::ByteBuf;
 
 use swamp_proto::secrets::{WriteEnabler, constant_time_eq};
 
@@ -33,6 +38,9 @@ pub const DATA_OFFSET: u64 = 468;
 const DATA_LENGTH_AT: usize = 84;
 const EXTRA_LEASE_AT: usize = 92;
 const LEASES_AT: usize = 100;
+/// Extra leases a container may carry before it is treated as damaged: Tahoe sets no
+/// limit, but real shares carry a handful, and the block is read whole.
+pub const MAX_EXTRA_LEASES: u32 = 100_000;
 
 /// Whether the first 32 bytes of a share file are a mutable container's magic.
 pub fn is_mutable_header(first: &[u8]) -> bool {
@@ -55,108 +63,135 @@ pub fn read_data_length(file: &File) -> io::Result<u64> {
     Ok(be_u64(&h[DATA_LENGTH_AT..]))
 }
 
-/// A whole mutable container, in memory.
+/// A container's edits as a redo record carries them: `(offset, length)` ranges to
+/// zero, then `(offset, bytes)` writes.
+pub type Edits = (Vec<(u64, u64)>, Vec<(u64, ByteBuf)>);
+
+/// A slot share opened for editing: the header and the extra-lease block in memory,
+/// the share data on disk, and the edits made so far.
 ///
-/// It remembers which byte ranges of the file its edits touched (`dirty`), so a
-/// read-test-write can log exactly those bytes ahead of writing them in place
-/// (`redo.rs`) instead of rewriting the whole file.
+/// The edits, applied to the old file in this order, give the new file (`redo.rs`
+/// logs exactly them): first `zeros` (byte ranges of the old file to clear), then
+/// `writes` in order, then the header and the extra-lease block at its new place, then
+/// the new length. Zeroed ranges never overlap an earlier write's bytes (each starts at
+/// or past the data length, which covers every earlier write), so clearing them first
+/// is the same as clearing them in turn.
 pub struct Container {
-    image: Vec<u8>,
-    /// Touched byte ranges of the file, `[from, to)`, unsorted, maybe overlapping.
-    dirty: Vec<(usize, usize)>,
-    /// Built from nothing: every byte is new.
-    fresh: bool,
+    /// The share file, open for reading and writing; none for a new share.
+    file: Option<File>,
+    /// The 468-byte header, with its four lease slots.
+    head: Vec<u8>,
+    /// The extra-lease block: a u32 count, then 92 bytes a lease.
+    extra: Vec<u8>,
+    /// Length of the file before the edits.
+    old_len: u64,
+    /// Ranges of the old file to zero, `(offset, length)`.
+    zeros: Vec<(u64, u64)>,
+    /// Share data writes, `(file offset, bytes)`, in order.
+    writes: Vec<(u64, Vec<u8>)>,
 }
 
 impl Container {
     /// A new, empty v2 container recording `nodeid` and `write_enabler`.
     pub fn new(nodeid: [u8; 20], write_enabler: &WriteEnabler) -> Self {
-        let mut image = vec![0u8; DATA_OFFSET as usize + 4];
-        image[..32].copy_from_slice(MAGIC_V2);
-        image[32..52].copy_from_slice(&nodeid);
-        image[52..84].copy_from_slice(write_enabler.expose());
-        image[EXTRA_LEASE_AT..EXTRA_LEASE_AT + 8].copy_from_slice(&DATA_OFFSET.to_be_bytes());
+        let mut head = vec![0u8; DATA_OFFSET as usize];
+        head[..32].copy_from_slice(MAGIC_V2);
+        head[32..52].copy_from_slice(&nodeid);
+        head[52..84].copy_from_slice(write_enabler.expose());
+        head[EXTRA_LEASE_AT..EXTRA_LEASE_AT + 8].copy_from_slice(&DATA_OFFSET.to_be_bytes());
         Self {
-            image,
-            dirty: Vec::new(),
-            fresh: true,
+            file: None,
+            head,
+            extra: vec![0u8; 4],
+            old_len: 0,
+            zeros: Vec::new(),
+            writes: Vec::new(),
         }
     }
 
-    /// Parses a container file's bytes.
+    /// Opens an existing container: reads its header and extra-lease block, and
+    /// checks that they agree with the file's length.
     ///
     /// # Errors
-    /// `InvalidData` if the magic or the offsets are wrong.
-    pub fn from_bytes(image: Vec<u8>) -> io::Result<Self> {
+    /// I/O errors; `InvalidData` if the magic, the offsets or the lease count are wrong.
+    pub fn open(file: File) -> io::Result<Self> {
         let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
-        if !is_mutable_header(&image) || image.len() < DATA_OFFSET as usize + 4 {
+        let old_len = file.metadata()?.len();
+        if old_len < DATA_OFFSET + 4 {
             return Err(bad("not a mutable share container"));
         }
-        let c = Self {
-            image,
-            dirty: Vec::new(),
-            fresh: false,
-        };
-        let extra = c.extra_lease_offset();
-        if extra < DATA_OFFSET + c.data_length() || extra.saturating_add(4) > c.image.len() as u64 {
+        let mut head = vec![0u8; DATA_OFFSET as usize];
+        file.read_exact_at(&mut head, 0)?;
+        if !is_mutable_header(&head) {
+            return Err(bad("not a mutable share container"));
+        }
+        let extra_at = be_u64(&head[EXTRA_LEASE_AT..]);
+        let data_length = be_u64(&head[DATA_LENGTH_AT..]);
+        if extra_at < DATA_OFFSET.saturating_add(data_length)
+            || extra_at.saturating_add(4) > old_len
+        {
             return Err(bad("mutable container offsets are inconsistent"));
         }
-        let extras = u64::from(c.num_extra_leases());
-        if extra + 4 + extras * MUTABLE_LEASE_SIZE as u64 > c.image.len() as u64 {
+        let mut count = [0u8; 4];
+        file.read_exact_at(&mut count, extra_at)?;
+        let extras = u32::from_be_bytes(count);
+        let block_len = 4 + u64::from(extras) * MUTABLE_LEASE_SIZE as u64;
+        if extras > MAX_EXTRA_LEASES || extra_at + block_len > old_len {
             return Err(bad("mutable container is shorter than its leases"));
         }
-        Ok(c)
-    }
-
-    /// The container's bytes, to write to disk.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.image
+        let mut extra = vec![0u8; block_len as usize];
+        file.read_exact_at(&mut extra, extra_at)?;
+        Ok(Self {
+            file: Some(file),
+            head,
+            extra,
+            old_len,
+            zeros: Vec::new(),
+            writes: Vec::new(),
+        })
     }
 
     /// Whether the container was built from nothing (it has no file yet).
     pub fn is_fresh(&self) -> bool {
-        self.fresh
+        self.file.is_none()
     }
 
-    /// The byte ranges of the file that the edits so far changed, merged and sorted,
-    /// with their new bytes. Together with the new file length they turn the old file
-    /// into the new one. The header (with the data length and the leases) and the
-    /// extra-lease block at the end are always included, so applying them also
-    /// undoes any unlogged lease change made to the file since (a lease may be lost
-    /// in a crash, see `docs/durability.md`; data never).
-    pub fn dirty_ranges(&self) -> Vec<(u64, &[u8])> {
-        let len = self.image.len();
-        let mut ranges = self.dirty.clone();
-        ranges.push((0, DATA_OFFSET as usize));
-        ranges.push(((self.extra_lease_offset() as usize).min(len), len));
-        if self.fresh {
-            ranges.push((0, len));
-        }
-        ranges.retain(|&(from, to)| from < to);
-        ranges.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-        for (from, to) in ranges {
-            let to = to.min(len);
-            match merged.last_mut() {
-                Some(last) if from <= last.1 => last.1 = last.1.max(to),
-                _ => merged.push((from, to)),
-            }
-        }
-        merged
-            .into_iter()
-            .filter(|(from, to)| from < to)
-            .map(|(from, to)| (from as u64, &self.image[from..to]))
-            .collect()
+    /// The file it was opened from, if any.
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
     }
 
-    fn touch(&mut self, from: usize, to: usize) {
-        if from < to {
-            self.dirty.push((from, to));
-        }
+    /// The length of the file once the edits are applied (containers never shrink).
+    pub fn file_len(&self) -> u64 {
+        self.old_len
+            .max(self.extra_lease_offset() + self.extra.len() as u64)
+    }
+
+    /// The edits, in the order that turns the old file into the new one: ranges to
+    /// zero, then `(offset, bytes)` writes, the header and the extra-lease block last.
+    pub fn edits(&self) -> Edits {
+        let mut writes: Vec<(u64, ByteBuf)> = Vec::with_capacity(self.writes.len() + 2);
+        writes.push((0, ByteBuf::from(self.head.clone())));
+        writes.extend(
+            self.writes
+                .iter()
+                .map(|(at, bytes)| (*at, ByteBuf::from(bytes.clone()))),
+        );
+        writes.push((self.extra_lease_offset(), ByteBuf::from(self.extra.clone())));
+        (self.zeros.clone(), writes)
+    }
+
+    /// The lease slots, as file ranges with their bytes: the four in the header and
+    /// the extra-lease block. Writing these and nothing else records a lease change.
+    pub fn lease_bytes(&self) -> [(u64, &[u8]); 2] {
+        [
+            (LEASES_AT as u64, &self.head[LEASES_AT..]),
+            (self.extra_lease_offset(), &self.extra),
+        ]
     }
 
     fn secret_storage(&self) -> SecretStorage {
-        if &self.image[..32] == MAGIC_V1 {
+        if &self.head[..32] == MAGIC_V1 {
             SecretStorage::Plain
         } else {
             SecretStorage::Hashed
@@ -165,44 +200,57 @@ impl Container {
 
     /// Whether `we` is the recorded write enabler (constant time).
     pub fn write_enabler_matches(&self, we: &WriteEnabler) -> bool {
-        constant_time_eq(&self.image[52..84], we.expose())
+        constant_time_eq(&self.head[52..84], we.expose())
     }
 
     /// The logical length of the share data.
     pub fn data_length(&self) -> u64 {
-        be_u64(&self.image[DATA_LENGTH_AT..])
+        be_u64(&self.head[DATA_LENGTH_AT..])
     }
 
     fn set_data_length(&mut self, len: u64) {
-        self.image[DATA_LENGTH_AT..DATA_LENGTH_AT + 8].copy_from_slice(&len.to_be_bytes());
-        self.touch(DATA_LENGTH_AT, DATA_LENGTH_AT + 8);
+        self.head[DATA_LENGTH_AT..DATA_LENGTH_AT + 8].copy_from_slice(&len.to_be_bytes());
     }
 
     fn extra_lease_offset(&self) -> u64 {
-        be_u64(&self.image[EXTRA_LEASE_AT..])
+        be_u64(&self.head[EXTRA_LEASE_AT..])
     }
 
     fn num_extra_leases(&self) -> u32 {
-        let at = self.extra_lease_offset() as usize;
-        be_u32(&self.image[at..])
+        be_u32(&self.extra[..4])
     }
 
-    /// The share data `[offset, offset+size)`, clipped to the data length.
-    pub fn read(&self, offset: u64, size: u64) -> &[u8] {
-        let len = self.data_length();
-        if offset >= len {
-            return &[];
+    /// Clears `[from, to)` of the file: only what the old file holds needs it, since
+    /// past its end the file grows with zeros.
+    fn zero(&mut self, from: u64, to: u64) {
+        let to = to.min(self.old_len);
+        if from < to && self.file.is_some() {
+            self.zeros.push((from, to - from));
         }
-        let end = offset.saturating_add(size).min(len);
-        &self.image[(DATA_OFFSET + offset) as usize..(DATA_OFFSET + end) as usize]
     }
 
-    fn ensure_len(&mut self, len: u64) {
-        let old = self.image.len();
-        if (old as u64) < len {
-            self.image.resize(len as usize, 0);
-            self.touch(old, len as usize);
+    /// The first `max` bytes of the share data after the edits (clipped to the data
+    /// length): what the feeds report a new version from.
+    ///
+    /// # Errors
+    /// I/O errors reading the old file.
+    pub fn data_prefix(&self, max: u64) -> io::Result<Vec<u8>> {
+        let len = self.data_length().min(max) as usize;
+        let mut out = vec![0u8; len];
+        let (from, to) = (DATA_OFFSET, DATA_OFFSET + len as u64);
+        if let Some(file) = &self.file {
+            let have = self.old_len.min(to).saturating_sub(from) as usize;
+            file.read_exact_at(&mut out[..have], from)?;
         }
+        for &(at, n) in &self.zeros {
+            overlay(&mut out, from, at, n, |dst, _| dst.fill(0));
+        }
+        for (at, bytes) in &self.writes {
+            overlay(&mut out, from, *at, bytes.len() as u64, |dst, skip| {
+                dst.copy_from_slice(&bytes[skip..skip + dst.len()]);
+            });
+        }
+        Ok(out)
     }
 
     /// Moves the extra-lease block so the data area can hold `new_data_size` bytes;
@@ -213,19 +261,14 @@ impl Container {
         if new < old {
             return;
         }
-        let block_len = 4 + u64::from(self.num_extra_leases()) * MUTABLE_LEASE_SIZE as u64;
-        let block = self.image[old as usize..(old + block_len) as usize].to_vec();
-        self.image[old as usize..(old + block_len) as usize].fill(0);
-        self.touch(old as usize, (old + block_len) as usize);
-        self.ensure_len(new + block_len);
-        self.image[new as usize..(new + block_len) as usize].copy_from_slice(&block);
-        self.touch(new as usize, (new + block_len) as usize);
-        self.image[EXTRA_LEASE_AT..EXTRA_LEASE_AT + 8].copy_from_slice(&new.to_be_bytes());
-        self.touch(EXTRA_LEASE_AT, EXTRA_LEASE_AT + 8);
+        // Tahoe zeroes the old block, so leases never show through the data.
+        self.zero(old, old + self.extra.len() as u64);
+        self.head[EXTRA_LEASE_AT..EXTRA_LEASE_AT + 8].copy_from_slice(&new.to_be_bytes());
     }
 
     /// Writes `data` at `offset`, growing the data (zero-filling any gap) as Tahoe's
-    /// `_write_share_data` does.
+    /// `_write_share_data` does. The caller has checked `offset + data.len()` against
+    /// the largest share size.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         let len = data.len() as u64;
         let data_length = self.data_length();
@@ -233,17 +276,14 @@ impl Container {
             if DATA_OFFSET + offset + len > self.extra_lease_offset() {
                 self.grow_container(offset + len);
             }
-            if offset > data_length {
-                let from = (DATA_OFFSET + data_length) as usize;
-                let to = (DATA_OFFSET + offset) as usize;
-                self.image[from..to].fill(0);
-                self.touch(from, to);
-            }
             self.set_data_length(offset + len);
         }
-        let at = (DATA_OFFSET + offset) as usize;
-        self.image[at..at + data.len()].copy_from_slice(data);
-        self.touch(at, at + data.len());
+        if offset > data_length {
+            self.zero(DATA_OFFSET + data_length, DATA_OFFSET + offset);
+        }
+        if !data.is_empty() {
+            self.writes.push((DATA_OFFSET + offset, data.to_vec()));
+        }
     }
 
     /// Shrinks the logical length (never grows it), as `new-length` does.
@@ -253,21 +293,22 @@ impl Container {
         }
     }
 
-    fn lease_slot_offset(&self, n: usize) -> usize {
-        if n < 4 {
-            LEASES_AT + n * MUTABLE_LEASE_SIZE
-        } else {
-            self.extra_lease_offset() as usize + 4 + (n - 4) * MUTABLE_LEASE_SIZE
-        }
-    }
-
     fn num_lease_slots(&self) -> usize {
         4 + self.num_extra_leases() as usize
     }
 
+    /// Where lease slot `n` lies: in the header, or in the extra-lease block.
+    fn lease_slot(&self, n: usize) -> (&[u8], usize) {
+        if n < 4 {
+            (&self.head, LEASES_AT + n * MUTABLE_LEASE_SIZE)
+        } else {
+            (&self.extra, 4 + (n - 4) * MUTABLE_LEASE_SIZE)
+        }
+    }
+
     fn lease_at(&self, n: usize) -> Option<Lease> {
-        let at = self.lease_slot_offset(n);
-        let rec: &[u8; MUTABLE_LEASE_SIZE] = self.image[at..at + MUTABLE_LEASE_SIZE]
+        let (bytes, at) = self.lease_slot(n);
+        let rec: &[u8; MUTABLE_LEASE_SIZE] = bytes[at..at + MUTABLE_LEASE_SIZE]
             .try_into()
             .expect("invariant: record size");
         Lease::from_mutable(rec)
@@ -280,17 +321,18 @@ impl Container {
             .collect()
     }
 
-    fn write_lease(&mut self, n: usize, lease: &Lease) {
+    fn write_lease(&mut self, n: usize, record: &[u8; MUTABLE_LEASE_SIZE]) {
         if n >= self.num_lease_slots() {
-            let count_at = self.extra_lease_offset() as usize;
             let count = self.num_extra_leases() + 1;
-            self.image[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
-            self.touch(count_at, count_at + 4);
+            self.extra[..4].copy_from_slice(&count.to_be_bytes());
+            self.extra.extend_from_slice(&[0u8; MUTABLE_LEASE_SIZE]);
         }
-        let at = self.lease_slot_offset(n);
-        self.ensure_len((at + MUTABLE_LEASE_SIZE) as u64);
-        self.image[at..at + MUTABLE_LEASE_SIZE].copy_from_slice(&lease.to_mutable());
-        self.touch(at, at + MUTABLE_LEASE_SIZE);
+        let (bytes, at) = if n < 4 {
+            (&mut self.head, LEASES_AT + n * MUTABLE_LEASE_SIZE)
+        } else {
+            (&mut self.extra, 4 + (n - 4) * MUTABLE_LEASE_SIZE)
+        };
+        bytes[at..at + MUTABLE_LEASE_SIZE].copy_from_slice(record);
     }
 
     /// Renews the lease with the presented renew secret (extending only), else puts a
@@ -307,7 +349,7 @@ impl Container {
                         expiry: lease.expiry,
                         ..existing
                     };
-                    self.write_lease(n, &renewed);
+                    self.write_lease(n, &renewed.to_mutable());
                 }
                 return;
             }
@@ -315,7 +357,7 @@ impl Container {
         let slot = (0..self.num_lease_slots())
             .find(|&n| self.lease_at(n).is_none())
             .unwrap_or(self.num_lease_slots());
-        self.write_lease(slot, &lease);
+        self.write_lease(slot, &lease.to_mutable());
     }
 
     /// Empties the lease slots for which `keep` is false; returns how many remain.
@@ -326,9 +368,7 @@ impl Container {
                 if keep(&lease) {
                     remaining += 1;
                 } else {
-                    let at = self.lease_slot_offset(n);
-                    self.image[at..at + MUTABLE_LEASE_SIZE].fill(0);
-                    self.touch(at, at + MUTABLE_LEASE_SIZE);
+                    self.write_lease(n, &[0u8; MUTABLE_LEASE_SIZE]);
                 }
             }
         }
@@ -336,10 +376,26 @@ impl Container {
     }
 }
 
+/// Applies an edit of file range `[at, at + n)` to `out`, which holds the file range
+/// starting at `from`: `f` gets the overlapping part of `out` and how far into the
+/// edit it starts.
+fn overlay(out: &mut [u8], from: u64, at: u64, n: u64, f: impl FnOnce(&mut [u8], usize)) {
+    let to = from + out.len() as u64;
+    let (b, e) = (at.max(from), at.saturating_add(n).min(to));
+    if b < e {
+        f(
+            &mut out[(b - from) as usize..(e - from) as usize],
+            (b - at) as usize,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::redo::ShareRedo;
     use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret};
+    use swamp_proto::{ShareNumber, StorageIndex};
 
     fn grant(n: u8, expiry: u64) -> LeaseGrant {
         LeaseGrant {
@@ -351,80 +407,267 @@ mod tests {
         }
     }
 
+    /// Tahoe's algorithm on a whole in-memory image (as `storage/mutable.py` does it
+    /// on the file): the model the file-backed container must agree with.
+    struct Model(Vec<u8>);
+
+    impl Model {
+        fn at(&self, i: usize) -> u64 {
+            be_u64(&self.0[i..])
+        }
+        fn put(&mut self, i: usize, v: u64) {
+            self.0[i..i + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        fn ensure(&mut self, len: usize) {
+            if self.0.len() < len {
+                self.0.resize(len, 0);
+            }
+        }
+        fn block_len(&self) -> usize {
+            let x = self.at(EXTRA_LEASE_AT) as usize;
+            4 + be_u32(&self.0[x..]) as usize * MUTABLE_LEASE_SIZE
+        }
+        fn write(&mut self, offset: u64, data: &[u8]) {
+            let (offset, len) = (offset as usize, data.len());
+            let d = DATA_OFFSET as usize;
+            let data_length = self.at(DATA_LENGTH_AT) as usize;
+            if offset + len >= data_length {
+                let old = self.at(EXTRA_LEASE_AT) as usize;
+                if d + offset + len > old {
+                    let new = d + offset + len;
+                    let n = self.block_len();
+                    let block = self.0[old..old + n].to_vec();
+                    self.0[old..old + n].fill(0);
+                    self.ensure(new + n);
+                    self.0[new..new + n].copy_from_slice(&block);
+                    self.put(EXTRA_LEASE_AT, new as u64);
+                }
+                self.put(DATA_LENGTH_AT, (offset + len) as u64);
+            }
+            if offset > data_length {
+                self.0[d + data_length..d + offset].fill(0);
+            }
+            self.0[d + offset..d + offset + len].copy_from_slice(data);
+        }
+        fn truncate(&mut self, len: u64) {
+            if len < self.at(DATA_LENGTH_AT) {
+                self.put(DATA_LENGTH_AT, len);
+            }
+        }
+        /// Adds a raw lease record in a new extra slot (renewals go through the real
+        /// container; the model only needs to follow where the block is).
+        fn set_extra(&mut self, block: &[u8]) {
+            let x = self.at(EXTRA_LEASE_AT) as usize;
+            self.ensure(x + block.len());
+            self.0[x..x + block.len()].copy_from_slice(block);
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+    }
+
+    const SI: StorageIndex = StorageIndex::from_bytes([3; 16]);
+
+    /// Applies the container's redo to the file, as a read-test-write does.
+    fn commit(c: &Container, path: &std::path::Path) {
+        let redo = ShareRedo::write(SI, ShareNumber::try_from(0u64).unwrap(), c);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        redo.apply_to(&file, &crate::backend::faults::Faults::default())
+            .unwrap();
+    }
+
+    fn open(path: &std::path::Path) -> Container {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        Container::open(file).unwrap()
+    }
+
+    /// Random read-test-writes (scattered writes, gaps, truncations, lease changes that
+    /// move the extra-lease block) applied through redo records to a real file give
+    /// exactly the bytes Tahoe's algorithm gives on a whole image.
     #[test]
-    fn v2_magic_is_the_tagged_hash_suffix() {
-        assert_eq!(&MAGIC_V2[..27], b"Tahoe mutable container v2\n");
+    fn file_edits_agree_with_the_whole_image_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for round in 0..60 {
+            let path = dir.path().join(format!("share-{round}"));
+            let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
+            let mut model = Model(Vec::new());
+            model.0.extend_from_slice(&c.head);
+            model.0.extend_from_slice(&c.extra);
+            for step in 0..8 {
+                let writes = rng.below(4);
+                for _ in 0..writes {
+                    let far = rng.below(4) == 0;
+                    let offset = rng.below(if far { 20_000 } else { 3_000 });
+                    let len = rng.below(600) as usize;
+                    let data: Vec<u8> = (0..len).map(|_| rng.below(255) as u8 + 1).collect();
+                    c.write(offset, &data);
+                    model.write(offset, &data);
+                }
+                if rng.below(4) == 0 {
+                    let len = rng.below(c.data_length() + 1);
+                    c.truncate(len);
+                    model.truncate(len);
+                }
+                for _ in 0..rng.below(3) {
+                    c.add_or_renew_lease(&grant(rng.below(8) as u8, 100 + rng.below(50)));
+                }
+                if rng.below(5) == 0 {
+                    c.retain_leases(|l| l.expiry > 120);
+                }
+                // The model takes the lease bytes from the container (leases are
+                // tested on their own below); the data and the layout are its own.
+                model.0[LEASES_AT..DATA_OFFSET as usize].copy_from_slice(&c.head[LEASES_AT..]);
+                model.set_extra(&c.extra);
+                let prefix = c.data_prefix(57).unwrap();
+                commit(&c, &path);
+                let bytes = std::fs::read(&path).unwrap();
+                assert_eq!(
+                    bytes.len(),
+                    model.0.len(),
+                    "round {round} step {step}: length"
+                );
+                assert_eq!(bytes, model.0, "round {round} step {step}: bytes");
+                let d = DATA_OFFSET as usize;
+                let dl = model.at(DATA_LENGTH_AT) as usize;
+                assert_eq!(prefix, model.0[d..d + dl.min(57)], "prefix");
+                c = open(&path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_far_out_makes_a_sparse_file_and_holds_no_data_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse");
+        let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
+        c.write(0, b"head");
+        c.write(1 << 32, b"tail");
+        assert!(c.writes.iter().map(|(_, b)| b.len()).sum::<usize>() < 16);
+        commit(&c, &path);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), DATA_OFFSET + (1 << 32) + 4 + 4);
+        use std::os::unix::fs::MetadataExt;
+        assert!(
+            meta.blocks() * 512 < 1 << 20,
+            "sparse: {} blocks",
+            meta.blocks()
+        );
+        let c = open(&path);
+        assert_eq!(c.data_length(), (1 << 32) + 4);
+        assert_eq!(c.data_prefix(8).unwrap(), b"head\0\0\0\0");
+        // Shrink, then write past the old end again: the gap is cleared by punching a
+        // hole, not by writing zeros, and the old bytes never show through.
+        let mut c = c;
+        c.truncate(2);
+        commit(&c, &path);
+        let mut c = open(&path);
+        c.write(10, b"x");
+        assert_eq!(c.zeros, vec![(DATA_OFFSET + 2, 8)]);
+        commit(&c, &path);
+        assert_eq!(open(&path).data_prefix(11).unwrap(), b"he\0\0\0\0\0\0\0\0x");
     }
 
     #[test]
     fn writes_grow_and_zero_fill() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grow");
         let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
-        assert_eq!(c.as_bytes().len(), 472);
+        assert_eq!(c.file_len(), 472);
         c.write(0, b"abc");
         c.write(10, b"xyz");
         assert_eq!(c.data_length(), 13);
-        assert_eq!(c.read(0, 100), b"abc\0\0\0\0\0\0\0xyz");
-        assert_eq!(c.read(20, 5), b"");
+        assert_eq!(c.data_prefix(100).unwrap(), b"abc\0\0\0\0\0\0\0xyz");
+        commit(&c, &path);
+        let mut c = open(&path);
         c.truncate(5);
-        assert_eq!(c.read(0, 100), b"abc\0\0");
+        assert_eq!(c.data_prefix(100).unwrap(), b"abc\0\0");
         c.truncate(50);
         assert_eq!(c.data_length(), 5, "new-length never grows");
-        let again = Container::from_bytes(c.as_bytes().to_vec()).unwrap();
-        assert_eq!(again.read(0, 3), b"abc");
     }
 
     #[test]
     fn extra_leases_move_when_data_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases");
         let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
         for n in 0..6 {
             c.add_or_renew_lease(&grant(n, 100));
         }
         assert_eq!(c.leases().len(), 6);
+        commit(&c, &path);
+        let mut c = open(&path);
         c.write(0, &[9u8; 1000]);
+        commit(&c, &path);
+        let mut c = open(&path);
         assert_eq!(c.leases().len(), 6, "leases survive growth");
-        assert_eq!(c.read(0, 1000), &[9u8; 1000][..]);
+        assert_eq!(c.data_prefix(1000).unwrap(), vec![9u8; 1000]);
         c.add_or_renew_lease(&grant(0, 200));
         assert_eq!(c.leases().len(), 6, "renewal does not add");
         assert_eq!(c.leases()[0].expiry, 200);
         c.add_or_renew_lease(&grant(0, 150));
         assert_eq!(c.leases()[0].expiry, 200, "renewal never shortens");
-        assert!(Container::from_bytes(c.as_bytes().to_vec()).is_ok());
+        assert!(c.write_enabler_matches(&WriteEnabler::from_bytes([2; 32])));
     }
 
-    /// Applying the dirty ranges to the old bytes (and setting the new length) gives
-    /// the new bytes, whatever the edit: this is what crash recovery relies on.
     #[test]
-    fn dirty_ranges_turn_the_old_file_into_the_new_one() {
-        type Edit = Box<dyn Fn(&mut Container)>;
-        let edits: Vec<Edit> = vec![
-            Box::new(|c| c.write(3, b"hello")),
-            Box::new(|c| c.write(5000, &[7u8; 300])),
-            Box::new(|c| c.truncate(10)),
-            Box::new(|c| c.add_or_renew_lease(&grant(9, 500))),
-            Box::new(|c| {
-                c.retain_leases(|l| l.expiry > 100);
-            }),
-            Box::new(|c| {
-                c.write(0, &[1u8; 20]);
-                c.write(2000, b"x");
-                c.add_or_renew_lease(&grant(1, 900));
-            }),
+    fn damaged_containers_are_refused_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad");
+        let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
+        c.write(0, b"data");
+        commit(&c, &path);
+        let good = std::fs::read(&path).unwrap();
+        type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Damage)> = vec![
+            ("short", Box::new(|b| b.truncate(100))),
+            ("magic", Box::new(|b| b[0] ^= 1)),
+            (
+                "extra offset past the end",
+                Box::new(|b| b[92..100].copy_from_slice(&u64::MAX.to_be_bytes())),
+            ),
+            (
+                "data past the extra block",
+                Box::new(|b| b[84..92].copy_from_slice(&(1u64 << 40).to_be_bytes())),
+            ),
+            (
+                "lease count",
+                Box::new(|b| {
+                    let at = be_u64(&b[92..]) as usize;
+                    b[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+                }),
+            ),
         ];
-        for (i, edit) in edits.iter().enumerate() {
-            let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
-            c.write(0, &[5u8; 1000]);
-            for n in 0..6 {
-                c.add_or_renew_lease(&grant(n, 100 + u64::from(n)));
-            }
-            let old = c.as_bytes().to_vec();
-            let mut c = Container::from_bytes(old.clone()).unwrap();
-            edit(&mut c);
-            let mut file = old.clone();
-            file.resize(c.as_bytes().len(), 0);
-            for (at, bytes) in c.dirty_ranges() {
-                file[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
-            }
-            assert_eq!(file, c.as_bytes(), "edit {i}");
+        for (name, damage) in cases {
+            let mut bytes = good.clone();
+            damage(&mut bytes);
+            std::fs::write(&path, &bytes).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            let err = Container::open(file)
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{name}");
         }
+    }
+
+    #[test]
+    fn v2_magic_is_the_tagged_hash_suffix() {
+        assert_eq!(&MAGIC_V2[..27], b"Tahoe mutable container v2\n");
     }
 }

@@ -22,6 +22,7 @@ use std::os::unix::fs::FileExt;
 use serde::{Deserialize, Serialize};
 use swamp_proto::{ShareNumber, StorageIndex};
 
+use super::faults::Faults;
 use super::immutable;
 use super::layout::Layout;
 use super::mutable::Container;
@@ -42,31 +43,34 @@ pub struct ShareRedo {
 pub enum RedoOp {
     /// Remove it.
     Delete,
-    /// Write these ranges and set the file's length.
+    /// Zero these ranges, write these, and set the file's length.
     Write {
         /// The new length of the file.
         len: u64,
-        /// The ranges cover the whole file (a new share): create it if missing.
+        /// A new share: create the file if missing.
         whole: bool,
-        /// `(offset, bytes)`, sorted, not overlapping.
+        /// `(offset, bytes)`, written in order, after `zeros`.
         ranges: Vec<(u64, serde_bytes::ByteBuf)>,
+        /// `(offset, length)` ranges of the old file to clear, first. Absent from
+        /// records written before it existed (whose ranges carried zeros as bytes), so
+        /// those read back unchanged.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        zeros: Vec<(u64, u64)>,
     },
 }
 
 impl ShareRedo {
     /// The redo that turns the share's file into `container`.
     pub fn write(si: StorageIndex, shnum: ShareNumber, container: &Container) -> Self {
+        let (zeros, ranges) = container.edits();
         Self {
             si,
             shnum,
             op: RedoOp::Write {
-                len: container.as_bytes().len() as u64,
+                len: container.file_len(),
                 whole: container.is_fresh(),
-                ranges: container
-                    .dirty_ranges()
-                    .into_iter()
-                    .map(|(at, bytes)| (at, serde_bytes::ByteBuf::from(bytes.to_vec())))
-                    .collect(),
+                ranges,
+                zeros,
             },
         }
     }
@@ -97,6 +101,19 @@ impl ShareRedo {
     /// # Errors
     /// I/O errors.
     pub fn apply(&self, layout: &Layout, replaying: bool) -> io::Result<()> {
+        self.apply_checked(layout, replaying, &Faults::default())
+    }
+
+    /// [`Self::apply`], asking `faults` first (tests inject disk errors there).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn apply_checked(
+        &self,
+        layout: &Layout,
+        replaying: bool,
+        faults: &Faults,
+    ) -> io::Result<()> {
         let path = layout.share_path(&self.si, self.shnum);
         if replaying {
             match on_disk(&path)? {
@@ -108,11 +125,11 @@ impl ShareRedo {
             }
         }
         match &self.op {
-            RedoOp::Delete => match fs::remove_file(&path) {
+            RedoOp::Delete => match faults.before_write().and_then(|()| fs::remove_file(&path)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             },
-            RedoOp::Write { len, whole, ranges } => {
+            RedoOp::Write { whole, .. } => {
                 let file = if *whole {
                     fs::create_dir_all(layout.bucket_dir(&self.si))?;
                     OpenOptions::new()
@@ -123,13 +140,7 @@ impl ShareRedo {
                 } else {
                     OpenOptions::new().write(true).open(&path)?
                 };
-                for (at, bytes) in ranges {
-                    file.write_all_at(bytes, *at)?;
-                }
-                if file.metadata()?.len() != *len {
-                    file.set_len(*len)?;
-                }
-                Ok(())
+                self.apply_to(&file, faults)
             }
         }
     }
@@ -142,24 +153,56 @@ impl ShareRedo {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn apply_to(&self, file: &File) -> io::Result<()> {
+    pub fn apply_to(&self, file: &File, faults: &Faults) -> io::Result<()> {
         match &self.op {
-            RedoOp::Write { len, ranges, .. } => {
+            RedoOp::Write {
+                len, ranges, zeros, ..
+            } => {
+                faults.before_write()?;
+                for &(at, n) in zeros {
+                    zero_range(file, at, n)?;
+                }
                 for (at, bytes) in ranges {
                     file.write_all_at(bytes, *at)?;
                 }
-                // Containers never shrink: the ranges end at the new length, so the
-                // file is already that long unless the last range was empty.
-                if ranges
-                    .last()
-                    .is_none_or(|(at, b)| at + b.len() as u64 != *len)
-                {
+                if file.metadata()?.len() != *len {
                     file.set_len(*len)?;
                 }
                 Ok(())
             }
             RedoOp::Delete => Err(io::Error::other("a deletion is applied by path")),
         }
+    }
+}
+
+/// Clears `[at, at + n)` of the file: a hole punched where the file system allows it
+/// (so clearing costs no disk writes and leaves the file as sparse as Tahoe's), zeros
+/// written otherwise.
+fn zero_range(file: &File, at: u64, n: u64) -> io::Result<()> {
+    use rustix::fs::FallocateFlags;
+    let len = file.metadata()?.len();
+    let end = at.saturating_add(n).min(len);
+    if at >= end {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        at,
+        end - at,
+    ) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+            let mut pos = at;
+            while pos < end {
+                let n = (end - pos).min(ZEROS.len() as u64) as usize;
+                file.write_all_at(&ZEROS[..n], pos)?;
+                pos += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

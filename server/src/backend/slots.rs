@@ -5,16 +5,14 @@
 //! vectors on every existing share; only if all tests passed, apply the writes (or
 //! deletions, for `new-length` 0) and add or renew the lease on each written share.
 //! Each change is durable before we answer: logged ahead in the feed journal and then
-//! written in place (`redo.rs`), or, without a journal, replaced atomically (temporary
-//! file, sync, rename, directory sync).
+//! written in place (`redo.rs`). A storage without the journal attached refuses
+//! writes (a server always attaches it).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use swamp_proto::secrets::WriteEnabler;
-use swamp_proto::v1::MAX_MUTABLE_SHARE_SIZE;
 use swamp_proto::v1::mutable::ValidReadTestWrite;
 use swamp_proto::{ShareNumber, StorageIndex};
 
@@ -80,25 +78,42 @@ struct ExistingShare {
 }
 
 impl ExistingShare {
+    /// The data a read vector asks for: `[offset, offset + size)` clipped to the data.
+    fn clipped(&self, offset: u64, size: u64) -> u64 {
+        offset
+            .saturating_add(size)
+            .min(self.data_length)
+            .saturating_sub(offset)
+    }
+
     fn read(&self, offset: u64, size: u64) -> std::io::Result<Vec<u8>> {
-        if offset >= self.data_length {
-            return Ok(Vec::new());
-        }
-        let end = offset.saturating_add(size).min(self.data_length);
-        let mut buf = vec![0u8; (end - offset) as usize];
+        let mut buf = vec![0u8; self.clipped(offset, size) as usize];
         self.file
             .read_exact_at(&mut buf, mutable::DATA_OFFSET + offset)?;
         Ok(buf)
+    }
+
+    /// Whether the data in `[offset, offset + size)` (clipped) equals `specimen`. Reads
+    /// only when the lengths agree, so a test naming a huge size costs nothing.
+    fn matches(&self, offset: u64, size: u64, specimen: &[u8]) -> std::io::Result<bool> {
+        if self.clipped(offset, size) != specimen.len() as u64 {
+            return Ok(false);
+        }
+        Ok(self.read(offset, size)? == specimen)
     }
 }
 
 impl Storage {
     /// Runs a read-test-write on `si`.
     ///
+    /// Memory: the request's own bytes, the answer (bounded by
+    /// `max_read_answer_size`), and per share written its header and lease block;
+    /// never the share data (`mutable.rs`).
+    ///
     /// # Errors
     /// [`StorageError::BadWriteEnabler`], [`StorageError::TooLarge`],
-    /// [`StorageError::Damaged`] (an existing share is not a mutable container), or
-    /// I/O failures.
+    /// [`StorageError::AnswerTooLarge`], [`StorageError::Damaged`] (an existing share is
+    /// not a mutable container), or I/O failures.
     pub fn read_test_write(
         &self,
         si: &StorageIndex,
@@ -106,7 +121,17 @@ impl Storage {
         grant: &LeaseGrant,
         request: &ValidReadTestWrite,
     ) -> Result<ReadTestWriteOutcome, StorageError> {
+        let max = self.settings.max_mutable_share_size;
+        for vectors in request.shares.values() {
+            for w in &vectors.write {
+                let end = w.offset.saturating_add(w.data.len() as u64);
+                if end > max {
+                    return Err(StorageError::TooLarge { size: end, max });
+                }
+            }
+        }
         let _guard = self.locks.write(si);
+        self.repair(si)?;
         let mut existing = BTreeMap::new();
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
@@ -141,20 +166,37 @@ impl Storage {
         let mut success = true;
         'tests: for (shnum, vectors) in &request.shares {
             for test in &vectors.test {
-                let actual = match existing.get(shnum) {
+                let pass = match existing.get(shnum) {
                     Some(share) => {
                         let path = self.layout.share_path(si, *shnum);
-                        share.read(test.offset, test.size).op("read", &path)?
+                        share
+                            .matches(test.offset, test.size, &test.specimen)
+                            .op("read", &path)?
                     }
-                    None => Vec::new(),
+                    None => test.specimen.is_empty(),
                 };
-                if actual != test.specimen {
+                if !pass {
                     success = false;
                     break 'tests;
                 }
             }
         }
 
+        let answer: u64 = existing
+            .values()
+            .flat_map(|share| {
+                request
+                    .read_vector
+                    .iter()
+                    .map(|rv| share.clipped(rv.offset, rv.size))
+            })
+            .fold(0, u64::saturating_add);
+        if answer > self.settings.max_read_answer_size {
+            return Err(StorageError::AnswerTooLarge {
+                size: answer,
+                max: self.settings.max_read_answer_size,
+            });
+        }
         let mut reads = BTreeMap::new();
         for (shnum, share) in &existing {
             let path = self.layout.share_path(si, *shnum);
@@ -169,105 +211,50 @@ impl Storage {
 
         let mut changed = Vec::new();
         if success {
-            let mut plans = Vec::new();
+            let mut logged = Vec::new();
+            let mut deleted_any = false;
             for (shnum, vectors) in &request.shares {
                 let path = self.layout.share_path(si, *shnum);
                 if vectors.new_length == Some(0) {
-                    plans.push((*shnum, None, existing.contains_key(shnum)));
-                    changed.push(SlotChange {
+                    deleted_any |= existing.contains_key(shnum);
+                    let change = SlotChange {
                         shnum: *shnum,
                         data_length: 0,
                         prefix: Vec::new(),
-                    });
+                    };
+                    logged.push((change.to_change(si), ShareRedo::delete(*si, *shnum)));
+                    changed.push(change);
                     continue;
                 }
-                let mut container = if let Some(share) = existing.get(shnum) {
-                    Container::from_bytes(read_whole(&share.file).op("read", &path)?)
-                        .op("read", &path)?
-                } else {
-                    Container::new(self.settings.nodeid, write_enabler)
+                let mut container = match existing.get(shnum) {
+                    Some(share) => Container::open(share.file.try_clone().op("open", &path)?)
+                        .op("read", &path)?,
+                    None => Container::new(self.settings.nodeid, write_enabler),
                 };
                 for w in &vectors.write {
-                    let end = w.offset.saturating_add(w.data.len() as u64);
-                    if end > MAX_MUTABLE_SHARE_SIZE {
-                        return Err(StorageError::TooLarge {
-                            size: end,
-                            max: MAX_MUTABLE_SHARE_SIZE,
-                        });
-                    }
                     container.write(w.offset, &w.data);
                 }
                 if let Some(len) = vectors.new_length {
                     container.truncate(len);
                 }
                 container.add_or_renew_lease(grant);
-                changed.push(SlotChange {
+                let change = SlotChange {
                     shnum: *shnum,
                     data_length: container.data_length(),
-                    prefix: container.read(0, VERSION_PREFIX_LEN).to_vec(),
-                });
-                plans.push((*shnum, Some(container), true));
+                    prefix: container
+                        .data_prefix(VERSION_PREFIX_LEN)
+                        .op("read", &path)?,
+                };
+                logged.push((
+                    change.to_change(si),
+                    ShareRedo::write(*si, *shnum, &container),
+                ));
+                changed.push(change);
             }
-            let deleted_any = plans.iter().any(|(_, c, existed)| c.is_none() && *existed);
-            let bucket = self.layout.bucket_dir(si);
-            match self.sink.get().filter(|sink| sink.writes_ahead()) {
-                Some(sink) => {
-                    let logged = plans
-                        .iter()
-                        .zip(&changed)
-                        .map(|((shnum, container, _), change)| {
-                            let redo = match container {
-                                Some(c) => ShareRedo::write(*si, *shnum, c),
-                                None => ShareRedo::delete(*si, *shnum),
-                            };
-                            (change.to_change(si), redo)
-                        })
-                        .collect::<Vec<_>>();
-                    let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
-                    let (ticket, unsynced) = match sink.record_ahead(logged) {
-                        Ok(ticket) => (ticket, None),
-                        Err(AheadError {
-                            ticket: Some(ticket),
-                            error,
-                        }) => (ticket, Some(error)),
-                        Err(AheadError { error, .. }) => {
-                            return Err(error).op("record in the feed journal", &bucket);
-                        }
-                    };
-                    // Logged: from here a crash is repaired by replay. Applied even if
-                    // the sync failed, so the files always equal the journal applied
-                    // in order (the client then gets an error: outcome unknown).
-                    let applied =
-                        redos
-                            .iter()
-                            .try_for_each(|redo| match existing.get(&redo.shnum) {
-                                Some(share) if !matches!(redo.op, RedoOp::Delete) => {
-                                    redo.apply_to(&share.file)
-                                }
-                                _ => redo.apply(&self.layout, false),
-                            });
-                    sink.applied(ticket);
-                    if let Some(error) = unsynced {
-                        return Err(error).op("sync the feed journal", &bucket);
-                    }
-                    applied.op("write in place", &bucket)?;
-                }
-                None => {
-                    let mut staged = Staged::new(&bucket);
-                    for (shnum, container, existed) in &plans {
-                        match container {
-                            Some(c) => staged.write(*shnum, c.as_bytes())?,
-                            None if *existed => staged.delete(*shnum),
-                            None => {}
-                        }
-                    }
-                    staged.commit()?;
-                    self.report(changed.iter().map(|c| c.to_change(si)).collect())?;
-                }
-            }
+            self.write_ahead(si, logged, &existing)?;
             // Only a deletion can empty the bucket; skip the listing otherwise.
             if deleted_any && self.list_shares(si)?.is_empty() {
-                layout::remove_empty_dirs(&bucket, &self.layout.shares);
+                layout::remove_empty_dirs(&self.layout.bucket_dir(si), &self.layout.shares);
             }
         }
         Ok(ReadTestWriteOutcome {
@@ -276,96 +263,99 @@ impl Storage {
             changed,
         })
     }
+
+    /// Logs the changes of one read-test-write ahead in the journal, synced, then
+    /// applies them in place. The caller holds the storage index's write lock.
+    fn write_ahead(
+        &self,
+        si: &StorageIndex,
+        logged: Vec<(Change, ShareRedo)>,
+        existing: &BTreeMap<ShareNumber, ExistingShare>,
+    ) -> Result<(), StorageError> {
+        let bucket = self.layout.bucket_dir(si);
+        let Some(sink) = self.sink.get().filter(|sink| sink.writes_ahead()) else {
+            return Err(std::io::Error::other("no write-ahead log is attached"))
+                .op("record in the feed journal", &bucket);
+        };
+        let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
+        let (ticket, unsynced) = match sink.record_ahead(logged) {
+            Ok(ticket) => (ticket, None),
+            Err(AheadError {
+                ticket: Some(ticket),
+                error,
+            }) => (ticket, Some(error)),
+            Err(AheadError { error, .. }) => {
+                return Err(error).op("record in the feed journal", &bucket);
+            }
+        };
+        // Logged: from here a crash is repaired by replay. Applied even if the sync
+        // failed, so the files always equal the journal applied in order (the client
+        // then gets an error: outcome unknown). If applying fails (a full disk, say),
+        // the journal is not told it was applied, so no checkpoint passes it and a
+        // restart replays it; and the redo waits in `repairs`, applied again before
+        // anyone next reads or writes the slot (`repairs.rs`).
+        let applied = redos
+            .iter()
+            .try_for_each(|redo| self.apply_live(redo, existing.get(&redo.shnum).map(|s| &s.file)));
+        match &applied {
+            Ok(()) => sink.applied(ticket),
+            Err(e) => {
+                tracing::warn!(si = %si, error = %e, "a logged slot write could not be applied in place; it is retried before the slot is next used");
+                self.repairs.add(*si, ticket, redos);
+            }
+        }
+        if let Some(error) = unsynced {
+            return Err(error).op("sync the feed journal", &bucket);
+        }
+        applied.op("write in place", &bucket)
+    }
+
+    /// Applies one logged change to its share file.
+    /// `open` is the share's file if the caller has it open.
+    pub(crate) fn apply_live(&self, redo: &ShareRedo, open: Option<&File>) -> std::io::Result<()> {
+        let faults = &self.settings.faults;
+        match (open, &redo.op) {
+            (Some(file), RedoOp::Write { .. }) => redo.apply_to(file, faults),
+            (None, RedoOp::Write { whole, .. }) => {
+                if *whole {
+                    layout::create_dir_durable(&self.layout.bucket_dir(&redo.si))?;
+                }
+                redo.apply_checked(&self.layout, false, faults)
+            }
+            (_, RedoOp::Delete) => redo.apply_checked(&self.layout, false, faults),
+        }
+    }
 }
 
-/// The whole file, with one positioned read.
-fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
-    let len = file.metadata()?.len();
-    let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0)?;
-    Ok(bytes)
-}
-
-/// Loads a slot share, lets `change` edit it, and replaces it durably. The caller holds
+/// Adds or renews a lease on a slot share in place: only the lease bytes (the header's
+/// four slots and the extra-lease block) are written, then synced. The caller holds
 /// the storage index's write lock.
 ///
 /// # Errors
-/// Whatever `change` returns, or I/O failures.
-pub fn update_container(
+/// I/O failures, or [`StorageError::Damaged`] for a broken container.
+pub fn renew_lease_in_place(
     layout: &Layout,
     si: &StorageIndex,
     shnum: ShareNumber,
-    change: impl FnOnce(&mut Container) -> Result<(), StorageError>,
+    grant: &LeaseGrant,
+    faults: &super::faults::Faults,
 ) -> Result<(), StorageError> {
     let path = layout.share_path(si, shnum);
-    let mut container =
-        Container::from_bytes(fs::read(&path).op("read", &path)?).op("read", &path)?;
-    change(&mut container)?;
-    replace_durably(&layout.bucket_dir(si), shnum, container.as_bytes())
-}
-
-/// Writes `bytes` as share `shnum` in `bucket` durably and atomically.
-fn replace_durably(bucket: &Path, shnum: ShareNumber, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut staged = Staged::new(bucket);
-    staged.write(shnum, bytes)?;
-    staged.commit()
-}
-
-/// The share changes of one read-test-write, staged as synced temporary files and
-/// committed together: every rename (or deletion), then one sync of the directory.
-/// If anything fails before `commit`, the temporary files are removed and no share
-/// changes: a read-test-write is all or nothing.
-struct Staged<'a> {
-    bucket: &'a Path,
-    writes: Vec<(std::path::PathBuf, ShareNumber)>,
-    deletes: Vec<ShareNumber>,
-}
-
-impl<'a> Staged<'a> {
-    fn new(bucket: &'a Path) -> Self {
-        Self {
-            bucket,
-            writes: Vec::new(),
-            deletes: Vec::new(),
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .op("open", &path)?;
+    let mut container = Container::open(file).op("read", &path)?;
+    container.add_or_renew_lease(grant);
+    let file = container.file().expect("invariant: opened from a file");
+    let write = || -> std::io::Result<()> {
+        faults.before_write()?;
+        for (at, bytes) in container.lease_bytes() {
+            file.write_all_at(bytes, at)?;
         }
-    }
-
-    fn write(&mut self, shnum: ShareNumber, bytes: &[u8]) -> Result<(), StorageError> {
-        layout::create_dir_durable(self.bucket).op("create", self.bucket)?;
-        let tmp = self
-            .bucket
-            .join(format!(".{shnum}.{:016x}.tmp", rand::random::<u64>()));
-        // Registered first, so a failure below still removes it.
-        self.writes.push((tmp.clone(), shnum));
-        let file = File::create(&tmp).op("create", &tmp)?;
-        file.write_all_at(bytes, 0).op("write", &tmp)?;
-        file.sync_all().op("sync", &tmp)
-    }
-
-    fn delete(&mut self, shnum: ShareNumber) {
-        self.deletes.push(shnum);
-    }
-
-    fn commit(mut self) -> Result<(), StorageError> {
-        for (tmp, shnum) in std::mem::take(&mut self.writes) {
-            let target = self.bucket.join(shnum.to_string());
-            if let Err(e) = fs::rename(&tmp, &target) {
-                let _ = fs::remove_file(&tmp);
-                return Err(e).op("move into place", &target);
-            }
-        }
-        for shnum in std::mem::take(&mut self.deletes) {
-            let target = self.bucket.join(shnum.to_string());
-            fs::remove_file(&target).op("delete", &target)?;
-        }
-        layout::sync_dir(self.bucket).op("sync", self.bucket)
-    }
-}
-
-impl Drop for Staged<'_> {
-    fn drop(&mut self) {
-        for (tmp, _) in &self.writes {
-            let _ = fs::remove_file(tmp);
-        }
-    }
+        faults.before_sync()?;
+        file.sync_data()
+    };
+    write().op("write lease", &path)
 }

@@ -24,16 +24,30 @@
 //! A file system that refuses direct I/O, the operator's setting, or more than
 //! [`MAX_WAITING`] waiting blocks (many small scattered writes) turn the file into
 //! ordinary writes for the rest of the upload, after writing out the known bytes of
-//! the waiting blocks: nothing known is ever dropped. Durability is the caller's, as
-//! before: [`StagedFile::sync_all`] writes out anything still waiting and syncs the file,
-//! which also flushes the disk's write cache for the direct writes.
+//! the waiting blocks: nothing known is ever dropped.
+//!
+//! Faults: a write that fails (a full disk, say) leaves the staged file as it was
+//! before the write began, as far as what it *knows* goes: the bytes it was given are
+//! not counted as written, and a block that was complete but could not be written goes
+//! back to waiting. So the client can send the same write again once the fault has
+//! cleared, and the file ends up byte-exact. Durability is the caller's:
+//! [`StagedFile::flush`] writes out anything still waiting (a failure there can be
+//! retried too), and [`StagedFile::sync`] syncs the file, which also flushes the disk's
+//! write cache for the direct writes. A failed sync is never retried: the caller
+//! discards the upload (`docs/durability.md`, "fsync failures").
+//!
+//! Files: nothing is held open between writes. Each write opens the file (and its
+//! direct twin), writes and closes, so an upload in progress costs no descriptor, and
+//! the number of uploads is bounded by memory and the operator's cap, not by the
+//! process's open-file limit.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::faults::Faults;
 use super::ranges::RangeSet;
 
 /// Alignment of direct writes (memory, offset and length): the largest logical block
@@ -87,19 +101,30 @@ fn open_direct(path: &Path) -> Option<File> {
         .ok()
 }
 
-/// An upload's container file, written in blocks around the page cache where it can be.
-pub struct StagedFile {
+/// The file, opened for one call.
+struct Open {
     buffered: File,
     /// The same file opened for direct writes, while they work.
     direct: Option<File>,
+}
+
+/// An upload's container file, written in blocks around the page cache where it can be.
+pub struct StagedFile {
+    path: PathBuf,
+    /// Whether writes still go around the page cache.
+    direct: bool,
     /// Blocks below this offset are written directly; bytes past it the ordinary way.
     direct_end: u64,
     /// The bytes of the container written or waiting.
     known: RangeSet,
-    /// Partly known blocks, by block number.
+    /// Partly known blocks, by block number (and complete ones whose write failed).
     waiting: BTreeMap<u64, Aligned>,
     /// Bytes written directly so far.
     direct_bytes: u64,
+    /// Blocks that left `waiting` during the current write, kept until it succeeds:
+    /// if it fails, they go back, since their earlier bytes are known only there.
+    written_blocks: Vec<(u64, Aligned)>,
+    faults: Faults,
 }
 
 impl StagedFile {
@@ -108,33 +133,41 @@ impl StagedFile {
     ///
     /// # Errors
     /// I/O errors creating the file.
-    pub fn create(path: &Path, len: u64, direct: bool) -> io::Result<Self> {
-        let buffered = OpenOptions::new()
-            .read(true)
+    pub fn create(path: &Path, len: u64, direct: bool, faults: Faults) -> io::Result<Self> {
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
-        buffered.set_len(len)?;
+        file.set_len(len)?;
         let direct_end = len / BLOCK_U64 * BLOCK_U64;
-        let direct = if direct && direct_end > 0 {
-            open_direct(path)
-        } else {
-            None
-        };
+        let direct = direct && direct_end > 0 && open_direct(path).is_some();
         Ok(Self {
-            buffered,
+            path: path.to_path_buf(),
             direct,
             direct_end,
             known: RangeSet::default(),
             waiting: BTreeMap::new(),
             direct_bytes: 0,
+            written_blocks: Vec::new(),
+            faults,
         })
+    }
+
+    fn open(&mut self) -> io::Result<Open> {
+        let buffered = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let direct = if self.direct {
+            open_direct(&self.path)
+        } else {
+            None
+        };
+        self.direct = direct.is_some();
+        Ok(Open { buffered, direct })
     }
 
     /// Whether writes still go around the page cache.
     pub fn is_direct(&self) -> bool {
-        self.direct.is_some()
+        self.direct
     }
 
     /// Bytes written around the page cache so far.
@@ -148,32 +181,54 @@ impl StagedFile {
     }
 
     /// Writes `data` at `pos`. Bytes already known are skipped: the caller has checked
-    /// that a rewrite carries the same bytes.
+    /// that a rewrite carries the same bytes. On an error nothing of `data` counts as
+    /// written, so the same write can be sent again.
     ///
     /// # Errors
     /// I/O errors.
     pub fn write_at(&mut self, data: &[u8], pos: u64) -> io::Result<()> {
-        let end = pos + data.len() as u64;
-        for (b, e) in self.known.gaps(pos, end) {
-            self.write_new(&data[(b - pos) as usize..(e - pos) as usize], b)?;
+        let before = self.known.clone();
+        let result = self.open().and_then(|mut open| {
+            // Writing the ordinary way, no block may wait: its known bytes would be
+            // written out later over newer ones written here.
+            if open.direct.is_none() && !self.waiting.is_empty() {
+                self.fall_back(&mut open)?;
+            }
+            let end = pos + data.len() as u64;
+            for (b, e) in self.known.gaps(pos, end) {
+                self.write_new(&mut open, &data[(b - pos) as usize..(e - pos) as usize], b)?;
+            }
+            Ok(())
+        });
+        let written = std::mem::take(&mut self.written_blocks);
+        if result.is_err() {
+            // Back to what was known before: a block completed and written by this
+            // call holds bytes of earlier writes that `known` still counts, and once
+            // this call's bytes count as unknown again, the block's next write must
+            // start from those bytes, not from zeros.
+            self.known = before;
+            if self.direct {
+                for (block, bytes) in written {
+                    self.waiting.entry(block).or_insert(bytes);
+                }
+            }
         }
-        Ok(())
+        result
     }
 
     /// Writes bytes none of which were known before.
-    fn write_new(&mut self, data: &[u8], pos: u64) -> io::Result<()> {
+    fn write_new(&mut self, open: &mut Open, data: &[u8], pos: u64) -> io::Result<()> {
         let end = pos + data.len() as u64;
         let split = end.min(self.direct_end).max(pos);
         if split < end {
-            self.buffered
-                .write_all_at(&data[(split - pos) as usize..], split)?;
+            self.write_buffered(open, &data[(split - pos) as usize..], split)?;
             self.known.insert(split, end);
         }
         let mut at = pos;
         while at < split {
             let rest = &data[(at - pos) as usize..(split - pos) as usize];
-            if self.direct.is_none() {
-                self.buffered.write_all_at(rest, at)?;
+            if open.direct.is_none() {
+                self.write_buffered(open, rest, at)?;
                 self.known.insert(at, split);
                 return Ok(());
             }
@@ -181,20 +236,21 @@ impl StagedFile {
             let run_end = split / BLOCK_U64 * BLOCK_U64;
             if at.is_multiple_of(BLOCK_U64) && at < run_end {
                 // Whole blocks with no byte known yet, so none of them waits.
-                self.write_run(&rest[..(run_end - at) as usize], at)?;
+                self.write_run(open, &rest[..(run_end - at) as usize], at)?;
                 self.known.insert(at, run_end);
                 at = run_end;
             } else {
                 let to = ((block + 1) * BLOCK_U64).min(split);
-                self.fill(block, &rest[..(to - at) as usize], at)?;
+                self.fill(open, block, &rest[..(to - at) as usize], at)?;
                 at = to;
             }
         }
         Ok(())
     }
 
-    /// Puts bytes into a waiting block, and writes it out once it is complete.
-    fn fill(&mut self, block: u64, data: &[u8], pos: u64) -> io::Result<()> {
+    /// Puts bytes into a waiting block, and writes it out once it is complete. If that
+    /// write fails the block stays waiting, with its bytes.
+    fn fill(&mut self, open: &mut Open, block: u64, data: &[u8], pos: u64) -> io::Result<()> {
         let start = block * BLOCK_U64;
         let waiting = self
             .waiting
@@ -205,33 +261,42 @@ impl StagedFile {
         self.known.insert(pos, pos + data.len() as u64);
         if self.known.covers(start, start + BLOCK_U64) {
             if let Some(full) = self.waiting.remove(&block) {
-                self.write_direct(full.bytes(), start)?;
+                if let Err(e) = self.write_direct(open, full.bytes(), start) {
+                    self.waiting.insert(block, full);
+                    return Err(e);
+                }
+                self.written_blocks.push((block, full));
             }
         } else if self.waiting.len() > MAX_WAITING {
-            self.fall_back()?;
+            self.fall_back(open)?;
         }
         Ok(())
     }
 
     /// Writes whole blocks, from their own memory if it is aligned.
-    fn write_run(&mut self, data: &[u8], pos: u64) -> io::Result<()> {
+    fn write_run(&mut self, open: &mut Open, data: &[u8], pos: u64) -> io::Result<()> {
         if phase_gap(data.as_ptr(), 0) == 0 {
-            return self.write_direct(data, pos);
+            return self.write_direct(open, data, pos);
         }
         let mut bounce = Aligned::zeroed(BOUNCE.min(data.len()));
         for (i, chunk) in data.chunks(BOUNCE).enumerate() {
             bounce.bytes_mut()[..chunk.len()].copy_from_slice(chunk);
-            self.write_direct(&bounce.bytes()[..chunk.len()], pos + (i * BOUNCE) as u64)?;
+            self.write_direct(
+                open,
+                &bounce.bytes()[..chunk.len()],
+                pos + (i * BOUNCE) as u64,
+            )?;
         }
         Ok(())
     }
 
     /// One aligned write around the page cache; the ordinary way if the file system
     /// turns out to refuse it.
-    fn write_direct(&mut self, data: &[u8], pos: u64) -> io::Result<()> {
-        let Some(direct) = &self.direct else {
-            return self.buffered.write_all_at(data, pos);
+    fn write_direct(&mut self, open: &mut Open, data: &[u8], pos: u64) -> io::Result<()> {
+        let Some(direct) = &open.direct else {
+            return self.write_buffered(open, data, pos);
         };
+        self.faults.before_write()?;
         match direct.write_all_at(data, pos) {
             Ok(()) => {
                 self.direct_bytes += data.len() as u64;
@@ -239,29 +304,36 @@ impl StagedFile {
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
                 tracing::debug!(error = %e, "direct writes refused; writing through the page cache");
-                self.fall_back()?;
-                self.buffered.write_all_at(data, pos)
+                self.fall_back(open)?;
+                self.write_buffered(open, data, pos)
             }
             Err(e) => Err(e),
         }
     }
 
+    fn write_buffered(&self, open: &Open, data: &[u8], pos: u64) -> io::Result<()> {
+        self.faults.before_write()?;
+        open.buffered.write_all_at(data, pos)
+    }
+
     /// Stops writing directly: the known bytes of every waiting block are written the
-    /// ordinary way, and so is everything after.
-    fn fall_back(&mut self) -> io::Result<()> {
-        self.direct = None;
-        for (block, waiting) in std::mem::take(&mut self.waiting) {
+    /// ordinary way, and so is everything after. A block leaves the waiting list only
+    /// once its bytes are written, so a failure here loses nothing and can be retried.
+    fn fall_back(&mut self, open: &mut Open) -> io::Result<()> {
+        self.direct = false;
+        open.direct = None;
+        while let Some((&block, waiting)) = self.waiting.first_key_value() {
             let start = block * BLOCK_U64;
             let end = start + BLOCK_U64;
-            let gaps = self.known.gaps(start, end);
             let mut at = start;
-            for (b, e) in gaps.into_iter().chain([(end, end)]) {
+            for (b, e) in self.known.gaps(start, end).into_iter().chain([(end, end)]) {
                 if at < b {
                     let bytes = &waiting.bytes()[(at - start) as usize..(b - start) as usize];
-                    self.buffered.write_all_at(bytes, at)?;
+                    self.write_buffered(open, bytes, at)?;
                 }
                 at = e;
             }
+            self.waiting.remove(&block);
         }
         Ok(())
     }
@@ -271,11 +343,11 @@ impl StagedFile {
     /// # Errors
     /// I/O errors.
     pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
-        self.buffered.read_exact_at(buf, pos)?;
-        let end = pos + buf.len() as u64;
         if buf.is_empty() {
             return Ok(());
         }
+        File::open(&self.path)?.read_exact_at(buf, pos)?;
+        let end = pos + buf.len() as u64;
         for (&block, waiting) in self.waiting.range(pos / BLOCK_U64..=(end - 1) / BLOCK_U64) {
             let start = block * BLOCK_U64;
             let (b, e) = (start.max(pos), (start + BLOCK_U64).min(end));
@@ -285,14 +357,36 @@ impl StagedFile {
         Ok(())
     }
 
-    /// Writes out whatever still waits and syncs the file (data and metadata).
+    /// Writes out whatever still waits. A failure leaves it waiting, to try again.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let mut open = self.open()?;
+        self.fall_back(&mut open)
+    }
+
+    /// Syncs the file (data and metadata). After a failure the file's contents can no
+    /// longer be trusted (the kernel may have dropped the pages it could not write):
+    /// the caller must discard it.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn sync(&mut self) -> io::Result<()> {
+        debug_assert!(self.waiting.is_empty(), "flush before sync");
+        self.faults.before_sync()?;
+        File::open(&self.path)?.sync_all()
+    }
+
+    /// [`Self::flush`] then [`Self::sync`].
     ///
     /// # Errors
     /// I/O errors.
     pub fn sync_all(&mut self) -> io::Result<()> {
-        if !self.waiting.is_empty() {
-            self.fall_back()?;
-        }
-        self.buffered.sync_all()
+        self.flush()?;
+        self.sync()
     }
 }

@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use super::faults::{FaultPlan, Faults};
 use super::staging::{BLOCK, MAX_WAITING, StagedFile};
 
 /// A small deterministic generator (xorshift64*), so a failure repeats.
@@ -30,7 +33,8 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 /// Writes `expected` through a staged file in the given `(offset, length)` pieces,
 /// checks what reads back before and after the sync, and returns the file.
 fn stage(path: &Path, expected: &[u8], pieces: &[(usize, usize)], direct: bool) -> StagedFile {
-    let mut file = StagedFile::create(path, expected.len() as u64, direct).unwrap();
+    let mut file =
+        StagedFile::create(path, expected.len() as u64, direct, Faults::default()).unwrap();
     for &(at, len) in pieces {
         file.write_at(&expected[at..at + len], at as u64).unwrap();
         let mut back = vec![0; len];
@@ -129,11 +133,99 @@ fn unaligned_memory_is_copied_into_aligned_blocks() {
     let mut shifted = vec![0u8; len + 1];
     shifted[1..].copy_from_slice(&expected);
     let path = dir.path().join("unaligned");
-    let mut file = StagedFile::create(&path, len as u64, true).unwrap();
+    let mut file = StagedFile::create(&path, len as u64, true, Faults::default()).unwrap();
     file.write_at(&shifted[1..], 0).unwrap();
     file.sync_all().unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), expected);
     if file.is_direct() {
         assert_eq!(file.direct_bytes(), len as u64);
+    }
+}
+
+/// Writes that fail (a full disk, an I/O error) at any point, including when a block
+/// becomes complete and when waiting blocks are written out, leave nothing half-known:
+/// sending the same writes again once the fault clears gives a byte-exact file. This
+/// is the hole a full disk used to leave in a 201'd share.
+#[test]
+fn failed_writes_can_be_sent_again_and_leave_no_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    for (round, direct) in [(0u64, true), (1, false), (2, true), (3, true)] {
+        let len = 12 + 3 * (1 << 20) + 777 + 72;
+        let expected = content(len, round + 40);
+        let mut pieces = upload_pieces(len, 100_000 + round as usize * 12_345);
+        let mut rng = Rng(round * 77 + 3);
+        if round == 3 {
+            for i in (1..pieces.len()).rev() {
+                pieces.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+        }
+        let plan = Arc::new(FaultPlan::default());
+        let path = dir.path().join(format!("faulty-{round}"));
+        let mut file = StagedFile::create(
+            &path,
+            len as u64,
+            direct,
+            Faults::injected(Arc::clone(&plan)),
+        )
+        .unwrap();
+        let mut failed = 0;
+        for &(at, n) in &pieces {
+            if rng.below(3) == 0 {
+                // ENOSPC after 0 to 2 writes that work: the disk fills mid-request.
+                plan.fail_writes_after(rng.below(3) as i32, 28);
+                if file.write_at(&expected[at..at + n], at as u64).is_err() {
+                    failed += 1;
+                }
+                plan.heal();
+            }
+            file.write_at(&expected[at..at + n], at as u64).unwrap();
+        }
+        assert!(failed > 0, "round {round}: some writes failed");
+        plan.fail_writes(5); // EIO while the waiting blocks are written out
+        if file.waiting_blocks() > 0 {
+            assert!(file.flush().is_err());
+        }
+        plan.heal();
+        file.flush().unwrap();
+        plan.fail_syncs(5);
+        assert!(file.sync().is_err(), "an injected sync failure is reported");
+        plan.heal();
+        file.sync().unwrap();
+        assert!(std::fs::read(&path).unwrap() == expected, "round {round}");
+    }
+}
+
+/// As a client meets a disk that fills up: the first writes go through, then every
+/// write fails once the disk is full (some after part of their blocks went out); the
+/// refused ones are sent again, in order, once space is freed.
+#[test]
+fn a_disk_that_fills_mid_upload_then_frees_gives_a_byte_exact_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in 0..20u64 {
+        let len = 12 + 24 * 4096 * 4 + 72;
+        let expected = content(len, seed + 90);
+        let pieces = upload_pieces(len, 4 * 4096);
+        let plan = Arc::new(FaultPlan::default());
+        let path = dir.path().join(format!("fills-{seed}"));
+        let mut file =
+            StagedFile::create(&path, len as u64, true, Faults::injected(Arc::clone(&plan)))
+                .unwrap();
+        let mut rng = Rng(seed * 13 + 1);
+        let full_at = 2 + rng.below(pieces.len() as u64 - 4) as usize;
+        let mut refused = Vec::new();
+        for (i, &(at, n)) in pieces.iter().enumerate() {
+            if i == full_at {
+                plan.fail_writes_after(rng.below(3) as i32, 28);
+            }
+            if file.write_at(&expected[at..at + n], at as u64).is_err() {
+                refused.push((at, n));
+            }
+        }
+        plan.heal();
+        for (at, n) in refused {
+            file.write_at(&expected[at..at + n], at as u64).unwrap();
+        }
+        file.sync_all().unwrap();
+        assert!(std::fs::read(&path).unwrap() == expected, "seed {seed}");
     }
 }

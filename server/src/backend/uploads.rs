@@ -5,6 +5,17 @@
 //! allocated size the file is synced and renamed into `shares/`, and its directory
 //! synced, before the 201 goes out. The container is written around the page cache
 //! where the file system allows it (`staging.rs` says why and how).
+//!
+//! Bounds: an upload holds no open file between writes (`staging.rs`), at most
+//! [`MAX_PIECES`] disjoint written ranges and 64 KiB of waiting blocks; the number of
+//! uploads in progress is capped by the operator's `max_uploads_in_progress` (per
+//! storage index it is bounded by the 256 share numbers).
+//!
+//! Faults: a write that fails leaves the upload as it was, so the client may send it
+//! again (a full disk is answered 507, and once space is freed the same PATCH goes
+//! through). A failed *sync* of a completed share is not retried: the kernel may have
+//! dropped the pages it could not write, so the partial share is deleted and the
+//! upload forgotten; the client must allocate again (`docs/durability.md`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -18,7 +29,7 @@ use swamp_proto::{ShareNumber, StorageIndex};
 use super::change::Change;
 use super::error::{IoContext, StorageError};
 use super::lease::{IMMUTABLE_LEASE_SIZE, Lease};
-use super::ranges::RangeSet;
+use super::ranges::{MAX_PIECES, RangeSet};
 use super::staging::{BLOCK, StagedFile};
 use super::{LeaseGrant, Storage, immutable, layout};
 
@@ -122,8 +133,9 @@ impl Storage {
         secret: &UploadSecret,
     ) -> Result<Allocation, StorageError> {
         let already_have = self.list_shares(si)?;
-        {
+        if !already_have.is_empty() {
             let _guard = self.locks.write(si);
+            self.repair(si)?;
             // Tahoe renews (or adds) the lease on every share already held.
             for &shnum in &already_have {
                 self.lease_one_share_locked(si, shnum, grant)?;
@@ -131,6 +143,8 @@ impl Storage {
         }
         let mut remaining = self.available_space();
         let mut allocated = BTreeSet::new();
+        let mut over_cap = false;
+        let max = self.settings.max_uploads_in_progress;
         let mut map = self.uploads.map();
         for &shnum in share_numbers {
             let key = (*si, shnum);
@@ -140,12 +154,17 @@ impl Storage {
             if remaining < allocated_size {
                 continue;
             }
+            if map.len() >= max {
+                over_cap = true;
+                continue;
+            }
             let incoming = self.layout.incoming_path(si, shnum);
             let file = create_incoming(
                 &incoming,
                 allocated_size,
                 &grant.to_lease(super::lease::SecretStorage::Hashed),
                 self.settings.direct_upload_writes,
+                &self.settings.faults,
             )?;
             remaining -= allocated_size;
             allocated.insert(shnum);
@@ -162,6 +181,11 @@ impl Storage {
                     }),
                 }),
             );
+        }
+        // Shares left out for want of space are simply not allocated, as in Tahoe; if
+        // the cap left out every new share, say so, so the client knows to come back.
+        if over_cap && allocated.is_empty() {
+            return Err(StorageError::TooManyUploads { max });
         }
         Ok(Allocation {
             already_have,
@@ -200,6 +224,9 @@ impl Storage {
             return Err(StorageError::PastAllocation { end, allocated });
         }
         up.last_activity = Instant::now();
+        if up.written.pieces_after(offset, end) > MAX_PIECES {
+            return Err(StorageError::TooManyPieces { max: MAX_PIECES });
+        }
         for (b, e) in up.written.overlaps(offset, end) {
             let mut existing = vec![0u8; (e - b) as usize];
             up.file
@@ -220,7 +247,17 @@ impl Storage {
                 required,
             });
         }
-        self.finish_upload(si, shnum, &mut up, allocated)?;
+        match self.finish_upload(si, shnum, &mut up, allocated) {
+            Ok(()) => {}
+            Err(Unfinished::Retry(e)) => return Err(e),
+            Err(Unfinished::Discard(e)) => {
+                tracing::error!(si = %si, shnum = %shnum, "could not sync a completed share; the upload is discarded and must start again");
+                self.remove_incoming(&up);
+                drop(up);
+                self.uploads.forget(&key, &upload);
+                return Err(e);
+            }
+        }
         drop(up);
         self.uploads.forget(&key, &upload);
         Ok(UploadStatus {
@@ -235,20 +272,38 @@ impl Storage {
         shnum: ShareNumber,
         up: &mut Upload,
         allocated: u64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), Unfinished> {
         let Upload { file, incoming, .. } = up;
-        file.sync_all().op("sync", incoming)?;
+        file.flush()
+            .op("write", incoming)
+            .map_err(Unfinished::Retry)?;
+        file.sync()
+            .op("sync", incoming)
+            .map_err(Unfinished::Discard)?;
         let bucket = self.layout.bucket_dir(si);
-        layout::create_dir_durable(&bucket).op("create", &bucket)?;
+        layout::create_dir_durable(&bucket)
+            .op("create", &bucket)
+            .map_err(Unfinished::Retry)?;
         let final_path = self.layout.share_path(si, shnum);
         let _guard = self.locks.write(si);
-        fs::rename(&up.incoming, &final_path).op("move into place", &final_path)?;
-        layout::sync_dir(&bucket).op("sync", &bucket)?;
+        fs::rename(&up.incoming, &final_path)
+            .op("move into place", &final_path)
+            .map_err(Unfinished::Retry)?;
+        // From here the share is in `shares/`. If the directory cannot be synced, the
+        // share may or may not survive a crash: take it back out rather than say "have"
+        // to the next allocate for a share that was never acknowledged.
+        if let Err(e) = layout::sync_dir(&bucket).op("sync", &bucket) {
+            let _ = fs::remove_file(&final_path);
+            return Err(Unfinished::Discard(e));
+        }
+        // The share is durable; if the journal cannot record it, the client is told
+        // (the feed misses the event, which a restart's snapshot makes good).
         self.report(vec![Change::ShareAdded {
             si: *si,
             shnum,
             size: allocated,
-        }])?;
+        }])
+        .map_err(Unfinished::Discard)?;
         drop(_guard);
         if let Some(parent) = up.incoming.parent() {
             layout::remove_empty_dirs(parent, &self.layout.incoming);
@@ -325,6 +380,14 @@ impl Storage {
     }
 }
 
+/// Why a completed upload did not finish.
+enum Unfinished {
+    /// Nothing was lost: the client may send its last write again.
+    Retry(StorageError),
+    /// A sync failed: the upload can no longer be trusted and is discarded.
+    Discard(StorageError),
+}
+
 /// Where the first byte of a write at share `offset` falls within a [`BLOCK`] of the
 /// container: request bodies placed at this offset in aligned memory can be written
 /// around the page cache without a copy.
@@ -339,13 +402,19 @@ fn create_incoming(
     allocated_size: u64,
     lease: &Lease,
     direct: bool,
+    faults: &super::faults::Faults,
 ) -> Result<StagedFile, StorageError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).op("create", parent)?;
     }
     let lease_at = immutable::DATA_OFFSET + allocated_size;
-    let mut file = StagedFile::create(path, lease_at + IMMUTABLE_LEASE_SIZE as u64, direct)
-        .op("create", path)?;
+    let mut file = StagedFile::create(
+        path,
+        lease_at + IMMUTABLE_LEASE_SIZE as u64,
+        direct,
+        faults.clone(),
+    )
+    .op("create", path)?;
     let header = immutable::new_header(allocated_size, 1);
     file.write_at(&header, 0).op("write", path)?;
     file.write_at(&lease.to_immutable(), lease_at)

@@ -32,19 +32,8 @@ fn open(dir: &Path, retention: Retention) -> (Arc<Storage>, Arc<Feeds>) {
 }
 
 fn open_with(dir: &Path, retention: Retention, syncer: Arc<Syncer>) -> (Arc<Storage>, Arc<Feeds>) {
-    let storage = Arc::new(
-        Storage::open(
-            dir,
-            StorageSettings {
-                nodeid: [1; 20],
-                reserved_space: 0,
-                readonly: false,
-                direct_upload_writes: true,
-                clock: system_clock(),
-            },
-        )
-        .unwrap(),
-    );
+    let storage =
+        Arc::new(Storage::open(dir, StorageSettings::new([1; 20], system_clock())).unwrap());
     let feeds = Feeds::attach_with(
         Arc::clone(&storage),
         FeedSettings {

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// A feed limit was reached.
     #[error(transparent)]
     FeedLimit(#[from] crate::feeds::FeedError),
+    /// Request bodies in flight already fill `max_bodies_in_flight`.
+    #[error("the server is busy receiving other requests; try again shortly")]
+    Busy,
     /// The storage layer refused or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -93,20 +96,29 @@ impl ApiError {
                 StorageError::UploadSecretMismatch | StorageError::BadWriteEnabler => {
                     StatusCode::UNAUTHORIZED
                 }
-                StorageError::Conflict { .. } => StatusCode::CONFLICT,
+                // A slot rewritten under a chunked read (http/read.rs): read again.
+                StorageError::Conflict { .. } | StorageError::Changed => StatusCode::CONFLICT,
                 // Abort of a complete share.
                 StorageError::AlreadyComplete => StatusCode::METHOD_NOT_ALLOWED,
                 // Tahoe answers 500 here; a write outside the allocation is the
                 // client's error (docs/compat.md).
                 StorageError::PastAllocation { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                // RFC 4918's 507: the request is fine, the disk is full; retry later.
                 StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
                 // A sync failed: nothing is acknowledged until a restart (durability.md).
                 StorageError::NeedsRestart => StatusCode::SERVICE_UNAVAILABLE,
+                // Client-named sizes past a documented bound (docs/security.md).
+                StorageError::TooManyPieces { .. } => StatusCode::BAD_REQUEST,
+                StorageError::AnswerTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                // A cap on work in progress: come back later.
+                StorageError::TooManyUploads { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::Damaged { .. } | StorageError::Io { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
+            // http/budget.rs: memory for bodies is full; come back later.
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

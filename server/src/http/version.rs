@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use swamp_proto::v1::{MAX_MUTABLE_SHARE_SIZE, StorageVersion, VersionResponse};
+use swamp_proto::v1::{StorageVersion, VersionResponse};
 
 use super::error::ApiError;
 use super::{App, extract, negotiate};
@@ -23,7 +23,7 @@ pub async fn version(State(app): State<App>, headers: HeaderMap) -> Result<Respo
         storage: StorageVersion {
             // Tahoe reports its free space as the largest immutable share it takes.
             maximum_immutable_share_size: available,
-            maximum_mutable_share_size: MAX_MUTABLE_SHARE_SIZE,
+            maximum_mutable_share_size: app.storage.settings().max_mutable_share_size,
             available_space: available,
         },
         application_version: application_version(),

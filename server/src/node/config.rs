@@ -63,6 +63,11 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "max_read_test_write_size"),
     ("swamp", "upload_idle_timeout"),
     ("swamp", "shutdown_grace"),
+    ("swamp", "max_uploads_in_progress"),
+    ("swamp", "max_read_answer_size"),
+    ("swamp", "max_bodies_in_flight"),
+    ("swamp", "body_budget_wait"),
+    ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
     ("swamp", "direct_upload_writes"),
     ("swamp", "feed_history_events"),
@@ -99,6 +104,20 @@ pub struct Limits {
     pub upload_idle_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Immutable uploads in progress at once, over all clients; an allocate that finds
+    /// no room is answered 503.
+    pub max_uploads_in_progress: usize,
+    /// Bytes one read-test-write may answer with (its read vectors over all shares);
+    /// more is a 413.
+    pub max_read_answer_size: u64,
+    /// Request bodies held in memory at once, over all connections and streams; a
+    /// request waits (up to `body_budget_wait`) for its share, then gets a 503.
+    pub max_bodies_in_flight: usize,
+    /// How long a request waits for room in `max_bodies_in_flight` before the node
+    /// answers 503.
+    pub body_budget_wait: Duration,
+    /// The largest mutable share this node keeps (and announces in its version).
+    pub max_mutable_share_size: u64,
 }
 
 impl Default for Limits {
@@ -109,6 +128,15 @@ impl Default for Limits {
             max_read_test_write_size: 256 << 20,
             upload_idle_timeout: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(10),
+            max_uploads_in_progress: 10_000,
+            max_read_answer_size: 64 << 20,
+            max_bodies_in_flight: 1 << 30,
+            body_budget_wait: Duration::from_secs(30),
+            // Tahoe announces 69,105 TB and keeps containers as sparse files; the
+            // largest file ext4 holds is 16 TiB. 64 GiB is far above any mutable file
+            // Tahoe's clients write (directories, SDMF and MDMF files of a few GiB) and
+            // keeps a hostile write offset from making files the disk cannot hold.
+            max_mutable_share_size: 64 << 30,
         }
     }
 }
@@ -416,7 +444,43 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 secs,
             )?,
             shutdown_grace: self.parse("swamp", "shutdown_grace", d.shutdown_grace, secs)?,
+            max_uploads_in_progress: self.parse(
+                "swamp",
+                "max_uploads_in_progress",
+                d.max_uploads_in_progress,
+                count,
+            )?,
+            max_read_answer_size: self.parse(
+                "swamp",
+                "max_read_answer_size",
+                d.max_read_answer_size,
+                parse_size,
+            )?,
+            max_bodies_in_flight: self.parse(
+                "swamp",
+                "max_bodies_in_flight",
+                d.max_bodies_in_flight,
+                size,
+            )?,
+            body_budget_wait: self.parse("swamp", "body_budget_wait", d.body_budget_wait, secs)?,
+            max_mutable_share_size: self.parse(
+                "swamp",
+                "max_mutable_share_size",
+                d.max_mutable_share_size,
+                parse_size,
+            )?,
         };
+        let largest_body = limits.max_patch_size.max(limits.max_read_test_write_size);
+        if limits.max_bodies_in_flight < largest_body {
+            return Err(ConfigError::Invalid {
+                origin: "tahoe.cfg or the environment".into(),
+                section: "swamp".into(),
+                key: "max_bodies_in_flight".into(),
+                reason: format!(
+                    "must be at least the largest request body allowed ({largest_body} bytes)"
+                ),
+            });
+        }
         let log_format =
             self.parse("swamp", "log_format", LogFormat::Text, |s| match s.trim() {
                 "text" => Ok(LogFormat::Text),

@@ -21,8 +21,8 @@ fn immutable_leases(server: &TestServer, si: &swamp_proto::StorageIndex, shnum: 
 }
 
 fn mutable_leases(server: &TestServer, si: &swamp_proto::StorageIndex, shnum: u8) -> Vec<Lease> {
-    let bytes = std::fs::read(share_file(&server.shares_dir(), si, shnum)).unwrap();
-    mutable::Container::from_bytes(bytes).unwrap().leases()
+    let file = std::fs::File::open(share_file(&server.shares_dir(), si, shnum)).unwrap();
+    mutable::Container::open(file).unwrap().leases()
 }
 
 async fn upload(server: &TestServer, si: &swamp_proto::StorageIndex, s: &Secrets) {
