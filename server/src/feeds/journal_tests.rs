@@ -54,6 +54,15 @@ fn open_at(dir: &Path, retention: Retention, now: u64, seen: &RefCell<Vec<ShareR
     .unwrap()
 }
 
+/// Exact history of ten events: a compaction is due after 2 * 10 + 1024 records.
+fn ring_of_ten() -> Retention {
+    Retention {
+        min_events: 10,
+        min_age: Duration::ZERO,
+        ..Retention::default()
+    }
+}
+
 fn open(dir: &Path, seen: &RefCell<Vec<ShareRedo>>) -> Journal {
     open_at(dir, Retention::default(), 1, seen)
 }
@@ -215,11 +224,7 @@ proptest! {
 #[test]
 fn appends_between_compaction_phases_are_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention {
-        min_events: 10,
-        min_age: Duration::ZERO,
-        ..Retention::default()
-    };
+    let retention = ring_of_ten();
     let seen = RefCell::new(Vec::new());
     let mut j = open_at(dir.path(), retention.clone(), 1, &seen);
     let epoch = j.epoch();
@@ -289,12 +294,11 @@ fn appends_between_compaction_phases_are_kept() {
 fn the_index_is_bounded_and_an_older_cursor_gets_a_reset() {
     let dir = tempfile::tempdir().unwrap();
     let retention = Retention {
-        min_events: 10,
-        min_age: Duration::ZERO,
         index: IndexBound {
             horizon: Duration::from_secs(1000),
             max_entries: 100,
         },
+        ..ring_of_ten()
     };
     let seen = RefCell::new(Vec::new());
     let mut j = open_at(dir.path(), retention.clone(), 5000, &seen);
@@ -331,13 +335,8 @@ fn the_index_is_bounded_and_an_older_cursor_gets_a_reset() {
 #[test]
 fn a_journal_of_redo_no_checkpoint_covers_is_not_rewritten_on_every_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention {
-        min_events: 10,
-        min_age: Duration::ZERO,
-        ..Retention::default()
-    };
     let seen = RefCell::new(Vec::new());
-    let mut j = open_at(dir.path(), retention, 1, &seen);
+    let mut j = open_at(dir.path(), ring_of_ten(), 1, &seen);
     for i in 1..=1100 {
         j.write_ahead(vec![(change(i), redo(i))]).unwrap();
     }
