@@ -12,13 +12,15 @@
 //! never moves the checkpoint again, and a restart replays the journal as it is on disk
 //! (`docs/durability.md`). Reads and feeds go on.
 //!
-//! Tests inject failures through [`Syncer::failing`].
+//! Tests inject failures through [`Syncer::failing`] (unit tests: any sync, or park
+//! one) or the storage layer's fault seam (`backend/faults.rs`, end-to-end tests).
 
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::error::needs_restart;
+use crate::backend::faults::Faults;
 
 /// What is being synced (tests pick which to fail).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,7 @@ pub type SyncHook = Box<dyn Fn(SyncKind) -> io::Result<()> + Send + Sync>;
 pub struct Syncer {
     failed: AtomicBool,
     hook: Option<SyncHook>,
+    faults: Faults,
 }
 
 impl Syncer {
@@ -48,12 +51,21 @@ impl Syncer {
         Self::default()
     }
 
+    /// Syncs for real, after asking the storage layer's fault seam (empty in a
+    /// running node).
+    pub fn with_faults(faults: Faults) -> Self {
+        Self {
+            faults,
+            ..Self::default()
+        }
+    }
+
     /// Asks `hook` before each sync: an error fails it (as if the system call had).
     #[cfg(test)]
     pub fn failing(hook: impl Fn(SyncKind) -> io::Result<()> + Send + Sync + 'static) -> Self {
         Self {
-            failed: AtomicBool::new(false),
             hook: Some(Box::new(hook)),
+            ..Self::default()
         }
     }
 
@@ -102,10 +114,11 @@ impl Syncer {
 
     fn run(&self, kind: SyncKind, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         self.check()?;
-        let result = match &self.hook {
-            Some(hook) => hook(kind).and_then(|()| sync()),
-            None => sync(),
+        let injected = match &self.hook {
+            Some(hook) => hook(kind),
+            None => self.faults.before_journal_sync(),
         };
+        let result = injected.and_then(|()| sync());
         result.map_err(|error| {
             if !self.failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(

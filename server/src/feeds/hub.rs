@@ -120,7 +120,8 @@ impl Feeds {
     /// # Errors
     /// If the journal cannot be opened.
     pub fn attach(storage: Arc<Storage>, settings: FeedSettings) -> io::Result<Arc<Self>> {
-        Self::attach_with(storage, settings, Arc::new(Syncer::new()))
+        let syncer = Syncer::with_faults(storage.settings().faults.clone());
+        Self::attach_with(storage, settings, Arc::new(syncer))
     }
 
     /// The same, with the syncs going through `syncer` (tests inject failures).

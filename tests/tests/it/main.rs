@@ -16,6 +16,7 @@ mod grid;
 mod hardening;
 mod identity;
 mod immutable;
+mod journal_faults;
 mod leases;
 mod mutable;
 mod publish;
