@@ -237,12 +237,18 @@ impl Journal {
         let file = Appender::open(&journal_path, read.good_len, read.clean_tail)?;
         let records_in_file = read.records.len();
         let mut head = upto;
-        let mut ring = VecDeque::new();
+        let mut ring: VecDeque<Entry> = VecDeque::new();
         for (entry, _) in read.records {
             if entry.seq > upto {
                 latest.insert(entry.clone());
             }
             head = head.max(entry.seq);
+            // The exact history is the consecutive run at the end: a compacted journal
+            // starts with older records kept only for their redo (already replayed),
+            // and an exact answer must not skip what lies between.
+            if ring.back().is_some_and(|last| last.seq + 1 != entry.seq) {
+                ring.clear();
+            }
             ring.push_back(entry);
         }
         let mut journal = Self {
