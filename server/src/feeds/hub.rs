@@ -37,6 +37,8 @@ pub struct FeedSettings {
     pub max_subscriptions: usize,
     /// Feed connections at once.
     pub max_connections: usize,
+    /// Feed connections one token may hold at once (`token_shares.rs`).
+    pub max_connections_per_token: usize,
     /// How often an idle stream gets a progress event.
     pub progress_interval: Duration,
 }
@@ -49,6 +51,7 @@ impl Default for FeedSettings {
             max_subscriptions_per_connection: 10_000,
             max_subscriptions: 1_000_000,
             max_connections: 50_000,
+            max_connections_per_token: 32,
             progress_interval: Duration::from_secs(30),
         }
     }
@@ -63,6 +66,9 @@ pub enum FeedError {
     /// Too many subscriptions on this connection or in total.
     #[error("too many subscriptions (limit {0})")]
     TooManySubscriptions(usize),
+    /// Too many feed connections opened with one token.
+    #[error("too many feed connections with this token (limit {0})")]
+    TooManyForToken(usize),
 }
 
 type ConnId = u64;
@@ -112,6 +118,7 @@ pub struct Feeds {
     /// Every sync, behind the latch that stops acknowledgements after a failed one.
     syncer: Arc<Syncer>,
     closing: tokio_util::sync::CancellationToken,
+    token_shares: Arc<super::token_shares::TokenShares>,
 }
 
 impl Feeds {
@@ -161,12 +168,13 @@ impl Feeds {
                 checkpointing: false,
             }),
             storage: Arc::clone(&storage),
-            settings,
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
             synced: Mutex::new(head_seq),
             syncer,
             closing: tokio_util::sync::CancellationToken::new(),
+            token_shares: super::token_shares::TokenShares::new(settings.max_connections_per_token),
+            settings,
         });
         storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
         Ok(feeds)
@@ -179,6 +187,11 @@ impl Feeds {
     /// The settings.
     pub fn settings(&self) -> &FeedSettings {
         &self.settings
+    }
+
+    /// Each token's share of the connection limit.
+    pub fn token_shares(&self) -> &Arc<super::token_shares::TokenShares> {
+        &self.token_shares
     }
 
     /// The cursor after the last change.

@@ -18,6 +18,7 @@ pub mod records;
 pub mod sse;
 pub mod stream;
 pub mod token;
+pub mod token_shares;
 #[cfg(test)]
 mod wal_tests;
 pub mod ws;

@@ -87,9 +87,10 @@ impl ApiError {
             Self::FeedLimit(crate::feeds::FeedError::TooManyConnections(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::FeedLimit(crate::feeds::FeedError::TooManySubscriptions(_)) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::FeedLimit(
+                crate::feeds::FeedError::TooManySubscriptions(_)
+                | crate::feeds::FeedError::TooManyForToken(_),
+            ) => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(e) => match e {
                 StorageError::NotFound => StatusCode::NOT_FOUND,
                 // Wrong upload secret on PATCH/abort; wrong write enabler on RTW.

@@ -6,7 +6,6 @@
 //! byte-exact shares. These tests mount file systems, so they run as root (as CI and
 //! the development machines do).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,10 +13,8 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use swamp_proto::ShareNumber;
-use swamp_proto::v1::{ReadTestWriteRequest, TestWriteVectors, WriteVector};
-use swamp_server::backend::faults::{FaultPlan, Faults};
 use swamp_server::node::NodeIdentity;
-use swamp_tests::{Secrets, TestOptions, TestServer, random_bytes, random_si};
+use swamp_tests::{Secrets, TestOptions, TestServer, random_bytes, random_si, slot_write};
 
 /// A small file system mounted for one test, unmounted when dropped.
 struct Mount {
@@ -182,25 +179,6 @@ async fn a_full_disk_mid_upload_is_a_507_and_the_retry_is_byte_exact() {
     }
 }
 
-fn slot_write(offset: u64, data: &[u8]) -> ReadTestWriteRequest {
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        0,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset,
-                data: data.to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    }
-}
-
 /// A read-test-write on a full disk is a 507; the slot then holds the old version or
 /// the new one whole, never a torn mix, and a write after space is freed works.
 #[tokio::test]
@@ -210,13 +188,13 @@ async fn a_full_disk_under_read_test_write_never_tears_a_slot() {
         let (si, s) = (random_si(), Secrets::random());
         let m = server.client.mutable();
         let old = random_bytes(1 << 20);
-        m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, &old))
+        m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, 0, &old))
             .await
             .unwrap();
         let filler = mount.fill();
         let new = random_bytes(4 << 20);
         let err = m
-            .read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, &new))
+            .read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, 0, &new))
             .await
             .unwrap_err();
         assert_eq!(
@@ -233,7 +211,7 @@ async fn a_full_disk_under_read_test_write_never_tears_a_slot() {
             now.len()
         );
         let newer = random_bytes(2 << 20);
-        m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, &newer))
+        m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, 0, &newer))
             .await
             .unwrap();
         let mut want = if now[..] == new[..] {
@@ -261,12 +239,7 @@ async fn a_full_disk_under_read_test_write_never_tears_a_slot() {
 #[tokio::test]
 async fn a_failed_in_place_slot_write_is_repaired_from_its_redo() {
     for restart_first in [false, true] {
-        let plan = Arc::new(FaultPlan::default());
-        let options = TestOptions {
-            faults: Faults::injected(Arc::clone(&plan)),
-            ..TestOptions::default()
-        };
-        let server = TestServer::start_with(options).await;
+        let (server, plan) = swamp_tests::start_with_faults().await;
         let (si, s) = (random_si(), Secrets::random());
         let m = server.client.mutable();
         m.read_test_write(
@@ -274,13 +247,13 @@ async fn a_failed_in_place_slot_write_is_repaired_from_its_redo() {
             &s.we,
             &s.renew,
             &s.cancel,
-            &slot_write(0, b"old version"),
+            &slot_write(0, 0, b"old version"),
         )
         .await
         .unwrap();
         plan.fail_writes(5);
         let err = m
-            .read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, b"NEW"))
+            .read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, 0, b"NEW"))
             .await
             .unwrap_err();
         assert_eq!(
@@ -317,12 +290,7 @@ async fn a_failed_in_place_slot_write_is_repaired_from_its_redo() {
 /// partial share is gone, and the client can upload again from the start.
 #[tokio::test]
 async fn a_failed_sync_of_an_upload_is_never_acknowledged() {
-    let plan = Arc::new(FaultPlan::default());
-    let options = TestOptions {
-        faults: Faults::injected(Arc::clone(&plan)),
-        ..TestOptions::default()
-    };
-    let server = TestServer::start_with(options).await;
+    let (server, plan) = swamp_tests::start_with_faults().await;
     let (si, s) = (random_si(), Secrets::random());
     let share = ShareNumber::new(3);
     let imm = server.client.immutable();

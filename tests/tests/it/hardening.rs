@@ -8,30 +8,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use swamp_proto::ShareNumber;
-use swamp_proto::v1::{
-    ReadTestWriteRequest, ReadVector, TestVector, TestWriteVectors, WriteVector,
-};
-use swamp_tests::{Secrets, TestOptions, TestServer, random_bytes, random_si};
+use swamp_proto::v1::{ReadTestWriteRequest, ReadVector, TestVector};
+use swamp_tests::{Secrets, TestOptions, TestServer, random_bytes, random_si, slot_write as write};
 use tokio::io::AsyncWriteExt;
-
-fn write(shnum: u64, offset: u64, data: &[u8]) -> ReadTestWriteRequest {
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        shnum,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset,
-                data: data.to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    }
-}
 
 /// This process's resident memory, in bytes.
 fn rss() -> u64 {
@@ -312,4 +291,43 @@ async fn request_bodies_share_one_memory_budget() {
             Err(e) => assert!(tokio::time::Instant::now() < deadline, "still refused: {e}"),
         }
     }
+}
+
+#[tokio::test]
+async fn renewing_a_slot_lease_writes_only_the_lease_bytes() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::start().await;
+    let (si, s) = (random_si(), Secrets::random());
+    let m = server.client.mutable();
+    let data = random_bytes(8 << 20);
+    m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &write(0, 0, &data))
+        .await
+        .unwrap();
+    let path = swamp_tests::share_file(&server.shares_dir(), &si, 0);
+    let before = std::fs::metadata(&path).unwrap();
+    let other = Secrets::random();
+    server
+        .client
+        .general()
+        .add_or_renew_lease(&si, &other.renew, &other.cancel)
+        .await
+        .unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    // The same file, changed in place (not rewritten whole and renamed over).
+    assert_eq!(before.ino(), after.ino());
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "a free header slot took the lease"
+    );
+    let back = m
+        .read_share_chunk(&si, ShareNumber::new(0), 0, data.len() as u64)
+        .await
+        .unwrap();
+    assert!(back[..] == data[..]);
+    let file = std::fs::File::open(&path).unwrap();
+    let leases = swamp_server::backend::mutable::Container::open(file)
+        .unwrap()
+        .leases();
+    assert_eq!(leases.len(), 2);
 }

@@ -3,48 +3,20 @@
 //! and every later one a `503` that says why, even once the disk answers again; reads
 //! go on; a restart replays the journal as it is on disk and serves writes again.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use http::StatusCode;
 use swamp_proto::ShareNumber;
-use swamp_proto::v1::{ReadTestWriteRequest, TestWriteVectors, WriteVector};
-use swamp_server::backend::faults::{FaultPlan, Faults};
-use swamp_tests::{Secrets, TestOptions, TestServer, random_si};
-
-fn write_at_zero(data: &[u8]) -> ReadTestWriteRequest {
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        0,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset: 0,
-                data: data.to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    }
-}
+use swamp_proto::v1::ReadTestWriteRequest;
+use swamp_tests::{Secrets, random_si, slot_write, start_with_faults};
 
 #[tokio::test]
 async fn a_failed_journal_sync_is_a_503_until_a_restart_replays_the_journal() {
-    let plan = Arc::new(FaultPlan::default());
-    let options = TestOptions {
-        faults: Faults::injected(Arc::clone(&plan)),
-        ..TestOptions::default()
-    };
-    let server = TestServer::start_with(options).await;
+    let (server, plan) = start_with_faults().await;
     let (si, s) = (random_si(), Secrets::random());
     let shnum = ShareNumber::new(0);
     let m = server.client.mutable();
     let requests: Vec<ReadTestWriteRequest> = [&b"old version"[..], b"NEW", b"later"]
         .into_iter()
-        .map(write_at_zero)
+        .map(|data| slot_write(0, 0, data))
         .collect();
     let rtw = |i: usize| m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &requests[i]);
     rtw(0).await.unwrap();
@@ -72,7 +44,7 @@ async fn a_failed_journal_sync_is_a_503_until_a_restart_replays_the_journal() {
     let m = server.client.mutable();
     let back = m.read_share_chunk(&si, shnum, 0, 100).await.unwrap();
     assert_eq!(&back[..], b"NEW version", "replayed from the journal");
-    m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &write_at_zero(b"after"))
+    m.read_test_write(&si, &s.we, &s.renew, &s.cancel, &slot_write(0, 0, b"after"))
         .await
         .unwrap();
     let back = m.read_share_chunk(&si, shnum, 0, 100).await.unwrap();

@@ -14,6 +14,7 @@ mod feed_wires;
 mod feeds;
 mod grid;
 mod hardening;
+mod hostile_clients;
 mod identity;
 mod immutable;
 mod journal_faults;
