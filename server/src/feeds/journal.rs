@@ -552,6 +552,35 @@ impl Journal {
     /// What a subscriber resuming after `since` must receive, for the storage indexes
     /// `follows` accepts.
     pub fn backlog(&self, since: Cursor, follows: impl Fn(&StorageIndex) -> bool) -> Backlog {
+        self.answer(since, &follows, || {
+            self.latest
+                .entries()
+                .filter(|e| follows(&e.change.storage_index()))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The same, for a subscriber that follows an explicit list of storage indexes
+    /// (only their entries of the index are looked at).
+    pub fn backlog_for(&self, since: Cursor, sis: &[StorageIndex]) -> Backlog {
+        let set: std::collections::HashSet<&StorageIndex> = sis.iter().collect();
+        self.answer(since, &|si| set.contains(si), || {
+            sis.iter()
+                .flat_map(|si| self.latest.shares(si))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Decides how to answer `since`; `followed_states` gives the index entries of
+    /// the followed shares, asked for only when the answer is coalesced.
+    fn answer(
+        &self,
+        since: Cursor,
+        follows: &dyn Fn(&StorageIndex) -> bool,
+        followed_states: impl FnOnce() -> Vec<Entry>,
+    ) -> Backlog {
         use swamp_proto::feed::ResetReason;
         if since.epoch != self.epoch {
             return Backlog::Reset(ResetReason::EpochChanged);
@@ -576,34 +605,10 @@ impl Journal {
             // Some state changed after `since` may have been dropped from the index.
             return Backlog::Reset(ResetReason::CursorExpired);
         }
-        let mut entries: Vec<Entry> = self
-            .latest
-            .entries()
-            .filter(|e| e.seq > since.seq && e.seq <= visible)
-            .filter(|e| follows(&e.change.storage_index()))
-            .cloned()
-            .collect();
+        let mut entries = followed_states();
+        entries.retain(|e| e.seq > since.seq && e.seq <= visible);
         entries.sort_by_key(|e| e.seq);
         Backlog::Coalesced(entries)
-    }
-
-    /// The same, for a subscriber that follows an explicit list of storage indexes
-    /// (cheaper than scanning the whole index when the list is short).
-    pub fn backlog_for(&self, since: Cursor, sis: &[StorageIndex]) -> Backlog {
-        let set: std::collections::HashSet<&StorageIndex> = sis.iter().collect();
-        match self.backlog(since, |si| set.contains(si)) {
-            Backlog::Coalesced(_) => {
-                let mut entries: Vec<Entry> = sis
-                    .iter()
-                    .flat_map(|si| self.latest.shares(si))
-                    .filter(|e| e.seq > since.seq && e.seq <= self.visible)
-                    .cloned()
-                    .collect();
-                entries.sort_by_key(|e| e.seq);
-                Backlog::Coalesced(entries)
-            }
-            other => other,
-        }
     }
 
     /// Number of events in the exact ring.
