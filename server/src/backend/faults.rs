@@ -22,6 +22,7 @@ pub struct FaultPlan {
     /// Writes that still succeed before `write_errno` applies.
     writes_left: AtomicI32,
     sync_errno: AtomicI32,
+    journal_sync_errno: AtomicI32,
 }
 
 impl FaultPlan {
@@ -42,10 +43,18 @@ impl FaultPlan {
         self.sync_errno.store(errno, Ordering::SeqCst);
     }
 
+    /// Every sync of the feed journal (its `fdatasync`, the files it writes durably,
+    /// the checkpoint's `syncfs`) fails with `errno` (0: they work again; the journal
+    /// still trusts none until a restart, `feeds/durable.rs`).
+    pub fn fail_journal_syncs(&self, errno: i32) {
+        self.journal_sync_errno.store(errno, Ordering::SeqCst);
+    }
+
     /// No more injected faults.
     pub fn heal(&self) {
         self.fail_writes(0);
         self.fail_syncs(0);
+        self.fail_journal_syncs(0);
     }
 }
 
@@ -82,5 +91,13 @@ impl Faults {
     /// The injected error, if any.
     pub fn before_sync(&self) -> io::Result<()> {
         self.check(|p| &p.sync_errno)
+    }
+
+    /// Before a sync of the feed journal.
+    ///
+    /// # Errors
+    /// The injected error, if any.
+    pub fn before_journal_sync(&self) -> io::Result<()> {
+        self.check(|p| &p.journal_sync_errno)
     }
 }

@@ -248,7 +248,7 @@ async fn route(app: App, request: Request) -> Result<Response, ApiError> {
                 ApiError::BadBody(format!("Last-Event-ID {last:?} is not a feed cursor"))
             })?);
         }
-        return sse::stream(app, query, access);
+        return sse::stream(app, query, access).await;
     }
     longpoll::answer(app, &parts.headers, query, access).await
 }

@@ -28,9 +28,11 @@ const COMMENT_EVERY: Duration = Duration::from_secs(15);
 ///
 /// # Errors
 /// Limits and bad subscriptions, before any byte is sent.
-pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
+pub async fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
     let subscriber = app.feeds.open()?;
-    let initial = subscriber.subscribe(&query.si, query.since, query.snapshot)?;
+    let initial = subscriber
+        .subscribe(&query.si, query.since, query.snapshot)
+        .await?;
     let mut feed = FeedStream::new(
         subscriber,
         app.feeds.settings().progress_interval,

@@ -126,7 +126,10 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
     let initial = if query.si.is_empty() && query.since.is_none() {
         Vec::new()
     } else {
-        match subscriber.subscribe(&query.si, query.since, query.snapshot) {
+        match subscriber
+            .subscribe(&query.si, query.since, query.snapshot)
+            .await
+        {
             Ok(events) => events,
             Err(e) => {
                 return close(&mut socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await;
@@ -180,7 +183,7 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
                 };
                 let replies = match command {
                     Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
-                    Ok(command) => handle(&feed, &access, command),
+                    Ok(command) => handle(&feed, &access, command).await,
                 };
                 let replies: Vec<Shared> = replies.into_iter().map(encode::shared).collect();
                 if !written(write_timeout, send_all(&mut socket, &replies, cbor)).await {
@@ -191,7 +194,7 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
     }
 }
 
-fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
+async fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
     match command {
         FeedCommand::Subscribe {
             si,
@@ -205,6 +208,7 @@ fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedE
             }
             feed.subscriber
                 .subscribe(&si, since, snapshot)
+                .await
                 .unwrap_or_else(|e| {
                     vec![FeedEvent::Error {
                         message: e.to_string(),

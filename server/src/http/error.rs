@@ -107,6 +107,8 @@ impl ApiError {
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 // RFC 4918's 507: the request is fine, the disk is full; retry later.
                 StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+                // A sync failed: nothing is acknowledged until a restart (durability.md).
+                StorageError::NeedsRestart => StatusCode::SERVICE_UNAVAILABLE,
                 // Client-named sizes past a documented bound (docs/security.md).
                 StorageError::TooManyPieces { .. } => StatusCode::BAD_REQUEST,
                 StorageError::AnswerTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -148,6 +150,7 @@ impl From<crate::feeds::SubscribeError> for ApiError {
         match e {
             crate::feeds::SubscribeError::Limit(l) => Self::FeedLimit(l),
             crate::feeds::SubscribeError::Storage(s) => Self::Storage(s),
+            crate::feeds::SubscribeError::Task(t) => Self::Internal(t),
         }
     }
 }

@@ -79,6 +79,8 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "direct_upload_writes"),
     ("swamp", "feed_history_events"),
     ("swamp", "feed_history_seconds"),
+    ("swamp", "feed_index_entries"),
+    ("swamp", "feed_index_seconds"),
     ("swamp", "feed_queue_bytes"),
     ("swamp", "feed_max_subscriptions_per_connection"),
     ("swamp", "feed_max_subscriptions"),
@@ -334,6 +336,20 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                     count,
                 )?,
                 min_age: self.parse("swamp", "feed_history_seconds", d.retention.min_age, secs)?,
+                index: crate::feeds::index::IndexBound {
+                    max_entries: self.parse(
+                        "swamp",
+                        "feed_index_entries",
+                        d.retention.index.max_entries,
+                        count,
+                    )?,
+                    horizon: self.parse(
+                        "swamp",
+                        "feed_index_seconds",
+                        d.retention.index.horizon,
+                        secs,
+                    )?,
+                },
             },
             queue_budget: self.parse("swamp", "feed_queue_bytes", d.queue_budget, size)?,
             max_subscriptions_per_connection: self.parse(

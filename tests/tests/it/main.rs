@@ -17,6 +17,7 @@ mod hardening;
 mod hostile_clients;
 mod identity;
 mod immutable;
+mod journal_faults;
 mod leases;
 mod mutable;
 mod publish;
