@@ -99,8 +99,16 @@ impl Grid {
     /// # Errors
     /// [`GridError::NotEnoughShares`] if fewer than k good shares can be found.
     pub async fn download(&self, cap: &ChkCap) -> Result<Vec<u8>, GridError> {
-        let mut plaintext = Vec::with_capacity(cap.size as usize);
+        // Room for the whole file is made when its first segment has been verified
+        // (so its size is the uploader's, not just what a cap says), and never more
+        // than can be addressed.
+        let mut plaintext = Vec::new();
         let mut sink = |segment: &[u8]| {
+            if plaintext.is_empty() {
+                let size = usize::try_from(cap.size).unwrap_or(usize::MAX);
+                // A failed reservation leaves the Vec to grow as segments come.
+                let _ = plaintext.try_reserve_exact(size);
+            }
             plaintext.extend_from_slice(segment);
             Ok(())
         };
@@ -380,20 +388,59 @@ impl Grid {
     }
 }
 
-/// Reads a share's header and everything after its blocks, and checks them.
+/// Share metadata of at most this many bytes (hash trees, chain, UEB) is fetched in
+/// one read, bounded by what the share's own header says; larger metadata (files of
+/// several GiB) is fetched only after the UEB, checked against the cap, has said how
+/// large it can be.
+const ONE_READ_META: u64 = 1024 * 1024;
+
+/// Reads a share's header and everything after its blocks, and checks them. Nothing
+/// the server says sizes a read beyond a bound: the header's offsets (unchecked) are
+/// trusted only up to [`ONE_READ_META`]; past that, the UEB is read first (at most
+/// [`chk::MAX_UEB_LEN`]), checked against the cap, and the hash sections must fit
+/// what its segment count allows.
 async fn fetch_meta(cap: &ChkCap, server: &Server, shnum: usize) -> Result<ShareMeta, Failure> {
     let si = cap.storage_index();
     let n = ShareNumber::new(shnum as u8);
-    let immutable = server.client.immutable();
-    let header = immutable
-        .read_share_chunk(&si, n, 0, chk::HEADER_LEN)
-        .await
-        .map_err(|_| Failure::Server)?;
+    let immutable = &server.client.immutable();
+    let si = &si;
+    let read = |offset: u64, length: u64| async move {
+        immutable
+            .read_share_chunk(si, n, offset, length)
+            .await
+            .map_err(|_| Failure::Server)
+    };
+    let header = read(0, chk::HEADER_LEN).await?;
     let offsets = chk::parse_offsets(&header).map_err(|_| Failure::Corrupt)?;
-    let tail = immutable
-        .read_share_chunk(&si, n, offsets.crypttext_hash_tree, 1 << 40)
-        .await
-        .map_err(|_| Failure::Server)?;
+    let length_field = offsets.length_field();
+    let sections = offsets
+        .uri_extension
+        .checked_sub(offsets.crypttext_hash_tree)
+        .ok_or(Failure::Corrupt)?;
+    let ueb_part = length_field + chk::MAX_UEB_LEN;
+    let whole = sections.checked_add(ueb_part).ok_or(Failure::Corrupt)?;
+    let tail = if whole <= ONE_READ_META {
+        read(offsets.crypttext_hash_tree, whole).await?
+    } else {
+        let ueb_bytes = read(offsets.uri_extension, ueb_part).await?;
+        let ueb = ueb_bytes
+            .get(..length_field as usize)
+            .map(|f| f.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+            .and_then(|len| ueb_bytes.get(length_field as usize..)?.get(..len as usize))
+            .ok_or(Failure::Corrupt)?;
+        let ueb = chk::check_ueb(cap, ueb).map_err(|_| Failure::Corrupt)?;
+        if chk::max_hash_sections_len(&ueb).is_none_or(|max| sections > max) {
+            return Err(Failure::Corrupt);
+        }
+        let hashes = read(offsets.crypttext_hash_tree, sections).await?;
+        if hashes.len() as u64 != sections {
+            return Err(Failure::Corrupt);
+        }
+        let mut tail = Vec::with_capacity(hashes.len() + ueb_bytes.len());
+        tail.extend_from_slice(&hashes);
+        tail.extend_from_slice(&ueb_bytes);
+        Bytes::from(tail)
+    };
     let meta = chk::parse_share_meta(offsets, &tail).map_err(|_| Failure::Corrupt)?;
     Decoder::check_share(cap, shnum, &meta).map_err(|_| Failure::Corrupt)?;
     Ok(meta)
