@@ -212,15 +212,9 @@ impl StorageClient {
         if status.is_success() {
             return Ok(response);
         }
-        // The explanation is a courtesy: a body that is too long, slow or broken
-        // leaves it cut short or empty, never the error itself.
-        let body = self
-            .body(response, MAX_ERROR_BODY, "error answer")
-            .await
-            .unwrap_or_default();
         Err(ClientError::Http {
             status,
-            body: String::from_utf8_lossy(&body).chars().take(1000).collect(),
+            body: error_text(response).await,
         })
     }
 
@@ -376,6 +370,21 @@ impl StorageClient {
         .await?;
         Ok(())
     }
+}
+
+/// The start of an error answer's body (at most [`MAX_ERROR_BODY`] bytes read, 1000
+/// characters kept). The explanation is a courtesy: a body that is long, slow or
+/// broken is cut short, never turned into another error.
+async fn error_text(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while (body.len() as u64) < MAX_ERROR_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY as usize);
+    String::from_utf8_lossy(&body).chars().take(1000).collect()
 }
 
 fn lease_headers(

@@ -15,6 +15,7 @@ mod feeds;
 mod grid;
 mod hardening;
 mod hostile_clients;
+mod hostile_server;
 mod identity;
 mod immutable;
 mod journal_faults;
