@@ -110,6 +110,14 @@ impl ServerMap<'_> {
     pub fn good_count(&self) -> usize {
         self.good().count()
     }
+
+    /// How many shares failed verification (and were reported).
+    pub fn bad_count(&self) -> usize {
+        self.shares
+            .iter()
+            .filter(|f| matches!(f.state, ShareState::Bad { .. }))
+            .count()
+    }
 }
 
 impl Grid {

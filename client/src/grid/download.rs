@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -160,12 +161,15 @@ impl Grid {
         let mut candidates: VecDeque<(usize, usize)> = candidates.into();
 
         let mut chosen: Vec<Source<'_>> = Vec::with_capacity(k);
+        // Shares blamed (and reported) so far, for the error if too few remain.
+        let corrupt = AtomicUsize::new(0);
         let not_enough = |found: usize| GridError::NotEnoughShares {
             si,
             found,
             needed: k,
+            corrupt: corrupt.load(Ordering::Relaxed),
         };
-        self.fill(cap, &permuted, &mut candidates, &mut chosen)
+        self.fill(cap, &permuted, &mut candidates, &mut chosen, &corrupt)
             .await;
         let mut decoder = None;
         while decoder.is_none() {
@@ -176,8 +180,9 @@ impl Grid {
                 Ok(d) => decoder = Some(d),
                 Err(_) => {
                     let bad = chosen.remove(0);
+                    corrupt.fetch_add(1, Ordering::Relaxed);
                     advise(&si, &bad).await;
-                    self.fill(cap, &permuted, &mut candidates, &mut chosen)
+                    self.fill(cap, &permuted, &mut candidates, &mut chosen, &corrupt)
                         .await;
                 }
             }
@@ -240,6 +245,7 @@ impl Grid {
                         &mut chosen,
                         i,
                         Failure::Server,
+                        &corrupt,
                     )
                     .await;
                     seg = first;
@@ -294,6 +300,7 @@ impl Grid {
                             &mut chosen,
                             i,
                             Failure::Corrupt,
+                            &corrupt,
                         )
                         .await;
                         seg = s;
@@ -317,12 +324,14 @@ impl Grid {
         chosen: &mut Vec<Source<'a>>,
         i: usize,
         why: Failure,
+        corrupt: &AtomicUsize,
     ) {
         let bad = chosen.remove(i);
         if matches!(why, Failure::Corrupt) {
+            corrupt.fetch_add(1, Ordering::Relaxed);
             advise(&cap.storage_index(), &bad).await;
         }
-        self.fill(cap, permuted, candidates, chosen).await;
+        self.fill(cap, permuted, candidates, chosen, corrupt).await;
     }
 
     /// Adds candidates to `chosen` until it has k shares whose metadata checks out
@@ -334,6 +343,7 @@ impl Grid {
         permuted: &[&'a Server],
         candidates: &mut VecDeque<(usize, usize)>,
         chosen: &mut Vec<Source<'a>>,
+        corrupt: &AtomicUsize,
     ) {
         let si = cap.storage_index();
         let k = usize::from(cap.needed);
@@ -371,6 +381,7 @@ impl Grid {
                         meta,
                     }),
                     Err(Failure::Corrupt) => {
+                        corrupt.fetch_add(1, Ordering::Relaxed);
                         let _ = server
                             .client
                             .immutable()

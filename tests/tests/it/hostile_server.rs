@@ -679,6 +679,44 @@ async fn a_share_with_absurd_offsets_is_blamed_reported_and_replaced() {
     );
 }
 
+/// A server that lists share 0 and then never answers a read of it costs the download
+/// one read timeout: the share is dropped (not reported: a silent server is not a
+/// corrupt share) and the file is read from the others.
+#[tokio::test]
+async fn a_hung_server_holding_a_share_costs_a_timeout_not_the_download() {
+    let servers = TestServer::three().await;
+    let data = random_bytes(300_000);
+    let Cap::Chk(chk) = grid_of(&servers).upload(&data).await.unwrap() else {
+        panic!("expected a CHK cap")
+    };
+    let si = chk.storage_index();
+    let mut others = Vec::new();
+    for server in &servers {
+        let held = server.client.immutable().list_shares(&si).await.unwrap();
+        if !held.contains(&ShareNumber::new(0)) {
+            others.push(server);
+        }
+    }
+    let hung = Hostile::start(|seen: &Seen| {
+        if seen.path.ends_with("/shares") {
+            Reply::full("200 OK", &[("content-type", CBOR.into())], SHARE_ZERO)
+        } else {
+            Reply::silent()
+        }
+    })
+    .await;
+    let grid = mixed_grid(&others, &[&hung]);
+    let started = Instant::now();
+    assert!(guarded(grid.download(&chk)).await.unwrap() == data);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the read was tried"
+    );
+    let seen = hung.seen();
+    assert!(seen.iter().any(|s| s.range.is_some()), "{seen:?}");
+    assert!(!seen.iter().any(|s| s.method == "POST"), "{seen:?}");
+}
+
 fn advisories(server: &TestServer) -> usize {
     std::fs::read_dir(server.storage_dir.join("corruption-advisories")).map_or(0, |d| d.count())
 }
@@ -751,11 +789,20 @@ async fn a_damaged_ciphertext_tree_is_blamed_on_its_share_and_reported() {
         crypttext_leaves(&servers[second], &si, shnum).await,
     );
     match guarded(grid.download(&chk)).await {
-        Err(GridError::NotEnoughShares {
-            found: 1,
-            needed: 2,
-            ..
-        }) => {}
+        Err(
+            e @ GridError::NotEnoughShares {
+                found: 1,
+                needed: 2,
+                corrupt: 2,
+                ..
+            },
+        ) => assert_eq!(
+            e.to_string(),
+            format!(
+                "found 1 good shares of the 2 needed for {si}; 2 failed verification \
+                 and were reported to their servers"
+            )
+        ),
         other => panic!("expected NotEnoughShares, got {:?}", other.map(|d| d.len())),
     }
     assert_eq!(advisories(&servers[second]), 1);
