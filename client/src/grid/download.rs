@@ -179,10 +179,8 @@ impl Grid {
             match Decoder::new(cap, chosen[0].shnum, &chosen[0].meta) {
                 Ok(d) => decoder = Some(d),
                 Err(_) => {
-                    let bad = chosen.remove(0);
-                    corrupt.fetch_add(1, Ordering::Relaxed);
-                    advise(&si, &bad).await;
-                    self.fill(cap, &permuted, &mut candidates, &mut chosen, &corrupt)
+                    blame(&corrupt, &si, &chosen[0]).await;
+                    self.drop_share(cap, &permuted, &mut candidates, &mut chosen, 0, &corrupt)
                         .await;
                 }
             }
@@ -238,16 +236,8 @@ impl Grid {
                     },
                 };
                 if let Some(i) = bodies.iter().position(Result::is_err) {
-                    self.drop_share(
-                        cap,
-                        &permuted,
-                        &mut candidates,
-                        &mut chosen,
-                        i,
-                        Failure::Server,
-                        &corrupt,
-                    )
-                    .await;
+                    self.drop_share(cap, &permuted, &mut candidates, &mut chosen, i, &corrupt)
+                        .await;
                     seg = first;
                     continue 'restart;
                 }
@@ -293,16 +283,9 @@ impl Grid {
                             SegmentError::BadBlock(i) => i,
                             SegmentError::Invalid(e) => return Err(GridError::Format(e).into()),
                         };
-                        self.drop_share(
-                            cap,
-                            &permuted,
-                            &mut candidates,
-                            &mut chosen,
-                            i,
-                            Failure::Corrupt,
-                            &corrupt,
-                        )
-                        .await;
+                        blame(&corrupt, &si, &chosen[i]).await;
+                        self.drop_share(cap, &permuted, &mut candidates, &mut chosen, i, &corrupt)
+                            .await;
                         seg = s;
                         continue 'restart;
                     }
@@ -315,7 +298,7 @@ impl Grid {
         Ok(())
     }
 
-    /// Drops `chosen[i]` (advising corruption if it is corrupt) and finds another.
+    /// Drops `chosen[i]` (after [`blame`] if it is corrupt) and finds another.
     async fn drop_share<'a>(
         &'a self,
         cap: &ChkCap,
@@ -323,14 +306,9 @@ impl Grid {
         candidates: &mut VecDeque<(usize, usize)>,
         chosen: &mut Vec<Source<'a>>,
         i: usize,
-        why: Failure,
         corrupt: &AtomicUsize,
     ) {
-        let bad = chosen.remove(i);
-        if matches!(why, Failure::Corrupt) {
-            corrupt.fetch_add(1, Ordering::Relaxed);
-            advise(&cap.storage_index(), &bad).await;
-        }
+        chosen.remove(i);
         self.fill(cap, permuted, candidates, chosen, corrupt).await;
     }
 
@@ -457,7 +435,9 @@ async fn fetch_meta(cap: &ChkCap, server: &Server, shnum: usize) -> Result<Share
     Ok(meta)
 }
 
-async fn advise(si: &swamp_proto::StorageIndex, bad: &Source<'_>) {
+/// Counts `bad` as corrupt and reports it to its server.
+async fn blame(corrupt: &AtomicUsize, si: &swamp_proto::StorageIndex, bad: &Source<'_>) {
+    corrupt.fetch_add(1, Ordering::Relaxed);
     let _ = bad
         .server
         .client
