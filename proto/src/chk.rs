@@ -1206,7 +1206,10 @@ pub fn decode(cap: &ChkCap, shares: &[(usize, &[u8])]) -> Result<Decoded, Decode
     }
     let decoder = Decoder::new(cap, good[0].0, &good[0].2)?;
     let ueb = decoder.ueb().clone();
-    let mut plaintext = Vec::with_capacity(ueb.size as usize);
+    // The UEB's size is the uploader's word: room only for what the shares can hold.
+    let held: usize = good.iter().map(|(_, data, _)| data.len()).sum();
+    let mut plaintext =
+        Vec::with_capacity(usize::try_from(ueb.size).unwrap_or(usize::MAX).min(held));
     let mut crypttext = hashutil::TaggedHasher::new(hashutil::tag::CIPHERTEXT);
     for seg in 0..ueb.num_segments {
         // The first k shares whose block verifies; a share with a bad block is bad

@@ -296,17 +296,15 @@ impl MutableShare {
             } else {
                 block_size
             } as usize;
-            let salt: [u8; 16] = data
-                .get(at..at + 16)
-                .ok_or_else(|| bad("share data too short"))?
-                .try_into()
-                .expect("16");
-            let block = data
-                .get(at + 16..at + 16 + len)
-                .ok_or_else(|| bad("share data too short"))?
-                .to_vec();
-            blocks.push((salt, block));
-            at += 16 + len;
+            // Sizes come from the header: the arithmetic is checked, never trusted.
+            let end = at
+                .checked_add(16)
+                .and_then(|x| x.checked_add(len))
+                .filter(|&end| end <= data.len())
+                .ok_or_else(|| bad("share data too short"))?;
+            let salt: [u8; 16] = data[at..at + 16].try_into().expect("16");
+            blocks.push((salt, data[at + 16..end].to_vec()));
+            at = end;
         }
         Ok(Self {
             version: 1,
@@ -424,4 +422,30 @@ pub fn decode(
         plaintext.extend_from_slice(&segment);
     }
     Ok(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An MDMF header naming the largest sizes there are (a segment of 2^64 - 1
+    /// bytes, k = 1) is a clean error, not an overflow.
+    #[test]
+    fn absurd_mdmf_sizes_are_an_error_not_an_overflow() {
+        let mut share = vec![0u8; 200];
+        share[0] = 1;
+        share[41] = 1; // k
+        share[42] = 1; // N
+        share[43..51].copy_from_slice(&u64::MAX.to_be_bytes()); // segment size
+        share[51..59].copy_from_slice(&u64::MAX.to_be_bytes()); // data length
+        for (i, offset) in [123u64, 123, 123, 123, 123, 123, 200, 200]
+            .iter()
+            .enumerate()
+        {
+            share[59 + 8 * i..67 + 8 * i].copy_from_slice(&offset.to_be_bytes());
+        }
+        let err = MutableShare::parse(&share).unwrap_err();
+        assert!(err.to_string().contains("too short"), "{err}");
+        assert!(signed_share_len(&share, &[0; 32]).is_err());
+    }
 }
