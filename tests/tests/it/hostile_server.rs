@@ -107,14 +107,25 @@ fn identity_at(port: u16) -> (Arc<NodeIdentity>, Nurl) {
     (identity, nurl)
 }
 
+/// A listener on 127.0.0.1:0 with a fresh identity, its NURL, and a TLS acceptor for
+/// it that offers HTTP/1.1 only (the client then speaks what a test writes by hand).
+async fn tls_listener() -> (
+    TcpListener,
+    Arc<NodeIdentity>,
+    Nurl,
+    tokio_rustls::TlsAcceptor,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (identity, nurl) = identity_at(listener.local_addr().unwrap().port());
+    let mut config = (*swamp_server::tls::server_config(&identity).unwrap()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    (listener, identity, nurl, acceptor)
+}
+
 impl Hostile {
     async fn start(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (identity, nurl) = identity_at(listener.local_addr().unwrap().port());
-        // HTTP/1.1 only: the client then speaks what this server writes by hand.
-        let mut config = (*swamp_server::tls::server_config(&identity).unwrap()).clone();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (listener, identity, nurl, acceptor) = tls_listener().await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
         let answer: Answer = Arc::new(answer);
@@ -500,14 +511,14 @@ async fn next_item(stream: &mut (impl futures::Stream<Item = FeedItem> + Unpin))
     guarded(stream.next()).await.expect("the stream goes on")
 }
 
-/// Follows a fresh storage index on `nurl` over SSE, with short bounds.
-fn sse_feed(nurl: &Nurl) -> futures::stream::BoxStream<'static, FeedItem> {
+/// Follows a fresh storage index on `nurl` over `transport`, with short bounds.
+fn feed_on(nurl: &Nurl, transport: Transport) -> futures::stream::BoxStream<'static, FeedItem> {
     let request = FeedRequest {
         storage_indexes: vec![random_si()],
         since: None,
         snapshot: false,
     };
-    follow(nurl, request, quick_feed(Transport::Sse)).boxed()
+    follow(nurl, request, quick_feed(transport)).boxed()
 }
 
 /// The next item, which must be a disconnect: its error.
@@ -528,7 +539,7 @@ async fn an_endless_sse_line_ends_the_connection_and_the_client_reconnects() {
         )
     })
     .await;
-    let mut stream = sse_feed(&server.nurl);
+    let mut stream = feed_on(&server.nurl, Transport::Sse);
     assert_eq!(
         next_item(&mut stream).await,
         FeedItem::Connected(Transport::Sse)
@@ -555,7 +566,7 @@ async fn a_silent_feed_server_is_left_after_the_idle_timeout() {
         }
     })
     .await;
-    let mut stream = sse_feed(&server.nurl);
+    let mut stream = feed_on(&server.nurl, Transport::Sse);
     assert_eq!(
         next_item(&mut stream).await,
         FeedItem::Connected(Transport::Sse)
@@ -564,8 +575,81 @@ async fn a_silent_feed_server_is_left_after_the_idle_timeout() {
     // A server that never answers the request at all: the same, from the connect
     // bound.
     let mute = Hostile::start(|_| Reply::silent()).await;
-    let mut stream = sse_feed(&mute.nurl);
+    let mut stream = feed_on(&mute.nurl, Transport::Sse);
     assert_eq!(next_disconnect(&mut stream).await, "no answer in 1s");
+}
+
+/// A WebSocket feed server that accepts every upgrade, sends one text message of
+/// `first` bytes if asked, and then neither reads nor writes (so it never answers a
+/// ping). Returns its NURL and a count of upgrades.
+async fn hostile_websocket(first: Option<usize>) -> (Nurl, Arc<AtomicUsize>, JoinHandle<()>) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let (listener, _identity, nurl, acceptor) = tls_listener().await;
+    let upgrades = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&upgrades);
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, upgrades) = (acceptor.clone(), Arc::clone(&counted));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                #[allow(
+                    clippy::result_large_err,
+                    reason = "tungstenite's handshake callback fixes the error type"
+                )]
+                let protocol = |_: &Request, mut response: Response| {
+                    response.headers_mut().insert(
+                        "sec-websocket-protocol",
+                        http::HeaderValue::from_static("swamp-feed.v1.json"),
+                    );
+                    Ok::<_, ErrorResponse>(response)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tls, protocol).await else {
+                    return;
+                };
+                upgrades.fetch_add(1, Ordering::SeqCst);
+                if let Some(len) = first {
+                    let _ = ws.send(Message::Text("x".repeat(len).into())).await;
+                }
+                std::future::pending::<()>().await;
+                drop(ws);
+            });
+        }
+    });
+    (nurl, upgrades, task)
+}
+
+/// A WebSocket message over the bound ends the connection (the client reconnects);
+/// a WebSocket server that stops answering pings is left after the idle timeout.
+#[tokio::test]
+async fn websocket_feeds_are_bounded_in_size_and_silence() {
+    let feed = |nurl: &Nurl| feed_on(nurl, Transport::WebSocket);
+    let (nurl, upgrades, task) = hostile_websocket(Some(1024 * 1024)).await;
+    let mut stream = feed(&nurl);
+    assert_eq!(
+        next_item(&mut stream).await,
+        FeedItem::Connected(Transport::WebSocket)
+    );
+    let error = next_disconnect(&mut stream).await;
+    assert!(error.contains("Message too long"), "{error}");
+    assert_eq!(
+        next_item(&mut stream).await,
+        FeedItem::Connected(Transport::WebSocket)
+    );
+    assert!(upgrades.load(Ordering::SeqCst) >= 2);
+    task.abort();
+
+    let (nurl, _upgrades, task) = hostile_websocket(None).await;
+    let mut stream = feed(&nurl);
+    assert_eq!(
+        next_item(&mut stream).await,
+        FeedItem::Connected(Transport::WebSocket)
+    );
+    assert_eq!(next_disconnect(&mut stream).await, "no frame in 500ms");
+    task.abort();
 }
 
 /// A grid of `real` servers and `hostile` ones (Swamp's default 2-of-3 parameters).
