@@ -143,6 +143,15 @@ impl Grid {
     ) -> Result<(), FileError> {
         let si = cap.storage_index();
         let k = usize::from(cap.needed);
+        // A cap is data too (a directory's child, a pasted string): its k and N are
+        // checked before anything is asked or sized by them.
+        if k == 0 || cap.needed > cap.total || cap.total > 256 {
+            return Err(GridError::Format(swamp_proto::DecodeError::Invalid(format!(
+                "a CHK cap needs 1 <= k <= N <= 256, not k={} N={}",
+                cap.needed, cap.total
+            )))
+            .into());
+        }
         let permuted = self.permuted(&si);
         let lists = futures::future::join_all(
             permuted

@@ -802,6 +802,31 @@ async fn a_hung_server_holding_a_share_costs_a_timeout_not_the_download() {
     assert!(!seen.iter().any(|s| s.method == "POST"), "{seen:?}");
 }
 
+/// Caps are data too: absurd encoding parameters are refused before any server is
+/// asked, and an absurd size costs nothing before a share is found.
+#[tokio::test]
+async fn absurd_caps_are_refused_cleanly() {
+    let server = TestServer::start().await;
+    let grid = grid_of(std::slice::from_ref(&server));
+    let cap = |needed: u16, total: u16, size: u64| swamp_proto::cap::ChkCap {
+        key: [1; 16],
+        ueb_hash: [2; 32],
+        needed,
+        total,
+        size,
+    };
+    for (needed, total) in [(0, 3), (4, 3), (2, 300)] {
+        match guarded(grid.download(&cap(needed, total, 1000))).await {
+            Err(GridError::Format(e)) => assert!(e.to_string().contains("1 <= k <= N"), "{e}"),
+            other => panic!("k={needed} N={total}: {:?}", other.map(|d| d.len())),
+        }
+    }
+    match guarded(grid.download(&cap(2, 3, u64::MAX))).await {
+        Err(GridError::NotEnoughShares { found: 0, .. }) => {}
+        other => panic!("expected NotEnoughShares, got {:?}", other.map(|d| d.len())),
+    }
+}
+
 fn advisories(server: &TestServer) -> usize {
     std::fs::read_dir(server.storage_dir.join("corruption-advisories")).map_or(0, |d| d.count())
 }
