@@ -677,14 +677,17 @@ pub fn parse_ueb(bytes: &[u8]) -> Result<Ueb, DecodeError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad(format!("{key}: bad netstring length")))?;
-        let value = rest
-            .get(len_end + 1..len_end + 1 + len)
+        // Checked: a huge length is an error, not an overflow.
+        let end = (len_end + 1)
+            .checked_add(len)
+            .filter(|&end| end < rest.len())
             .ok_or_else(|| bad(format!("{key}: truncated")))?;
-        if rest.get(len_end + 1 + len) != Some(&b',') {
+        let value = &rest[len_end + 1..end];
+        if rest[end] != b',' {
             return Err(bad(format!("{key}: netstring not closed")));
         }
         fields.insert(key, value.to_vec());
-        rest = &rest[len_end + 2 + len..];
+        rest = &rest[end + 1..];
     }
     let text = |k: &str| -> Result<String, DecodeError> {
         let v = fields.get(k).ok_or_else(|| bad(format!("missing {k}")))?;
@@ -1347,6 +1350,22 @@ mod tests {
         let err = Decoder::check_share(&enc.cap, 0, &meta).unwrap_err();
         assert!(err.to_string().contains("ciphertext hash tree"), "{err}");
         assert!(Decoder::new(&enc.cap, 0, &meta).is_err());
+    }
+
+    #[test]
+    fn netstring_lengths_past_the_end_are_errors_not_overflows() {
+        for ueb in [
+            &b"size:18446744073709551615:x,"[..],
+            b"size:18446744073709551614:x,",
+            b"size:5:abc,",
+            b"size:3:abc",
+        ] {
+            assert!(
+                parse_ueb(ueb).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(ueb)
+            );
+        }
     }
 
     /// A UEB (bound to its cap) naming absurd sizes is refused by its check, before a
