@@ -57,6 +57,8 @@ pub const DEFAULT_MAX_CBOR_ANSWER: u64 = 16 * 1024 * 1024;
 /// explanation, in [`ClientError::Http`]).
 pub const MAX_ERROR_BODY: u64 = 4096;
 
+/// Largest HTTP/2 header list accepted in an answer.
+const MAX_HEADER_LIST: u32 = 64 * 1024;
 /// The most memory a body's announced length reserves before its bytes arrive.
 const MAX_PREALLOCATED: u64 = 16 * 1024 * 1024;
 
@@ -136,6 +138,9 @@ impl StorageClient {
                 .pool_max_idle_per_host(16)
                 .connect_timeout(options.connect_timeout)
                 .read_timeout(options.read_timeout)
+                // GBS answers carry a handful of short headers; hyper bounds an
+                // HTTP/1.1 head by its read buffer, HTTP/2 by this.
+                .http2_max_header_list_size(MAX_HEADER_LIST)
         };
         let http1 = || {
             builder()
