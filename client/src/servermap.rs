@@ -16,9 +16,9 @@
 
 use futures::future::join_all;
 use swamp_proto::ShareNumber;
+use swamp_proto::StorageIndex;
 use swamp_proto::cap::MutableCap;
 use swamp_proto::mutable::{MutableShare, checkstring_len, signed_share_len};
-use swamp_proto::{ShareNumber as Shnum, StorageIndex};
 
 use crate::ClientError;
 use crate::grid::{Grid, Server};
@@ -197,7 +197,7 @@ impl Grid {
 async fn read_share(
     server: &Server,
     si: &StorageIndex,
-    shnum: Shnum,
+    shnum: ShareNumber,
     fingerprint: &[u8; 32],
 ) -> Result<Vec<u8>, ClientError> {
     let mutable = server.client.mutable();

@@ -100,9 +100,9 @@ impl Grid {
     /// # Errors
     /// [`GridError::NotEnoughShares`] if fewer than k good shares can be found.
     pub async fn download(&self, cap: &ChkCap) -> Result<Vec<u8>, GridError> {
-        // Room for the whole file is made when its first segment has been verified
-        // (so its size is the uploader's, not just what a cap says), and never more
-        // than can be addressed.
+        // Room for the whole file is made when the first plaintext comes, after a
+        // share's UEB has confirmed the cap's size (so it is the uploader's, not just
+        // what a cap string says), and only if the system grants it.
         let mut plaintext = Vec::new();
         let mut sink = |segment: &[u8]| {
             if plaintext.is_empty() {
