@@ -422,7 +422,7 @@ async fn sizes_a_server_announces_are_bounded_before_anything_is_allocated() {
         Reply(head.into_bytes(), Then::Hang)
     })
     .await;
-    let started = Instant::now();
+    // The body never comes: reading it would end in a timeout, not this.
     let err = guarded(huge.client().immutable().list_shares(&si))
         .await
         .unwrap_err();
@@ -436,7 +436,6 @@ async fn sizes_a_server_announces_are_bounded_before_anything_is_allocated() {
         ),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(1), "no waiting");
     // A CBOR answer without end stops at the bound.
     let endless =
         Hostile::start(|_| Reply::endless("200 OK", &[("content-type", CBOR.into())], &[0; 4096]))
@@ -501,7 +500,9 @@ fn quick_feed(transport: Transport) -> FeedOptions {
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
         connect_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_millis(500),
+        // Long enough that a loaded machine does not mistake a busy hostile server
+        // for a silent one; short enough for a quick test of silence.
+        idle_timeout: Duration::from_secs(2),
         max_event_bytes: 64 * 1024,
         ..FeedOptions::default()
     }
@@ -571,7 +572,7 @@ async fn a_silent_feed_server_is_left_after_the_idle_timeout() {
         next_item(&mut stream).await,
         FeedItem::Connected(Transport::Sse)
     );
-    assert_eq!(next_disconnect(&mut stream).await, "no data in 500ms");
+    assert_eq!(next_disconnect(&mut stream).await, "no data in 2s");
     // A server that never answers the request at all: the same, from the connect
     // bound.
     let mute = Hostile::start(|_| Reply::silent()).await;
@@ -648,7 +649,7 @@ async fn websocket_feeds_are_bounded_in_size_and_silence() {
         next_item(&mut stream).await,
         FeedItem::Connected(Transport::WebSocket)
     );
-    assert_eq!(next_disconnect(&mut stream).await, "no frame in 500ms");
+    assert_eq!(next_disconnect(&mut stream).await, "no frame in 2s");
     task.abort();
 }
 
