@@ -253,7 +253,10 @@ async fn a_download_that_stops_being_read_gives_its_connection_back() {
     );
     send_all(&mut stalled, request.as_bytes()).await;
     // A fresh client is served once the write timeout frees the slot.
-    let fresh = server.client_with(&swamp_client::ClientOptions { http1_only: true });
+    let fresh = server.client_with(&swamp_client::ClientOptions {
+        http1_only: true,
+        ..Default::default()
+    });
     let started = Instant::now();
     tokio::time::timeout(BOUND + SLACK, fresh.general().version())
         .await
