@@ -153,19 +153,28 @@ pub fn parse_announcements(text: &str) -> Result<BTreeMap<String, Value>, String
 pub async fn announcement_from_nurl(nurl: &Nurl) -> Result<(String, Value), ClientError> {
     let config = pinned_config(nurl.spki_hash, &[b"http/1.1"]);
     let connector = TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect((nurl.host.as_str(), nurl.port))
+    let connect = async {
+        let tcp = TcpStream::connect((nurl.host.as_str(), nurl.port))
+            .await
+            .map_err(|e| {
+                ClientError::Protocol(format!(
+                    "cannot connect to {}:{}: {e}",
+                    nurl.host, nurl.port
+                ))
+            })?;
+        let name = rustls_pki_types::ServerName::try_from(nurl.host.clone())
+            .map_err(|e| ClientError::Protocol(format!("bad host {}: {e}", nurl.host)))?;
+        connector.connect(name, tcp).await.map_err(|e| {
+            ClientError::Protocol(format!("TLS with {}:{} failed: {e}", nurl.host, nurl.port))
+        })
+    };
+    let after = crate::storage::DEFAULT_CONNECT_TIMEOUT;
+    let tls = tokio::time::timeout(after, connect)
         .await
-        .map_err(|e| {
-            ClientError::Protocol(format!(
-                "cannot connect to {}:{}: {e}",
-                nurl.host, nurl.port
-            ))
-        })?;
-    let name = rustls_pki_types::ServerName::try_from(nurl.host.clone())
-        .map_err(|e| ClientError::Protocol(format!("bad host {}: {e}", nurl.host)))?;
-    let tls = connector.connect(name, tcp).await.map_err(|e| {
-        ClientError::Protocol(format!("TLS with {}:{} failed: {e}", nurl.host, nurl.port))
-    })?;
+        .map_err(|_| ClientError::Timeout {
+            connecting: true,
+            after,
+        })??;
     let cert = tls
         .get_ref()
         .1

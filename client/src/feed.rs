@@ -5,6 +5,12 @@
 //! [`MultiWatcher`] follows the same storage indexes on several servers (a slot's
 //! shares live on several) and yields each slot version once, deduplicated by
 //! (storage index, seqnum, root hash).
+//!
+//! Every wait is bounded ([`FeedOptions::connect_timeout`],
+//! [`FeedOptions::idle_timeout`]) and so is every buffer
+//! ([`FeedOptions::max_event_bytes`], [`FeedOptions::max_poll_answer`]): a feed server
+//! that hangs, or sends a line or a message without end, costs a reconnect after
+//! backoff, never a hung watcher or unbounded memory.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,6 +25,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::tls::pinned_config;
+
+mod sse_frames;
+
+use sse_frames::SseFrames;
 
 /// The three ways to follow a feed, in order of preference.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,6 +70,20 @@ pub struct FeedOptions {
     pub max_backoff: Duration,
     /// Long-poll wait.
     pub poll_wait: Duration,
+    /// Longest wait for a connection (TCP, TLS, and the WebSocket handshake or the
+    /// SSE answer's headers). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Longest silence on an open WebSocket or SSE stream before the connection is
+    /// taken for dead and replaced. The server sends an SSE keep-alive every 15 s,
+    /// and the client pings a quiet WebSocket every third of this. Default 45 s.
+    pub idle_timeout: Duration,
+    /// Largest WebSocket message, or SSE event (a line and the event's data held
+    /// together), read; a larger one ends the connection. The server's events are a
+    /// few hundred bytes. Default 1 MiB.
+    pub max_event_bytes: usize,
+    /// Largest long-poll answer read (a batch of events, a snapshot of every storage
+    /// index asked for). Default 16 MiB.
+    pub max_poll_answer: usize,
 }
 
 impl Default for FeedOptions {
@@ -69,6 +93,10 @@ impl Default for FeedOptions {
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             poll_wait: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(45),
+            max_event_bytes: 1024 * 1024,
+            max_poll_answer: 16 * 1024 * 1024,
         }
     }
 }
@@ -155,6 +183,7 @@ async fn run(nurl: Nurl, request: FeedRequest, options: FeedOptions, tx: mpsc::S
     };
     let http = match reqwest::Client::builder()
         .tls_backend_preconfigured(pinned_config(nurl.spki_hash, &[b"h2", b"http/1.1"]))
+        .connect_timeout(options.connect_timeout)
         .build()
     {
         Ok(c) => c,
@@ -256,7 +285,10 @@ async fn websocket(
             "sec-websocket-protocol",
             http::HeaderValue::from_static("swamp-feed.v1.json"),
         );
-        tokio_tungstenite::client_async(request, tls)
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(options.max_event_bytes))
+            .max_frame_size(Some(options.max_event_bytes));
+        tokio_tungstenite::client_async_with_config(request, tls, Some(config))
             .await
             .map_err(|e| match e {
                 tokio_tungstenite::tungstenite::Error::Http(response) => {
@@ -265,7 +297,10 @@ async fn websocket(
                 other => other.to_string(),
             })
     };
-    let (mut ws, _) = match connect.await {
+    let connected = tokio::time::timeout(options.connect_timeout, connect)
+        .await
+        .unwrap_or_else(|_| Err(format!("no connection in {:?}", options.connect_timeout)));
+    let (mut ws, _) = match connected {
         Ok(pair) => pair,
         Err(e) if e.starts_with("http ") => {
             let status = e[5..]
@@ -297,12 +332,29 @@ async fn websocket(
             ))
             .await;
     }
+    // A quiet feed is pinged every third of the idle timeout; any frame (a pong
+    // included) shows the server is there.
+    let ping_every = options.idle_timeout / 3;
+    let mut silent = Duration::ZERO;
     loop {
-        let message = match ws.next().await {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => return Ended::Retry(e.to_string()),
-            None => return Ended::Retry("connection closed".into()),
+        let message = match tokio::time::timeout(ping_every, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => return Ended::Retry(e.to_string()),
+            Ok(None) => return Ended::Retry("connection closed".into()),
+            Err(_) => {
+                silent += ping_every;
+                if silent >= options.idle_timeout {
+                    return Ended::Retry(format!("no frame in {:?}", options.idle_timeout));
+                }
+                let ping =
+                    tokio::time::timeout(ping_every, ws.send(Message::Ping(Vec::new().into())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    return Ended::Retry("the ping could not be sent".into());
+                }
+                continue;
+            }
         };
+        silent = Duration::ZERO;
         let event = match message {
             Message::Text(text) => serde_json::from_str::<FeedEvent>(text.as_str()),
             Message::Close(frame) => {
@@ -336,8 +388,13 @@ async fn sse(
         .get(feed_url(nurl, "https", &state.query(None)))
         .header(AUTHORIZATION, nurl.swissnum.authorization_header())
         .header(ACCEPT, "text/event-stream")
-        .send()
-        .await;
+        .send();
+    let response = match tokio::time::timeout(options.connect_timeout, response).await {
+        Ok(response) => response,
+        Err(_) => {
+            return Ended::Retry(format!("no answer in {:?}", options.connect_timeout));
+        }
+    };
     let response = match response {
         Ok(r)
             if r.status().is_success()
@@ -356,17 +413,10 @@ async fn sse(
     }
     *backoff = options.min_backoff;
     let mut body = response.bytes_stream();
-    let mut buf = String::new();
+    let mut frames = SseFrames::new(options.max_event_bytes);
+    let mut events: Vec<String> = Vec::new();
     loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let data: String = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect();
-            if data.is_empty() {
-                continue;
-            }
+        for data in events.drain(..) {
             match serde_json::from_str::<FeedEvent>(&data) {
                 Ok(FeedEvent::Close { reason }) => {
                     return Ended::Retry(format!("closed: {reason}"));
@@ -379,10 +429,15 @@ async fn sse(
                 Err(e) => return Ended::Retry(format!("undecodable event: {e}")),
             }
         }
-        match body.next().await {
-            Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
-            Some(Err(e)) => return Ended::Retry(e.to_string()),
-            None => return Ended::Retry("stream ended".into()),
+        match tokio::time::timeout(options.idle_timeout, body.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                if let Err(e) = frames.push(&chunk, &mut events) {
+                    return Ended::Retry(e.to_string());
+                }
+            }
+            Ok(Some(Err(e))) => return Ended::Retry(e.to_string()),
+            Ok(None) => return Ended::Retry("stream ended".into()),
+            Err(_) => return Ended::Retry(format!("no data in {:?}", options.idle_timeout)),
         }
     }
 }
@@ -414,10 +469,13 @@ async fn long_poll(
             Ok(r) => return Ended::Retry(format!("http {}", r.status())),
             Err(e) => return Ended::Retry(e.to_string()),
         };
-        let batch: FeedBatch = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {
-            Ok(Ok(batch)) => batch,
-            Ok(Err(e)) => return Ended::Retry(format!("undecodable answer: {e}")),
-            Err(e) => return Ended::Retry(e.to_string()),
+        let body = match read_bounded(response, options.max_poll_answer).await {
+            Ok(body) => body,
+            Err(e) => return Ended::Retry(e),
+        };
+        let batch: FeedBatch = match serde_json::from_slice(&body) {
+            Ok(batch) => batch,
+            Err(e) => return Ended::Retry(format!("undecodable answer: {e}")),
         };
         if !announced {
             announced = true;
@@ -437,6 +495,26 @@ async fn long_poll(
         }
         state.cursor = Some(batch.cursor);
     }
+}
+
+/// A response body, at most `limit` bytes of it (an announced length over it fails
+/// before anything is read).
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let too_large = || format!("an answer over the {limit}-byte limit");
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A slot version seen on one or more servers.

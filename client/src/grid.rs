@@ -46,7 +46,10 @@ pub enum GridError {
         happy: usize,
     },
     /// Not enough good shares could be found.
-    #[error("found {found} good shares of the {needed} needed for {si}")]
+    #[error(
+        "found {found} good shares of the {needed} needed for {si}{}",
+        if *corrupt > 0 { format!("; {corrupt} failed verification and were reported to their servers") } else { String::new() }
+    )]
     NotEnoughShares {
         /// Storage index.
         si: StorageIndex,
@@ -54,6 +57,9 @@ pub enum GridError {
         found: usize,
         /// k.
         needed: usize,
+        /// Shares that failed verification (each reported with a corruption
+        /// advisory).
+        corrupt: usize,
     },
     /// A path or cap names something that is not a directory.
     #[error("{path}: not a directory")]
@@ -218,12 +224,14 @@ impl Grid {
             si,
             found: 0,
             needed: 1,
+            corrupt: 0,
         })?;
         let map = self.map_mutable(cap).await;
         let version = map.newest_recoverable().ok_or(GridError::NotEnoughShares {
             si,
             found: map.good_count(),
             needed: 1,
+            corrupt: map.bad_count(),
         })?;
         Ok(MutableVersion {
             data: swamp_proto::mutable::decode(&readkey, &version.shares)?,

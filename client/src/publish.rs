@@ -105,6 +105,7 @@ impl Grid {
             si,
             found: map.good_count(),
             needed: 1,
+            corrupt: map.bad_count(),
         })?;
         let current = (newest.seqnum, newest.root_hash);
         if expected.is_some_and(|e| e != current) {

@@ -6,13 +6,26 @@
 //! shares; publishing overwrites every share on the map, each write guarded by the
 //! checkstring seen here, so a writer that raced us makes our write fail instead of
 //! being silently undone.
+//!
+//! A share is read in at most two requests: its first [`FIRST_READ`] bytes (all of a
+//! small file's share), then, if it is longer, the rest, whose length is taken from
+//! its header only after the key and signature in those first bytes prove the header
+//! is the cap's and the signed sizes allow that length
+//! ([`swamp_proto::mutable::signed_share_len`]). A server cannot make the client read
+//! more than the file's writer signed for.
 
 use futures::future::join_all;
 use swamp_proto::ShareNumber;
+use swamp_proto::StorageIndex;
 use swamp_proto::cap::MutableCap;
-use swamp_proto::mutable::{MutableShare, checkstring_len};
+use swamp_proto::mutable::{MutableShare, checkstring_len, signed_share_len};
 
+use crate::ClientError;
 use crate::grid::{Grid, Server};
+
+/// The first read of a share: a small file's share whole (directories of a few dozen
+/// entries), and a large one's header, keys and signature.
+const FIRST_READ: u64 = 64 * 1024;
 
 /// What was found in one share.
 pub(crate) enum ShareState {
@@ -97,6 +110,14 @@ impl ServerMap<'_> {
     pub fn good_count(&self) -> usize {
         self.good().count()
     }
+
+    /// How many shares failed verification (and were reported).
+    pub fn bad_count(&self) -> usize {
+        self.shares
+            .iter()
+            .filter(|f| matches!(f.state, ShareState::Bad { .. }))
+            .count()
+    }
 }
 
 impl Grid {
@@ -116,11 +137,7 @@ impl Grid {
                     };
                     let mut found = Vec::new();
                     for shnum in listed {
-                        let Ok(bytes) = server
-                            .client
-                            .mutable()
-                            .read_share_chunk(&si, shnum, 0, 1 << 40)
-                            .await
+                        let Ok(bytes) = read_share(server, &si, shnum, &cap.fingerprint).await
                         else {
                             continue;
                         };
@@ -172,4 +189,34 @@ impl Grid {
             shares,
         }
     }
+}
+
+/// Reads share `shnum` whole, in at most two requests (see the module docs). A share
+/// whose first bytes do not prove its length comes back as those bytes alone (it
+/// then fails to parse or verify, and is reported); a server that fails is an error.
+async fn read_share(
+    server: &Server,
+    si: &StorageIndex,
+    shnum: ShareNumber,
+    fingerprint: &[u8; 32],
+) -> Result<Vec<u8>, ClientError> {
+    let mutable = server.client.mutable();
+    let first = mutable.read_share_chunk(si, shnum, 0, FIRST_READ).await?;
+    let have = first.len() as u64;
+    if have < FIRST_READ {
+        // The server stopped at the share's end: all of it is here.
+        return Ok(first.to_vec());
+    }
+    let Ok(len) = signed_share_len(&first, fingerprint) else {
+        return Ok(first.to_vec());
+    };
+    let mut bytes = first.to_vec();
+    if len > have {
+        let rest = mutable
+            .read_share_chunk(si, shnum, have, len - have)
+            .await?;
+        bytes.reserve_exact(rest.len());
+        bytes.extend_from_slice(&rest);
+    }
+    Ok(bytes)
 }

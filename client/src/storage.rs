@@ -1,8 +1,17 @@
 //! The storage client: one typed method per GBS endpoint.
+//!
+//! A storage server is trusted for nothing but the bytes it is asked for, and those
+//! are checked by the caller. So every request has a time bound (connecting, and
+//! waiting for each piece of the answer), and every answer a size bound fixed before
+//! it is read: a ranged read takes at most the length asked, a CBOR answer at most
+//! [`ClientOptions::max_cbor_answer`], an error body at most [`MAX_ERROR_BODY`]. A
+//! `Content-Length` over the bound fails before a byte of the body is read; a body
+//! that runs past it fails at the chunk that crosses it, with nothing more read.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use http::{Method, StatusCode};
 use swamp_proto::range::ByteRange;
@@ -31,11 +40,55 @@ const H2_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
 /// memory per 100 MiB downloaded).
 const H2_MAX_FRAME: u32 = (1 << 24) - 1;
 
+/// Default [`ClientOptions::connect_timeout`]: a TCP connection and TLS handshake take
+/// a few round trips; ten seconds covers a slow path and still fails fast on a server
+/// that is gone or a port that swallows packets.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`ClientOptions::read_timeout`]: a live server answers a request (its
+/// headers) and sends a body's next bytes well within this even under load; a minute
+/// leaves room for a slow disk or a slow link, and is what a hung server costs.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`ClientOptions::max_cbor_answer`]. Every CBOR answer GBS defines is small
+/// (a version, a set of at most 256 share numbers, upload progress); only a
+/// read-test-write's read vectors carry data, and Swamp's own are checkstrings. 16 MiB
+/// leaves callers room for larger read vectors.
+pub const DEFAULT_MAX_CBOR_ANSWER: u64 = 16 * 1024 * 1024;
+/// The most of an error answer's body that is read (its start is kept, as the
+/// explanation, in [`ClientError::Http`]).
+pub const MAX_ERROR_BODY: u64 = 4096;
+
+/// Largest HTTP/2 header list accepted in an answer.
+const MAX_HEADER_LIST: u32 = 64 * 1024;
+/// The most memory a body's announced length reserves before its bytes arrive.
+const MAX_PREALLOCATED: u64 = 16 * 1024 * 1024;
+
 /// Connection choices.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Offer only HTTP/1.1 in ALPN (as Tahoe's Python client does, which offers none).
     pub http1_only: bool,
+    /// Longest wait for a connection: TCP connect and TLS handshake
+    /// ([`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+    /// Longest wait for an answer once the request is made (sending its body
+    /// included), and then for each next piece of the answer's body: the body may take
+    /// longer in all, as long as it keeps coming ([`DEFAULT_READ_TIMEOUT`]). Running
+    /// out is [`ClientError::Timeout`].
+    pub read_timeout: Duration,
+    /// Largest CBOR answer read ([`DEFAULT_MAX_CBOR_ANSWER`]); a larger one is
+    /// [`ClientError::TooLarge`].
+    pub max_cbor_answer: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            http1_only: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_cbor_answer: DEFAULT_MAX_CBOR_ANSWER,
+        }
+    }
 }
 
 /// A client of one storage server.
@@ -46,6 +99,7 @@ pub struct StorageClient {
     writes: reqwest::Client,
     base_url: String,
     authorization: String,
+    options: ClientOptions,
 }
 
 /// The result of one immutable write.
@@ -79,19 +133,26 @@ impl StorageClient {
     /// # Errors
     /// [`ClientError::Transport`] if the HTTP client cannot be built.
     pub fn with_options(nurl: &Nurl, options: &ClientOptions) -> Result<Self, ClientError> {
-        let http1 = || {
+        let builder = || {
             reqwest::Client::builder()
-                .tls_backend_preconfigured(pinned_config(nurl.spki_hash, &[b"http/1.1"]))
                 .pool_max_idle_per_host(16)
+                .connect_timeout(options.connect_timeout)
+                .read_timeout(options.read_timeout)
+                // GBS answers carry a handful of short headers; hyper bounds an
+                // HTTP/1.1 head by its read buffer, HTTP/2 by this.
+                .http2_max_header_list_size(MAX_HEADER_LIST)
+        };
+        let http1 = || {
+            builder()
+                .tls_backend_preconfigured(pinned_config(nurl.spki_hash, &[b"http/1.1"]))
                 .http1_only()
                 .build()
         };
         let http = if options.http1_only {
             http1()?
         } else {
-            reqwest::Client::builder()
+            builder()
                 .tls_backend_preconfigured(pinned_config(nurl.spki_hash, &[b"h2", b"http/1.1"]))
-                .pool_max_idle_per_host(16)
                 .http2_initial_stream_window_size(H2_STREAM_WINDOW)
                 .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
                 .http2_max_frame_size(H2_MAX_FRAME)
@@ -106,7 +167,13 @@ impl StorageClient {
             http,
             base_url: nurl.base_url(),
             authorization: nurl.swissnum.authorization_header(),
+            options: options.clone(),
         })
+    }
+
+    /// The options this client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
     }
 
     /// General endpoints (version, leases).
@@ -145,23 +212,94 @@ impl StorageClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let response = request.send().await?;
+        let response = request.send().await.map_err(|e| self.failed(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let body = response.text().await.unwrap_or_default();
         Err(ClientError::Http {
             status,
-            body: body.chars().take(1000).collect(),
+            body: error_text(response).await,
         })
+    }
+
+    /// A failed transfer, as a [`ClientError`]: a timeout says which bound ran out.
+    fn failed(&self, e: reqwest::Error) -> ClientError {
+        if !e.is_timeout() {
+            return ClientError::Transport(e);
+        }
+        let connecting = e.is_connect();
+        ClientError::Timeout {
+            connecting,
+            after: if connecting {
+                self.options.connect_timeout
+            } else {
+                self.options.read_timeout
+            },
+        }
+    }
+
+    /// Reads `response`'s body, at most `limit` bytes of it: a `Content-Length` over
+    /// the limit fails before anything is read, and a body that runs past it fails at
+    /// the chunk that crosses it. A body that arrives as one chunk (a share read over
+    /// HTTP/2 with large frames) is returned as it is, without a copy.
+    async fn body(
+        &self,
+        mut response: reqwest::Response,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Bytes, ClientError> {
+        let too_large = ClientError::TooLarge { what, limit };
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(too_large);
+        }
+        let announced = response.content_length().unwrap_or(0);
+        let mut first: Option<Bytes> = None;
+        let mut gathered: Option<BytesMut> = None;
+        let mut total = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failed(e))? {
+            total += chunk.len() as u64;
+            if total > limit {
+                return Err(too_large);
+            }
+            match (&mut gathered, first.take()) {
+                (Some(buf), _) => buf.extend_from_slice(&chunk),
+                (None, None) => first = Some(chunk),
+                (None, Some(head)) => {
+                    // Room for what was announced (within the limit, and only up to
+                    // MAX_PREALLOCATED before the bytes have come), or what came.
+                    let room = announced.min(MAX_PREALLOCATED).max(total);
+                    let mut buf = BytesMut::with_capacity(room as usize);
+                    buf.extend_from_slice(&head);
+                    buf.extend_from_slice(&chunk);
+                    gathered = Some(buf);
+                }
+            }
+        }
+        Ok(gathered.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+    }
+
+    /// A CBOR answer's bytes (its content type checked, its size bounded).
+    async fn cbor_bytes(&self, response: reqwest::Response) -> Result<Bytes, ClientError> {
+        let ct = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if ct != v1::CBOR_MEDIA_TYPE {
+            return Err(ClientError::Protocol(format!(
+                "expected application/cbor, got {ct:?}"
+            )));
+        }
+        self.body(response, self.options.max_cbor_answer, "CBOR answer")
+            .await
     }
 
     async fn cbor<T: serde::de::DeserializeOwned>(
         &self,
         response: reqwest::Response,
     ) -> Result<T, ClientError> {
-        let bytes = cbor_bytes(response).await?;
+        let bytes = self.cbor_bytes(response).await?;
         v1::decode(&bytes).map_err(ClientError::Decode)
     }
 
@@ -198,8 +336,14 @@ impl StorageClient {
                     .to_string();
                 let got =
                     ByteRange::parse_content_range(&content_range).map_err(ClientError::Decode)?;
-                let body = response.bytes().await?;
-                if got.first != offset || body.len() as u64 != got.len() {
+                // The server may clip the range at the share's end, never widen it.
+                if got.first != offset || got.len() > length {
+                    return Err(ClientError::Protocol(format!(
+                        "asked for {offset}+{length}, got {content_range}"
+                    )));
+                }
+                let body = self.body(response, got.len(), "share data").await?;
+                if body.len() as u64 != got.len() {
                     return Err(ClientError::Protocol(format!(
                         "asked for {offset}+{length}, got {content_range} with {} bytes",
                         body.len()
@@ -233,18 +377,19 @@ impl StorageClient {
     }
 }
 
-async fn cbor_bytes(response: reqwest::Response) -> Result<Bytes, ClientError> {
-    let ct = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct != v1::CBOR_MEDIA_TYPE {
-        return Err(ClientError::Protocol(format!(
-            "expected application/cbor, got {ct:?}"
-        )));
+/// The start of an error answer's body (at most [`MAX_ERROR_BODY`] bytes read, 1000
+/// characters kept). The explanation is a courtesy: a body that is long, slow or
+/// broken is cut short, never turned into another error.
+async fn error_text(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while (body.len() as u64) < MAX_ERROR_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
     }
-    Ok(response.bytes().await?)
+    body.truncate(MAX_ERROR_BODY as usize);
+    String::from_utf8_lossy(&body).chars().take(1000).collect()
 }
 
 fn lease_headers(
@@ -276,7 +421,7 @@ impl General<'_> {
             .0
             .send(self.0.request(Method::GET, v1::VERSION_PATH))
             .await?;
-        VersionResponse::from_cbor(&cbor_bytes(response).await?).map_err(ClientError::Decode)
+        VersionResponse::from_cbor(&self.0.cbor_bytes(response).await?).map_err(ClientError::Decode)
     }
 
     /// `PUT /storage/v1/lease/:si`; a 404 (no shares) is an error the caller may ignore.

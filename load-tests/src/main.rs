@@ -195,6 +195,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let options = ClientOptions {
         http1_only: args.http1,
+        ..ClientOptions::default()
     };
     let clients = (0..args.connections)
         .map(|_| StorageClient::with_options(&nurl, &options))

@@ -677,14 +677,17 @@ pub fn parse_ueb(bytes: &[u8]) -> Result<Ueb, DecodeError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad(format!("{key}: bad netstring length")))?;
-        let value = rest
-            .get(len_end + 1..len_end + 1 + len)
+        // Checked: a huge length is an error, not an overflow.
+        let end = (len_end + 1)
+            .checked_add(len)
+            .filter(|&end| end < rest.len())
             .ok_or_else(|| bad(format!("{key}: truncated")))?;
-        if rest.get(len_end + 1 + len) != Some(&b',') {
+        let value = &rest[len_end + 1..end];
+        if rest[end] != b',' {
             return Err(bad(format!("{key}: netstring not closed")));
         }
         fields.insert(key, value.to_vec());
-        rest = &rest[len_end + 2 + len..];
+        rest = &rest[end + 1..];
     }
     let text = |k: &str| -> Result<String, DecodeError> {
         let v = fields.get(k).ok_or_else(|| bad(format!("missing {k}")))?;
@@ -718,6 +721,59 @@ pub fn parse_ueb(bytes: &[u8]) -> Result<Ueb, DecodeError> {
         share_root_hash: hash("share_root_hash")?,
         crypttext_hash: hash("crypttext_hash")?,
     })
+}
+
+/// The largest segment a download accepts. A decoder holds whole segments (several,
+/// to read ahead), so a cap whose UEB names a larger one is refused before anything is
+/// allocated for it. 64 times Swamp's default ([`DEFAULT_MAX_SEGMENT_SIZE`]), 512
+/// times Tahoe's.
+pub const MAX_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+/// The longest URI extension block a reader accepts: Tahoe's are a few hundred bytes
+/// (numbers, codec parameters, three hashes).
+pub const MAX_UEB_LEN: u64 = 64 * 1024;
+
+/// The longest share hash chain: one hash per level of the share tree (N is at most
+/// 256 shares, so 9 levels) and the leaf's sibling.
+const MAX_SHARE_HASHES: u64 = 16;
+
+/// Checks a URI extension block against `cap` (its hash, and that its sizes agree with
+/// the cap's and with each other) and returns it parsed: after this its sizes are the
+/// uploader's, bound to the cap, and bounded by [`MAX_SEGMENT_SIZE`].
+///
+/// # Errors
+/// [`DecodeError::Invalid`] naming what does not match.
+pub fn check_ueb(cap: &ChkCap, bytes: &[u8]) -> Result<Ueb, DecodeError> {
+    let bad = |why: &str| DecodeError::Invalid(why.to_string());
+    if hashutil::uri_extension_hash(bytes) != cap.ueb_hash {
+        return Err(bad("the URI extension block does not match the cap"));
+    }
+    let ueb = parse_ueb(bytes)?;
+    if ueb.segment_size == 0
+        || ueb.num_segments != ueb.size.div_ceil(ueb.segment_size)
+        || u64::from(ueb.needed) != u64::from(cap.needed)
+        || ueb.size != cap.size
+        || ueb.tail_segment_size > ueb.segment_size
+    {
+        return Err(bad("the URI extension block is inconsistent"));
+    }
+    if ueb.segment_size > MAX_SEGMENT_SIZE {
+        return Err(DecodeError::Invalid(format!(
+            "the URI extension block names {}-byte segments, over the {MAX_SEGMENT_SIZE}-byte limit",
+            ueb.segment_size
+        )));
+    }
+    Ok(ueb)
+}
+
+/// The most bytes a share of a file with URI extension block `ueb` can hold from its
+/// ciphertext hash tree to its UEB length field (both segment trees and the share hash
+/// chain), or `None` if that does not fit in a `u64`: a bound on what a reader fetches
+/// for those sections, known before they are read.
+pub fn max_hash_sections_len(ueb: &Ueb) -> Option<u64> {
+    let width = ueb.num_segments.max(1).checked_next_power_of_two()?;
+    let tree = width.checked_mul(2)?.checked_sub(1)?.checked_mul(32)?;
+    tree.checked_mul(2)?.checked_add(MAX_SHARE_HASHES * 34)
 }
 
 /// One share's sections, parsed (not yet verified).
@@ -903,10 +959,10 @@ impl Decoder {
     pub fn check_share(cap: &ChkCap, shnum: usize, meta: &ShareMeta) -> Result<Ueb, DecodeError> {
         use crate::hashtree::verify_leaf;
         let bad = |why: &str| DecodeError::Invalid(format!("share {shnum}: {why}"));
-        if hashutil::uri_extension_hash(&meta.ueb) != cap.ueb_hash {
-            return Err(bad("the URI extension block does not match the cap"));
-        }
-        let ueb = parse_ueb(&meta.ueb)?;
+        let ueb = check_ueb(cap, &meta.ueb).map_err(|e| match e {
+            DecodeError::Invalid(why) => DecodeError::Invalid(format!("share {shnum}: {why}")),
+            other => other,
+        })?;
         let n = usize::from(cap.total);
         let share_nodes = 2 * roundup_pow2(n) - 1;
         let block_root = *meta
@@ -933,12 +989,17 @@ impl Decoder {
         if HashTree::new(leaves).root() != block_root {
             return Err(bad("the block tree does not hash to its root"));
         }
-        if ueb.segment_size == 0
-            || ueb.num_segments != ueb.size.div_ceil(ueb.segment_size)
-            || u64::from(ueb.needed) != u64::from(cap.needed)
-            || ueb.size != cap.size
-        {
-            return Err(bad("the URI extension block is inconsistent"));
+        // Each share carries its own copy of the ciphertext tree, and a decoder uses
+        // one share's copy to check every segment: its leaves must hash up to the
+        // UEB's root here, so that a damaged copy is this share's fault (and the share
+        // is replaced) rather than a failure of every segment of the file.
+        let leaves = meta
+            .crypttext_tree
+            .get(meta.crypttext_tree.len() / 2..)
+            .and_then(|l| l.get(..ueb.num_segments as usize))
+            .ok_or_else(|| bad("the ciphertext hash tree is too small"))?;
+        if HashTree::new(leaves).root() != ueb.crypttext_root_hash {
+            return Err(bad("the ciphertext hash tree does not match the UEB"));
         }
         Ok(ueb)
     }
@@ -1148,7 +1209,10 @@ pub fn decode(cap: &ChkCap, shares: &[(usize, &[u8])]) -> Result<Decoded, Decode
     }
     let decoder = Decoder::new(cap, good[0].0, &good[0].2)?;
     let ueb = decoder.ueb().clone();
-    let mut plaintext = Vec::with_capacity(ueb.size as usize);
+    // The UEB's size is the uploader's word: room only for what the shares can hold.
+    let held: usize = good.iter().map(|(_, data, _)| data.len()).sum();
+    let mut plaintext =
+        Vec::with_capacity(usize::try_from(ueb.size).unwrap_or(usize::MAX).min(held));
     let mut crypttext = hashutil::TaggedHasher::new(hashutil::tag::CIPHERTEXT);
     for seg in 0..ueb.num_segments {
         // The first k shares whose block verifies; a share with a bad block is bad
@@ -1264,6 +1328,84 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// A damaged leaf of one share's copy of the ciphertext tree fails that share's
+    /// check (so a downloader blames it and takes another), not every segment later.
+    #[test]
+    fn a_damaged_ciphertext_tree_fails_its_share_check() {
+        let plaintext: Vec<u8> = (0..4321u32).map(|i| (i * 7 % 251) as u8).collect();
+        let enc = encode(&plaintext, [5; 16], &SMALL_2_OF_3).unwrap();
+        let parts = parse_share(&enc.shares[0]).unwrap();
+        let mut meta = ShareMeta {
+            offsets: parts.offsets,
+            crypttext_tree: parts.crypttext_tree.clone(),
+            block_tree: parts.block_tree.clone(),
+            share_hashes: parts.share_hashes.clone(),
+            ueb: parts.ueb.to_vec(),
+        };
+        Decoder::check_share(&enc.cap, 0, &meta).unwrap();
+        let leaf = meta.crypttext_tree.len() / 2 + 2;
+        meta.crypttext_tree[leaf][0] ^= 1;
+        let err = Decoder::check_share(&enc.cap, 0, &meta).unwrap_err();
+        assert!(err.to_string().contains("ciphertext hash tree"), "{err}");
+        assert!(Decoder::new(&enc.cap, 0, &meta).is_err());
+    }
+
+    #[test]
+    fn netstring_lengths_past_the_end_are_errors_not_overflows() {
+        for ueb in [
+            &b"size:18446744073709551615:x,"[..],
+            b"size:18446744073709551614:x,",
+            b"size:5:abc,",
+            b"size:3:abc",
+        ] {
+            assert!(
+                parse_ueb(ueb).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(ueb)
+            );
+        }
+    }
+
+    /// A UEB (bound to its cap) naming absurd sizes is refused by its check, before a
+    /// reader sizes anything by it.
+    #[test]
+    fn a_ueb_with_an_absurd_segment_size_is_refused() {
+        let size = 1u64 << 50;
+        let segment_size = 1u64 << 40;
+        let num_segments = size.div_ceil(segment_size);
+        let ueb = pack_ueb(&[
+            ("codec_name", b"crs".to_vec()),
+            ("crypttext_hash", vec![1; 32]),
+            ("crypttext_root_hash", vec![2; 32]),
+            ("needed_shares", b"2".to_vec()),
+            ("num_segments", num_segments.to_string().into_bytes()),
+            ("segment_size", segment_size.to_string().into_bytes()),
+            ("share_root_hash", vec![3; 32]),
+            ("size", size.to_string().into_bytes()),
+            (
+                "tail_codec_params",
+                format!("{segment_size}-2-3").into_bytes(),
+            ),
+            ("total_shares", b"3".to_vec()),
+        ]);
+        let cap = ChkCap {
+            key: [0; 16],
+            ueb_hash: hashutil::uri_extension_hash(&ueb),
+            needed: 2,
+            total: 3,
+            size,
+        };
+        let err = check_ueb(&cap, &ueb).unwrap_err();
+        assert!(err.to_string().contains("over the"), "{err}");
+        // Within the segment limit, the hash sections are bounded by the segment
+        // count, and a count whose trees cannot be sized is no bound at all.
+        let mut fine = parse_ueb(&ueb).unwrap();
+        fine.num_segments = 4;
+        assert_eq!(max_hash_sections_len(&fine), Some(2 * 7 * 32 + 16 * 34));
+        fine.num_segments = u64::MAX;
+        assert_eq!(max_hash_sections_len(&fine), None);
     }
 
     #[test]

@@ -59,13 +59,17 @@ fn take_netstring(data: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("bad netstring length"))?;
-    let body = data
-        .get(colon + 1..colon + 1 + len)
+    // The length is the data's word: checked, so a huge one is an error, not an
+    // overflow.
+    let end = (colon + 1)
+        .checked_add(len)
+        .filter(|&end| end < data.len())
         .ok_or_else(|| bad("truncated netstring"))?;
-    if data.get(colon + 1 + len) != Some(&b',') {
+    let body = &data[colon + 1..end];
+    if data[end] != b',' {
         return Err(bad("netstring not closed by ','"));
     }
-    Ok((body, &data[colon + 2 + len..]))
+    Ok((body, &data[end + 1..]))
 }
 
 fn strip_spaces(b: &[u8]) -> Option<String> {
@@ -248,6 +252,22 @@ mod tests {
         );
         assert_eq!(python_float(1e16), "1e+16");
         assert_eq!(python_float(0.00001), "1e-05");
+    }
+
+    #[test]
+    fn netstring_lengths_past_the_end_are_errors_not_overflows() {
+        for contents in [
+            &b"18446744073709551615:x,"[..],
+            b"18446744073709551614:x,",
+            b"5:abc,",
+            b"3:abc",
+        ] {
+            assert!(
+                parse(contents, None).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(contents)
+            );
+        }
     }
 }
 

@@ -189,6 +189,8 @@ pub enum ResetReason {
     EpochChanged,
     /// The cursor is ahead of this server's journal (it cannot be from this epoch).
     CursorAhead,
+    /// The cursor is older than the history this server keeps (`docs/feeds.md`).
+    CursorExpired,
 }
 
 /// One message of a change feed.

@@ -98,6 +98,114 @@ pub fn parse_checkstring(checkstring: &[u8]) -> Option<(u64, [u8; 32])> {
     Some((seqnum, root_hash))
 }
 
+/// Checks that `key` is the cap's (by `fingerprint`) and that `signature` is its
+/// RSA-PSS signature over `prefix`.
+fn verify_prefix(
+    key: &[u8],
+    signature: &[u8],
+    prefix: &[u8],
+    fingerprint: &[u8; 32],
+) -> Result<(), DecodeError> {
+    if &hashutil::ssk_pubkey_fingerprint_hash(key) != fingerprint {
+        return Err(bad("verification key does not match the cap's fingerprint"));
+    }
+    let key = rsa::PublicKey::from_public_key_der(key)
+        .map_err(|e| bad(format!("verification key: {e}")))?;
+    let signature =
+        rsa::pss::Signature::try_from(signature).map_err(|_| bad("malformed signature"))?;
+    rsa::pss::VerifyingKey::<Sha256>::new(key)
+        .verify(prefix, &signature)
+        .map_err(|_| bad("signature does not verify"))
+}
+
+/// Room allowed in a share for its keys and signature (an RSA key of 2048 bits, as
+/// Tahoe makes, needs under 2 KiB for all three; this allows far larger keys).
+const MAX_KEYS_LEN: u64 = 32 * 1024;
+/// Room allowed for a share hash chain (N is at most 255: 9 levels, and the sibling).
+const MAX_CHAIN_LEN: u64 = 16 * 34;
+
+/// The length of a share (its header's end-of-file offset), from the share's first
+/// bytes, once they prove it is the cap's: the verification key in them must match
+/// `fingerprint` and sign the prefix. The offsets are not signed, so the length is
+/// then checked against what the signed sizes (k, segment size, data length) allow:
+/// a reader fetches the rest of a share only after this, never sized by a server's
+/// say-so.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] if the header or the key and signature are not all in
+/// `first`, do not verify, or the length is more than the signed sizes allow.
+pub fn signed_share_len(first: &[u8], fingerprint: &[u8; 32]) -> Result<u64, DecodeError> {
+    let b = first;
+    // (header length, prefix length, k, segment size, data length, key, signature, eof)
+    let (header, prefix, needed, num_segments, data_length, key, sig, eof) = match b.first() {
+        Some(0) => {
+            let (o_sig, o_chain) = (be(b, 75, 4)?, be(b, 79, 4)?);
+            // SDMF has one segment, or none for an empty file.
+            let (segment_size, data_length) = (be(b, 59, 8)?, be(b, 67, 8)?);
+            let segments = u64::from(segment_size != 0);
+            (
+                107,
+                75,
+                be(b, 57, 1)?,
+                segments,
+                data_length,
+                (107, o_sig),
+                (o_sig, o_chain),
+                be(b, 99, 8)?,
+            )
+        }
+        Some(1) => {
+            let o = |i: usize| be(b, 59 + 8 * i, 8);
+            let (segment_size, data_length) = (be(b, 43, 8)?, be(b, 51, 8)?);
+            let segments = match (segment_size, data_length) {
+                (_, 0) => 0,
+                (0, _) => return Err(bad("segment size 0 for a non-empty file")),
+                _ => data_length.div_ceil(segment_size),
+            };
+            (
+                123,
+                59,
+                be(b, 41, 1)?,
+                segments,
+                data_length,
+                (o(3)?, o(4)?),
+                (o(2)?, o(3)?),
+                o(7)?,
+            )
+        }
+        _ => return Err(bad("unknown version byte")),
+    };
+    verify_prefix(
+        section(b, key.0, key.1)?,
+        section(b, sig.0, sig.1)?,
+        section(b, 0, prefix)?,
+        fingerprint,
+    )?;
+    if needed == 0 {
+        return Err(bad("k is 0"));
+    }
+    let max = (|| {
+        let tree = num_segments
+            .max(1)
+            .checked_next_power_of_two()?
+            .checked_mul(64)?
+            .checked_sub(32)?;
+        let blocks = data_length
+            .div_ceil(needed)
+            .checked_add(num_segments.checked_mul(17)?)?;
+        (header + MAX_KEYS_LEN + MAX_CHAIN_LEN)
+            .checked_add(tree)?
+            .checked_add(blocks)
+    })()
+    .ok_or_else(|| bad("the signed sizes overflow"))?;
+    if eof > max {
+        return Err(bad(format!(
+            "the header says the share is {eof} bytes; its signed sizes allow at most {max}"
+        )));
+    }
+    Ok(eof)
+}
+
 impl MutableShare {
     /// This share's checkstring (see [`checkstring_len`]).
     pub fn checkstring(&self) -> &[u8] {
@@ -188,17 +296,15 @@ impl MutableShare {
             } else {
                 block_size
             } as usize;
-            let salt: [u8; 16] = data
-                .get(at..at + 16)
-                .ok_or_else(|| bad("share data too short"))?
-                .try_into()
-                .expect("16");
-            let block = data
-                .get(at + 16..at + 16 + len)
-                .ok_or_else(|| bad("share data too short"))?
-                .to_vec();
-            blocks.push((salt, block));
-            at += 16 + len;
+            // Sizes come from the header: the arithmetic is checked, never trusted.
+            let end = at
+                .checked_add(16)
+                .and_then(|x| x.checked_add(len))
+                .filter(|&end| end <= data.len())
+                .ok_or_else(|| bad("share data too short"))?;
+            let salt: [u8; 16] = data[at..at + 16].try_into().expect("16");
+            blocks.push((salt, data[at + 16..end].to_vec()));
+            at = end;
         }
         Ok(Self {
             version: 1,
@@ -229,16 +335,12 @@ impl MutableShare {
     /// # Errors
     /// [`DecodeError::Invalid`] saying which check failed.
     pub fn verify(&self, shnum: usize, fingerprint: &[u8; 32]) -> Result<(), DecodeError> {
-        if &hashutil::ssk_pubkey_fingerprint_hash(&self.verification_key) != fingerprint {
-            return Err(bad("verification key does not match the cap's fingerprint"));
-        }
-        let key = rsa::PublicKey::from_public_key_der(&self.verification_key)
-            .map_err(|e| bad(format!("verification key: {e}")))?;
-        let signature = rsa::pss::Signature::try_from(self.signature.as_slice())
-            .map_err(|_| bad("malformed signature"))?;
-        rsa::pss::VerifyingKey::<Sha256>::new(key)
-            .verify(&self.prefix, &signature)
-            .map_err(|_| bad("signature does not verify"))?;
+        verify_prefix(
+            &self.verification_key,
+            &self.signature,
+            &self.prefix,
+            fingerprint,
+        )?;
         let leaves: Vec<[u8; 32]> = self
             .blocks
             .iter()
@@ -289,15 +391,28 @@ pub fn decode(
         return Err(bad("shares of different versions"));
     }
     let code = Zfec::new(k, usize::from(first.total))?;
-    let mut plaintext = Vec::with_capacity(first.data_length as usize);
+    // The signed data length sizes the result only as far as the blocks in hand can
+    // fill it: a signer's absurd length is not an allocation.
+    let held: usize = shares[..k]
+        .iter()
+        .map(|(_, s)| s.blocks.iter().map(|(_, b)| b.len()).sum::<usize>())
+        .sum();
+    let data_length = usize::try_from(first.data_length).unwrap_or(usize::MAX);
+    let mut plaintext = Vec::with_capacity(data_length.min(held));
+    let segment_size = usize::try_from(first.segment_size).unwrap_or(usize::MAX);
     for seg in 0..first.blocks.len() {
         let blocks: Vec<(usize, &[u8])> = shares[..k]
             .iter()
-            .map(|(n, s)| (*n, s.blocks[seg].1.as_slice()))
-            .collect();
+            .map(|(n, s)| {
+                s.blocks
+                    .get(seg)
+                    .map(|(_, block)| (*n, block.as_slice()))
+                    .ok_or_else(|| bad("shares of different lengths"))
+            })
+            .collect::<Result<_, _>>()?;
         let mut segment = code.decode(&blocks)?.concat();
-        let remaining = first.data_length as usize - plaintext.len();
-        segment.truncate(remaining.min(first.segment_size as usize));
+        let remaining = data_length.saturating_sub(plaintext.len());
+        segment.truncate(remaining.min(segment_size));
         let salt = first.sdmf_salt.unwrap_or(shares[0].1.blocks[seg].0);
         aes::aes128_ctr(
             &hashutil::ssk_readkey_data_hash(&salt, readkey),
@@ -307,4 +422,30 @@ pub fn decode(
         plaintext.extend_from_slice(&segment);
     }
     Ok(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An MDMF header naming the largest sizes there are (a segment of 2^64 - 1
+    /// bytes, k = 1) is a clean error, not an overflow.
+    #[test]
+    fn absurd_mdmf_sizes_are_an_error_not_an_overflow() {
+        let mut share = vec![0u8; 200];
+        share[0] = 1;
+        share[41] = 1; // k
+        share[42] = 1; // N
+        share[43..51].copy_from_slice(&u64::MAX.to_be_bytes()); // segment size
+        share[51..59].copy_from_slice(&u64::MAX.to_be_bytes()); // data length
+        for (i, offset) in [123u64, 123, 123, 123, 123, 123, 200, 200]
+            .iter()
+            .enumerate()
+        {
+            share[59 + 8 * i..67 + 8 * i].copy_from_slice(&offset.to_be_bytes());
+        }
+        let err = MutableShare::parse(&share).unwrap_err();
+        assert!(err.to_string().contains("too short"), "{err}");
+        assert!(signed_share_len(&share, &[0; 32]).is_err());
+    }
 }

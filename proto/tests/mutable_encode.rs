@@ -5,7 +5,7 @@
 //! round-trip through encode, parse, verify and decode.
 
 use swamp_proto::cap::{Cap, MutableCap, MutableFormat};
-use swamp_proto::mutable::{MutableShare, decode};
+use swamp_proto::mutable::{MutableShare, decode, signed_share_len};
 use swamp_proto::mutable_encode::{MutableParams, encode, encode_with_salts};
 use swamp_proto::mutable_key::MutableKey;
 
@@ -120,6 +120,12 @@ fn round_trip(key: &MutableKey, format: MutableFormat, k: u8, n: u8, size: usize
         .collect();
     for (shnum, share) in parsed.iter().enumerate() {
         share.verify(shnum, &cap.fingerprint).unwrap();
+        let bytes = &version.shares[shnum];
+        assert_eq!(
+            signed_share_len(bytes, &cap.fingerprint).unwrap(),
+            bytes.len() as u64,
+            "{format:?} {k}-of-{n}, {size} bytes"
+        );
         assert_eq!(share.seqnum, 5);
         assert_eq!(share.root_hash, version.root_hash);
     }

@@ -3,7 +3,7 @@
 //! `tests/interop/make_mutable_fixtures.py`) verify and decode byte-exact.
 
 use swamp_proto::cap::Cap;
-use swamp_proto::mutable::{MutableShare, decode};
+use swamp_proto::mutable::{MutableShare, decode, signed_share_len};
 
 fn check(name: &str, cap: &str, size: usize, shares: [&[u8]; 2]) {
     let Cap::Mutable(cap) = cap.trim().parse::<Cap>().unwrap() else {
@@ -36,6 +36,28 @@ fn check(name: &str, cap: &str, size: usize, shares: [&[u8]; 2]) {
     );
     // Verifying against another file's fingerprint fails.
     assert!(parsed[0].verify(0, &[0; 32]).is_err());
+    // A reader learns a share's length from its first bytes, once they are the
+    // cap's, and only within what the signed sizes allow.
+    for share in shares {
+        assert_eq!(
+            signed_share_len(share, &cap.fingerprint).unwrap(),
+            share.len() as u64,
+            "{name}"
+        );
+        assert!(signed_share_len(share, &[0; 32]).is_err(), "{name}");
+        let mut huge = share.to_vec();
+        let eof = if huge[0] == 0 { 99 } else { 59 + 7 * 8 };
+        huge[eof..eof + 8].copy_from_slice(&(1u64 << 50).to_be_bytes());
+        let err = signed_share_len(&huge, &cap.fingerprint).unwrap_err();
+        assert!(err.to_string().contains("allow at most"), "{name}: {err}");
+        let mut forged = share.to_vec();
+        let data_length = if share[0] == 0 { 67 } else { 51 };
+        forged[data_length + 1] ^= 0x40; // a signed size changed: the signature fails
+        assert!(
+            signed_share_len(&forged, &cap.fingerprint).is_err(),
+            "{name}"
+        );
+    }
 }
 
 #[test]

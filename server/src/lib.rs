@@ -8,11 +8,13 @@
 //! - [`http`]: routes, authorization, content negotiation, the error-to-status map.
 //! - [`tls`]: the rustls configuration (one self-signed certificate, ALPN h2/http1.1).
 //! - [`serve`]: the accept loop and graceful shutdown.
+//! - [`connection`]: per-connection bounds (idle, write and body timeouts, early answers).
 //! - [`tasks`]: background work (idle uploads, lease expiry).
 //! - [`start`]: assembling a [`serve::Server`] from a node directory.
 
 pub mod activity;
 pub mod backend;
+pub mod connection;
 pub mod feeds;
 pub mod http;
 pub mod node;

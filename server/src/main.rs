@@ -118,6 +118,18 @@ fn run(dir: &Path) -> anyhow::Result<()> {
     }
     let config = Config::load(dir, env)?;
     init_tracing(config.log_format);
+    match swamp_server::start::raise_open_file_limit() {
+        Ok(limit) => tracing::info!(
+            soft = limit
+                .soft
+                .map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+            hard = limit
+                .hard
+                .map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+            "open file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit to the hard limit"),
+    }
     let node = load_node(dir, env, system_clock())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

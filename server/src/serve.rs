@@ -9,18 +9,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::BufWriter;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::expiry::ExpiryPolicy;
+use crate::connection::ConnectionService;
+use crate::connection::in_flight::{IdleBounds, InFlight};
+use crate::connection::io::TimedIo;
 use crate::http::{self, App};
+use crate::node::Limits;
 use crate::tasks;
 
 /// Everything `serve` needs besides the listener.
@@ -44,9 +48,6 @@ const TLS_BUFFER_LIMIT: usize = 256 * 1024;
 /// Write buffer of an HTTP/2 connection.
 const H2_WRITE_BUFFER: usize = 64 * 1024;
 
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Serves until `shutdown` is cancelled.
 ///
 /// # Errors
@@ -61,13 +62,24 @@ pub async fn serve(
     let router = http::router(server.app.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&server.tls));
     let limits = server.app.limits.clone();
+    let builder = connection_builder(&limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // True while every connection place is taken: idle connections then get the short
+    // idle bound, so that they make room for the clients waiting (`in_flight.rs`).
+    let (full, _) = watch::channel(false);
     let mut backoff = Duration::from_millis(10);
     loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("invariant: semaphore never closed"),
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                full.send_replace(true);
+                let permit = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    permit = Arc::clone(&permits).acquire_owned() => permit.expect("invariant: semaphore never closed"),
+                };
+                full.send_replace(false);
+                permit
+            }
         };
         let (tcp, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -83,36 +95,18 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        let conn_shutdown = shutdown.clone();
+        let connection = Connection {
+            acceptor: acceptor.clone(),
+            builder: builder.clone(),
+            router: router.clone(),
+            limits: limits.clone(),
+            shutdown: shutdown.clone(),
+            full: full.subscribe(),
+            peer,
+        };
         tracker.spawn(async move {
             let _permit = permit;
-            let mut tls = tokio::select! {
-                () = conn_shutdown.cancelled() => return,
-                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => { tracing::debug!(%peer, error = %e, "TLS handshake failed"); return; }
-                    Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
-                },
-            };
-            tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http2().max_concurrent_streams(256).enable_connect_protocol();
-            // HTTP/2 writes one TLS record, and one system call, per 16 KiB frame; a
-            // write buffer under it lets one flush carry several frames. HTTP/1.1
-            // (hyper buffers it already) and idle WebSocket connections go without, to
-            // keep an idle connection small.
-            let io = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                Either::Left(BufWriter::with_capacity(H2_WRITE_BUFFER, tls))
-            } else {
-                Either::Right(tls)
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            connection.serve(tcp).await;
         });
     }
     drop(listener);
@@ -123,13 +117,131 @@ pub async fn serve(
         .app
         .feeds
         .close_all(crate::feeds::CloseReason::Shutdown);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    tracker.close();
+    if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!(grace = ?limits.shutdown_grace, "requests still open after the grace period; closing them");
     }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     Ok(())
+}
+
+/// The HTTP side of every connection, with hyper's own timers: HTTP/2 pings, and the
+/// HTTP/1.1 header read timeout. hyper starts the latter when the connection becomes
+/// ready for its next request, so it also bounds keep-alive idleness: it is set to the
+/// longest idle bound, as a backstop to the connection's own idle bounds.
+fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout.max(limits.header_read_timeout));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .enable_connect_protocol()
+        .keep_alive_interval(limits.ping_interval)
+        .keep_alive_timeout(limits.ping_timeout);
+    builder
+}
+
+/// One accepted connection, before its TLS handshake.
+struct Connection {
+    acceptor: tokio_rustls::TlsAcceptor,
+    builder: auto::Builder<TokioExecutor>,
+    router: axum::Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+    full: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+}
+
+/// How long a connection closed for idleness may take to end by itself (HTTP/2's
+/// GOAWAY exchange) before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+impl Connection {
+    /// Handshake, then serve until the client leaves, the connection has been idle for
+    /// the idle timeout, or the server shuts down (both of which end it gracefully:
+    /// HTTP/2 GOAWAY, or HTTP/1.1 closing after the answer in flight).
+    async fn serve(self, tcp: TcpStream) {
+        let Self {
+            acceptor,
+            builder,
+            router,
+            limits,
+            shutdown,
+            full,
+            peer,
+        } = self;
+        let tcp = TimedIo::new(tcp, limits.write_timeout);
+        let mut tls = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)) => match r {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => { tracing::debug!(%peer, error = %e, "TLS handshake failed"); return; }
+                Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
+            },
+        };
+        tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+        // HTTP/2 writes one TLS record, and one system call, per 16 KiB frame; a write
+        // buffer under it lets one flush carry several frames. HTTP/1.1 (hyper buffers
+        // it already) and idle WebSocket connections go without, to keep an idle
+        // connection small.
+        let io = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            Either::Left(BufWriter::with_capacity(H2_WRITE_BUFFER, tls))
+        } else {
+            Either::Right(tls)
+        };
+        let in_flight = InFlight::default();
+        let service = ConnectionService::new(router, in_flight.clone(), limits.body_read_timeout);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+        tokio::pin!(conn);
+        let bounds = IdleBounds {
+            short: limits.header_read_timeout,
+            long: limits.idle_timeout,
+        };
+        let idle = in_flight.idle(bounds, full);
+        tokio::pin!(idle);
+        let mut closing = false;
+        // Set when closed for idleness: by then, with still no request in flight (an
+        // HTTP/1.1 head that never completes), the connection is dropped.
+        let mut drop_at = None;
+        let result = loop {
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                () = shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = &mut idle, if !closing => {
+                    tracing::debug!(%peer, "idle connection; closing it");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                    drop_at = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
+                }
+                () = sleep_until_some(drop_at) => {
+                    if in_flight.count() == 0 {
+                        tracing::debug!(%peer, "idle connection did not close; dropping it");
+                        return;
+                    }
+                    drop_at = None;
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is none.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

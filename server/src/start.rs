@@ -121,15 +121,54 @@ pub fn assemble(
         app: App {
             storage,
             swissnum: identity.swissnum.clone(),
-            limits,
             feeds,
             activity: Arc::default(),
             operator_secret: identity.operator_secret.clone(),
             buffers: Arc::default(),
             reads: Arc::default(),
+            budget: Arc::new(crate::http::budget::BodyBudget::new(
+                limits.max_bodies_in_flight,
+                limits.max_patch_size.max(limits.max_read_test_write_size),
+            )),
+            limits,
         },
         tls,
         expiry,
+    })
+}
+
+/// The open-file limit after [`raise_open_file_limit`]: `None` is unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenFileLimit {
+    /// The soft limit, which the node now runs under.
+    pub soft: Option<u64>,
+    /// The hard limit.
+    pub hard: Option<u64>,
+}
+
+/// Raises the soft limit on open files to the hard limit. Every connection, upload in
+/// progress and journal file holds a descriptor, and the soft limit many systems start
+/// services with (1,024) is reached by a few hundred clients; the hard limit is what
+/// the administrator allows.
+///
+/// # Errors
+/// If the kernel refuses the new limit.
+pub fn raise_open_file_limit() -> std::io::Result<OpenFileLimit> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        )?;
+    }
+    let now = getrlimit(Resource::Nofile);
+    Ok(OpenFileLimit {
+        soft: now.current,
+        hard: now.maximum,
     })
 }
 
@@ -148,4 +187,32 @@ fn has_any_share(storage_dir: &Path) -> bool {
                 })
                 .unwrap_or(false)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let before = getrlimit(Resource::Nofile);
+        // Start below the hard limit (lowering needs no privilege), as a service would.
+        if let Some(hard) = before.maximum
+            && hard > 512
+        {
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(512),
+                    maximum: before.maximum,
+                },
+            )
+            .unwrap();
+        }
+        let raised = raise_open_file_limit().unwrap();
+        assert_eq!(raised.soft, raised.hard);
+        assert_eq!(raised.hard, before.maximum);
+        assert_eq!(getrlimit(Resource::Nofile).current, before.maximum);
+    }
 }

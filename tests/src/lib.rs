@@ -284,6 +284,34 @@ impl Secrets {
     }
 }
 
+/// A read-test-write request that writes `data` at `offset` of share `shnum`, with no
+/// test and no read.
+pub fn slot_write(shnum: u64, offset: u64, data: &[u8]) -> swamp_proto::v1::ReadTestWriteRequest {
+    use swamp_proto::v1::{TestWriteVectors, WriteVector};
+    let vectors = TestWriteVectors {
+        test: vec![],
+        write: vec![WriteVector {
+            offset,
+            data: data.to_vec(),
+        }],
+        new_length: None,
+    };
+    swamp_proto::v1::ReadTestWriteRequest {
+        test_write_vectors: [(shnum, vectors)].into(),
+        read_vector: vec![],
+    }
+}
+
+/// A server whose storage layer injects the faults a test sets in the returned plan.
+pub async fn start_with_faults() -> (TestServer, Arc<swamp_server::backend::faults::FaultPlan>) {
+    let plan = Arc::new(swamp_server::backend::faults::FaultPlan::default());
+    let options = TestOptions {
+        faults: swamp_server::backend::faults::Faults::injected(Arc::clone(&plan)),
+        ..TestOptions::default()
+    };
+    (TestServer::start_with(options).await, plan)
+}
+
 /// Random bytes.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];

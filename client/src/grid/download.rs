@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -99,8 +100,16 @@ impl Grid {
     /// # Errors
     /// [`GridError::NotEnoughShares`] if fewer than k good shares can be found.
     pub async fn download(&self, cap: &ChkCap) -> Result<Vec<u8>, GridError> {
-        let mut plaintext = Vec::with_capacity(cap.size as usize);
+        // Room for the whole file is made when the first plaintext comes, after a
+        // share's UEB has confirmed the cap's size (so it is the uploader's, not just
+        // what a cap string says), and only if the system grants it.
+        let mut plaintext = Vec::new();
         let mut sink = |segment: &[u8]| {
+            if plaintext.is_empty() {
+                let size = usize::try_from(cap.size).unwrap_or(usize::MAX);
+                // A failed reservation leaves the Vec to grow as segments come.
+                let _ = plaintext.try_reserve_exact(size);
+            }
             plaintext.extend_from_slice(segment);
             Ok(())
         };
@@ -134,6 +143,15 @@ impl Grid {
     ) -> Result<(), FileError> {
         let si = cap.storage_index();
         let k = usize::from(cap.needed);
+        // A cap is data too (a directory's child, a pasted string): its k and N are
+        // checked before anything is asked or sized by them.
+        if k == 0 || cap.needed > cap.total || cap.total > 256 {
+            return Err(GridError::Format(swamp_proto::DecodeError::Invalid(format!(
+                "a CHK cap needs 1 <= k <= N <= 256, not k={} N={}",
+                cap.needed, cap.total
+            )))
+            .into());
+        }
         let permuted = self.permuted(&si);
         let lists = futures::future::join_all(
             permuted
@@ -152,12 +170,15 @@ impl Grid {
         let mut candidates: VecDeque<(usize, usize)> = candidates.into();
 
         let mut chosen: Vec<Source<'_>> = Vec::with_capacity(k);
+        // Shares blamed (and reported) so far, for the error if too few remain.
+        let corrupt = AtomicUsize::new(0);
         let not_enough = |found: usize| GridError::NotEnoughShares {
             si,
             found,
             needed: k,
+            corrupt: corrupt.load(Ordering::Relaxed),
         };
-        self.fill(cap, &permuted, &mut candidates, &mut chosen)
+        self.fill(cap, &permuted, &mut candidates, &mut chosen, &corrupt)
             .await;
         let mut decoder = None;
         while decoder.is_none() {
@@ -167,9 +188,8 @@ impl Grid {
             match Decoder::new(cap, chosen[0].shnum, &chosen[0].meta) {
                 Ok(d) => decoder = Some(d),
                 Err(_) => {
-                    let bad = chosen.remove(0);
-                    advise(&si, &bad).await;
-                    self.fill(cap, &permuted, &mut candidates, &mut chosen)
+                    blame(&corrupt, &si, &chosen[0]).await;
+                    self.drop_share(cap, &permuted, &mut candidates, &mut chosen, 0, &corrupt)
                         .await;
                 }
             }
@@ -225,15 +245,8 @@ impl Grid {
                     },
                 };
                 if let Some(i) = bodies.iter().position(Result::is_err) {
-                    self.drop_share(
-                        cap,
-                        &permuted,
-                        &mut candidates,
-                        &mut chosen,
-                        i,
-                        Failure::Server,
-                    )
-                    .await;
+                    self.drop_share(cap, &permuted, &mut candidates, &mut chosen, i, &corrupt)
+                        .await;
                     seg = first;
                     continue 'restart;
                 }
@@ -279,15 +292,9 @@ impl Grid {
                             SegmentError::BadBlock(i) => i,
                             SegmentError::Invalid(e) => return Err(GridError::Format(e).into()),
                         };
-                        self.drop_share(
-                            cap,
-                            &permuted,
-                            &mut candidates,
-                            &mut chosen,
-                            i,
-                            Failure::Corrupt,
-                        )
-                        .await;
+                        blame(&corrupt, &si, &chosen[i]).await;
+                        self.drop_share(cap, &permuted, &mut candidates, &mut chosen, i, &corrupt)
+                            .await;
                         seg = s;
                         continue 'restart;
                     }
@@ -300,7 +307,7 @@ impl Grid {
         Ok(())
     }
 
-    /// Drops `chosen[i]` (advising corruption if it is corrupt) and finds another.
+    /// Drops `chosen[i]` (after [`blame`] if it is corrupt) and finds another.
     async fn drop_share<'a>(
         &'a self,
         cap: &ChkCap,
@@ -308,13 +315,10 @@ impl Grid {
         candidates: &mut VecDeque<(usize, usize)>,
         chosen: &mut Vec<Source<'a>>,
         i: usize,
-        why: Failure,
+        corrupt: &AtomicUsize,
     ) {
-        let bad = chosen.remove(i);
-        if matches!(why, Failure::Corrupt) {
-            advise(&cap.storage_index(), &bad).await;
-        }
-        self.fill(cap, permuted, candidates, chosen).await;
+        chosen.remove(i);
+        self.fill(cap, permuted, candidates, chosen, corrupt).await;
     }
 
     /// Adds candidates to `chosen` until it has k shares whose metadata checks out
@@ -326,6 +330,7 @@ impl Grid {
         permuted: &[&'a Server],
         candidates: &mut VecDeque<(usize, usize)>,
         chosen: &mut Vec<Source<'a>>,
+        corrupt: &AtomicUsize,
     ) {
         let si = cap.storage_index();
         let k = usize::from(cap.needed);
@@ -363,6 +368,7 @@ impl Grid {
                         meta,
                     }),
                     Err(Failure::Corrupt) => {
+                        corrupt.fetch_add(1, Ordering::Relaxed);
                         let _ = server
                             .client
                             .immutable()
@@ -380,26 +386,67 @@ impl Grid {
     }
 }
 
-/// Reads a share's header and everything after its blocks, and checks them.
+/// Share metadata of at most this many bytes (hash trees, chain, UEB) is fetched in
+/// one read, bounded by what the share's own header says; larger metadata (files of
+/// several GiB) is fetched only after the UEB, checked against the cap, has said how
+/// large it can be.
+const ONE_READ_META: u64 = 1024 * 1024;
+
+/// Reads a share's header and everything after its blocks, and checks them. Nothing
+/// the server says sizes a read beyond a bound: the header's offsets (unchecked) are
+/// trusted only up to [`ONE_READ_META`]; past that, the UEB is read first (at most
+/// [`chk::MAX_UEB_LEN`]), checked against the cap, and the hash sections must fit
+/// what its segment count allows.
 async fn fetch_meta(cap: &ChkCap, server: &Server, shnum: usize) -> Result<ShareMeta, Failure> {
     let si = cap.storage_index();
     let n = ShareNumber::new(shnum as u8);
-    let immutable = server.client.immutable();
-    let header = immutable
-        .read_share_chunk(&si, n, 0, chk::HEADER_LEN)
-        .await
-        .map_err(|_| Failure::Server)?;
+    let immutable = &server.client.immutable();
+    let si = &si;
+    let read = |offset: u64, length: u64| async move {
+        immutable
+            .read_share_chunk(si, n, offset, length)
+            .await
+            .map_err(|_| Failure::Server)
+    };
+    let header = read(0, chk::HEADER_LEN).await?;
     let offsets = chk::parse_offsets(&header).map_err(|_| Failure::Corrupt)?;
-    let tail = immutable
-        .read_share_chunk(&si, n, offsets.crypttext_hash_tree, 1 << 40)
-        .await
-        .map_err(|_| Failure::Server)?;
+    let length_field = offsets.length_field();
+    let sections = offsets
+        .uri_extension
+        .checked_sub(offsets.crypttext_hash_tree)
+        .ok_or(Failure::Corrupt)?;
+    let ueb_part = length_field + chk::MAX_UEB_LEN;
+    let whole = sections.checked_add(ueb_part).ok_or(Failure::Corrupt)?;
+    let tail = if whole <= ONE_READ_META {
+        read(offsets.crypttext_hash_tree, whole).await?
+    } else {
+        let ueb_bytes = read(offsets.uri_extension, ueb_part).await?;
+        let ueb = ueb_bytes
+            .get(..length_field as usize)
+            .map(|f| f.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+            .and_then(|len| ueb_bytes.get(length_field as usize..)?.get(..len as usize))
+            .ok_or(Failure::Corrupt)?;
+        let ueb = chk::check_ueb(cap, ueb).map_err(|_| Failure::Corrupt)?;
+        if chk::max_hash_sections_len(&ueb).is_none_or(|max| sections > max) {
+            return Err(Failure::Corrupt);
+        }
+        let hashes = read(offsets.crypttext_hash_tree, sections).await?;
+        if hashes.len() as u64 != sections {
+            return Err(Failure::Corrupt);
+        }
+        let mut tail = Vec::with_capacity(hashes.len() + ueb_bytes.len());
+        tail.extend_from_slice(&hashes);
+        tail.extend_from_slice(&ueb_bytes);
+        Bytes::from(tail)
+    };
     let meta = chk::parse_share_meta(offsets, &tail).map_err(|_| Failure::Corrupt)?;
     Decoder::check_share(cap, shnum, &meta).map_err(|_| Failure::Corrupt)?;
     Ok(meta)
 }
 
-async fn advise(si: &swamp_proto::StorageIndex, bad: &Source<'_>) {
+/// Counts `bad` as corrupt and reports it to its server.
+async fn blame(corrupt: &AtomicUsize, si: &swamp_proto::StorageIndex, bad: &Source<'_>) {
+    corrupt.fetch_add(1, Ordering::Relaxed);
     let _ = bad
         .server
         .client

@@ -42,8 +42,10 @@ pub enum StorageError {
         /// The limit.
         max: u64,
     },
-    /// No room left on the disk for this operation (`ENOSPC`, `EDQUOT`): nothing of it
-    /// was kept, and the same request may be sent again once space is freed.
+    /// No room left on the disk for this operation (`ENOSPC`, `EDQUOT`). An upload's
+    /// write was not kept and may be sent again once space is freed; a
+    /// read-test-write's outcome is unknown, as after any 5xx (the client reads the
+    /// slot), but the slot is never left torn (`repairs.rs`).
     #[error("not enough space left on the storage disk; try again later or elsewhere")]
     NoSpace,
     /// An upload whose written ranges are scattered into too many pieces.
@@ -70,6 +72,9 @@ pub enum StorageError {
         /// The limit.
         max: u64,
     },
+    /// A slot changed while a large read of it was being answered in chunks.
+    #[error("the slot changed while it was being read; read it again")]
+    Changed,
     /// A file under `shares/` that is not a valid container.
     #[error("share file {path} is damaged")]
     Damaged {
@@ -79,6 +84,10 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// A sync failed earlier in this process, so nothing more is acknowledged until a
+    /// restart replays the journal (`feeds/durable.rs`).
+    #[error("storage needs a restart after a disk error")]
+    NeedsRestart,
     /// The disk failed.
     #[error("could not {op} {path}")]
     Io {
@@ -103,7 +112,9 @@ impl<T> IoContext<T> for io::Result<T> {
             let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
                 .iter()
                 .any(|e| source.raw_os_error() == Some(e.raw_os_error()));
-            if full {
+            if is_needs_restart(&source) {
+                StorageError::NeedsRestart
+            } else if full {
                 tracing::warn!(path = %path.display(), %op, "the storage disk is full");
                 StorageError::NoSpace
             } else if source.kind() == io::ErrorKind::InvalidData {
@@ -120,4 +131,22 @@ impl<T> IoContext<T> for io::Result<T> {
             }
         })
     }
+}
+
+/// The marker inside the I/O error of a write refused after a failed sync.
+#[derive(Debug, thiserror::Error)]
+#[error("storage needs a restart after a disk error")]
+struct NeedsRestartMarker;
+
+/// The I/O error a write gets once a sync has failed (it becomes
+/// [`StorageError::NeedsRestart`] through [`IoContext::op`]).
+pub fn needs_restart() -> io::Error {
+    io::Error::other(NeedsRestartMarker)
+}
+
+/// Whether `error` is [`needs_restart`]'s.
+pub fn is_needs_restart(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<NeedsRestartMarker>())
 }

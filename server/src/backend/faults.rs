@@ -19,12 +19,22 @@ pub struct Faults(Option<Arc<FaultPlan>>);
 #[derive(Default, Debug)]
 pub struct FaultPlan {
     write_errno: AtomicI32,
+    /// Writes that still succeed before `write_errno` applies.
+    writes_left: AtomicI32,
     sync_errno: AtomicI32,
+    journal_sync_errno: AtomicI32,
 }
 
 impl FaultPlan {
     /// Every write of share data fails with `errno` (0: writes work again).
     pub fn fail_writes(&self, errno: i32) {
+        self.fail_writes_after(0, errno);
+    }
+
+    /// The next `n` writes succeed, then every write fails with `errno`: a disk that
+    /// fills up in the middle of a request.
+    pub fn fail_writes_after(&self, n: i32, errno: i32) {
+        self.writes_left.store(n, Ordering::SeqCst);
         self.write_errno.store(errno, Ordering::SeqCst);
     }
 
@@ -33,10 +43,18 @@ impl FaultPlan {
         self.sync_errno.store(errno, Ordering::SeqCst);
     }
 
+    /// Every sync of the feed journal (its `fdatasync`, the files it writes durably,
+    /// the checkpoint's `syncfs`) fails with `errno` (0: they work again; the journal
+    /// still trusts none until a restart, `feeds/durable.rs`).
+    pub fn fail_journal_syncs(&self, errno: i32) {
+        self.journal_sync_errno.store(errno, Ordering::SeqCst);
+    }
+
     /// No more injected faults.
     pub fn heal(&self) {
         self.fail_writes(0);
         self.fail_syncs(0);
+        self.fail_journal_syncs(0);
     }
 }
 
@@ -58,6 +76,12 @@ impl Faults {
     /// # Errors
     /// The injected error, if any.
     pub fn before_write(&self) -> io::Result<()> {
+        if let Some(plan) = self.0.as_deref()
+            && plan.write_errno.load(Ordering::SeqCst) != 0
+            && plan.writes_left.fetch_sub(1, Ordering::SeqCst) > 0
+        {
+            return Ok(());
+        }
         self.check(|p| &p.write_errno)
     }
 
@@ -67,5 +91,13 @@ impl Faults {
     /// The injected error, if any.
     pub fn before_sync(&self) -> io::Result<()> {
         self.check(|p| &p.sync_errno)
+    }
+
+    /// Before a sync of the feed journal.
+    ///
+    /// # Errors
+    /// The injected error, if any.
+    pub fn before_journal_sync(&self) -> io::Result<()> {
+        self.check(|p| &p.journal_sync_errno)
     }
 }

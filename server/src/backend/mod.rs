@@ -81,6 +81,28 @@ pub struct OpenShare {
     pub data_length: u64,
 }
 
+/// Which version of a file: anything that writes it changes the stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(file: &File) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata()?;
+        Ok(Self {
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
 /// One share's current state, for feed snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareState {
@@ -360,6 +382,43 @@ impl Storage {
         )
         .op("read", &path)?;
         Ok((share.data_length, data))
+    }
+
+    /// Reads `[first, first + size)` of a slot's data (clipped) under the storage
+    /// index's read lock, with the stamp of the file version it came from. With
+    /// `expect`, a file that changed since that stamp is [`StorageError::Changed`]: a
+    /// large slot read is answered in chunks, and must never mix two versions.
+    ///
+    /// # Errors
+    /// As [`Storage::open_share`], or [`StorageError::Changed`].
+    pub fn read_slot_chunk(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNumber,
+        first: u64,
+        size: u64,
+        expect: Option<FileStamp>,
+    ) -> Result<(u64, Vec<u8>, FileStamp), StorageError> {
+        self.repair_before_read(si)?;
+        let _guard = self.locks.read(si);
+        let share = self.open_share_locked(ShareKind::Mutable, si, shnum)?;
+        let path = self.layout.share_path(si, shnum);
+        let stamp = FileStamp::of(&share.file).op("stat", &path)?;
+        if expect.is_some_and(|e| e != stamp) {
+            return Err(StorageError::Changed);
+        }
+        let end = first.saturating_add(size).min(share.data_length);
+        let data = if first < end {
+            read_vec_at(
+                &share.file,
+                (end - first) as usize,
+                share.data_offset + first,
+            )
+            .op("read", &path)?
+        } else {
+            Vec::new()
+        };
+        Ok((share.data_length, data, stamp))
     }
 
     fn open_share_locked(

@@ -73,9 +73,8 @@ pub type Edits = (Vec<(u64, u64)>, Vec<(u64, ByteBuf)>);
 /// The edits, applied to the old file in this order, give the new file (`redo.rs`
 /// logs exactly them): first `zeros` (byte ranges of the old file to clear), then
 /// `writes` in order, then the header and the extra-lease block at its new place, then
-/// the new length. Zeroed ranges never overlap an earlier write's bytes (each starts at
-/// or past the data length, which covers every earlier write), so clearing them first
-/// is the same as clearing them in turn.
+/// the new length. Clearing a range also clears it in the earlier writes' bytes, so
+/// clearing every range first is the same as clearing each in turn.
 pub struct Container {
     /// The share file, open for reading and writing; none for a new share.
     file: Option<File>,
@@ -220,11 +219,18 @@ impl Container {
         be_u32(&self.extra[..4])
     }
 
-    /// Clears `[from, to)` of the file: only what the old file holds needs it, since
-    /// past its end the file grows with zeros.
+    /// Clears `[from, to)` of the file. Bytes that earlier writes of this container
+    /// put there are cleared in those writes, so applying every cleared range before
+    /// every write stays exact; of the old file only what it holds needs clearing,
+    /// since past its end the file grows with zeros.
     fn zero(&mut self, from: u64, to: u64) {
+        for (at, bytes) in &mut self.writes {
+            overlay(bytes, *at, from, to.saturating_sub(from), |dst, _| {
+                dst.fill(0)
+            });
+        }
         let to = to.min(self.old_len);
-        if from < to && self.file.is_some() {
+        if from < to {
             self.zeros.push((from, to - from));
         }
     }
@@ -463,20 +469,13 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n.max(1)
-        }
-    }
-
     const SI: StorageIndex = StorageIndex::from_bytes([3; 16]);
 
-    /// Applies the container's redo to the file, as a read-test-write does.
-    fn commit(c: &Container, path: &std::path::Path) {
+    /// Applies the container's redo to the file, as a read-test-write does; with
+    /// `fail_after`, a first attempt fails after that many writes (a disk error mid
+    /// apply) and the redo is applied again, as a repair or a replay does.
+    fn commit_with(c: &Container, path: &std::path::Path, fail_after: Option<i32>) {
+        use crate::backend::faults::{FaultPlan, Faults};
         let redo = ShareRedo::write(SI, ShareNumber::try_from(0u64).unwrap(), c);
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -484,8 +483,16 @@ mod tests {
             .truncate(false)
             .open(path)
             .unwrap();
-        redo.apply_to(&file, &crate::backend::faults::Faults::default())
-            .unwrap();
+        if let Some(n) = fail_after {
+            let plan = std::sync::Arc::new(FaultPlan::default());
+            plan.fail_writes_after(n, 5);
+            let _ = redo.apply_to(&file, &Faults::injected(plan));
+        }
+        redo.apply_to(&file, &Faults::default()).unwrap();
+    }
+
+    fn commit(c: &Container, path: &std::path::Path) {
+        commit_with(c, path, None);
     }
 
     fn open(path: &std::path::Path) -> Container {
@@ -497,57 +504,76 @@ mod tests {
         Container::open(file).unwrap()
     }
 
-    /// Random read-test-writes (scattered writes, gaps, truncations, lease changes that
-    /// move the extra-lease block) applied through redo records to a real file give
-    /// exactly the bytes Tahoe's algorithm gives on a whole image.
-    #[test]
-    fn file_edits_agree_with_the_whole_image_model() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut rng = Rng(0x1234_5678_9abc_def1);
-        for round in 0..60 {
-            let path = dir.path().join(format!("share-{round}"));
+    /// One step of a slot's life.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write(u64, Vec<u8>),
+        Truncate(u64),
+        Lease(u8, u64),
+        Expire,
+        /// End the read-test-write: log, apply (maybe failing part way first), reopen.
+        Commit(Option<i32>),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u64..3_000, proptest::collection::vec(1u8..=255, 0..600))
+                .prop_map(|(o, d)| Op::Write(o, d)),
+            1 => (0u64..20_000, proptest::collection::vec(1u8..=255, 0..50))
+                .prop_map(|(o, d)| Op::Write(o, d)),
+            1 => (0u64..4_000).prop_map(Op::Truncate),
+            1 => (0u8..8, 100u64..150).prop_map(|(n, e)| Op::Lease(n, e)),
+            1 => Just(Op::Expire),
+            2 => proptest::option::of(0i32..4).prop_map(Op::Commit),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any sequence of read-test-writes (scattered writes, gaps, truncations, lease
+        /// changes that move the extra-lease block), applied through redo records to a
+        /// real file, some of them failing part way and applied again, gives exactly
+        /// the bytes Tahoe's algorithm gives on a whole in-memory image.
+        #[test]
+        fn file_edits_agree_with_the_whole_image_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("share");
             let mut c = Container::new([1; 20], &WriteEnabler::from_bytes([2; 32]));
             let mut model = Model(Vec::new());
             model.0.extend_from_slice(&c.head);
             model.0.extend_from_slice(&c.extra);
-            for step in 0..8 {
-                let writes = rng.below(4);
-                for _ in 0..writes {
-                    let far = rng.below(4) == 0;
-                    let offset = rng.below(if far { 20_000 } else { 3_000 });
-                    let len = rng.below(600) as usize;
-                    let data: Vec<u8> = (0..len).map(|_| rng.below(255) as u8 + 1).collect();
-                    c.write(offset, &data);
-                    model.write(offset, &data);
+            for op in ops.into_iter().chain([Op::Commit(None)]) {
+                match op {
+                    Op::Write(offset, data) => {
+                        c.write(offset, &data);
+                        model.write(offset, &data);
+                    }
+                    Op::Truncate(len) => {
+                        c.truncate(len);
+                        model.truncate(len);
+                    }
+                    Op::Lease(n, expiry) => c.add_or_renew_lease(&grant(n, expiry)),
+                    Op::Expire => {
+                        c.retain_leases(|l| l.expiry > 120);
+                    }
+                    Op::Commit(fail_after) => {
+                        // The model takes the lease bytes from the container (leases
+                        // have their own tests); the data and the layout are its own.
+                        model.0[LEASES_AT..DATA_OFFSET as usize].copy_from_slice(&c.head[LEASES_AT..]);
+                        model.set_extra(&c.extra);
+                        let prefix = c.data_prefix(57).unwrap();
+                        commit_with(&c, &path, fail_after);
+                        let bytes = std::fs::read(&path).unwrap();
+                        proptest::prop_assert_eq!(bytes.len(), model.0.len());
+                        proptest::prop_assert!(bytes == model.0, "file bytes differ from the model");
+                        let d = DATA_OFFSET as usize;
+                        let dl = model.at(DATA_LENGTH_AT) as usize;
+                        proptest::prop_assert_eq!(&prefix[..], &model.0[d..d + dl.min(57)]);
+                        c = open(&path);
+                    }
                 }
-                if rng.below(4) == 0 {
-                    let len = rng.below(c.data_length() + 1);
-                    c.truncate(len);
-                    model.truncate(len);
-                }
-                for _ in 0..rng.below(3) {
-                    c.add_or_renew_lease(&grant(rng.below(8) as u8, 100 + rng.below(50)));
-                }
-                if rng.below(5) == 0 {
-                    c.retain_leases(|l| l.expiry > 120);
-                }
-                // The model takes the lease bytes from the container (leases are
-                // tested on their own below); the data and the layout are its own.
-                model.0[LEASES_AT..DATA_OFFSET as usize].copy_from_slice(&c.head[LEASES_AT..]);
-                model.set_extra(&c.extra);
-                let prefix = c.data_prefix(57).unwrap();
-                commit(&c, &path);
-                let bytes = std::fs::read(&path).unwrap();
-                assert_eq!(
-                    bytes.len(),
-                    model.0.len(),
-                    "round {round} step {step}: length"
-                );
-                assert_eq!(bytes, model.0, "round {round} step {step}: bytes");
-                let d = DATA_OFFSET as usize;
-                let dl = model.at(DATA_LENGTH_AT) as usize;
-                assert_eq!(prefix, model.0[d..d + dl.min(57)], "prefix");
-                c = open(&path);
             }
         }
     }

@@ -121,6 +121,9 @@ pub struct StagedFile {
     waiting: BTreeMap<u64, Aligned>,
     /// Bytes written directly so far.
     direct_bytes: u64,
+    /// Blocks that left `waiting` during the current write, kept until it succeeds:
+    /// if it fails, they go back, since their earlier bytes are known only there.
+    written_blocks: Vec<(u64, Aligned)>,
     faults: Faults,
 }
 
@@ -146,6 +149,7 @@ impl StagedFile {
             known: RangeSet::default(),
             waiting: BTreeMap::new(),
             direct_bytes: 0,
+            written_blocks: Vec::new(),
             faults,
         })
     }
@@ -157,6 +161,7 @@ impl StagedFile {
         } else {
             None
         };
+        self.direct = direct.is_some();
         Ok(Open { buffered, direct })
     }
 
@@ -184,14 +189,29 @@ impl StagedFile {
     pub fn write_at(&mut self, data: &[u8], pos: u64) -> io::Result<()> {
         let before = self.known.clone();
         let result = self.open().and_then(|mut open| {
+            // Writing the ordinary way, no block may wait: its known bytes would be
+            // written out later over newer ones written here.
+            if open.direct.is_none() && !self.waiting.is_empty() {
+                self.fall_back(&mut open)?;
+            }
             let end = pos + data.len() as u64;
             for (b, e) in self.known.gaps(pos, end) {
                 self.write_new(&mut open, &data[(b - pos) as usize..(e - pos) as usize], b)?;
             }
             Ok(())
         });
+        let written = std::mem::take(&mut self.written_blocks);
         if result.is_err() {
+            // Back to what was known before: a block completed and written by this
+            // call holds bytes of earlier writes that `known` still counts, and once
+            // this call's bytes count as unknown again, the block's next write must
+            // start from those bytes, not from zeros.
             self.known = before;
+            if self.direct {
+                for (block, bytes) in written {
+                    self.waiting.entry(block).or_insert(bytes);
+                }
+            }
         }
         result
     }
@@ -240,11 +260,12 @@ impl StagedFile {
         waiting.bytes_mut()[off..off + data.len()].copy_from_slice(data);
         self.known.insert(pos, pos + data.len() as u64);
         if self.known.covers(start, start + BLOCK_U64) {
-            if let Some(full) = self.waiting.remove(&block)
-                && let Err(e) = self.write_direct(open, full.bytes(), start)
-            {
-                self.waiting.insert(block, full);
-                return Err(e);
+            if let Some(full) = self.waiting.remove(&block) {
+                if let Err(e) = self.write_direct(open, full.bytes(), start) {
+                    self.waiting.insert(block, full);
+                    return Err(e);
+                }
+                self.written_blocks.push((block, full));
             }
         } else if self.waiting.len() > MAX_WAITING {
             self.fall_back(open)?;

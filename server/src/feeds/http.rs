@@ -6,6 +6,7 @@
 //! with commas), `since` (a cursor), `snapshot` (`true`/`false`), `token` (instead of
 //! the `Authorization` header); long-poll adds `wait` (seconds, at most 300).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -16,6 +17,7 @@ use swamp_proto::StorageIndex;
 use swamp_proto::feed::Cursor;
 
 use super::token::{self, Grant};
+use super::token_shares::TokenShare;
 use super::{longpoll, sse, ws};
 use crate::http::{ApiError, App};
 
@@ -136,6 +138,9 @@ pub struct Access {
     pub expires_in: Option<Duration>,
     /// The storage indexes a token allows (`None`: any).
     pub allowed: Option<Vec<StorageIndex>>,
+    /// A token's place in its share of the feed connections, held as long as the
+    /// request or stream lives (`None` for the swissnum).
+    pub share: Option<Arc<TokenShare>>,
 }
 
 impl Access {
@@ -161,6 +166,7 @@ fn authorize(app: &App, headers: &HeaderMap, query: &FeedQuery) -> Result<Access
             Ok(Access {
                 expires_in: None,
                 allowed: None,
+                share: None,
             })
         } else {
             Err(ApiError::Unauthorized)
@@ -171,9 +177,11 @@ fn authorize(app: &App, headers: &HeaderMap, query: &FeedQuery) -> Result<Access
     };
     let now = app.storage.now();
     let grant = token::verify(&app.swissnum, token, now).map_err(ApiError::BadToken)?;
+    let share = app.feeds.token_shares().acquire(token)?;
     Ok(Access {
-        expires_in: Some(Duration::from_secs(grant.expires - now)),
+        expires_in: Some(Duration::from_secs(grant.expires.saturating_sub(now))),
         allowed: grant.storage_indexes,
+        share: Some(Arc::new(share)),
     })
 }
 
@@ -240,7 +248,7 @@ async fn route(app: App, request: Request) -> Result<Response, ApiError> {
                 ApiError::BadBody(format!("Last-Event-ID {last:?} is not a feed cursor"))
             })?);
         }
-        return sse::stream(app, query, access);
+        return sse::stream(app, query, access).await;
     }
     longpoll::answer(app, &parts.headers, query, access).await
 }

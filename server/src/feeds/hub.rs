@@ -16,7 +16,9 @@ use swamp_proto::StorageIndex;
 use swamp_proto::feed::{Cursor, FeedEvent, SlotVersion};
 use swamp_proto::v1::ShareKind;
 
-use super::journal::{Backlog, Journal, Retention};
+use super::compact::Compaction;
+use super::durable::Syncer;
+use super::journal::{Backlog, CATCH_UP_ROUNDS, Journal, Retention};
 use super::outbox::{CloseReason, Outbox};
 use crate::backend::change::{AheadError, Change, ChangeSink};
 use crate::backend::redo::ShareRedo;
@@ -35,6 +37,8 @@ pub struct FeedSettings {
     pub max_subscriptions: usize,
     /// Feed connections at once.
     pub max_connections: usize,
+    /// Feed connections one token may hold at once (`token_shares.rs`).
+    pub max_connections_per_token: usize,
     /// How often an idle stream gets a progress event.
     pub progress_interval: Duration,
 }
@@ -47,6 +51,7 @@ impl Default for FeedSettings {
             max_subscriptions_per_connection: 10_000,
             max_subscriptions: 1_000_000,
             max_connections: 50_000,
+            max_connections_per_token: 32,
             progress_interval: Duration::from_secs(30),
         }
     }
@@ -61,6 +66,9 @@ pub enum FeedError {
     /// Too many subscriptions on this connection or in total.
     #[error("too many subscriptions (limit {0})")]
     TooManySubscriptions(usize),
+    /// Too many feed connections opened with one token.
+    #[error("too many feed connections with this token (limit {0})")]
+    TooManyForToken(usize),
 }
 
 type ConnId = u64;
@@ -86,6 +94,18 @@ struct Core {
     checkpointing: bool,
 }
 
+impl Core {
+    fn register(&mut self, id: ConnId, si: StorageIndex) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.subs.insert(si) {
+            self.by_si.entry(si).or_default().insert(id);
+            self.total_subs += 1;
+        }
+    }
+}
+
 /// The change feeds of one server.
 pub struct Feeds {
     core: Mutex<Core>,
@@ -95,7 +115,10 @@ pub struct Feeds {
     slow_closes: AtomicU64,
     /// The last sequence number known synced to disk.
     synced: Mutex<u64>,
+    /// Every sync, behind the latch that stops acknowledgements after a failed one.
+    syncer: Arc<Syncer>,
     closing: tokio_util::sync::CancellationToken,
+    token_shares: Arc<super::token_shares::TokenShares>,
 }
 
 impl Feeds {
@@ -104,18 +127,32 @@ impl Feeds {
     /// # Errors
     /// If the journal cannot be opened.
     pub fn attach(storage: Arc<Storage>, settings: FeedSettings) -> io::Result<Arc<Self>> {
+        let syncer = Syncer::with_faults(storage.settings().faults.clone());
+        Self::attach_with(storage, settings, Arc::new(syncer))
+    }
+
+    /// The same, with the syncs going through `syncer` (tests inject failures).
+    ///
+    /// # Errors
+    /// If the journal cannot be opened.
+    pub fn attach_with(
+        storage: Arc<Storage>,
+        settings: FeedSettings,
+        syncer: Arc<Syncer>,
+    ) -> io::Result<Arc<Self>> {
         let clock = storage.settings().clock.clone();
         let layout = storage.layout();
         let recover = |redo: &[ShareRedo]| {
             for r in redo {
                 r.apply(layout, true)?;
             }
-            crate::backend::redo::sync_storage(layout)
+            syncer.syncfs(&layout.shares)
         };
         let journal = Journal::open(
             &layout.storage_dir(),
             settings.retention.clone(),
             clock,
+            Arc::clone(&syncer),
             &recover,
         )?;
         let head_seq = journal.head().seq;
@@ -131,11 +168,13 @@ impl Feeds {
                 checkpointing: false,
             }),
             storage: Arc::clone(&storage),
-            settings,
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
             synced: Mutex::new(head_seq),
+            syncer,
             closing: tokio_util::sync::CancellationToken::new(),
+            token_shares: super::token_shares::TokenShares::new(settings.max_connections_per_token),
+            settings,
         });
         storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
         Ok(feeds)
@@ -148,6 +187,11 @@ impl Feeds {
     /// The settings.
     pub fn settings(&self) -> &FeedSettings {
         &self.settings
+    }
+
+    /// Each token's share of the connection limit.
+    pub fn token_shares(&self) -> &Arc<super::token_shares::TokenShares> {
+        &self.token_shares
     }
 
     /// The cursor after the last change.
@@ -225,7 +269,9 @@ impl ChangeSink for Feeds {
         let (upto, dir) = {
             let mut core = self.core();
             core.unapplied.remove(&ticket);
-            if core.checkpointing || !core.journal.wants_checkpoint() {
+            // After a failed sync the checkpoint stays where it is: the restart
+            // replays everything after it (`durable.rs`).
+            if core.checkpointing || self.syncer.has_failed() || !core.journal.wants_checkpoint() {
                 return;
             }
             core.checkpointing = true;
@@ -236,8 +282,10 @@ impl ChangeSink for Feeds {
             (upto, core.journal.dir().to_path_buf())
         };
         // Outside the lock: writers go on while the share files are flushed.
-        let done = crate::backend::redo::sync_storage(self.storage.layout())
-            .and_then(|()| super::records::write_checkpoint(&dir, upto));
+        let done = self
+            .syncer
+            .syncfs(&self.storage.layout().shares)
+            .and_then(|()| super::records::write_checkpoint(&dir, upto, &self.syncer));
         let mut core = self.core();
         core.checkpointing = false;
         match done {
@@ -254,15 +302,15 @@ impl Feeds {
     /// durable, and nobody waits on a sync while holding the hub lock. Returns the
     /// first sequence number written (0 if none); with `ahead`, it stays unapplied
     /// until [`ChangeSink::applied`], also when the sync fails (the error then
-    /// carries it).
+    /// carries it). After a failed sync, nothing is written any more (`durable.rs`).
     fn commit(
         &self,
-        write: impl FnOnce(&mut Core) -> io::Result<(Vec<super::journal::Entry>, Arc<std::fs::File>)>,
+        write: impl FnOnce(&mut Core) -> io::Result<Vec<super::journal::Entry>>,
         ahead: bool,
     ) -> Result<u64, AheadError> {
-        let (first, last, file) = {
+        let (first, last) = {
             let mut core = self.core();
-            let (entries, file) = write(&mut core).map_err(|error| AheadError {
+            let entries = write(&mut core).map_err(|error| AheadError {
                 ticket: None,
                 error,
             })?;
@@ -275,15 +323,19 @@ impl Feeds {
                 core.unapplied.insert(first);
             }
             core.unpublished.extend(entries);
-            (first, last, file)
+            (first, last)
         };
         {
             let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
             if *synced < last {
-                // Everything written so far is in `file` (compaction only happens when
-                // nothing is waiting, below), so this sync covers it all.
-                let target = self.core().written;
-                if let Err(error) = file.sync_data() {
+                // Everything written so far is in the journal file current now (a
+                // compaction copies what it has not yet into the new file before the
+                // swap, `compact.rs`), so this sync covers it all.
+                let (target, job) = {
+                    let mut core = self.core();
+                    (core.written, core.journal.sync_job())
+                };
+                if let Err(error) = job.run() {
                     // Written but maybe not durable: the caller applies it anyway.
                     return Err(AheadError {
                         ticket: Some(first),
@@ -330,9 +382,71 @@ impl Feeds {
                 }
             }
         }
-        if core.unpublished.is_empty() {
-            core.journal.maybe_compact();
+        let compaction = core.journal.start_compaction();
+        drop(core);
+        if let Some(compaction) = compaction {
+            self.compact(compaction);
         }
+    }
+
+    /// Runs a compaction, holding the hub's lock only for the steps that need it (no
+    /// sync under it but, rarely, one of a few records' bytes; see `compact.rs`).
+    /// Subscribing and publishing stay under the one lock: compaction changes neither
+    /// the sequence numbers nor what is published. Errors are logged; the old journal
+    /// then stays and a later compaction retries.
+    fn compact(&self, mut compaction: Compaction) {
+        let mut run = || -> io::Result<()> {
+            compaction.write()?;
+            for round in 0..=CATCH_UP_ROUNDS {
+                let last = round == CATCH_UP_ROUNDS;
+                if self.core().journal.catch_up(&mut compaction, last)? {
+                    return Ok(());
+                }
+                compaction.copy_pending()?;
+            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            tracing::error!(error = %e, "feed journal compaction failed; will retry");
+            self.core().journal.compaction_failed(compaction);
+        }
+    }
+}
+
+impl Feeds {
+    /// Subscribes connection `id` to `sis` with a snapshot of each: reads every share's
+    /// state from disk (blocking; run it on the blocking pool).
+    fn snapshot(&self, id: ConnId, sis: &[StorageIndex]) -> Result<Vec<FeedEvent>, SubscribeError> {
+        let mut events = Vec::new();
+        let mut synced_at = None;
+        for si in sis {
+            let (states, head) = self.storage.with_share_states(si, |states| {
+                // Registered while no change to `si` can commit: the states read
+                // above are exactly those before the first live event for `si`.
+                let mut core = self.core();
+                core.register(id, *si);
+                (states, core.journal.head())
+            })?;
+            synced_at.get_or_insert(head);
+            for state in states {
+                let version = match state.kind {
+                    ShareKind::Mutable => SlotVersion::from_share_prefix(&state.prefix),
+                    ShareKind::Immutable => None,
+                };
+                events.push(FeedEvent::Snapshot {
+                    si: *si,
+                    shnum: state.shnum,
+                    seqnum: version.map(|v| v.seqnum),
+                    roothash: version.map(|v| v.roothash),
+                    format: version.map(|v| v.format),
+                    length: state.length,
+                    kind: state.kind.as_str().to_string(),
+                });
+            }
+        }
+        let cursor = synced_at.unwrap_or_else(|| self.head());
+        events.push(FeedEvent::Synced { cursor });
+        Ok(events)
     }
 }
 
@@ -348,13 +462,14 @@ impl Subscriber {
     /// Adds subscriptions and returns what must be sent before live events:
     /// - with `since`: the changes after it (exactly, or the latest state of each
     ///   followed share if the exact history is gone), or a `reset`;
-    /// - else with `snapshot`: a `snapshot` event per share held, then `synced`;
+    /// - else with `snapshot`: a `snapshot` event per share held, then `synced` (read
+    ///   from disk on the blocking pool, never on an async worker);
     /// - else: a `progress` event with the current cursor.
     ///
     /// # Errors
     /// [`FeedError::TooManySubscriptions`], or a storage failure while reading the
     /// snapshot (as [`SubscribeError::Storage`]).
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         sis: &[StorageIndex],
         since: Option<Cursor>,
@@ -369,7 +484,7 @@ impl Subscriber {
             let backlog = core.journal.backlog_for(since, &unique);
             let head = core.journal.head();
             for si in &unique {
-                self.register(&mut core, *si);
+                core.register(self.id, *si);
             }
             return Ok(match backlog {
                 Backlog::Exact(entries) | Backlog::Coalesced(entries) => entries
@@ -391,44 +506,18 @@ impl Subscriber {
             let mut core = self.feeds.core();
             self.check_limits(&core, &unique)?;
             for si in &unique {
-                self.register(&mut core, *si);
+                core.register(self.id, *si);
             }
             return Ok(vec![FeedEvent::Progress {
                 cursor: core.journal.head(),
             }]);
         }
         self.check_limits(&self.feeds.core(), &unique)?;
-        let mut events = Vec::new();
-        let mut synced_at = None;
-        for si in &unique {
-            let head = self.feeds.storage.with_share_states(si, |states| {
-                // Registered while no change to `si` can commit: the states read
-                // above are exactly those before the first live event for `si`.
-                let mut core = self.feeds.core();
-                self.register(&mut core, *si);
-                (states, core.journal.head())
-            })?;
-            let (states, head) = head;
-            synced_at.get_or_insert(head);
-            for state in states {
-                let version = match state.kind {
-                    ShareKind::Mutable => SlotVersion::from_share_prefix(&state.prefix),
-                    ShareKind::Immutable => None,
-                };
-                events.push(FeedEvent::Snapshot {
-                    si: *si,
-                    shnum: state.shnum,
-                    seqnum: version.map(|v| v.seqnum),
-                    roothash: version.map(|v| v.roothash),
-                    format: version.map(|v| v.format),
-                    length: state.length,
-                    kind: state.kind.as_str().to_string(),
-                });
-            }
-        }
-        let cursor = synced_at.unwrap_or_else(|| self.feeds.head());
-        events.push(FeedEvent::Synced { cursor });
-        Ok(events)
+        let feeds = Arc::clone(&self.feeds);
+        let id = self.id;
+        tokio::task::spawn_blocking(move || feeds.snapshot(id, &unique))
+            .await
+            .map_err(|e| SubscribeError::Task(e.to_string()))?
     }
 
     fn check_limits(&self, core: &Core, new: &[StorageIndex]) -> Result<(), FeedError> {
@@ -448,16 +537,6 @@ impl Subscriber {
             ));
         }
         Ok(())
-    }
-
-    fn register(&self, core: &mut Core, si: StorageIndex) {
-        let Some(conn) = core.conns.get_mut(&self.id) else {
-            return;
-        };
-        if conn.subs.insert(si) {
-            core.by_si.entry(si).or_default().insert(self.id);
-            core.total_subs += 1;
-        }
     }
 
     /// Removes subscriptions.
@@ -529,4 +608,7 @@ pub enum SubscribeError {
     /// Reading the snapshot failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The blocking task reading the snapshot failed (a bug).
+    #[error("snapshot task failed: {0}")]
+    Task(String),
 }

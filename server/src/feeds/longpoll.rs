@@ -27,7 +27,9 @@ pub async fn answer(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/cbor"));
     let subscriber = app.feeds.open()?;
-    let mut events = subscriber.subscribe(&query.si, query.since, query.snapshot)?;
+    let mut events = subscriber
+        .subscribe(&query.si, query.since, query.snapshot)
+        .await?;
     let mut cursor = app.feeds.head();
     // A lone progress event means "nothing yet": wait for live events.
     if let [FeedEvent::Progress { cursor: c }] = events.as_slice() {

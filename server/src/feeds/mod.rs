@@ -3,16 +3,22 @@
 //! `GET /storage/v1/feed` (`http.rs`: WebSocket, SSE, long-poll).
 
 pub mod appender;
+pub mod compact;
+pub mod durable;
 pub mod encode;
 pub mod http;
 pub mod hub;
+pub mod index;
 pub mod journal;
+#[cfg(test)]
+mod journal_tests;
 pub mod longpoll;
 pub mod outbox;
 pub mod records;
 pub mod sse;
 pub mod stream;
 pub mod token;
+pub mod token_shares;
 #[cfg(test)]
 mod wal_tests;
 pub mod ws;

@@ -1,6 +1,11 @@
 //! Server-sent events: `id:` is the cursor (so `EventSource` resumes with
 //! `Last-Event-ID` by itself), a comment line every 15 seconds keeps proxies from
 //! closing an idle stream, and the stream ends with a `close` event naming the reason.
+//!
+//! A client that stops reading stops taking frames: once a frame has waited for the
+//! write timeout, the stream ends (on HTTP/1.1 the socket's own write timeout usually
+//! comes first; on HTTP/2 one stalled stream does not block the socket, so this is
+//! what frees the subscriber).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,9 +28,11 @@ const COMMENT_EVERY: Duration = Duration::from_secs(15);
 ///
 /// # Errors
 /// Limits and bad subscriptions, before any byte is sent.
-pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
+pub async fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
     let subscriber = app.feeds.open()?;
-    let initial = subscriber.subscribe(&query.si, query.since, query.snapshot)?;
+    let initial = subscriber
+        .subscribe(&query.si, query.since, query.snapshot)
+        .await?;
     let mut feed = FeedStream::new(
         subscriber,
         app.feeds.settings().progress_interval,
@@ -34,17 +41,21 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
     // A small channel: the stream's backlog lives in the subscriber's outbox, where it
     // is bounded and coalesced; this only decouples the socket from the pump.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let write_timeout = app.limits.write_timeout;
     tokio::spawn(async move {
+        // Held for the stream's life: a token's place in its share of the limits.
+        let _access = access;
+        let send = |frame: Bytes| tx.send_timeout(frame, write_timeout);
         let mut frames: String = initial.into_iter().map(|e| sse_frame(&shared(e))).collect();
         frames.insert_str(0, "retry: 2000\n\n");
-        if tx.send(Bytes::from(frames)).await.is_err() {
+        if send(Bytes::from(frames)).await.is_err() {
             return;
         }
         loop {
             let next = tokio::select! {
                 next = feed.next() => next,
                 () = tokio::time::sleep(COMMENT_EVERY) => {
-                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() { return; }
+                    if send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() { return; }
                     continue;
                 }
                 () = tx.closed() => return,
@@ -52,7 +63,7 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
             match next {
                 Next::Events(events) => {
                     let frames: String = events.iter().map(|e| sse_frame(e)).collect();
-                    if tx.send(Bytes::from(frames)).await.is_err() {
+                    if send(Bytes::from(frames)).await.is_err() {
                         return;
                     }
                 }
@@ -60,7 +71,7 @@ pub fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, Ap
                     let close = FeedEvent::Close {
                         reason: reason.as_str().to_string(),
                     };
-                    let _ = tx.send(Bytes::from(sse_frame(&shared(close)))).await;
+                    let _ = send(Bytes::from(sse_frame(&shared(close)))).await;
                     return;
                 }
             }

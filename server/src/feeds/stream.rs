@@ -38,7 +38,9 @@ impl FeedStream {
             subscriber,
             progress_every,
             next_progress: Instant::now() + progress_every,
-            expires_at: expires_in.map(|d| Instant::now() + d),
+            // An expiry beyond what the clock can hold is none at all (tokens are
+            // checked to end within a day; this is never reached).
+            expires_at: expires_in.and_then(|d| Instant::now().checked_add(d)),
         }
     }
 

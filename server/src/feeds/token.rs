@@ -17,6 +17,10 @@ use swamp_proto::secrets::Swissnum;
 /// Longest lifetime a token may ask for.
 pub const MAX_TTL_SECS: u64 = 24 * 3600;
 
+/// How far a token's expiry may lie beyond `MAX_TTL_SECS` from now (the clock may have
+/// stepped back since it was issued). Anything further was never issued by a node.
+const CLOCK_SLACK_SECS: u64 = 3600;
+
 #[derive(Serialize, Deserialize)]
 struct Payload {
     exp: u64,
@@ -77,6 +81,13 @@ pub fn verify(swissnum: &Swissnum, token: &str, now: u64) -> Result<Grant, Strin
     if payload.exp <= now {
         return Err("token has expired".into());
     }
+    if payload.exp - now > MAX_TTL_SECS + CLOCK_SLACK_SECS {
+        return Err(format!(
+            "token expiry is more than {} hours away; tokens last at most {} hours",
+            (MAX_TTL_SECS + CLOCK_SLACK_SECS) / 3600,
+            MAX_TTL_SECS / 3600
+        ));
+    }
     let storage_indexes = match payload.si {
         None => None,
         Some(list) => Some(
@@ -113,7 +124,7 @@ mod tests {
                 .contains("expired")
         );
         assert!(
-            verify(&Swissnum::new("abd").unwrap(), &token, 1).is_err(),
+            verify(&Swissnum::new("abd").unwrap(), &token, 999).is_err(),
             "another server's key"
         );
         let (body, tag) = token.split_once('.').unwrap();
@@ -124,9 +135,34 @@ mod tests {
             verify(
                 &swiss,
                 &format!("{}.{tag}", BASE64URL_NOPAD.encode(&forged)),
-                1
+                999
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn an_expiry_no_node_would_issue_is_refused() {
+        let swiss = Swissnum::new("abc").unwrap();
+        let now = 1_700_000_000;
+        for expires in [u64::MAX, now + MAX_TTL_SECS + CLOCK_SLACK_SECS + 1] {
+            let token = issue(
+                &swiss,
+                &Grant {
+                    expires,
+                    storage_indexes: None,
+                },
+            );
+            let e = verify(&swiss, &token, now).unwrap_err();
+            assert!(e.contains("hours away"), "{e}");
+        }
+        let longest = issue(
+            &swiss,
+            &Grant {
+                expires: now + MAX_TTL_SECS,
+                storage_indexes: None,
+            },
+        );
+        assert!(verify(&swiss, &longest, now).is_ok());
     }
 }

@@ -6,14 +6,23 @@
 //! Buffers are set small (1 KiB read chunks, 8 KiB write) so an idle subscriber costs
 //! kilobytes: tungstenite's defaults (128 KiB read) would cost a gigabyte per ten
 //! thousand connections.
+//!
+//! A client that stops reading is let go within a bound even when there is nothing to
+//! send it: the server pings every `ping_interval`, and a pong not back within
+//! `ping_timeout` ends the stream (close code 4008, `slow`). Every write (events,
+//! replies, pings, the close frame) must finish within `write_timeout`.
+
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::SinkExt;
 use swamp_proto::feed::{FeedCommand, FeedEvent};
+use tokio::time::Instant;
 
 use super::encode::{self, Encoded, Shared};
 use super::http::{Access, FeedQuery};
+use super::outbox::CloseReason;
 use super::stream::{FeedStream, Next};
 use crate::http::App;
 
@@ -63,30 +72,72 @@ async fn send_all(
     socket.flush().await
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+async fn close(socket: &mut WebSocket, code: u16, reason: &str, write_timeout: Duration) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(write_timeout, socket.send(frame)).await;
+}
+
+/// Whether `write` finished, successfully, within `write_timeout`.
+async fn written(
+    write_timeout: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> bool {
+    matches!(tokio::time::timeout(write_timeout, write).await, Ok(Ok(())))
+}
+
+/// When the next ping is due, or the pong to the last one.
+struct Liveness {
+    every: Duration,
+    within: Duration,
+    deadline: Instant,
+    awaiting_pong: bool,
+}
+
+impl Liveness {
+    fn new(every: Duration, within: Duration) -> Self {
+        Self {
+            every,
+            within,
+            deadline: Instant::now() + every,
+            awaiting_pong: false,
+        }
+    }
+
+    fn pinged(&mut self) {
+        self.awaiting_pong = true;
+        self.deadline = Instant::now() + self.within;
+    }
+
+    fn ponged(&mut self) {
+        self.awaiting_pong = false;
+        self.deadline = Instant::now() + self.every;
+    }
 }
 
 async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, cbor: bool) {
+    let write_timeout = app.limits.write_timeout;
     let subscriber = match app.feeds.open() {
         Ok(s) => s,
-        Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string()).await,
+        Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await,
     };
     let initial = if query.si.is_empty() && query.since.is_none() {
         Vec::new()
     } else {
-        match subscriber.subscribe(&query.si, query.since, query.snapshot) {
+        match subscriber
+            .subscribe(&query.si, query.since, query.snapshot)
+            .await
+        {
             Ok(events) => events,
-            Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string()).await,
+            Err(e) => {
+                return close(&mut socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await;
+            }
         }
     };
     let initial: Vec<Shared> = initial.into_iter().map(encode::shared).collect();
-    if send_all(&mut socket, &initial, cbor).await.is_err() {
+    if !written(write_timeout, send_all(&mut socket, &initial, cbor)).await {
         return;
     }
     let mut feed = FeedStream::new(
@@ -94,30 +145,48 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
         app.feeds.settings().progress_interval,
         access.expires_in,
     );
+    let mut liveness = Liveness::new(app.limits.ping_interval, app.limits.ping_timeout);
     loop {
         tokio::select! {
             next = feed.next() => match next {
                 Next::Events(events) => {
-                    if send_all(&mut socket, &events, cbor).await.is_err() {
+                    if !written(write_timeout, send_all(&mut socket, &events, cbor)).await {
                         return;
                     }
                 }
-                Next::Close(reason) => return close(&mut socket, reason.ws_code(), reason.as_str()).await,
+                Next::Close(reason) => {
+                    return close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout).await;
+                }
             },
+            () = tokio::time::sleep_until(liveness.deadline) => {
+                if liveness.awaiting_pong {
+                    let reason = CloseReason::Slow;
+                    tracing::debug!("feed WebSocket sent no pong in time; closing it");
+                    return close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout).await;
+                }
+                if !written(write_timeout, socket.send(Message::Ping(bytes::Bytes::new()))).await {
+                    return;
+                }
+                liveness.pinged();
+            }
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { return };
                 let command = match message {
                     Message::Text(text) => serde_json::from_str::<FeedCommand>(text.as_str()).map_err(|e| e.to_string()),
                     Message::Binary(bytes) => swamp_proto::v1::decode::<FeedCommand>(&bytes).map_err(|e| e.to_string()),
                     Message::Close(_) => return,
-                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Pong(_) => {
+                        liveness.ponged();
+                        continue;
+                    }
+                    Message::Ping(_) => continue,
                 };
                 let replies = match command {
                     Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
-                    Ok(command) => handle(&feed, &access, command),
+                    Ok(command) => handle(&feed, &access, command).await,
                 };
                 let replies: Vec<Shared> = replies.into_iter().map(encode::shared).collect();
-                if send_all(&mut socket, &replies, cbor).await.is_err() {
+                if !written(write_timeout, send_all(&mut socket, &replies, cbor)).await {
                     return;
                 }
             }
@@ -125,7 +194,7 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
     }
 }
 
-fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
+async fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedEvent> {
     match command {
         FeedCommand::Subscribe {
             si,
@@ -139,6 +208,7 @@ fn handle(feed: &FeedStream, access: &Access, command: FeedCommand) -> Vec<FeedE
             }
             feed.subscriber
                 .subscribe(&si, since, snapshot)
+                .await
                 .unwrap_or_else(|e| {
                     vec![FeedEvent::Error {
                         message: e.to_string(),

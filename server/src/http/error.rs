@@ -52,6 +52,9 @@ pub enum ApiError {
     /// A feed limit was reached.
     #[error(transparent)]
     FeedLimit(#[from] crate::feeds::FeedError),
+    /// Request bodies in flight already fill `max_bodies_in_flight`.
+    #[error("the server is busy receiving other requests; try again shortly")]
+    Busy,
     /// The storage layer refused or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -84,16 +87,18 @@ impl ApiError {
             Self::FeedLimit(crate::feeds::FeedError::TooManyConnections(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::FeedLimit(crate::feeds::FeedError::TooManySubscriptions(_)) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::FeedLimit(
+                crate::feeds::FeedError::TooManySubscriptions(_)
+                | crate::feeds::FeedError::TooManyForToken(_),
+            ) => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(e) => match e {
                 StorageError::NotFound => StatusCode::NOT_FOUND,
                 // Wrong upload secret on PATCH/abort; wrong write enabler on RTW.
                 StorageError::UploadSecretMismatch | StorageError::BadWriteEnabler => {
                     StatusCode::UNAUTHORIZED
                 }
-                StorageError::Conflict { .. } => StatusCode::CONFLICT,
+                // A slot rewritten under a chunked read (http/read.rs): read again.
+                StorageError::Conflict { .. } | StorageError::Changed => StatusCode::CONFLICT,
                 // Abort of a complete share.
                 StorageError::AlreadyComplete => StatusCode::METHOD_NOT_ALLOWED,
                 // Tahoe answers 500 here; a write outside the allocation is the
@@ -102,6 +107,8 @@ impl ApiError {
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 // RFC 4918's 507: the request is fine, the disk is full; retry later.
                 StorageError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+                // A sync failed: nothing is acknowledged until a restart (durability.md).
+                StorageError::NeedsRestart => StatusCode::SERVICE_UNAVAILABLE,
                 // Client-named sizes past a documented bound (docs/security.md).
                 StorageError::TooManyPieces { .. } => StatusCode::BAD_REQUEST,
                 StorageError::AnswerTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,6 +118,8 @@ impl ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
+            // http/budget.rs: memory for bodies is full; come back later.
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,6 +150,7 @@ impl From<crate::feeds::SubscribeError> for ApiError {
         match e {
             crate::feeds::SubscribeError::Limit(l) => Self::FeedLimit(l),
             crate::feeds::SubscribeError::Storage(s) => Self::Storage(s),
+            crate::feeds::SubscribeError::Task(t) => Self::Internal(t),
         }
     }
 }

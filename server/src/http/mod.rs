@@ -6,6 +6,7 @@
 //! parse match no route (404), which also keeps path traversal out.
 
 pub mod activity;
+pub mod budget;
 pub mod buffers;
 pub mod error;
 pub mod extract;
@@ -50,6 +51,8 @@ pub struct App {
     pub buffers: Arc<buffers::BufferPool>,
     /// Reused buffers for reads answered from the page cache.
     pub reads: Arc<read_pool::ReadPool>,
+    /// The memory all request bodies in flight may take together.
+    pub budget: Arc<budget::BodyBudget>,
 }
 
 impl App {
@@ -102,6 +105,9 @@ pub fn router(app: App) -> Router {
             "/storage/v1/feed/token",
             post(crate::feeds::http::issue_token),
         )
+        // Layers run last-added first: the swissnum is checked before any body
+        // reserves memory.
+        .route_layer(middleware::from_fn_with_state(app.clone(), budget::reserve))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_swissnum,

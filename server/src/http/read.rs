@@ -2,9 +2,12 @@
 //! `bytes=a-b` range: 206 with `Content-Range: bytes a-b'/*` clipped to the share, or
 //! 204 when the range starts at or past the end. Reads of up to 1 MiB are first tried
 //! on the request's own thread, from the page cache only (`backend/cached.rs`), into a
-//! pooled buffer. Otherwise slots and ranges of up to 16 MiB are read with one
-//! positioned read on the blocking pool (a file stream costs a blocking round trip per
-//! chunk); larger immutable reads stream from the file in 1 MiB chunks.
+//! pooled buffer. Otherwise ranges of up to 16 MiB are read with one positioned read on
+//! the blocking pool (a file stream costs a blocking round trip per chunk); larger
+//! immutable reads stream from the file in 1 MiB chunks. Larger slot reads go in 1 MiB
+//! chunks too, each under the storage index's lock, and end the stream early (the
+//! client sees a short body and reads again) if the slot changes between two chunks:
+//! what a read holds in memory is bounded, and no read ever mixes two versions.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -85,7 +88,10 @@ async fn read(
     } else {
         None
     };
-    let whole = kind == ShareKind::Mutable || size <= WHOLE_READ_MAX;
+    let whole = size <= WHOLE_READ_MAX;
+    if kind == ShareKind::Mutable && !whole && cached.is_none() {
+        return slot_in_chunks(app, si, shnum, range).await;
+    }
     let read = match cached {
         Some(read) => read,
         None => {
@@ -125,6 +131,11 @@ async fn read(
             ))
         }
     };
+    Ok(with_length(status, body, start, len))
+}
+
+/// The response to a read of `len` bytes at `start`.
+fn with_length(status: StatusCode, body: Body, start: u64, len: u64) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_LENGTH, len.into());
@@ -139,5 +150,56 @@ async fn read(
             content_range.parse().expect("invariant: valid header"),
         );
     }
-    Ok(response)
+    response
+}
+
+/// Bytes of a slot read at a time when the whole read is too large to hold.
+const SLOT_CHUNK: u64 = 1024 * 1024;
+
+/// A large slot read, in chunks that each see the version the first one saw.
+async fn slot_in_chunks(
+    app: App,
+    si: swamp_proto::StorageIndex,
+    shnum: swamp_proto::ShareNumber,
+    range: Option<ByteRange>,
+) -> Result<Response, ApiError> {
+    let first = range.map_or(0, |r| r.first);
+    let (data_length, head, stamp) = app
+        .blocking(move |s| s.read_slot_chunk(&si, shnum, first, SLOT_CHUNK, None))
+        .await?;
+    let (status, end) = match range {
+        None => (StatusCode::OK, data_length),
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.end().min(data_length)),
+    };
+    if first >= end {
+        return Ok(if range.is_some() {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            with_length(status, Body::empty(), 0, 0)
+        });
+    }
+    let next = first + head.len() as u64;
+    let rest = futures::stream::try_unfold(next, move |at| {
+        let app = app.clone();
+        async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let size = (end - at).min(SLOT_CHUNK);
+            let (_, data, _) = app
+                .blocking(move |s| s.read_slot_chunk(&si, shnum, at, size, Some(stamp)))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            if data.is_empty() {
+                return Err(std::io::Error::other(
+                    "the slot shrank while it was being read",
+                ));
+            }
+            let next = at + data.len() as u64;
+            Ok(Some((Bytes::from(data), next)))
+        }
+    });
+    let head = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) });
+    let body = Body::from_stream(futures::StreamExt::chain(head, rest));
+    Ok(with_length(status, body, first, end - first))
 }

@@ -63,18 +63,29 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "max_read_test_write_size"),
     ("swamp", "upload_idle_timeout"),
     ("swamp", "shutdown_grace"),
+    ("swamp", "handshake_timeout"),
+    ("swamp", "header_read_timeout"),
+    ("swamp", "idle_timeout"),
+    ("swamp", "body_read_timeout"),
+    ("swamp", "write_timeout"),
+    ("swamp", "ping_interval"),
+    ("swamp", "ping_timeout"),
     ("swamp", "max_uploads_in_progress"),
     ("swamp", "max_read_answer_size"),
     ("swamp", "max_bodies_in_flight"),
+    ("swamp", "body_budget_wait"),
     ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
     ("swamp", "direct_upload_writes"),
     ("swamp", "feed_history_events"),
     ("swamp", "feed_history_seconds"),
+    ("swamp", "feed_index_entries"),
+    ("swamp", "feed_index_seconds"),
     ("swamp", "feed_queue_bytes"),
     ("swamp", "feed_max_subscriptions_per_connection"),
     ("swamp", "feed_max_subscriptions"),
     ("swamp", "feed_max_connections"),
+    ("swamp", "feed_max_connections_per_token"),
     ("swamp", "feed_progress_seconds"),
 ];
 
@@ -89,6 +100,12 @@ pub fn env_name(section: &str, key: &str) -> String {
 }
 
 /// Request and connection limits.
+///
+/// The time bounds together decide how long a client that stops talking keeps its
+/// connection (and so one of `max_connections`): a silent socket is released within
+/// `handshake_timeout` before TLS, and within `header_read_timeout` after it (also a
+/// kept-alive one, once the node is full). None of them counts time in which the
+/// server is the one working or waiting (a long-poll wait, a slow disk).
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Connections served at once; more wait in the kernel's backlog.
@@ -101,6 +118,25 @@ pub struct Limits {
     pub upload_idle_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// How long a client may take to finish the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// A new connection must complete its first request's head within this after the
+    /// handshake; and while all `max_connections` are in use, every connection with no
+    /// request in flight is closed once idle this long (`connection/in_flight.rs`).
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection (HTTP/1.1 or HTTP/2) with no request in flight is closed
+    /// after this, while the node has room. Longer than Tahoe's client pool timeout.
+    pub idle_timeout: Duration,
+    /// A request body that sends no byte for this long, while the server waits for
+    /// it, fails (400) and its connection closes.
+    pub body_read_timeout: Duration,
+    /// A socket write that makes no progress for this long ends the connection: a
+    /// client that stops reading answers (or feed events) lets go of it.
+    pub write_timeout: Duration,
+    /// HTTP/2 and WebSocket connections get a ping this often...
+    pub ping_interval: Duration,
+    /// ...and are closed when it is not answered within this.
+    pub ping_timeout: Duration,
     /// Immutable uploads in progress at once, over all clients; an allocate that finds
     /// no room is answered 503.
     pub max_uploads_in_progress: usize,
@@ -108,15 +144,14 @@ pub struct Limits {
     /// more is a 413.
     pub max_read_answer_size: u64,
     /// Request bodies held in memory at once, over all connections and streams; a
-    /// request waits (up to [`BODY_BUDGET_WAIT`]) for its share, then gets a 503.
+    /// request waits (up to `body_budget_wait`) for its share, then gets a 503.
     pub max_bodies_in_flight: usize,
+    /// How long a request waits for room in `max_bodies_in_flight` before the node
+    /// answers 503.
+    pub body_budget_wait: Duration,
     /// The largest mutable share this node keeps (and announces in its version).
     pub max_mutable_share_size: u64,
 }
-
-/// How long a request waits for room in [`Limits::max_bodies_in_flight`] before the
-/// node answers 503.
-pub const BODY_BUDGET_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -126,9 +161,20 @@ impl Default for Limits {
             max_read_test_write_size: 256 << 20,
             upload_idle_timeout: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(30),
+            // Twisted's HTTPConnectionPool drops idle connections after 240 s: a bound
+            // above it lets Tahoe's client close first, so it never sends a POST into
+            // a connection the node is closing.
+            idle_timeout: Duration::from_secs(300),
+            body_read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(20),
             max_uploads_in_progress: 10_000,
             max_read_answer_size: 64 << 20,
             max_bodies_in_flight: 1 << 30,
+            body_budget_wait: Duration::from_secs(30),
             // Tahoe announces 69,105 TB and keeps containers as sparse files; the
             // largest file ext4 holds is 16 TiB. 64 GiB is far above any mutable file
             // Tahoe's clients write (directories, SDMF and MDMF files of a few GiB) and
@@ -290,6 +336,20 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                     count,
                 )?,
                 min_age: self.parse("swamp", "feed_history_seconds", d.retention.min_age, secs)?,
+                index: crate::feeds::index::IndexBound {
+                    max_entries: self.parse(
+                        "swamp",
+                        "feed_index_entries",
+                        d.retention.index.max_entries,
+                        count,
+                    )?,
+                    horizon: self.parse(
+                        "swamp",
+                        "feed_index_seconds",
+                        d.retention.index.horizon,
+                        secs,
+                    )?,
+                },
             },
             queue_budget: self.parse("swamp", "feed_queue_bytes", d.queue_budget, size)?,
             max_subscriptions_per_connection: self.parse(
@@ -308,6 +368,12 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 "swamp",
                 "feed_max_connections",
                 d.max_connections,
+                count,
+            )?,
+            max_connections_per_token: self.parse(
+                "swamp",
+                "feed_max_connections_per_token",
+                d.max_connections_per_token,
                 count,
             )?,
             progress_interval: self.parse(
@@ -411,6 +477,11 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 .map(Duration::from_secs)
                 .map_err(|_| format!("{s:?} is not a number of seconds"))
         };
+        // A zero timeout would close every connection at once: refuse it.
+        let positive = |s: &str| match secs(s)? {
+            d if d.is_zero() => Err("must be at least 1 second".to_string()),
+            d => Ok(d),
+        };
         let limits = Limits {
             max_connections: self.parse("swamp", "max_connections", d.max_connections, count)?,
             max_patch_size: self.parse("swamp", "max_patch_size", d.max_patch_size, size)?,
@@ -427,6 +498,28 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 secs,
             )?,
             shutdown_grace: self.parse("swamp", "shutdown_grace", d.shutdown_grace, secs)?,
+            handshake_timeout: self.parse(
+                "swamp",
+                "handshake_timeout",
+                d.handshake_timeout,
+                positive,
+            )?,
+            header_read_timeout: self.parse(
+                "swamp",
+                "header_read_timeout",
+                d.header_read_timeout,
+                positive,
+            )?,
+            idle_timeout: self.parse("swamp", "idle_timeout", d.idle_timeout, positive)?,
+            body_read_timeout: self.parse(
+                "swamp",
+                "body_read_timeout",
+                d.body_read_timeout,
+                positive,
+            )?,
+            write_timeout: self.parse("swamp", "write_timeout", d.write_timeout, positive)?,
+            ping_interval: self.parse("swamp", "ping_interval", d.ping_interval, positive)?,
+            ping_timeout: self.parse("swamp", "ping_timeout", d.ping_timeout, positive)?,
             max_uploads_in_progress: self.parse(
                 "swamp",
                 "max_uploads_in_progress",
@@ -445,6 +538,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 d.max_bodies_in_flight,
                 size,
             )?,
+            body_budget_wait: self.parse("swamp", "body_budget_wait", d.body_budget_wait, secs)?,
             max_mutable_share_size: self.parse(
                 "swamp",
                 "max_mutable_share_size",
@@ -537,6 +631,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_conections") && e.contains("unknown"), "{e}");
+    }
+
+    #[test]
+    fn time_bounds_are_whole_positive_seconds() {
+        let c = load(
+            "[swamp]\nidle_timeout = 5\nwrite_timeout = 7s\nfeed_max_connections_per_token = 3\n",
+            &[("SWAMP_HEADER_READ_TIMEOUT", "9")],
+        )
+        .unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.write_timeout, Duration::from_secs(7));
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(9));
+        assert_eq!(c.feeds.max_connections_per_token, 3);
+        assert_eq!(c.limits.ping_interval, Limits::default().ping_interval);
+        let e = load("[swamp]\nping_timeout = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ping_timeout") && e.contains("at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,9 +87,28 @@ pub struct NodeIdentity {
 #[derive(Clone)]
 pub struct OperatorSecret(String);
 
+/// The shortest operator secret a node accepts (a generated one has 32 characters).
+pub const MIN_OPERATOR_SECRET_LEN: usize = 16;
+
 impl OperatorSecret {
     fn random() -> Self {
         Self(base32::encode(&rand::random::<[u8; 20]>()))
+    }
+
+    /// The secret in `text` (surrounding white space ignored).
+    ///
+    /// # Errors
+    /// A reason for a person if it is shorter than [`MIN_OPERATOR_SECRET_LEN`]: an
+    /// empty file must never open the activity stream to anyone.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let secret = text.trim();
+        if secret.chars().count() < MIN_OPERATOR_SECRET_LEN {
+            return Err(format!(
+                "the operator secret has {} characters; it needs at least {MIN_OPERATOR_SECRET_LEN} (delete the file to have a new one made)",
+                secret.chars().count()
+            ));
+        }
+        Ok(Self(secret.to_string()))
     }
 
     /// The secret's text (for the operator's eyes only).
@@ -97,9 +116,14 @@ impl OperatorSecret {
         &self.0
     }
 
-    /// Whether `presented` is this secret (constant time).
+    /// Whether `presented` is this secret (constant time). Nothing matches a secret
+    /// shorter than the minimum, should one ever be made.
     pub fn matches(&self, presented: &str) -> bool {
-        swamp_proto::secrets::constant_time_eq(self.0.as_bytes(), presented.trim().as_bytes())
+        self.0.len() >= MIN_OPERATOR_SECRET_LEN
+            && swamp_proto::secrets::constant_time_eq(
+                self.0.as_bytes(),
+                presented.trim().as_bytes(),
+            )
     }
 }
 
@@ -252,11 +276,9 @@ impl NodeIdentity {
             )?;
         }
         if operator_path.exists() {
-            identity.operator_secret = OperatorSecret(
-                String::from_utf8_lossy(&read(&operator_path)?)
-                    .trim()
-                    .to_string(),
-            );
+            identity.operator_secret =
+                OperatorSecret::parse(&String::from_utf8_lossy(&read(&operator_path)?))
+                    .map_err(|reason| malformed(&operator_path, reason))?;
         }
         if !create {
             return Ok(identity);
@@ -529,5 +551,20 @@ mod tests {
         let id = NodeIdentity::ephemeral().unwrap();
         let expect = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &id.certificate);
         assert_eq!(&id.tubid[..], expect.as_ref());
+    }
+
+    #[test]
+    fn a_short_operator_secret_is_refused_and_never_matches() {
+        for text in ["", "\n", "  short  \n"] {
+            let e = OperatorSecret::parse(text).unwrap_err();
+            assert!(e.contains("at least 16"), "{e}");
+        }
+        let secret = OperatorSecret::parse(" 0123456789abcdef\n").unwrap();
+        assert!(secret.matches("0123456789abcdef"));
+        assert!(!secret.matches(""));
+        assert!(
+            !OperatorSecret(String::new()).matches(""),
+            "an empty secret opens nothing"
+        );
     }
 }

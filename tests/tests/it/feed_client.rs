@@ -16,6 +16,7 @@ fn quick(transports: Vec<Transport>) -> FeedOptions {
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
         poll_wait: Duration::from_secs(5),
+        ..FeedOptions::default()
     }
 }
 
@@ -67,6 +68,45 @@ async fn every_transport_delivers_events() {
             Some(3),
             "{transport:?}"
         );
+    }
+}
+
+/// A quiet WebSocket feed is pinged and the server's pongs keep it: several idle
+/// timeouts pass with no reconnect, and the next change still arrives on the same
+/// connection.
+#[tokio::test]
+async fn a_quiet_websocket_feed_is_kept_alive_by_pings() {
+    let server = TestServer::start().await;
+    let s = Secrets::random();
+    let si = random_si();
+    let request = FeedRequest {
+        storage_indexes: vec![si],
+        since: None,
+        snapshot: true,
+    };
+    let options = FeedOptions {
+        idle_timeout: Duration::from_secs(2),
+        ..quick(vec![Transport::WebSocket])
+    };
+    let mut stream = Box::pin(follow(&server.nurl, request, options));
+    assert_eq!(
+        next_item(&mut stream).await,
+        FeedItem::Connected(Transport::WebSocket)
+    );
+    assert!(matches!(
+        next_event(&mut stream).await,
+        FeedEvent::Synced { .. }
+    ));
+    // Three and a half idle timeouts of silence from the server's side.
+    let quiet = tokio::time::timeout(Duration::from_secs(7), stream.next()).await;
+    assert!(
+        quiet.is_err(),
+        "nothing happened, not even a reconnect: {quiet:?}"
+    );
+    write_slot(&server.client, &si, &s, 0, &mdmf_share(4, [4; 32], b"")).await;
+    match next_item(&mut stream).await {
+        FeedItem::Event(event) => assert_eq!(seqnum_of(&event), Some(4)),
+        other => panic!("expected the change on the same connection, got {other:?}"),
     }
 }
 

@@ -209,6 +209,7 @@ async fn an_old_cursor_gets_the_latest_state_of_each_share() {
         retention: Retention {
             min_events: 2,
             min_age: Duration::ZERO,
+            ..Retention::default()
         },
         ..FeedSettings::default()
     };

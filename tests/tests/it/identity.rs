@@ -47,7 +47,10 @@ async fn a_version_1_certificate_is_served_and_accepted() {
         TestServer::start_on(dir.path().join("storage"), identity, TestOptions::default()).await;
     let version = server.client.general().version().await.unwrap();
     assert!(version.application_version.starts_with(b"swamp/"));
-    let http1 = server.client_with(&swamp_client::ClientOptions { http1_only: true });
+    let http1 = server.client_with(&swamp_client::ClientOptions {
+        http1_only: true,
+        ..Default::default()
+    });
     http1.general().version().await.unwrap();
 }
 

@@ -7,26 +7,7 @@ use swamp_proto::ShareNumber;
 use swamp_proto::v1::{
     ReadTestWriteRequest, ReadVector, TestVector, TestWriteVectors, WriteVector,
 };
-use swamp_tests::{Secrets, TestServer, random_si};
-
-fn write(shnum: u64, offset: u64, data: &[u8]) -> ReadTestWriteRequest {
-    let mut tw = BTreeMap::new();
-    tw.insert(
-        shnum,
-        TestWriteVectors {
-            test: vec![],
-            write: vec![WriteVector {
-                offset,
-                data: data.to_vec(),
-            }],
-            new_length: None,
-        },
-    );
-    ReadTestWriteRequest {
-        test_write_vectors: tw,
-        read_vector: vec![],
-    }
-}
+use swamp_tests::{Secrets, TestServer, random_si, slot_write as write};
 
 #[tokio::test]
 async fn write_then_read_back() {

@@ -27,7 +27,10 @@ async fn http2_is_negotiated_by_default() {
 #[tokio::test]
 async fn http1_by_alpn() {
     let server = TestServer::start().await;
-    let client = server.client_with(&ClientOptions { http1_only: true });
+    let client = server.client_with(&ClientOptions {
+        http1_only: true,
+        ..ClientOptions::default()
+    });
     let resp = client
         .request(Method::GET, v1::VERSION_PATH)
         .send()
@@ -87,10 +90,16 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         ..Default::default()
     })
     .await;
-    let first = server.client_with(&ClientOptions { http1_only: true });
+    let first = server.client_with(&ClientOptions {
+        http1_only: true,
+        ..ClientOptions::default()
+    });
     first.general().version().await.unwrap();
     // The first client keeps its connection alive, so a second connection is not served...
-    let second = server.client_with(&ClientOptions { http1_only: true });
+    let second = server.client_with(&ClientOptions {
+        http1_only: true,
+        ..ClientOptions::default()
+    });
     let pending = tokio::spawn(async move { second.general().version().await });
     let waited = tokio::time::timeout(std::time::Duration::from_millis(500), async {
         while !pending.is_finished() {
