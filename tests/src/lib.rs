@@ -75,6 +75,25 @@ impl Default for TestOptions {
     }
 }
 
+impl TestOptions {
+    /// Options whose feed keeps only `events` events of exact history, whatever their
+    /// age: older cursors get latest states, and the journal compacts early.
+    pub fn short_history(events: usize) -> Self {
+        use swamp_server::feeds::journal::Retention;
+        Self {
+            feeds: swamp_server::feeds::FeedSettings {
+                retention: Retention {
+                    min_events: events,
+                    min_age: std::time::Duration::ZERO,
+                    ..Retention::default()
+                },
+                ..swamp_server::feeds::FeedSettings::default()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 /// A running server and a client for it.
 pub struct TestServer {
     /// Where it listens.

@@ -7,29 +7,13 @@
 //! events a cursor after the gap must get (it did, before the ring was rebuilt from
 //! the consecutive run at the journal's end only).
 
-use std::time::Duration;
-
 use swamp_proto::ShareNumber;
-use swamp_server::feeds::FeedSettings;
-use swamp_server::feeds::journal::Retention;
 use swamp_tests::feed::poll;
 use swamp_tests::{Secrets, TestOptions, TestServer, mdmf_share, random_si, write_slot};
 
 #[tokio::test]
 async fn a_cursor_resumes_exactly_after_compaction_and_a_restart_with_more_history() {
-    let small = FeedSettings {
-        retention: Retention {
-            min_events: 2,
-            min_age: Duration::ZERO,
-            ..Retention::default()
-        },
-        ..FeedSettings::default()
-    };
-    let server = TestServer::start_with(TestOptions {
-        feeds: small,
-        ..TestOptions::default()
-    })
-    .await;
+    let server = TestServer::start_with(TestOptions::short_history(2)).await;
     let (a, b, s) = (random_si(), random_si(), Secrets::random());
     // A slot write: its redo stays in the journal until a checkpoint.
     write_slot(&server.client, &a, &s, 0, &mdmf_share(1, [1; 32], b"")).await;

@@ -7,7 +7,6 @@ use http::{Method, StatusCode};
 use swamp_proto::ShareNumber;
 use swamp_proto::feed::{Cursor, FeedEvent, ResetReason, RootHash};
 use swamp_server::feeds::FeedSettings;
-use swamp_server::feeds::journal::Retention;
 use swamp_tests::feed::{poll, sse_connect, ws_connect, ws_next, ws_next_or_close, ws_send};
 use swamp_tests::tap::StalledSse;
 use swamp_tests::{Secrets, TestOptions, TestServer, mdmf_share, random_si, write_slot};
@@ -205,19 +204,7 @@ async fn resume_across_a_restart_and_reset_after_an_epoch_change() {
 
 #[tokio::test]
 async fn an_old_cursor_gets_the_latest_state_of_each_share() {
-    let feeds = FeedSettings {
-        retention: Retention {
-            min_events: 2,
-            min_age: Duration::ZERO,
-            ..Retention::default()
-        },
-        ..FeedSettings::default()
-    };
-    let server = TestServer::start_with(TestOptions {
-        feeds,
-        ..TestOptions::default()
-    })
-    .await;
+    let server = TestServer::start_with(TestOptions::short_history(2)).await;
     let (a, b, s) = (random_si(), random_si(), Secrets::random());
     let start = server.feeds.head();
     write_slot(&server.client, &b, &s, 0, &mdmf_share(1, [1; 32], b"")).await;
