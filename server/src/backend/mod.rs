@@ -448,12 +448,14 @@ impl Storage {
         si: &StorageIndex,
         grant: &LeaseGrant,
     ) -> Result<(), StorageError> {
+        // Listed under the lock, so a read-test-write cannot delete a share between
+        // the listing and its lease.
+        let _guard = self.locks.write(si);
+        self.repair(si)?;
         let shares = self.list_shares(si)?;
         if shares.is_empty() {
             return Err(StorageError::NotFound);
         }
-        let _guard = self.locks.write(si);
-        self.repair(si)?;
         for shnum in shares {
             self.lease_one_share_locked(si, shnum, grant)?;
         }
@@ -469,11 +471,12 @@ impl Storage {
         grant: &LeaseGrant,
     ) -> Result<(), StorageError> {
         let path = self.layout.share_path(si, shnum);
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .op("open", &path)?;
+        let file = match fs::OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            // Deleted since the caller listed it (allocate lists before it locks).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).op("open", &path),
+        };
         let mut first = [0u8; 32];
         let n = read_prefix(&file, &mut first).op("read", &path)?;
         if mutable::is_mutable_header(&first[..n]) {
