@@ -32,8 +32,7 @@ const WORKERS: usize = 200;
 /// Of which write slots (one slot each, so its expected state is always known; the
 /// second half of them also delete shares now and then).
 const SLOT_WORKERS: usize = 40;
-/// Of which add leases to the slots (those that never delete shares) and to earlier
-/// rounds' shares.
+/// Of which add leases to the slots and to earlier rounds' shares.
 const LEASE_WORKERS: usize = 10;
 /// Of which write megabytes at a time in the checkpoint round (see `Slot::big`).
 const BIG_SLOT_WORKERS: usize = 8;
@@ -81,10 +80,7 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
         for (i, slot) in slots.iter_mut().enumerate() {
             slot.big = await_checkpoint && i < BIG_SLOT_WORKERS;
         }
-        // Not on slots that delete shares: a lease racing a deletion is a 500 today
-        // (races.rs).
-        let mut lease_targets: Vec<StorageIndex> =
-            slots.iter().filter(|s| !s.deletes).map(|s| s.si).collect();
+        let mut lease_targets: Vec<StorageIndex> = slots.iter().map(|s| s.si).collect();
         lease_targets.extend(uploads.iter().map(|u| u.si));
         let mut load = load_then_kill(
             &mut node,
