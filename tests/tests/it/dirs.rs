@@ -131,7 +131,7 @@ async fn next_change(rx: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
             .await
             .expect("an event within 30 s")
             .expect("the watch goes on");
-        if !matches!(event, WatchEvent::Notice(_)) {
+        if !matches!(event, WatchEvent::Notice(_) | WatchEvent::Resync(_)) {
             return event;
         }
     }
