@@ -19,6 +19,7 @@ mod identity;
 mod immutable;
 mod journal_faults;
 mod leases;
+mod magic_folder;
 mod mutable;
 mod publish;
 mod transport;
