@@ -148,13 +148,21 @@ impl DaemonApi {
         })
     }
 
+    /// The daemon's current endpoint and token.
+    ///
+    /// # Errors
+    /// [`DaemonError::Config`].
+    pub fn config(&self) -> Result<DaemonConfig, DaemonError> {
+        Ok(DaemonConfig::read(&self.config_dir)?)
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         timeout: Duration,
     ) -> Result<Vec<u8>, DaemonError> {
-        let config = DaemonConfig::read(&self.config_dir)?;
+        let config = self.config()?;
         let response = self
             .http
             .request(method, format!("{}/v1/{path}", config.base_url))

@@ -16,6 +16,7 @@ use super::folders::plan;
 use super::follow::{Noted, follow_folder};
 use super::participants::Cause;
 use super::report::BridgeEvent;
+use super::status::{StatusSignal, follow_status};
 use crate::grid::Grid;
 use crate::watch::WatchOptions;
 
@@ -78,6 +79,8 @@ pub async fn run(
 ) {
     let (causes, mut causes_rx) = mpsc::channel(1024);
     let (done, mut done_rx) = mpsc::channel(64);
+    let (signals, mut signals_rx) = mpsc::channel(16);
+    let status = tokio::spawn(follow_status(api.clone(), signals));
     let mut b = Bridge {
         grid,
         api,
@@ -98,6 +101,7 @@ pub async fn run(
             () = tokio::time::sleep_until(b.next_refresh.into()) => b.refresh().await,
             Some(noted) = causes_rx.recv() => b.note(noted).await,
             Some(done) = done_rx.recv() => b.finished(done).await,
+            Some(signal) = signals_rx.recv() => b.on_status(signal).await,
             () = tokio::time::sleep_until(due.unwrap_or(far).into()), if due.is_some() => {
                 b.start_due().await
             }
@@ -107,6 +111,7 @@ pub async fn run(
             break;
         }
     }
+    status.abort();
     for (_, (_, task)) in std::mem::take(&mut b.followed) {
         task.abort();
     }
@@ -132,6 +137,25 @@ impl Bridge {
                 .await
     }
 
+    /// Asks for one poll of every followed folder (after the daemon was away).
+    fn resync_all(&mut self) {
+        let now = Instant::now();
+        for name in self.followed.keys() {
+            self.coalescer.note(name, "resync", now);
+        }
+    }
+
+    /// A push from the daemon's status stream.
+    async fn on_status(&mut self, signal: StatusSignal) -> bool {
+        self.next_refresh = Instant::now();
+        if signal == StatusSignal::Reconnected {
+            self.resync_all();
+            let text = "the daemon's status stream is back (a restart?); polling every folder once";
+            return self.report(BridgeEvent::Info(text.into())).await;
+        }
+        true
+    }
+
     /// Reads the daemon's folder list and starts and stops followers to match.
     async fn refresh(&mut self) -> bool {
         self.next_refresh = Instant::now() + self.options.refresh;
@@ -150,10 +174,7 @@ impl Bridge {
             {
                 return false;
             }
-            let now = Instant::now();
-            for name in self.followed.keys() {
-                self.coalescer.note(name, "resync", now);
-            }
+            self.resync_all();
         }
         let current: BTreeMap<String, FolderInfo> = self
             .followed

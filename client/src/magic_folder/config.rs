@@ -60,6 +60,10 @@ pub enum ConfigError {
 pub struct DaemonConfig {
     /// The API root, e.g. `http://127.0.0.1:4321` (without `/v1`).
     pub base_url: String,
+    /// The host part of the endpoint (no brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
     /// The bearer token.
     pub token: ApiToken,
 }
@@ -90,7 +94,7 @@ impl DaemonConfig {
                 path: endpoint_path,
             });
         }
-        let base_url = endpoint_to_url(endpoint).map_err(|reason| ConfigError::Invalid {
+        let (host, port) = parse_endpoint(endpoint).map_err(|reason| ConfigError::Invalid {
             path: endpoint_path,
             reason,
         })?;
@@ -108,7 +112,9 @@ impl DaemonConfig {
             });
         }
         Ok(Self {
-            base_url,
+            base_url: http_url(&host, port),
+            host,
+            port,
             token: ApiToken(token),
         })
     }
@@ -136,12 +142,26 @@ fn split_endpoint(text: &str) -> Vec<String> {
     parts
 }
 
+/// The HTTP base URL for `host` and `port`.
+fn http_url(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
 /// Turns a Twisted client endpoint (`tcp:HOST:PORT`, `tcp:host=HOST:port=PORT`) into
 /// an HTTP base URL.
 ///
 /// # Errors
 /// A sentence saying what is wrong.
 pub fn endpoint_to_url(endpoint: &str) -> Result<String, String> {
+    parse_endpoint(endpoint).map(|(host, port)| http_url(&host, port))
+}
+
+/// The host and port of a Twisted client endpoint.
+fn parse_endpoint(endpoint: &str) -> Result<(String, u16), String> {
     let parts = split_endpoint(endpoint);
     let (kind, args) = parts
         .split_first()
@@ -178,11 +198,7 @@ pub fn endpoint_to_url(endpoint: &str) -> Result<String, String> {
     {
         return Err(format!("endpoint {endpoint:?}: bad host {host:?}"));
     }
-    if host.contains(':') {
-        Ok(format!("http://[{host}]:{port}"))
-    } else {
-        Ok(format!("http://{host}:{port}"))
-    }
+    Ok((host, port))
 }
 
 #[cfg(test)]

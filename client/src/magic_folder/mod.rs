@@ -15,6 +15,7 @@
 //! - `follow.rs`: following one folder's collective and personal directories.
 //! - `participants.rs`: what a change under the collective means (who changed).
 //! - `coalesce.rs`: causes into few, prompt poll requests, one in flight per folder.
+//! - `status.rs`: the daemon's status WebSocket, a push signal for folders added or left.
 //! - `bridge.rs`: the loop that ties them together.
 //! - `report.rs`: the log lines (text or JSON).
 
@@ -26,6 +27,7 @@ pub mod folders;
 mod follow;
 pub mod participants;
 pub mod report;
+pub mod status;
 
 pub use api::{DaemonApi, DaemonError, FolderInfo};
 pub use bridge::{BridgeOptions, run};

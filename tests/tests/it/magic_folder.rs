@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
@@ -23,6 +24,8 @@ struct FakeDaemon {
     folders: Arc<Mutex<serde_json::Value>>,
     token: Arc<Mutex<String>>,
     polls: mpsc::UnboundedSender<(String, Instant)>,
+    /// Status events pushed to `/v1/status` clients.
+    status: tokio::sync::broadcast::Sender<String>,
 }
 
 fn authorized(daemon: &FakeDaemon, headers: &HeaderMap) -> bool {
@@ -54,6 +57,40 @@ async fn poll_remote(
     StatusCode::OK
 }
 
+/// `/v1/status`: the state first (a `folder-added` per folder), then pushed events.
+async fn status(
+    State(daemon): State<FakeDaemon>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> axum::response::Response {
+    if !authorized(&daemon, &headers) {
+        return axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED);
+    }
+    ws.on_upgrade(move |mut socket| async move {
+        let mut pushed = daemon.status.subscribe();
+        let names: Vec<String> = daemon
+            .folders
+            .lock()
+            .unwrap()
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let events: Vec<_> = names
+            .iter()
+            .map(|n| serde_json::json!({"kind": "folder-added", "folder": n}))
+            .collect();
+        let state = serde_json::json!({"events": events}).to_string();
+        if socket.send(Message::Text(state.into())).await.is_err() {
+            return;
+        }
+        while let Ok(event) = pushed.recv().await {
+            if socket.send(Message::Text(event.into())).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// The daemon's side of a test: its config directory and the polls it recorded.
 struct Daemon {
     state: FakeDaemon,
@@ -70,6 +107,7 @@ impl Daemon {
             folders: Arc::new(Mutex::new(serde_json::json!({}))),
             token: Arc::new(Mutex::new("dG9rZW4tb25l".into())),
             polls: polls_tx,
+            status: tokio::sync::broadcast::channel(16).0,
         };
         let config = tempfile::tempdir().unwrap();
         let daemon = Self {
@@ -90,6 +128,7 @@ impl Daemon {
         let app = axum::Router::new()
             .route("/v1/magic-folder", get(list))
             .route("/v1/magic-folder/{name}/poll-remote", put(poll_remote))
+            .route("/v1/status", get(status))
             .with_state(self.state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         std::fs::write(
@@ -334,4 +373,37 @@ async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn a_folder_added_is_followed_at_once_on_the_status_push() {
+    let servers = TestServer::three().await;
+    let grid = grid_of(&servers);
+    let folder = make_folder(&grid).await;
+    let mut daemon = Daemon::start().await;
+    daemon.set_folder("docs", "bob", &folder.collective.read_only());
+    // The periodic refresh is far beyond this test's time: only the push can work.
+    let options = BridgeOptions {
+        refresh: Duration::from_secs(3600),
+        ..BridgeOptions::default()
+    };
+    let mut events = start_bridge(&servers, &daemon, options);
+    daemon.next_poll(Duration::from_secs(10)).await;
+    assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
+
+    let other = make_folder(&grid).await;
+    daemon.set_folder("photos", "bob", &other.collective.read_only());
+    daemon
+        .state
+        .status
+        .send(r#"{"events": [{"kind": "folder-added", "folder": "photos"}]}"#.into())
+        .unwrap();
+    let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(
+        name, "photos",
+        "followed from the push, with its first poll"
+    );
+    snapshot(&grid, &other.alice, "pic", 1).await;
+    let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(name, "photos");
 }
