@@ -407,3 +407,30 @@ async fn a_folder_added_is_followed_at_once_on_the_status_push() {
     let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(name, "photos");
 }
+
+#[tokio::test]
+async fn servers_without_a_feed_are_polled_at_the_interval() {
+    let servers = TestServer::three().await;
+    let grid = grid_of(&servers);
+    let folder = make_folder(&grid).await;
+    let mut daemon = Daemon::start().await;
+    daemon.set_folder("docs", "bob", &folder.collective.read_only());
+    // No transport to try: every server looks like a Python one, without a feed.
+    let mut options = BridgeOptions {
+        poll_interval: Duration::from_millis(300),
+        ..BridgeOptions::default()
+    };
+    options.watch.feed.transports.clear();
+    let mut events = start_bridge(&servers, &daemon, options);
+    daemon.next_poll(Duration::from_secs(10)).await;
+    assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
+
+    snapshot(&grid, &folder.alice, "theirs", 1).await;
+    let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(name, "docs");
+    assert_eq!(next_poll_causes(&mut events).await.1, ["alice"]);
+    assert!(
+        daemon.polls_within(Duration::from_secs(1)).await.is_empty(),
+        "polling the grid finds no change: no poll for the daemon"
+    );
+}
