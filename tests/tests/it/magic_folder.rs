@@ -232,20 +232,46 @@ async fn next_poll_causes(
     }
 }
 
-#[tokio::test]
-async fn a_participant_change_asks_for_one_prompt_poll_and_a_burst_for_few() {
+/// Three servers, one folder "docs" with alice and bob, the fake daemon listing it
+/// for bob, and the bridge running with `options`, past its start-up poll (the sign
+/// that the feeds are subscribed).
+struct Scene {
+    /// Kept so the servers run as long as the scene.
+    servers: [TestServer; 3],
+    grid: Grid,
+    folder: Folder,
+    daemon: Daemon,
+    events: mpsc::Receiver<BridgeEvent>,
+}
+
+async fn scene(options: BridgeOptions) -> Scene {
     let servers = TestServer::three().await;
     let grid = grid_of(&servers);
     let folder = make_folder(&grid).await;
     let mut daemon = Daemon::start().await;
     daemon.set_folder("docs", "bob", &folder.collective.read_only());
-    let mut events = start_bridge(&servers, &daemon, BridgeOptions::default());
-
-    // Following starts with one poll (changes before it were not seen): the sign
-    // that the feeds are subscribed.
+    let mut events = start_bridge(&servers, &daemon, options);
     let (name, _) = daemon.next_poll(Duration::from_secs(10)).await;
     assert_eq!(name, "docs");
     assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
+    Scene {
+        servers,
+        grid,
+        folder,
+        daemon,
+        events,
+    }
+}
+
+#[tokio::test]
+async fn a_participant_change_asks_for_one_prompt_poll_and_a_burst_for_few() {
+    let Scene {
+        grid,
+        folder,
+        mut daemon,
+        mut events,
+        servers: _servers,
+    } = scene(BridgeOptions::default()).await;
 
     // Bob's own upload needs no poll; alice's right after it gets exactly one,
     // naming only alice.
@@ -283,14 +309,13 @@ async fn a_participant_change_asks_for_one_prompt_poll_and_a_burst_for_few() {
 
 #[tokio::test]
 async fn participants_joining_and_leaving_are_followed() {
-    let servers = TestServer::three().await;
-    let grid = grid_of(&servers);
-    let folder = make_folder(&grid).await;
-    let mut daemon = Daemon::start().await;
-    daemon.set_folder("docs", "bob", &folder.collective.read_only());
-    let mut events = start_bridge(&servers, &daemon, BridgeOptions::default());
-    daemon.next_poll(Duration::from_secs(10)).await;
-    assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
+    let Scene {
+        grid,
+        folder,
+        mut daemon,
+        mut events,
+        servers: _servers,
+    } = scene(BridgeOptions::default()).await;
 
     // carol joins: a poll for the collective change, then her directory is followed.
     let carol = grid.create_dir(MutableFormat::Sdmf).await.unwrap();
@@ -324,17 +349,17 @@ async fn participants_joining_and_leaving_are_followed() {
 
 #[tokio::test]
 async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
-    let servers = TestServer::three().await;
-    let grid = grid_of(&servers);
-    let folder = make_folder(&grid).await;
-    let mut daemon = Daemon::start().await;
-    daemon.set_folder("docs", "bob", &folder.collective.read_only());
-    let options = BridgeOptions {
+    let Scene {
+        grid,
+        folder,
+        mut daemon,
+        mut events,
+        servers: _servers,
+    } = scene(BridgeOptions {
         refresh: Duration::from_millis(500),
         ..BridgeOptions::default()
-    };
-    let mut events = start_bridge(&servers, &daemon, options);
-    daemon.next_poll(Duration::from_secs(10)).await;
+    })
+    .await;
 
     // The daemon stops (it writes "not running"); alice changes meanwhile.
     std::fs::write(
@@ -377,19 +402,18 @@ async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
 
 #[tokio::test]
 async fn a_folder_added_is_followed_at_once_on_the_status_push() {
-    let servers = TestServer::three().await;
-    let grid = grid_of(&servers);
-    let folder = make_folder(&grid).await;
-    let mut daemon = Daemon::start().await;
-    daemon.set_folder("docs", "bob", &folder.collective.read_only());
     // The periodic refresh is far beyond this test's time: only the push can work.
-    let options = BridgeOptions {
+    let Scene {
+        grid,
+        mut daemon,
+        servers: _servers,
+        events: _events,
+        folder: _,
+    } = scene(BridgeOptions {
         refresh: Duration::from_secs(3600),
         ..BridgeOptions::default()
-    };
-    let mut events = start_bridge(&servers, &daemon, options);
-    daemon.next_poll(Duration::from_secs(10)).await;
-    assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
+    })
+    .await;
 
     let other = make_folder(&grid).await;
     daemon.set_folder("photos", "bob", &other.collective.read_only());
@@ -410,20 +434,19 @@ async fn a_folder_added_is_followed_at_once_on_the_status_push() {
 
 #[tokio::test]
 async fn servers_without_a_feed_are_polled_at_the_interval() {
-    let servers = TestServer::three().await;
-    let grid = grid_of(&servers);
-    let folder = make_folder(&grid).await;
-    let mut daemon = Daemon::start().await;
-    daemon.set_folder("docs", "bob", &folder.collective.read_only());
     // No transport to try: every server looks like a Python one, without a feed.
     let mut options = BridgeOptions {
         poll_interval: Duration::from_millis(300),
         ..BridgeOptions::default()
     };
     options.watch.feed.transports.clear();
-    let mut events = start_bridge(&servers, &daemon, options);
-    daemon.next_poll(Duration::from_secs(10)).await;
-    assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
+    let Scene {
+        grid,
+        folder,
+        mut daemon,
+        mut events,
+        servers: _servers,
+    } = scene(options).await;
 
     snapshot(&grid, &folder.alice, "theirs", 1).await;
     let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
