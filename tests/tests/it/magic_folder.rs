@@ -237,7 +237,7 @@ async fn next_poll_causes(
 /// that the feeds are subscribed).
 struct Scene {
     /// Kept so the servers run as long as the scene.
-    servers: [TestServer; 3],
+    _servers: [TestServer; 3],
     grid: Grid,
     folder: Folder,
     daemon: Daemon,
@@ -255,7 +255,7 @@ async fn scene(options: BridgeOptions) -> Scene {
     assert_eq!(name, "docs");
     assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
     Scene {
-        servers,
+        _servers: servers,
         grid,
         folder,
         daemon,
@@ -265,40 +265,43 @@ async fn scene(options: BridgeOptions) -> Scene {
 
 #[tokio::test]
 async fn a_participant_change_asks_for_one_prompt_poll_and_a_burst_for_few() {
-    let Scene {
-        grid,
-        folder,
-        mut daemon,
-        mut events,
-        servers: _servers,
-    } = scene(BridgeOptions::default()).await;
+    let mut s = scene(BridgeOptions::default()).await;
 
     // Bob's own upload needs no poll; alice's right after it gets exactly one,
     // naming only alice.
-    snapshot(&grid, &folder.bob, "mine", 1).await;
+    snapshot(&s.grid, &s.folder.bob, "mine", 1).await;
     let changed = Instant::now();
-    snapshot(&grid, &folder.alice, "theirs", 1).await;
-    let (name, at) = daemon.next_poll(Duration::from_secs(5)).await;
+    snapshot(&s.grid, &s.folder.alice, "theirs", 1).await;
+    let (name, at) = s.daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(name, "docs");
     let reaction = at.saturating_duration_since(changed);
     assert!(reaction < Duration::from_secs(2), "poll after {reaction:?}");
-    let (folder_name, causes, latency) = next_poll_causes(&mut events).await;
+    let (folder_name, causes, latency) = next_poll_causes(&mut s.events).await;
     assert_eq!(
         (folder_name.as_str(), causes),
         ("docs", vec!["alice".to_string()])
     );
     assert!(latency < Duration::from_millis(500), "latency {latency:?}");
     assert!(
-        daemon.polls_within(Duration::from_secs(1)).await.is_empty(),
+        s.daemon
+            .polls_within(Duration::from_secs(1))
+            .await
+            .is_empty(),
         "one change, one poll"
     );
 
     // A burst of changes: a few polls, not one each.
     let changes = 10;
     for version in 0..changes {
-        snapshot(&grid, &folder.alice, &format!("f{}", version % 3), version).await;
+        snapshot(
+            &s.grid,
+            &s.folder.alice,
+            &format!("f{}", version % 3),
+            version,
+        )
+        .await;
     }
-    let polls = daemon.polls_within(Duration::from_secs(3)).await;
+    let polls = s.daemon.polls_within(Duration::from_secs(3)).await;
     assert!(
         !polls.is_empty() && polls.len() <= 4,
         "{} polls for {changes} changes",
@@ -309,39 +312,34 @@ async fn a_participant_change_asks_for_one_prompt_poll_and_a_burst_for_few() {
 
 #[tokio::test]
 async fn participants_joining_and_leaving_are_followed() {
-    let Scene {
-        grid,
-        folder,
-        mut daemon,
-        mut events,
-        servers: _servers,
-    } = scene(BridgeOptions::default()).await;
+    let mut s = scene(BridgeOptions::default()).await;
 
     // carol joins: a poll for the collective change, then her directory is followed.
-    let carol = grid.create_dir(MutableFormat::Sdmf).await.unwrap();
-    grid.link(
-        &folder.collective,
-        "carol",
-        &carol.read_only(),
-        Replace::Never,
-    )
-    .await
-    .unwrap();
-    daemon.next_poll(Duration::from_secs(5)).await;
-    assert_eq!(next_poll_causes(&mut events).await.1, ["carol (added)"]);
-    snapshot(&grid, &carol, "hello", 1).await;
-    daemon.next_poll(Duration::from_secs(5)).await;
-    assert_eq!(next_poll_causes(&mut events).await.1, ["carol"]);
+    let carol = s.grid.create_dir(MutableFormat::Sdmf).await.unwrap();
+    s.grid
+        .link(
+            &s.folder.collective,
+            "carol",
+            &carol.read_only(),
+            Replace::Never,
+        )
+        .await
+        .unwrap();
+    s.daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(next_poll_causes(&mut s.events).await.1, ["carol (added)"]);
+    snapshot(&s.grid, &carol, "hello", 1).await;
+    s.daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(next_poll_causes(&mut s.events).await.1, ["carol"]);
 
     // alice leaves: her directory is no longer followed.
-    grid.unlink(&folder.collective, "alice").await.unwrap();
-    daemon.next_poll(Duration::from_secs(5)).await;
-    assert_eq!(next_poll_causes(&mut events).await.1, ["alice (removed)"]);
-    snapshot(&grid, &folder.alice, "late", 1).await;
-    snapshot(&grid, &carol, "hello", 2).await;
-    daemon.next_poll(Duration::from_secs(5)).await;
+    s.grid.unlink(&s.folder.collective, "alice").await.unwrap();
+    s.daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(next_poll_causes(&mut s.events).await.1, ["alice (removed)"]);
+    snapshot(&s.grid, &s.folder.alice, "late", 1).await;
+    snapshot(&s.grid, &carol, "hello", 2).await;
+    s.daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(
-        next_poll_causes(&mut events).await.1,
+        next_poll_causes(&mut s.events).await.1,
         ["carol"],
         "alice's change after leaving causes nothing"
     );
@@ -349,13 +347,7 @@ async fn participants_joining_and_leaving_are_followed() {
 
 #[tokio::test]
 async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
-    let Scene {
-        grid,
-        folder,
-        mut daemon,
-        mut events,
-        servers: _servers,
-    } = scene(BridgeOptions {
+    let mut s = scene(BridgeOptions {
         refresh: Duration::from_millis(500),
         ..BridgeOptions::default()
     })
@@ -363,13 +355,13 @@ async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
 
     // The daemon stops (it writes "not running"); alice changes meanwhile.
     std::fs::write(
-        daemon.config.path().join("api_client_endpoint"),
+        s.daemon.config.path().join("api_client_endpoint"),
         "not running\n",
     )
     .unwrap();
-    snapshot(&grid, &folder.alice, "while-away", 1).await;
+    snapshot(&s.grid, &s.folder.alice, "while-away", 1).await;
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        let event = tokio::time::timeout(Duration::from_secs(10), s.events.recv())
             .await
             .expect("the failed poll is reported")
             .expect("the bridge runs");
@@ -378,22 +370,22 @@ async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
         }
     }
     // It comes back on a new port with a new token: the kept poll arrives there.
-    *daemon.state.token.lock().unwrap() = "dG9rZW4tdHdv".into();
-    std::fs::write(daemon.config.path().join("api_token"), "dG9rZW4tdHdv").unwrap();
-    daemon.serve().await;
-    let (name, _) = daemon.next_poll(Duration::from_secs(15)).await;
+    *s.daemon.state.token.lock().unwrap() = "dG9rZW4tdHdv".into();
+    std::fs::write(s.daemon.config.path().join("api_token"), "dG9rZW4tdHdv").unwrap();
+    s.daemon.serve().await;
+    let (name, _) = s.daemon.next_poll(Duration::from_secs(15)).await;
     assert_eq!(name, "docs");
 
     // A folder added to the daemon's list is followed at the next refresh.
-    let other = make_folder(&grid).await;
-    daemon.set_folder("photos", "bob", &other.collective);
+    let other = make_folder(&s.grid).await;
+    s.daemon.set_folder("photos", "bob", &other.collective);
     let mut seen = Vec::new();
     while !seen.iter().any(|n| n == "photos") {
-        seen.push(daemon.next_poll(Duration::from_secs(10)).await.0);
+        seen.push(s.daemon.next_poll(Duration::from_secs(10)).await.0);
     }
-    snapshot(&grid, &other.alice, "pic", 1).await;
+    snapshot(&s.grid, &other.alice, "pic", 1).await;
     loop {
-        let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+        let (name, _) = s.daemon.next_poll(Duration::from_secs(5)).await;
         if name == "photos" {
             break;
         }
@@ -403,32 +395,27 @@ async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
 #[tokio::test]
 async fn a_folder_added_is_followed_at_once_on_the_status_push() {
     // The periodic refresh is far beyond this test's time: only the push can work.
-    let Scene {
-        grid,
-        mut daemon,
-        servers: _servers,
-        events: _events,
-        folder: _,
-    } = scene(BridgeOptions {
+    let mut s = scene(BridgeOptions {
         refresh: Duration::from_secs(3600),
         ..BridgeOptions::default()
     })
     .await;
 
-    let other = make_folder(&grid).await;
-    daemon.set_folder("photos", "bob", &other.collective.read_only());
-    daemon
+    let other = make_folder(&s.grid).await;
+    s.daemon
+        .set_folder("photos", "bob", &other.collective.read_only());
+    s.daemon
         .state
         .status
         .send(r#"{"events": [{"kind": "folder-added", "folder": "photos"}]}"#.into())
         .unwrap();
-    let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+    let (name, _) = s.daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(
         name, "photos",
         "followed from the push, with its first poll"
     );
-    snapshot(&grid, &other.alice, "pic", 1).await;
-    let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+    snapshot(&s.grid, &other.alice, "pic", 1).await;
+    let (name, _) = s.daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(name, "photos");
 }
 
@@ -440,20 +427,17 @@ async fn servers_without_a_feed_are_polled_at_the_interval() {
         ..BridgeOptions::default()
     };
     options.watch.feed.transports.clear();
-    let Scene {
-        grid,
-        folder,
-        mut daemon,
-        mut events,
-        servers: _servers,
-    } = scene(options).await;
+    let mut s = scene(options).await;
 
-    snapshot(&grid, &folder.alice, "theirs", 1).await;
-    let (name, _) = daemon.next_poll(Duration::from_secs(5)).await;
+    snapshot(&s.grid, &s.folder.alice, "theirs", 1).await;
+    let (name, _) = s.daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(name, "docs");
-    assert_eq!(next_poll_causes(&mut events).await.1, ["alice"]);
+    assert_eq!(next_poll_causes(&mut s.events).await.1, ["alice"]);
     assert!(
-        daemon.polls_within(Duration::from_secs(1)).await.is_empty(),
+        s.daemon
+            .polls_within(Duration::from_secs(1))
+            .await
+            .is_empty(),
         "polling the grid finds no change: no poll for the daemon"
     );
 }
