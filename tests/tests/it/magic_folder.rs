@@ -15,7 +15,7 @@ use swamp_client::dir_edit::Replace;
 use swamp_client::grid::Grid;
 use swamp_client::magic_folder::{BridgeEvent, BridgeOptions, DaemonApi, run};
 use swamp_proto::cap::{Cap, MutableFormat};
-use swamp_tests::{TestServer, grid_of};
+use swamp_tests::{TestOptions, TestServer, grid_of};
 use tokio::sync::mpsc;
 
 /// A fake magic-folder daemon: its folder list, its token, and the polls it got.
@@ -212,23 +212,34 @@ fn start_bridge(
     rx
 }
 
-/// The causes of the next poll the bridge reports.
-async fn next_poll_causes(
+/// The next bridge event that `wanted` accepts (others are skipped).
+async fn next_event_where(
     events: &mut mpsc::Receiver<BridgeEvent>,
-) -> (String, Vec<String>, Duration) {
+    wanted: impl Fn(&BridgeEvent) -> bool,
+) -> BridgeEvent {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await
             .expect("a bridge event in time")
             .expect("the bridge runs");
-        if let BridgeEvent::PollRequested {
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+/// The causes of the next poll the bridge reports.
+async fn next_poll_causes(
+    events: &mut mpsc::Receiver<BridgeEvent>,
+) -> (String, Vec<String>, Duration) {
+    let poll = |e: &BridgeEvent| matches!(e, BridgeEvent::PollRequested { .. });
+    match next_event_where(events, poll).await {
+        BridgeEvent::PollRequested {
             folder,
             causes,
             latency,
-        } = event
-        {
-            return (folder, causes, latency);
-        }
+        } => (folder, causes, latency),
+        other => panic!("expected a poll, got {other:?}"),
     }
 }
 
@@ -237,7 +248,7 @@ async fn next_poll_causes(
 /// that the feeds are subscribed).
 struct Scene {
     /// Kept so the servers run as long as the scene.
-    _servers: [TestServer; 3],
+    servers: [TestServer; 3],
     grid: Grid,
     folder: Folder,
     daemon: Daemon,
@@ -255,7 +266,7 @@ async fn scene(options: BridgeOptions) -> Scene {
     assert_eq!(name, "docs");
     assert_eq!(next_poll_causes(&mut events).await.1, ["resync"]);
     Scene {
-        _servers: servers,
+        servers,
         grid,
         folder,
         daemon,
@@ -311,6 +322,22 @@ async fn a_participant_change_asks_for_one_prompt_poll_and_a_burst_for_few() {
 }
 
 #[tokio::test]
+async fn a_storage_server_away_and_back_asks_for_one_poll() {
+    let mut s = scene(BridgeOptions::default()).await;
+    let [first, second, third] = s.servers;
+    let addr = first.addr;
+    let (dir, storage_dir, identity) = first.stop().await;
+    let _keep = (dir, second, third);
+    let lost = |e: &BridgeEvent| matches!(e, BridgeEvent::Info(t) if t.contains("lost"));
+    next_event_where(&mut s.events, lost).await;
+    let _back = TestServer::start_at(storage_dir, identity, TestOptions::default(), addr).await;
+    // Its feed resumes: changes may have been missed while it was away.
+    let (name, _) = s.daemon.next_poll(Duration::from_secs(15)).await;
+    assert_eq!(name, "docs");
+    assert_eq!(next_poll_causes(&mut s.events).await.1, ["resync"]);
+}
+
+#[tokio::test]
 async fn participants_joining_and_leaving_are_followed() {
     let mut s = scene(BridgeOptions::default()).await;
 
@@ -330,6 +357,23 @@ async fn participants_joining_and_leaving_are_followed() {
     snapshot(&s.grid, &carol, "hello", 1).await;
     s.daemon.next_poll(Duration::from_secs(5)).await;
     assert_eq!(next_poll_causes(&mut s.events).await.1, ["carol"]);
+
+    // A directory deeper than a personal directory is not followed, whoever links it.
+    let deep = s
+        .grid
+        .make_dirs(&s.folder.alice, &["deep"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    s.daemon.next_poll(Duration::from_secs(5)).await;
+    assert_eq!(next_poll_causes(&mut s.events).await.1, ["alice"]);
+    snapshot(&s.grid, &deep, "hidden", 1).await;
+    assert!(
+        s.daemon
+            .polls_within(Duration::from_secs(1))
+            .await
+            .is_empty(),
+        "a change two levels down is not followed"
+    );
 
     // alice leaves: her directory is no longer followed.
     s.grid.unlink(&s.folder.collective, "alice").await.unwrap();
@@ -360,15 +404,8 @@ async fn a_daemon_away_or_with_a_new_token_loses_no_poll() {
     )
     .unwrap();
     snapshot(&s.grid, &s.folder.alice, "while-away", 1).await;
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), s.events.recv())
-            .await
-            .expect("the failed poll is reported")
-            .expect("the bridge runs");
-        if matches!(event, BridgeEvent::PollFailed { .. }) {
-            break;
-        }
-    }
+    let failed = |e: &BridgeEvent| matches!(e, BridgeEvent::PollFailed { .. });
+    next_event_where(&mut s.events, failed).await;
     // It comes back on a new port with a new token: the kept poll arrives there.
     *s.daemon.state.token.lock().unwrap() = "dG9rZW4tdHdv".into();
     std::fs::write(s.daemon.config.path().join("api_token"), "dG9rZW4tdHdv").unwrap();
