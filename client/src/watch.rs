@@ -39,6 +39,10 @@ pub struct WatchOptions {
     /// directory's own children); `None` follows every depth. A bound for trees that
     /// others write to, such as a magic-folder collective.
     pub max_depth: Option<usize>,
+    /// With `recursive`, paths (relative to the watched directory) whose directories
+    /// are not followed; changes to their entries are still reported. For a
+    /// magic-folder collective: our own personal directory.
+    pub skip: Vec<String>,
     /// How often servers without a change feed are polled.
     pub poll_interval: Duration,
     /// Feed client settings.
@@ -51,6 +55,7 @@ impl Default for WatchOptions {
             snapshot: false,
             recursive: false,
             max_depth: None,
+            skip: Vec::new(),
             poll_interval: Duration::from_secs(1),
             feed: FeedOptions::default(),
         }
@@ -439,7 +444,9 @@ impl Watcher<'_> {
     /// Whether a directory at `path` (relative to the root) is followed when found.
     fn follows_into(&self, path: &str) -> bool {
         let depth = path.split('/').count();
-        self.options.recursive && self.options.max_depth.is_none_or(|max| depth <= max)
+        self.options.recursive
+            && self.options.max_depth.is_none_or(|max| depth <= max)
+            && !self.options.skip.iter().any(|p| p == path)
     }
 
     /// Whether some followed slot has never been read successfully.

@@ -54,6 +54,8 @@ pub async fn follow_folder(
     options.snapshot = false;
     options.recursive = true;
     options.max_depth = Some(1);
+    // Our own personal directory changes with magic-folder's own uploads: not followed.
+    options.skip = vec![folder.author.clone()];
     let mut backoff = Duration::from_secs(1);
     loop {
         let (tx, mut rx) = mpsc::channel(256);

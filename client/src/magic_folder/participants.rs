@@ -5,7 +5,8 @@
 //! which the watch follows as entries come and go. So a change at `NAME` is a
 //! participant added, removed or re-pointed, and a change at `NAME/PATH` is a new
 //! snapshot (or deletion) in NAME's personal directory. Our own participant's
-//! changes are magic-folder's own uploads and need no poll.
+//! changes are magic-folder's own uploads and need no poll (its directory is not
+//! even followed; this filter is the second guard).
 
 use swamp_proto::dirdiff::ChildChange;
 

@@ -210,3 +210,49 @@ async fn watch_reports_changes_recursively() {
     let (_servers, result) = watcher.await.unwrap();
     result.unwrap();
 }
+
+#[tokio::test]
+async fn watch_bounds_its_depth_and_skips_named_directories() {
+    let servers = three().await;
+    let grid = grid_of(&servers);
+    let root = grid.create_dir(MutableFormat::Sdmf).await.unwrap();
+    let mine = grid
+        .make_dirs(&root, &["mine"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    let theirs = grid
+        .make_dirs(&root, &["theirs"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    let deep = grid
+        .make_dirs(&theirs, &["deep"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let watched = root.read_only();
+    let watcher = tokio::spawn(async move {
+        let grid = grid_of(&servers);
+        let options = WatchOptions {
+            recursive: true,
+            max_depth: Some(1),
+            skip: vec!["mine".into()],
+            ..WatchOptions::default()
+        };
+        let result = watch(&grid, watched, options, tx).await;
+        (servers, result)
+    });
+    assert_eq!(next_change(&mut rx).await, WatchEvent::Ready);
+    // Neither the skipped directory nor one two levels down is followed: the next
+    // change reported is the one at depth 1 made after them.
+    let lit = Cap::Lit(b"x".to_vec());
+    grid.link(&mine, "a", &lit, Replace::Never).await.unwrap();
+    grid.link(&deep, "b", &lit, Replace::Never).await.unwrap();
+    grid.link(&theirs, "c", &lit, Replace::Never).await.unwrap();
+    assert!(matches!(
+        next_change(&mut rx).await,
+        WatchEvent::Changed { path, .. } if path == "theirs/c"
+    ));
+    drop(rx);
+    let (_servers, result) = watcher.await.unwrap();
+    result.unwrap();
+}
