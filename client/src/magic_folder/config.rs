@@ -69,15 +69,22 @@ pub struct DaemonConfig {
 }
 
 fn read_small(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
     let failed = |reason: String| ConfigError::Read {
         path: path.to_path_buf(),
         reason,
     };
-    let meta = std::fs::metadata(path).map_err(|e| failed(e.to_string()))?;
-    if meta.len() > MAX_FILE {
+    // Read through `take`, not by the size the metadata claims: a device or a file
+    // still growing must not make us read without end.
+    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| failed(e.to_string()))?;
+    if text.len() as u64 > MAX_FILE {
         return Err(failed(format!("larger than {MAX_FILE} bytes")));
     }
-    std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))
+    Ok(text)
 }
 
 impl DaemonConfig {
@@ -264,5 +271,16 @@ mod tests {
             DaemonConfig::read(dir.path()),
             Err(ConfigError::Read { .. })
         ));
+
+        // A device that never ends is refused after the bound, not read forever.
+        #[cfg(unix)]
+        {
+            std::fs::remove_file(dir.path().join("api_token")).expect("remove");
+            std::os::unix::fs::symlink("/dev/zero", dir.path().join("api_token")).expect("symlink");
+            assert!(matches!(
+                DaemonConfig::read(dir.path()),
+                Err(ConfigError::Read { .. })
+            ));
+        }
     }
 }
