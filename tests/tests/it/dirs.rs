@@ -137,6 +137,26 @@ async fn next_change(rx: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
     }
 }
 
+/// A spawned watch: the servers back, and how the watch ended.
+type Watcher = tokio::task::JoinHandle<([TestServer; 3], Result<(), GridError>)>;
+
+/// Watches `dir` (read-only) on its own grid over `servers`; the watch result comes
+/// back, with the servers, once the receiver is dropped.
+fn spawn_watch(
+    servers: [TestServer; 3],
+    dir: &Cap,
+    options: WatchOptions,
+) -> (mpsc::Receiver<WatchEvent>, Watcher) {
+    let (tx, rx) = mpsc::channel(64);
+    let watched = dir.read_only();
+    let watcher = tokio::spawn(async move {
+        let grid = grid_of(&servers);
+        let result = watch(&grid, watched, options, tx).await;
+        (servers, result)
+    });
+    (rx, watcher)
+}
+
 #[tokio::test]
 async fn watch_reports_changes_recursively() {
     let servers = three().await;
@@ -145,18 +165,12 @@ async fn watch_reports_changes_recursively() {
     grid.link(&root, "old", &Cap::Lit(b"o".to_vec()), Replace::Never)
         .await
         .unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
-    let watched = root.read_only();
-    let watcher = tokio::spawn(async move {
-        let grid = grid_of(&servers);
-        let options = WatchOptions {
-            snapshot: true,
-            recursive: true,
-            ..WatchOptions::default()
-        };
-        let result = watch(&grid, watched, options, tx).await;
-        (servers, result)
-    });
+    let options = WatchOptions {
+        snapshot: true,
+        recursive: true,
+        ..WatchOptions::default()
+    };
+    let (mut rx, watcher) = spawn_watch(servers, &root, options);
     assert!(
         matches!(next_change(&mut rx).await, WatchEvent::Existing { path, .. } if path == "old")
     );
@@ -228,19 +242,13 @@ async fn watch_bounds_its_depth_and_skips_named_directories() {
         .make_dirs(&theirs, &["deep"], MutableFormat::Sdmf)
         .await
         .unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
-    let watched = root.read_only();
-    let watcher = tokio::spawn(async move {
-        let grid = grid_of(&servers);
-        let options = WatchOptions {
-            recursive: true,
-            max_depth: Some(1),
-            skip: vec!["mine".into()],
-            ..WatchOptions::default()
-        };
-        let result = watch(&grid, watched, options, tx).await;
-        (servers, result)
-    });
+    let options = WatchOptions {
+        recursive: true,
+        max_depth: Some(1),
+        skip: vec!["mine".into()],
+        ..WatchOptions::default()
+    };
+    let (mut rx, watcher) = spawn_watch(servers, &root, options);
     assert_eq!(next_change(&mut rx).await, WatchEvent::Ready);
     // Neither the skipped directory nor one two levels down is followed: the next
     // change reported is the one at depth 1 made after them.
