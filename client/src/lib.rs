@@ -17,6 +17,7 @@
 //! - `dirs.rs`: reading directories and following paths.
 //! - `dir_edit.rs`: changing directories (read-modify-write, retried).
 //! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
+//! - `magic_folder/`: `tahoe magic-folder-push`, feeds to magic-folder's `poll-remote`.
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
 //! - `error.rs`: [`ClientError`].
 
@@ -26,6 +27,7 @@ pub mod dirs;
 pub mod error;
 pub mod feed;
 pub mod grid;
+pub mod magic_folder;
 pub mod nodedir;
 mod publish;
 mod servermap;

@@ -35,6 +35,14 @@ pub struct WatchOptions {
     pub snapshot: bool,
     /// Follow subdirectories too.
     pub recursive: bool,
+    /// With `recursive`, how deep to follow subdirectories (1 = only the watched
+    /// directory's own children); `None` follows every depth. A bound for trees that
+    /// others write to, such as a magic-folder collective.
+    pub max_depth: Option<usize>,
+    /// With `recursive`, paths (relative to the watched directory) whose directories
+    /// are not followed; changes to their entries are still reported. For a
+    /// magic-folder collective: our own personal directory.
+    pub skip: Vec<String>,
     /// How often servers without a change feed are polled.
     pub poll_interval: Duration,
     /// Feed client settings.
@@ -46,6 +54,8 @@ impl Default for WatchOptions {
         Self {
             snapshot: false,
             recursive: false,
+            max_depth: None,
+            skip: Vec::new(),
             poll_interval: Duration::from_secs(1),
             feed: FeedOptions::default(),
         }
@@ -84,8 +94,12 @@ pub enum WatchEvent {
     /// The initial state is read; changes from here on are live.
     Ready,
     /// Something the user should know (a server polled instead of followed, a feed
-    /// lost and regained).
+    /// lost).
     Notice(String),
+    /// A feed came back after an outage, or reset: changes may have been missed while
+    /// it was away, so everything is being read again (and any difference will follow
+    /// as [`WatchEvent::Changed`]). Says why.
+    Resync(String),
 }
 
 /// Why a cap cannot be watched.
@@ -259,7 +273,7 @@ impl Watcher<'_> {
                 return Ok(false);
             }
             let info = ChildInfo::of(entry);
-            if self.options.recursive && info.followable_dir() {
+            if self.follows_into(&child_path) && info.followable_dir() {
                 subdirs.extend(info.cap.map(|c| (child_path, c)));
             }
         }
@@ -348,7 +362,14 @@ impl Watcher<'_> {
                     self.cursors.insert(server, c);
                 }
                 match event {
-                    FeedEvent::Reset { .. } => self.reread_all().await,
+                    FeedEvent::Reset { .. } => {
+                        let name = self.server_name(server);
+                        let why = format!("feed from {name} reset; reading everything again");
+                        if !self.send(WatchEvent::Resync(why)).await {
+                            return Ok(false);
+                        }
+                        self.reread_all().await
+                    }
                     FeedEvent::SlotChanged {
                         si,
                         seqnum,
@@ -381,7 +402,7 @@ impl Watcher<'_> {
                     self.down.swap_remove(at);
                     let name = self.server_name(server);
                     if !self
-                        .send(WatchEvent::Notice(format!("feed from {name} is back")))
+                        .send(WatchEvent::Resync(format!("feed from {name} is back")))
                         .await
                     {
                         return Ok(false);
@@ -418,6 +439,14 @@ impl Watcher<'_> {
                     .await)
             }
         }
+    }
+
+    /// Whether a directory at `path` (relative to the root) is followed when found.
+    fn follows_into(&self, path: &str) -> bool {
+        let depth = path.split('/').count();
+        self.options.recursive
+            && self.options.max_depth.is_none_or(|max| depth <= max)
+            && !self.options.skip.iter().any(|p| p == path)
     }
 
     /// Whether some followed slot has never been read successfully.
@@ -505,7 +534,7 @@ impl Watcher<'_> {
             {
                 return Ok(false);
             }
-            if !self.options.recursive {
+            if !self.follows_into(&path) {
                 continue;
             }
             if let ChildChange::Removed(old) | ChildChange::Modified { old, .. } = &change {
@@ -607,7 +636,7 @@ pub fn format_line(event: &WatchEvent) -> String {
             swamp_proto::base32::encode(root_hash)
         ),
         WatchEvent::Ready => "ready".to_string(),
-        WatchEvent::Notice(text) => format!("notice: {text}"),
+        WatchEvent::Notice(text) | WatchEvent::Resync(text) => format!("notice: {text}"),
     }
 }
 
@@ -660,6 +689,7 @@ pub fn json_line(event: &WatchEvent) -> Value {
         }),
         WatchEvent::Ready => json!({"event": "ready"}),
         WatchEvent::Notice(text) => json!({"event": "notice", "message": text}),
+        WatchEvent::Resync(text) => json!({"event": "notice", "message": text, "resync": true}),
     }
 }
 

@@ -131,10 +131,30 @@ async fn next_change(rx: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
             .await
             .expect("an event within 30 s")
             .expect("the watch goes on");
-        if !matches!(event, WatchEvent::Notice(_)) {
+        if !matches!(event, WatchEvent::Notice(_) | WatchEvent::Resync(_)) {
             return event;
         }
     }
+}
+
+/// A spawned watch: the servers back, and how the watch ended.
+type Watcher = tokio::task::JoinHandle<([TestServer; 3], Result<(), GridError>)>;
+
+/// Watches `dir` (read-only) on its own grid over `servers`; the watch result comes
+/// back, with the servers, once the receiver is dropped.
+fn spawn_watch(
+    servers: [TestServer; 3],
+    dir: &Cap,
+    options: WatchOptions,
+) -> (mpsc::Receiver<WatchEvent>, Watcher) {
+    let (tx, rx) = mpsc::channel(64);
+    let watched = dir.read_only();
+    let watcher = tokio::spawn(async move {
+        let grid = grid_of(&servers);
+        let result = watch(&grid, watched, options, tx).await;
+        (servers, result)
+    });
+    (rx, watcher)
 }
 
 #[tokio::test]
@@ -145,18 +165,12 @@ async fn watch_reports_changes_recursively() {
     grid.link(&root, "old", &Cap::Lit(b"o".to_vec()), Replace::Never)
         .await
         .unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
-    let watched = root.read_only();
-    let watcher = tokio::spawn(async move {
-        let grid = grid_of(&servers);
-        let options = WatchOptions {
-            snapshot: true,
-            recursive: true,
-            ..WatchOptions::default()
-        };
-        let result = watch(&grid, watched, options, tx).await;
-        (servers, result)
-    });
+    let options = WatchOptions {
+        snapshot: true,
+        recursive: true,
+        ..WatchOptions::default()
+    };
+    let (mut rx, watcher) = spawn_watch(servers, &root, options);
     assert!(
         matches!(next_change(&mut rx).await, WatchEvent::Existing { path, .. } if path == "old")
     );
@@ -205,6 +219,46 @@ async fn watch_reports_changes_recursively() {
     assert!(matches!(
         next_change(&mut rx).await,
         WatchEvent::Changed { path, change: ChildChange::Removed(_), .. } if path == "old"
+    ));
+    drop(rx);
+    let (_servers, result) = watcher.await.unwrap();
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn watch_bounds_its_depth_and_skips_named_directories() {
+    let servers = three().await;
+    let grid = grid_of(&servers);
+    let root = grid.create_dir(MutableFormat::Sdmf).await.unwrap();
+    let mine = grid
+        .make_dirs(&root, &["mine"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    let theirs = grid
+        .make_dirs(&root, &["theirs"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    let deep = grid
+        .make_dirs(&theirs, &["deep"], MutableFormat::Sdmf)
+        .await
+        .unwrap();
+    let options = WatchOptions {
+        recursive: true,
+        max_depth: Some(1),
+        skip: vec!["mine".into()],
+        ..WatchOptions::default()
+    };
+    let (mut rx, watcher) = spawn_watch(servers, &root, options);
+    assert_eq!(next_change(&mut rx).await, WatchEvent::Ready);
+    // Neither the skipped directory nor one two levels down is followed: the next
+    // change reported is the one at depth 1 made after them.
+    let lit = Cap::Lit(b"x".to_vec());
+    grid.link(&mine, "a", &lit, Replace::Never).await.unwrap();
+    grid.link(&deep, "b", &lit, Replace::Never).await.unwrap();
+    grid.link(&theirs, "c", &lit, Replace::Never).await.unwrap();
+    assert!(matches!(
+        next_change(&mut rx).await,
+        WatchEvent::Changed { path, .. } if path == "theirs/c"
     ));
     drop(rx);
     let (_servers, result) = watcher.await.unwrap();

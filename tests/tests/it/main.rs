@@ -22,6 +22,7 @@ mod identity;
 mod immutable;
 mod journal_faults;
 mod leases;
+mod magic_folder;
 mod mutable;
 mod publish;
 mod races;

@@ -9,6 +9,7 @@ mod direct;
 mod edit;
 mod fail;
 mod ls;
+mod magic_folder_push;
 mod paths;
 mod progress;
 mod transfer;
@@ -92,6 +93,9 @@ enum Command {
     Ls(ls::LsArgs),
     /// Print a directory's (or mutable file's) changes as they happen, decrypted here.
     Watch(watch_cmd::WatchArgs),
+    /// Run beside a magic-folder daemon: ask it to poll a folder as soon as another
+    /// participant's directory changes (through the servers' change feeds).
+    MagicFolderPush(magic_folder_push::PushArgs),
 }
 
 /// An error and its causes, on one line.
@@ -215,6 +219,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let node = open(&dir)?;
             watch_cmd::run(&node.grid, &node.aliases, args).await
         }
+        Command::MagicFolderPush(args) => {
+            let node = open(&dir)?;
+            magic_folder_push::run_push(node.grid, args).await
+        }
     }
 }
 
@@ -252,6 +260,15 @@ mod tests {
             &["tahoe", "unlink", "alias:x"],
             &["tahoe", "ls", "-l", "-F", "--uri"],
             &["tahoe", "watch", "--json", "-r", "alias:"],
+            &[
+                "tahoe",
+                "-d",
+                "n",
+                "magic-folder-push",
+                "--config",
+                "mf",
+                "--json",
+            ],
         ] {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }

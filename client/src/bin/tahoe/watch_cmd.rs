@@ -36,7 +36,7 @@ fn print(event: &WatchEvent, json: bool, target: &str) -> std::io::Result<()> {
         writeln!(out, "{}", json_line(event))?;
     } else {
         match event {
-            WatchEvent::Notice(_) => eprintln!("{}", format_line(event)),
+            WatchEvent::Notice(_) | WatchEvent::Resync(_) => eprintln!("{}", format_line(event)),
             WatchEvent::Ready => eprintln!("watching {target} (Ctrl-C to stop)"),
             _ => writeln!(out, "{}", format_line(event))?,
         }
