@@ -8,8 +8,8 @@
 //! `checkpoint` holds the sequence number up to which every logged redo is known
 //! durable in the share files; only later records are replayed at start.
 
-use std::fs::{self, File};
-use std::io::{self, Read as _};
+use std::fs;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -58,14 +58,16 @@ pub type Read = (Vec<(Entry, Option<ShareRedo>)>, u64, bool);
 
 /// Reads records until the end or the first damaged one.
 pub fn read(path: &Path) -> io::Result<Read> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0, true)),
-        Err(e) => return Err(e),
+    match fs::read(path) {
+        Ok(bytes) => Ok(parse(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Vec::new(), 0, true)),
+        Err(e) => Err(e),
     }
+}
+
+/// Parses a journal file's bytes, up to the end or the first damaged record (a pure
+/// function of the bytes, so the fuzzer can call it).
+pub fn parse(bytes: &[u8]) -> Read {
     let mut records = Vec::new();
     let mut at = 0usize;
     while at + 8 <= bytes.len() {
@@ -90,12 +92,17 @@ pub fn read(path: &Path) -> io::Result<Read> {
         at += 8 + len;
     }
     let clean_tail = bytes[at..].iter().all(|&b| b == 0);
-    Ok((records, at as u64, clean_tail))
+    (records, at as u64, clean_tail)
 }
 
 /// The checkpoint's sequence number; 0 (replay everything) if missing or unreadable.
 pub fn read_checkpoint(dir: &Path) -> u64 {
-    fs::read_to_string(dir.join("checkpoint"))
+    fs::read(dir.join("checkpoint")).map_or(0, |bytes| parse_checkpoint(&bytes))
+}
+
+/// Parses a checkpoint file's bytes; 0 (replay everything) if they are not a number.
+pub fn parse_checkpoint(bytes: &[u8]) -> u64 {
+    std::str::from_utf8(bytes)
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0)
