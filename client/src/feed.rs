@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::sse::SseFramer;
 use crate::tls::pinned_config;
 
 /// The three ways to follow a feed, in order of preference.
@@ -356,17 +357,9 @@ async fn sse(
     }
     *backoff = options.min_backoff;
     let mut body = response.bytes_stream();
-    let mut buf = String::new();
+    let mut framer = SseFramer::default();
     loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let data: String = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect();
-            if data.is_empty() {
-                continue;
-            }
+        while let Some(data) = framer.next_data() {
             match serde_json::from_str::<FeedEvent>(&data) {
                 Ok(FeedEvent::Close { reason }) => {
                     return Ended::Retry(format!("closed: {reason}"));
@@ -380,7 +373,7 @@ async fn sse(
             }
         }
         match body.next().await {
-            Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+            Some(Ok(chunk)) => framer.push(&chunk),
             Some(Err(e)) => return Ended::Retry(e.to_string()),
             None => return Ended::Retry("stream ended".into()),
         }

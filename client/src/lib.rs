@@ -17,7 +17,8 @@
 //! - `dirs.rs`: reading directories and following paths.
 //! - `dir_edit.rs`: changing directories (read-modify-write, retried).
 //! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
-//! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
+//! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server);
+//!   `sse.rs`: its server-sent events framing.
 //! - `error.rs`: [`ClientError`].
 
 pub mod create;
@@ -29,6 +30,7 @@ pub mod grid;
 pub mod nodedir;
 mod publish;
 mod servermap;
+pub mod sse;
 pub mod storage;
 pub mod tls;
 pub mod watch;
