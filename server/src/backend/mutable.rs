@@ -98,7 +98,9 @@ impl Container {
             fresh: false,
         };
         let extra = c.extra_lease_offset();
-        if extra < DATA_OFFSET + c.data_length() || extra.saturating_add(4) > c.image.len() as u64 {
+        if extra < DATA_OFFSET.saturating_add(c.data_length())
+            || extra.saturating_add(4) > c.image.len() as u64
+        {
             return Err(bad("mutable container offsets are inconsistent"));
         }
         let extras = u64::from(c.num_extra_leases());
@@ -349,6 +351,16 @@ mod tests {
             expiry,
             nodeid: [7; 20],
         }
+    }
+
+    #[test]
+    fn a_data_length_near_u64_max_is_refused_not_overflowed() {
+        // Found by the `share_container` fuzz target: 468 + data length overflowed.
+        let mut image = Container::new([4; 20], &WriteEnabler::from_bytes([5; 32]))
+            .as_bytes()
+            .to_vec();
+        image[DATA_LENGTH_AT..DATA_LENGTH_AT + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert!(Container::from_bytes(image).is_err());
     }
 
     #[test]
