@@ -289,7 +289,10 @@ pub fn decode(
         return Err(bad("shares of different versions"));
     }
     let code = Zfec::new(k, usize::from(first.total))?;
-    let mut plaintext = Vec::with_capacity(first.data_length as usize);
+    // The signed data length is the writer's word, not a promise of memory: never
+    // reserve more than the blocks at hand can decode to.
+    let held: usize = first.blocks.iter().map(|(_, b)| b.len()).sum();
+    let mut plaintext = Vec::with_capacity(held.saturating_mul(k).min(first.data_length as usize));
     for seg in 0..first.blocks.len() {
         let blocks: Vec<(usize, &[u8])> = shares[..k]
             .iter()
@@ -306,5 +309,42 @@ pub fn decode(
         );
         plaintext.extend_from_slice(&segment);
     }
+    if plaintext.len() as u64 != first.data_length {
+        return Err(bad(format!(
+            "the segments hold {} bytes, the signed length is {}",
+            plaintext.len(),
+            first.data_length
+        )));
+    }
     Ok(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_signed_length_is_an_error_not_an_allocation() {
+        // Found by the `mutable_share` fuzz target: `decode` reserved the signed data
+        // length (here 2^60 bytes) before decoding anything.
+        let share = MutableShare {
+            version: 1,
+            seqnum: 1,
+            root_hash: [0; 32],
+            sdmf_salt: None,
+            needed: 1,
+            total: 1,
+            segment_size: 1 << 60,
+            data_length: 1 << 60,
+            prefix: vec![1; 59],
+            verification_key: Vec::new(),
+            signature: Vec::new(),
+            share_hash_chain: Vec::new(),
+            block_tree: Vec::new(),
+            blocks: vec![([0; 16], vec![7; 16])],
+            encrypted_private_key: Vec::new(),
+        };
+        let err = decode(&[0; 16], &[(0, &share)]).unwrap_err();
+        assert!(err.to_string().contains("signed length"), "{err}");
+    }
 }
