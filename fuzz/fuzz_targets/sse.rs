@@ -1,0 +1,38 @@
+//! Server-sent events framing as the feed client reads a stream: the first byte
+//! chooses how the rest is cut into chunks. The events framed must not depend on the
+//! chunking, and each one's data goes to the JSON event decoder.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use swamp_client::sse::SseFramer;
+use swamp_proto::feed::FeedEvent;
+
+fn frame<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    let mut framer = SseFramer::default();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        framer.push(chunk);
+        while let Some(data) = framer.next_data() {
+            out.push(data);
+        }
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cut, stream)) = data.split_first() else {
+        return;
+    };
+    let whole = frame(std::iter::once(stream));
+    let chunked = frame(stream.chunks(usize::from(cut).max(1)));
+    assert_eq!(chunked, whole, "framing depends on chunk boundaries");
+    for data in &whole {
+        if let Ok(event) = serde_json::from_str::<FeedEvent>(data) {
+            let json = serde_json::to_string(&event).expect("serializes");
+            assert_eq!(
+                serde_json::from_str::<FeedEvent>(&json).expect("decodes"),
+                event
+            );
+        }
+    }
+});
