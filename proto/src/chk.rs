@@ -677,10 +677,13 @@ pub fn parse_ueb(bytes: &[u8]) -> Result<Ueb, DecodeError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad(format!("{key}: bad netstring length")))?;
-        let value = rest
-            .get(len_end + 1..len_end + 1 + len)
+        let end = (len_end + 1)
+            .checked_add(len)
             .ok_or_else(|| bad(format!("{key}: truncated")))?;
-        if rest.get(len_end + 1 + len) != Some(&b',') {
+        let value = rest
+            .get(len_end + 1..end)
+            .ok_or_else(|| bad(format!("{key}: truncated")))?;
+        if rest.get(end) != Some(&b',') {
             return Err(bad(format!("{key}: netstring not closed")));
         }
         fields.insert(key, value.to_vec());
@@ -1202,6 +1205,13 @@ mod tests {
         total: 3,
         max_segment_size: 1000,
     };
+
+    #[test]
+    fn a_ueb_netstring_of_length_usize_max_is_an_error() {
+        // `len_end + 1 + len` overflowed (a panic with overflow checks on).
+        let err = parse_ueb(b"size:18446744073709551615:").unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
 
     #[test]
     fn streamed_convergent_key_is_the_same() {
