@@ -193,8 +193,9 @@ impl MutableShare {
                 .ok_or_else(|| bad("share data too short"))?
                 .try_into()
                 .expect("16");
-            let block = data
-                .get(at + 16..at + 16 + len)
+            let block = (at + 16)
+                .checked_add(len)
+                .and_then(|end| data.get(at + 16..end))
                 .ok_or_else(|| bad("share data too short"))?
                 .to_vec();
             blocks.push((salt, block));
@@ -322,6 +323,24 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_mdmf_block_length_near_usize_max_is_an_error() {
+        // 1-of-N, segment size and data length 2^64-1: the one block is 2^64-1 bytes
+        // long, and `at + 16 + len` overflowed (a panic with overflow checks on).
+        let mut share = vec![1u8];
+        share.extend_from_slice(&[0; 40]);
+        share.extend_from_slice(&[1, 1]);
+        share.extend_from_slice(&u64::MAX.to_be_bytes());
+        share.extend_from_slice(&u64::MAX.to_be_bytes());
+        let end = 123u64 + 16;
+        for offset in [123, 123, 123, 123, 123, 123, end, end] {
+            share.extend_from_slice(&u64::to_be_bytes(offset));
+        }
+        share.extend_from_slice(&[0; 16]);
+        let err = MutableShare::parse(&share).unwrap_err();
+        assert!(err.to_string().contains("too short"), "{err}");
+    }
 
     #[test]
     fn a_huge_signed_length_is_an_error_not_an_allocation() {
