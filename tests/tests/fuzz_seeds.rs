@@ -330,6 +330,7 @@ fn ranges() {
     c.put("content-range", r.to_content_range());
     c.put("content-range-total", "bytes 0-1023/1024");
     c.put("range-zero", "bytes=0-0");
+    c.put("range-widest", "bytes=1-18446744073709551615");
 }
 
 fn nurls() {
