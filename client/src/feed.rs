@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::tls::pinned_config;
 
-mod sse_frames;
+pub mod sse_frames;
 
 use sse_frames::SseFrames;
 

@@ -147,8 +147,14 @@ impl FromStr for Nurl {
                 .rsplit_once(':')
                 .ok_or_else(|| bad("missing ':port'"))?
         };
-        if host.is_empty() {
-            return Err(bad("empty host"));
+        // A DNS name, an IPv4 address or an IPv6 literal: nothing that could end the
+        // authority early or read differently once formatted again (`[`, `]`, `@`...).
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        {
+            return Err(bad("the host must be a DNS name or an IP address"));
         }
         let port: u16 = port
             .parse()
@@ -186,6 +192,23 @@ mod tests {
         let nurl: Nurl = text.parse().unwrap();
         assert_eq!(nurl.host, "::1");
         assert_eq!(nurl.to_string(), text);
+    }
+
+    #[test]
+    fn hosts_that_would_format_ambiguously_are_rejected() {
+        // Found by the `nurl` fuzz target: this host formatted as `[a7s[:]:1]-]:37`,
+        // which does not parse back.
+        let text = "pb://AfpH00SKUpiuc68a7sVUbADs_WEC6AtLweIkdxITFV0@a7s[:]:1]-:37/abcdefg#v=1";
+        assert!(text.parse::<Nurl>().is_err());
+        for host in ["h@x", "h/x", "h]", "[h", "h x", "h#x"] {
+            let text = format!("pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@{host}:1/s#v=1");
+            assert!(text.parse::<Nurl>().is_err(), "{host}");
+        }
+        let nurl: Nurl = "pb://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@fe80::1:443/s#v=1"
+            .parse()
+            .unwrap();
+        assert_eq!(nurl.host, "fe80::1");
+        assert_eq!(nurl.to_string().parse::<Nurl>().unwrap(), nurl);
     }
 
     #[test]

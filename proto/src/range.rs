@@ -113,6 +113,10 @@ fn parse_pair(spec: &str, header: &'static str) -> Result<ByteRange, DecodeError
     if first > last {
         return Err(range_err(header, "first byte is after last byte"));
     }
+    // 0-(2^64-1) is 2^64 bytes: its length does not fit the u64 that `len` returns.
+    if first == 0 && last == u64::MAX {
+        return Err(range_err(header, "a range cannot cover all 2^64 offsets"));
+    }
     Ok(ByteRange { first, last })
 }
 
@@ -162,6 +166,16 @@ mod tests {
             ByteRange { first: 3, last: 4 }.to_content_range(),
             "bytes 3-4/*"
         );
+    }
+
+    #[test]
+    fn a_range_of_2_pow_64_bytes_is_refused() {
+        // `len` overflowed for it: a panic in debug builds, and in release a
+        // `Content-Range` covering every offset passed the PATCH size check as 0 bytes.
+        assert!(ByteRange::parse_content_range("bytes 0-18446744073709551615/*").is_err());
+        assert!(ByteRange::parse_range_header("bytes=0-18446744073709551615").is_err());
+        let widest = ByteRange::parse_range_header("bytes=1-18446744073709551615").unwrap();
+        assert_eq!(widest.len(), u64::MAX);
     }
 
     #[test]

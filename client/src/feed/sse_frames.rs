@@ -6,10 +6,12 @@
 //! `data:` lines are the event's data (joined with `\n`), `:` lines are comments
 //! (keep-alives); other fields (`id`, `event`, `retry`) are not needed: the data
 //! carries the cursor and the event type.
+//!
+//! Public only so the `sse` fuzz target (`fuzz/`) can drive it.
 
 /// Why a stream of events cannot be read on.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SseError {
+pub enum SseError {
     /// A line, or an event's data, passed the bound.
     #[error("an event is over the {limit}-byte limit")]
     TooLarge {
@@ -22,7 +24,7 @@ pub(crate) enum SseError {
 }
 
 /// Events being cut from a byte stream.
-pub(crate) struct SseFrames {
+pub struct SseFrames {
     /// The line being read (no `\n` yet).
     line: Vec<u8>,
     /// The data of the event being read.
@@ -35,7 +37,7 @@ pub(crate) struct SseFrames {
 
 impl SseFrames {
     /// Frames events of at most `limit` bytes.
-    pub(crate) fn new(limit: usize) -> Self {
+    pub fn new(limit: usize) -> Self {
         Self {
             line: Vec::new(),
             data: Vec::new(),
@@ -50,7 +52,7 @@ impl SseFrames {
     ///
     /// # Errors
     /// [`SseError`]; the framer is then unusable (reconnect).
-    pub(crate) fn push(&mut self, chunk: &[u8], events: &mut Vec<String>) -> Result<(), SseError> {
+    pub fn push(&mut self, chunk: &[u8], events: &mut Vec<String>) -> Result<(), SseError> {
         for piece in chunk.split_inclusive(|&b| b == b'\n') {
             let (text, ends) = match piece.strip_suffix(b"\n") {
                 Some(text) => (text, true),

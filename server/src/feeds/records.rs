@@ -210,7 +210,13 @@ pub fn read(path: &Path) -> io::Result<Read> {
 
 /// The checkpoint's sequence number; 0 (replay everything) if missing or unreadable.
 pub fn read_checkpoint(dir: &Path) -> u64 {
-    fs::read_to_string(dir.join("checkpoint"))
+    fs::read(dir.join("checkpoint")).map_or(0, |bytes| parse_checkpoint(&bytes))
+}
+
+/// A checkpoint file's sequence number from its bytes; 0 if they are not one (a pure
+/// function of the bytes, so the fuzzer can call it).
+pub fn parse_checkpoint(bytes: &[u8]) -> u64 {
+    std::str::from_utf8(bytes)
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0)
