@@ -421,6 +421,14 @@ pub fn decode(
         );
         plaintext.extend_from_slice(&segment);
     }
+    // A signer's length the segments cannot fill is a broken file, not a short one.
+    if plaintext.len() as u64 != first.data_length {
+        return Err(bad(format!(
+            "the segments hold {} bytes of the {} the signed header names",
+            plaintext.len(),
+            first.data_length
+        )));
+    }
     Ok(plaintext)
 }
 

@@ -134,6 +134,14 @@ fn round_trip(key: &MutableKey, format: MutableFormat, k: u8, n: u8, size: usize
         parsed.iter().enumerate().rev().take(k.into()).collect();
     let decoded = decode(&cap.readkey().unwrap(), &last).unwrap();
     assert!(decoded == data, "{format:?} {k}-of-{n}, {size} bytes");
+    // A header naming more data than the segments hold is an error, not a short
+    // file (found by the mutable_share fuzz target).
+    let mut longer: Vec<MutableShare> = parsed.clone();
+    for share in &mut longer {
+        share.data_length += 1 << 20;
+    }
+    let some: Vec<(usize, &MutableShare)> = longer.iter().enumerate().take(k.into()).collect();
+    assert!(decode(&cap.readkey().unwrap(), &some).is_err());
 }
 
 #[test]
