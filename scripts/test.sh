@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Swamp's whole test suite on a fresh machine: the Rust unit and end-to-end tests,
-# then the interop tests against real Tahoe-LAFS 1.20 (its pinned venv is created on
+# then the interop tests against real Tahoe-LAFS 1.20, then the tests with the real
+# magic-folder 24.3 and `tahoe magic-folder-push` (each pinned venv is created on
 # first use). Usage: scripts/test.sh [--rust-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,8 @@ venv="$(scripts/interop-venv.sh | tail -n 1)"
 export SWAMP_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/swamp-server"
 export SWAMP_REQUIRE_BINARY=1
 "$venv/bin/python" -m pytest tests/interop -q -p no:cacheprovider
+
+echo "== Tests with the real magic-folder 24.3 and tahoe magic-folder-push"
+mf_venv="$(scripts/magic-folder-venv.sh | tail -n 1)"
+export SWAMP_TAHOE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tahoe"
+"$mf_venv/bin/python" -m pytest tests/magic_folder -q -p no:cacheprovider

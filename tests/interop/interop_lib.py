@@ -167,9 +167,14 @@ _live_processes: list["ManagedProcess"] = []
 
 class ManagedProcess:
     """A child process we started. Output goes to a log file. Stopped only
-    by its own PID (SIGTERM, then SIGKILL after a timeout)."""
+    by its own PID (SIGTERM, then SIGKILL after a timeout).
 
-    def __init__(self, argv: list[str], log_path: Path, name: str, cwd: Optional[Path] = None):
+    keep_stdin_open: its stdin is a pipe we hold open until stop() (for
+    programs that exit when stdin closes, like `magic-folder run`); otherwise
+    /dev/null. env: extra environment variables."""
+
+    def __init__(self, argv: list[str], log_path: Path, name: str, cwd: Optional[Path] = None,
+                 keep_stdin_open: bool = False, env: Optional[dict] = None):
         self.argv = [str(a) for a in argv]
         self.name = name
         self.log_path = Path(log_path)
@@ -179,10 +184,11 @@ class ManagedProcess:
         self._log.flush()
         self.popen = subprocess.Popen(
             self.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if keep_stdin_open else subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=str(cwd) if cwd else None,
+            env={**os.environ, **env} if env else None,
             start_new_session=True,  # our Ctrl-C does not reach it; we stop it ourselves
         )
         self.pid = self.popen.pid
@@ -218,6 +224,8 @@ class ManagedProcess:
                 self.popen.wait(10)
         if self in _live_processes:
             _live_processes.remove(self)
+        if self.popen.stdin is not None and not self.popen.stdin.closed:
+            self.popen.stdin.close()
         if not self._log.closed:
             self._log.close()
         return self.popen.returncode
