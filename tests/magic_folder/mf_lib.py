@@ -128,6 +128,25 @@ class Daemon:
     def stop(self) -> Optional[int]:
         return self.proc.stop() if self.proc else None
 
+    def status(self) -> list[dict]:
+        """The daemon's whole state as status events (the first message of its
+        status WebSocket, through `magic-folder-api monitor --once`)."""
+        out = L.run_cmd([venv_bin("magic-folder-api"), "--config", self.config_dir, "monitor", "--once"],
+                        timeout=API_TIMEOUT).stdout.decode()
+        return [e for line in out.splitlines() if line.startswith("{")
+                for e in json.loads(line).get("events", [])]
+
+    def wait_polled(self, folders: Iterable[str], timeout: float = L.START_TIMEOUT) -> None:
+        """Until the daemon has finished a remote poll of every folder (it polls each
+        once when it starts): later polls are then only those somebody asks for, or
+        its poll_interval's."""
+        want = set(folders)
+        L.wait_until(
+            lambda: want <= {e.get("folder") for e in self.status() if e.get("kind") == "poll-completed"},
+            timeout, f"magic-folder {self.name}'s first poll of {len(want)} folder(s)",
+            interval=0.5, procs=[self.proc],
+        )
+
     def endpoint(self) -> str:
         """The daemon's `api_client_endpoint` file (`tcp:HOST:PORT` or `not running`)."""
         return (self.config_dir / "api_client_endpoint").read_text().strip()
@@ -347,6 +366,8 @@ def build_mf_grid(base: Path, participants: list[str], folders: list[str], poll_
             grid.daemons[name] = Daemon(name, base / f"mf-{name}", clients[name], logdir).migrate(joined)
         for name in others:
             grid.daemons[name].start()
+        for d in grid.daemons.values():
+            d.wait_polled(folders, timeout=max(L.START_TIMEOUT, 2.0 * len(folders)))
         return grid
     except BaseException:
         grid.stop()

@@ -139,9 +139,11 @@ def test_a_deletion_arrives(grid, bridge):
 
 def test_bob_daemon_restart_loses_nothing(grid, bridge):
     bob = grid.daemons["bob"]
+    old_endpoint = bob.endpoint()
     bob.stop()
     alice_changes(grid, "while-bob-down.txt", payload("down"))
     bob.start()
+    print(f"bob's daemon API: {old_endpoint} before the restart, {bob.endpoint()} after")
     arrives(grid, "while-bob-down.txt", EXPECTED["while-bob-down.txt"], procs=[bridge.proc])
     # The bridge found the restarted daemon (new port, re-read token): a change now
     # is pushed, not left to the hour's poll.
