@@ -721,14 +721,20 @@ class Grid:
         self.client = client
 
     def stop(self) -> None:
-        errors = []
-        for thing in [self.client, *self.nodes]:
-            try:
-                thing.stop()
-            except Exception as e:  # noqa: BLE001 - stop everything, report later
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        stop_each([self.client, *self.nodes])
+
+
+def stop_each(things: Iterable) -> None:
+    """Call stop() on every one of things, even when some fail; then raise the
+    first failure."""
+    errors = []
+    for thing in things:
+        try:
+            thing.stop()
+        except Exception as e:  # noqa: BLE001 - stop everything, report later
+            errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 def start_nodes(nodes: list[StorageNode], impl: Optional[str] = None) -> None:

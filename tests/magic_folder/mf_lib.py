@@ -305,16 +305,7 @@ class MfGrid:
         return self.daemons[participant].folders()[folder]["upload_dircap"]
 
     def stop(self) -> None:
-        errors = []
-        things = [*self.bridges, *self.daemons.values(),
-                  *self.clients.values(), *self.nodes]
-        for thing in things:
-            try:
-                thing.stop()
-            except Exception as e:  # noqa: BLE001 - stop everything, report later
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        L.stop_each([*self.bridges, *self.daemons.values(), *self.clients.values(), *self.nodes])
 
 
 def build_mf_grid(base: Path, participants: list[str], folders: list[str], poll_interval: int,

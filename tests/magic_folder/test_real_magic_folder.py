@@ -164,6 +164,20 @@ def test_storage_node_restart_loses_nothing(grid, bridge):
     arrives(grid, "after-node-back.txt", EXPECTED["after-node-back.txt"], procs=[bridge.proc])
 
 
+def test_a_folder_added_is_followed_at_once(grid):
+    """magic-folder's status stream announces a new folder; the bridge follows it at
+    once instead of at its 30 s refresh of the folder list."""
+    b = grid.bridge("alice").start()
+    try:
+        b.wait_following([FOLDER])
+        grid.daemons["alice"].create_folder("later", grid.local("alice", "later"),
+                                            POLL_INTERVAL, POLL_INTERVAL)
+        L.wait_until(lambda: "later" in {e["folder"] for e in b.events("following")}, ARRIVAL,
+                     "alice's bridge to follow the new folder", procs=[b.proc])
+    finally:
+        b.stop()
+
+
 def test_bob_ends_with_exactly_alices_files(grid):
     """Nothing lost and nothing extra over the whole module (runs last)."""
     want = {name: data for name, data in EXPECTED.items() if data is not None}
