@@ -5,7 +5,8 @@ storage nodes with Tahoe 1.20 client nodes (2-of-3, happy 2), all on loopback.
 Reaction (--changes N, default 100): alice and bob share one folder, magic-folder's
 own polling at an hour, the bridge running for bob. N times: alice's daemon is asked
 to snapshot a new file (`POST /v1/magic-folder/F/snapshot?path=`), and the benchmark
-waits until bob's folder has the bytes before the next change. Measured per change:
+waits until bob's folder has the bytes and the bridge has made no poll for a second
+before the next change. Measured per change:
   - reaction: from alice's upload finished, i.e. the `upload-finished` status event of
     alice's daemon (sent once her personal directory's write has returned; its
     timestamp is the daemon's wall clock), to the bridge's `poll` line with cause alice
@@ -55,6 +56,9 @@ import mf_lib as M  # noqa: E402
 
 L = M.L
 
+# Seconds without a poll that end one change of the reaction run.
+QUIET = 1.0
+
 # Request kinds that are not storage requests: byte and outcome counters.
 NOT_REQUESTS = {"bytes_in", "bytes_out", "uploads_started", "uploads_completed", "uploads_aborted",
                 "lease_renewals", "client_errors", "server_errors"}
@@ -100,6 +104,11 @@ def reaction(base: Path, changes: int) -> dict:
                               30, f"alice's upload-finished for {name}", interval=0.02)[0]
             down = L.wait_until(lambda: [e for e in mon_b.events("download-finished") if e["relpath"] == name],
                                 30, f"bob's download-finished for {name}", interval=0.02)[0]
+            # Let any further poll of this change come (a write reaches three servers;
+            # causes arriving while a poll is in flight make one more) before the
+            # next change, so that each change's polls are its own.
+            L.wait_until(lambda: time.time() - bridge.polls("bench")[-1]["time"] >= QUIET, 30,
+                         "the bridge to be quiet", interval=0.05)
             polls = [p for p in bridge.polls("bench")[n_polls:] if "alice" in p.get("causes", [])]
             assert polls, f"{name} reached bob without a poll caused by alice: {bridge.polls('bench')[n_polls:]}"
             rows.append({"change": name, "reaction_s": polls[0]["time"] - up["timestamp"],
