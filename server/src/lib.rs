@@ -4,12 +4,17 @@
 //! # Layout
 //! - [`activity`]: counters for the operator's activity stream.
 //! - [`backend`]: shares on disk in Tahoe's format; uploads, read-test-write, leases.
+//! - [`feeds`]: change feeds: the journal of committed changes (also the write-ahead
+//!   log of read-test-write, see `backend/redo.rs`), the hub that fans them out, and
+//!   subscriptions. No transport: those are `http::feed`'s.
 //! - [`node`]: the node directory: `tahoe.cfg`, environment overrides, identity files.
-//! - [`http`]: routes, authorization, content negotiation, the error-to-status map.
+//! - [`http`]: routes, authorization, content negotiation, the error-to-status map, and
+//!   the feed transports (`http::feed`: WebSocket, SSE, long-poll).
 //! - [`tls`]: the rustls configuration (one self-signed certificate, ALPN h2/http1.1).
 //! - [`serve`]: the accept loop and graceful shutdown.
 //! - [`connection`]: per-connection bounds (idle, write and body timeouts, early answers).
-//! - [`tasks`]: background work (idle uploads, lease expiry).
+//! - [`tasks`]: background work (idle uploads, lease expiry), given the storage and
+//!   counters it works on, not the HTTP state.
 //! - [`start`]: assembling a [`serve::Server`] from a node directory.
 
 pub mod activity;

@@ -58,7 +58,13 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
-    tasks::spawn_all(&tracker, &server, &shutdown);
+    let background = tasks::Background {
+        storage: Arc::clone(&server.app.storage),
+        activity: Arc::clone(&server.app.activity),
+        upload_idle_timeout: server.app.limits.upload_idle_timeout,
+        expiry: server.expiry.clone(),
+    };
+    tasks::spawn_all(&tracker, background, &shutdown);
     let router = http::router(server.app.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&server.tls));
     let limits = server.app.limits.clone();

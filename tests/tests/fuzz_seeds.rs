@@ -28,7 +28,7 @@ use swamp_server::backend::immutable;
 use swamp_server::backend::lease::{LeaseGrant, SecretStorage};
 use swamp_server::backend::mutable::Container;
 use swamp_server::backend::redo::ShareRedo;
-use swamp_server::feeds::{encode, journal::Entry, records, token};
+use swamp_server::feeds::{encode, records, records::Entry, token};
 
 /// The write key the `dirnode` target decrypts write caps with.
 const FUZZ_WRITEKEY: [u8; 16] = [0x5a; 16];

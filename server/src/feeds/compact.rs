@@ -32,9 +32,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::durable::Syncer;
+use super::durable::write_durably;
 use super::index::LatestFile;
-use super::journal::{Entry, write_durably};
 use super::records;
+use super::records::Entry;
 use crate::backend::redo::ShareRedo;
 
 /// A compaction in progress.

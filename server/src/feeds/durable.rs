@@ -15,8 +15,9 @@
 //! Tests inject failures through [`Syncer::failing`] (unit tests: any sync, or park
 //! one) or the storage layer's fault seam (`backend/faults.rs`, end-to-end tests).
 
-use std::fs::File;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::error::needs_restart;
@@ -131,6 +132,22 @@ impl Syncer {
             needs_restart()
         })
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file, sync, rename and directory sync.
+///
+/// # Errors
+/// I/O errors (a failed sync also latches `syncer`).
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], syncer: &Syncer) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    syncer.sync_all(&f)?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        syncer.sync_all(&File::open(dir)?)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

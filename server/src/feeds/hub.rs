@@ -84,7 +84,7 @@ struct Core {
     conns: HashMap<ConnId, Conn>,
     total_subs: usize,
     /// Written to the journal, waiting for a sync before subscribers may see them.
-    unpublished: std::collections::VecDeque<super::journal::Entry>,
+    unpublished: std::collections::VecDeque<super::records::Entry>,
     /// The last sequence number written.
     written: u64,
     /// First sequence numbers of batches logged ahead whose redo is not yet applied:
@@ -305,7 +305,7 @@ impl Feeds {
     /// carries it). After a failed sync, nothing is written any more (`durable.rs`).
     fn commit(
         &self,
-        write: impl FnOnce(&mut Core) -> io::Result<Vec<super::journal::Entry>>,
+        write: impl FnOnce(&mut Core) -> io::Result<Vec<super::records::Entry>>,
         ahead: bool,
     ) -> Result<u64, AheadError> {
         let (first, last) = {

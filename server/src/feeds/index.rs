@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use super::journal::Entry;
+use super::records::Entry;
 use crate::backend::change::Change;
 
 /// How large the index may grow.

@@ -26,20 +26,19 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use swamp_proto::StorageIndex;
 use swamp_proto::feed::Cursor;
 
 use super::appender::Appender;
 use super::compact::Compaction;
-use super::durable::Syncer;
+use super::durable::{Syncer, write_durably};
 use super::index::{IndexBound, LatestFile, LatestIndex};
-use super::records;
+use super::records::{self, Entry};
 use crate::backend::Clock;
 use crate::backend::change::Change;
 use crate::backend::redo::ShareRedo;
@@ -74,17 +73,6 @@ impl Default for Retention {
             index: IndexBound::default(),
         }
     }
-}
-
-/// One journal entry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Entry {
-    /// Sequence number (the cursor's `seq` after this change).
-    pub seq: u64,
-    /// Unix seconds when recorded.
-    pub time: u64,
-    /// The change.
-    pub change: Arc<Change>,
 }
 
 /// What resuming from a cursor yields.
@@ -631,26 +619,11 @@ fn keep_damaged(dir: &Path, now: u64, syncer: &Syncer) -> io::Result<PathBuf> {
     Ok(kept)
 }
 
-/// Writes `bytes` to `path` through a temporary file, sync, rename and directory sync.
-///
-/// # Errors
-/// I/O errors (a failed sync also latches `syncer`).
-pub(crate) fn write_durably(path: &Path, bytes: &[u8], syncer: &Syncer) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    syncer.sync_all(&f)?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        syncer.sync_all(&File::open(dir)?)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs::OpenOptions;
+    use std::io::Write as _;
     use swamp_proto::ShareNumber;
     use swamp_proto::feed::ResetReason;
 

@@ -25,9 +25,19 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::durable::Syncer;
-use super::journal::Entry;
 use crate::backend::change::Change;
 use crate::backend::redo::ShareRedo;
+
+/// One journal entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// Sequence number (the cursor's `seq` after this change).
+    pub seq: u64,
+    /// Unix seconds when recorded.
+    pub time: u64,
+    /// The change.
+    pub change: Arc<Change>,
+}
 
 #[derive(Serialize)]
 struct RecordOut<'a> {
@@ -227,7 +237,7 @@ pub fn parse_checkpoint(bytes: &[u8]) -> u64 {
 /// # Errors
 /// I/O errors.
 pub fn write_checkpoint(dir: &Path, seq: u64, syncer: &Syncer) -> io::Result<()> {
-    super::journal::write_durably(
+    super::durable::write_durably(
         &dir.join("checkpoint"),
         format!("{seq}\n").as_bytes(),
         syncer,

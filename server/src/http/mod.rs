@@ -10,6 +10,7 @@ pub mod budget;
 pub mod buffers;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod immutable;
 pub mod lease;
 pub mod mutable;
@@ -101,10 +102,7 @@ pub fn router(app: App) -> Router {
             "/storage/v1/mutable/{si}/{shnum}/corrupt",
             post(mutable::advise_corrupt),
         )
-        .route(
-            "/storage/v1/feed/token",
-            post(crate::feeds::http::issue_token),
-        )
+        .route("/storage/v1/feed/token", post(feed::issue_token))
         // Layers run last-added first: the swissnum is checked before any body
         // reserves memory.
         .route_layer(middleware::from_fn_with_state(app.clone(), budget::reserve))
@@ -114,10 +112,7 @@ pub fn router(app: App) -> Router {
         ));
     // The feed authorizes itself: the swissnum header, or a token in the query for
     // browsers. `any` admits CONNECT, which WebSocket over HTTP/2 uses (RFC 8441).
-    let feed_routes = Router::new().route(
-        "/storage/v1/feed",
-        axum::routing::any(crate::feeds::http::feed),
-    );
+    let feed_routes = Router::new().route("/storage/v1/feed", axum::routing::any(feed::feed));
     let operator_routes = Router::new().route("/storage/v1/activity", get(activity::activity));
     storage_routes
         .merge(feed_routes)

@@ -2,12 +2,13 @@
 //! time on the blocking pool, pausing between them, so requests never wait on it for
 //! more than one storage index's lock. A full pass starts again an hour after the last.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::Storage;
 use crate::backend::expiry::{ExpiryPolicy, SweepReport};
-use crate::http::App;
 
 const PAUSE_BETWEEN_PREFIXES: Duration = Duration::from_millis(20);
 const PAUSE_BETWEEN_PASSES: Duration = Duration::from_secs(3600);
@@ -23,20 +24,19 @@ fn prefixes() -> impl Iterator<Item = String> {
 }
 
 /// Runs passes until cancelled.
-pub async fn run(app: App, policy: ExpiryPolicy, shutdown: CancellationToken) {
+pub async fn run(storage: Arc<Storage>, policy: ExpiryPolicy, shutdown: CancellationToken) {
     loop {
         let mut total = SweepReport::default();
         for prefix in prefixes() {
             let policy = policy.clone();
-            let result = app
-                .blocking(move |s| {
-                    let mut report = SweepReport::default();
-                    for si in s.buckets_in_prefix(&prefix)? {
-                        s.expire_bucket(&si, &policy, &mut report)?;
-                    }
-                    Ok(report)
-                })
-                .await;
+            let result = super::on_blocking_pool(&storage, move |s| {
+                let mut report = SweepReport::default();
+                for si in s.buckets_in_prefix(&prefix)? {
+                    s.expire_bucket(&si, &policy, &mut report)?;
+                }
+                Ok(report)
+            })
+            .await;
             match result {
                 Ok(r) => {
                     total.examined += r.examined;

@@ -1,18 +1,56 @@
 //! Background work, each task stopping when the shutdown token is cancelled:
 //! `uploads` aborts idle uploads; `expiry` applies the lease expiry policy.
+//!
+//! Tasks take the parts of the node they use (storage, counters, settings), not the
+//! HTTP layer's state, so nothing here depends on how requests are served.
 
 pub mod expiry;
 pub mod uploads;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::serve::Server;
+use crate::activity::Activity;
+use crate::backend::expiry::ExpiryPolicy;
+use crate::backend::{Storage, StorageError};
+
+/// What the background tasks of a node work on.
+pub struct Background {
+    /// The shares on disk.
+    pub storage: Arc<Storage>,
+    /// The operator's counters (idle uploads aborted).
+    pub activity: Arc<Activity>,
+    /// An upload with no write for this long is aborted.
+    pub upload_idle_timeout: Duration,
+    /// Lease expiry, if enabled.
+    pub expiry: Option<ExpiryPolicy>,
+}
 
 /// Starts every background task of a node.
-pub fn spawn_all(tracker: &TaskTracker, server: &Server, shutdown: &CancellationToken) {
-    tracker.spawn(uploads::run(server.app.clone(), shutdown.clone()));
-    if let Some(policy) = server.expiry.clone() {
-        tracker.spawn(expiry::run(server.app.clone(), policy, shutdown.clone()));
+pub fn spawn_all(tracker: &TaskTracker, background: Background, shutdown: &CancellationToken) {
+    tracker.spawn(uploads::run(
+        Arc::clone(&background.storage),
+        background.activity,
+        background.upload_idle_timeout,
+        shutdown.clone(),
+    ));
+    if let Some(policy) = background.expiry {
+        tracker.spawn(expiry::run(background.storage, policy, shutdown.clone()));
+    }
+}
+
+/// Runs storage work on the blocking pool (it does file I/O and takes share locks).
+/// The error is for the log: a task has no one to answer.
+async fn on_blocking_pool<T: Send + 'static>(
+    storage: &Arc<Storage>,
+    f: impl FnOnce(&Storage) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, String> {
+    let storage = Arc::clone(storage);
+    match tokio::task::spawn_blocking(move || f(&storage)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("storage task failed: {e}")),
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use swamp_proto::feed::{FeedBatch, FeedEvent};
 
-use super::http::{Access, FeedQuery};
+use super::{Access, FeedQuery};
 use crate::http::{ApiError, App};
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);

@@ -6,6 +6,10 @@
 //! with commas), `since` (a cursor), `snapshot` (`true`/`false`), `token` (instead of
 //! the `Authorization` header); long-poll adds `wait` (seconds, at most 300).
 
+mod longpoll;
+mod sse;
+mod ws;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +20,8 @@ use axum::response::{IntoResponse, Response};
 use swamp_proto::StorageIndex;
 use swamp_proto::feed::Cursor;
 
-use super::token::{self, Grant};
-use super::token_shares::TokenShare;
-use super::{longpoll, sse, ws};
+use crate::feeds::token::{self, Grant};
+use crate::feeds::token_shares::TokenShare;
 use crate::http::{ApiError, App};
 
 /// The parsed query string.

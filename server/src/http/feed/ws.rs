@@ -20,10 +20,10 @@ use futures::SinkExt;
 use swamp_proto::feed::{FeedCommand, FeedEvent};
 use tokio::time::Instant;
 
-use super::encode::{self, Encoded, Shared};
-use super::http::{Access, FeedQuery};
-use super::outbox::CloseReason;
-use super::stream::{FeedStream, Next};
+use super::{Access, FeedQuery};
+use crate::feeds::encode::{self, Encoded, Shared};
+use crate::feeds::outbox::CloseReason;
+use crate::feeds::stream::{FeedStream, Next};
 use crate::http::App;
 
 /// JSON frames.

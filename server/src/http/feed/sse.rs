@@ -17,9 +17,9 @@ use bytes::Bytes;
 use swamp_proto::feed::FeedEvent;
 use tokio::sync::mpsc;
 
-use super::encode::{shared, sse_frame};
-use super::http::{Access, FeedQuery};
-use super::stream::{FeedStream, Next};
+use super::{Access, FeedQuery};
+use crate::feeds::encode::{shared, sse_frame};
+use crate::feeds::stream::{FeedStream, Next};
 use crate::http::{ApiError, App};
 
 const COMMENT_EVERY: Duration = Duration::from_secs(15);
