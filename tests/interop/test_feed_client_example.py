@@ -76,6 +76,18 @@ class FeedClient:
             self.proc.wait()
 
 
+def saved_cursor(state: Path):
+    try:
+        return json.loads(state.read_text())["cursor"]
+    except FileNotFoundError:
+        return None
+
+
+def wait_saved(state: Path, cursor: str) -> None:
+    """The client saves a cursor after printing its event: wait for it on disk."""
+    L.wait_until(lambda: saved_cursor(state) == cursor, WAIT, f"cursor {cursor} saved")
+
+
 def test_python_feed_client_follows_and_resumes_from_its_cursor(grid, tmp_path):
     cap = grid.client.web_upload(b"version 1", fmt="MDMF")
     si = base32.b2a(uri.from_string(cap).get_storage_index()).decode()
@@ -90,10 +102,10 @@ def test_python_feed_client_follows_and_resumes_from_its_cursor(grid, tmp_path):
         grid.client.web_put(cap, b"version 2")
         changed = client.until(lambda e: e["type"] == "slot_changed")[-1]
         assert (changed["si"], changed["seqnum"]) == (si, 2)
+        wait_saved(state, changed["cursor"])
     finally:
         client.stop()
-    saved = json.loads(state.read_text())["cursor"]
-    assert saved == changed["cursor"]
+    saved = changed["cursor"]
 
     # Changed while the client is away: it must resume after the saved cursor, so the
     # first change it reports is version 3, never the creation or version 2 again.
@@ -104,6 +116,6 @@ def test_python_feed_client_follows_and_resumes_from_its_cursor(grid, tmp_path):
         assert [e["type"] for e in events] == ["slot_changed"], events
         assert (events[0]["si"], events[0]["seqnum"]) == (si, 3)
         assert events[0]["cursor"] != saved
+        wait_saved(state, events[0]["cursor"])
     finally:
         client.stop()
-    assert json.loads(state.read_text())["cursor"] == events[0]["cursor"]
