@@ -163,8 +163,12 @@ impl State {
         q.join("&")
     }
 
-    /// Notes an event's cursor; returns false if the consumer is gone.
+    /// Notes an event's cursor; returns false if the consumer is gone. Events of a
+    /// type this version does not know are skipped (`docs/feeds.md` section 1).
     async fn deliver(&mut self, event: FeedEvent, tx: &mpsc::Sender<FeedItem>) -> bool {
+        if event == FeedEvent::Unknown {
+            return true;
+        }
         if let Some(c) = event.cursor() {
             self.cursor = Some(c);
         }

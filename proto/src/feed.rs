@@ -191,11 +191,20 @@ pub enum ResetReason {
     CursorAhead,
     /// The cursor is older than the history this server keeps (`docs/feeds.md`).
     CursorExpired,
+    /// A reason this version does not know (a newer server's): still a reset.
+    #[serde(other)]
+    Other,
 }
 
 /// One message of a change feed.
+///
+/// Decoding is tolerant, as `docs/feeds.md` section 1 requires of clients: members an
+/// event does not define are ignored, and a `type` this version does not know decodes
+/// as [`FeedEvent::Unknown`], which clients skip. A newer server can therefore add
+/// events and members without breaking older clients. (Commands, which the server
+/// decodes, stay strict: [`FeedCommand`].)
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum FeedEvent {
     /// A read-test-write changed a share of a followed slot.
     SlotChanged {
@@ -292,6 +301,10 @@ pub enum FeedEvent {
         /// `slow`, `shutdown` or `token_expired`.
         reason: String,
     },
+    /// An event type this version does not know (a newer server's): skip it. Never
+    /// sent by this server.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A command a WebSocket client sends (JSON text or CBOR binary, as its subprotocol).
@@ -318,9 +331,9 @@ pub enum FeedCommand {
     Progress,
 }
 
-/// A long-poll answer: the events, and the cursor to poll from next.
+/// A long-poll answer: the events, and the cursor to poll from next. Members it does
+/// not define are ignored, as in events.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FeedBatch {
     /// Events in order (possibly none).
     pub events: Vec<FeedEvent>,
@@ -339,7 +352,7 @@ impl FeedEvent {
             | Self::Synced { cursor }
             | Self::Progress { cursor }
             | Self::Reset { cursor, .. } => Some(*cursor),
-            Self::Snapshot { .. } | Self::Error { .. } | Self::Close { .. } => None,
+            Self::Snapshot { .. } | Self::Error { .. } | Self::Close { .. } | Self::Unknown => None,
         }
     }
 
@@ -355,7 +368,8 @@ impl FeedEvent {
             | Self::Progress { .. }
             | Self::Reset { .. }
             | Self::Error { .. }
-            | Self::Close { .. } => None,
+            | Self::Close { .. }
+            | Self::Unknown => None,
         }
     }
 
@@ -372,6 +386,7 @@ impl FeedEvent {
             Self::Reset { .. } => "reset",
             Self::Error { .. } => "error",
             Self::Close { .. } => "close",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -412,6 +427,92 @@ mod tests {
         assert_eq!(serde_json::from_value::<FeedEvent>(json).unwrap(), e);
         let cbor = crate::v1::encode(&e);
         assert_eq!(crate::v1::decode::<FeedEvent>(&cbor).unwrap(), e);
+    }
+
+    /// A CBOR map of `members`, as a newer server might send it.
+    fn cbor_map(members: Vec<(&str, ciborium::Value)>) -> Vec<u8> {
+        let map = members
+            .into_iter()
+            .map(|(k, v)| (ciborium::Value::Text(k.into()), v))
+            .collect();
+        let mut out = Vec::new();
+        ciborium::into_writer(&ciborium::Value::Map(map), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn unknown_event_types_decode_as_unknown_in_json_and_cbor() {
+        let json =
+            r#"{"type":"slot_renamed","cursor":"0000000000000001-2","si":"x","nested":{"a":[1]}}"#;
+        assert_eq!(
+            serde_json::from_str::<FeedEvent>(json).unwrap(),
+            FeedEvent::Unknown
+        );
+        let cbor = cbor_map(vec![
+            ("type", ciborium::Value::Text("slot_renamed".into())),
+            ("blob", ciborium::Value::Bytes(vec![1, 2, 3])),
+        ]);
+        assert_eq!(
+            crate::v1::decode::<FeedEvent>(&cbor).unwrap(),
+            FeedEvent::Unknown
+        );
+        // Skipped, never a cursor to save; and it still round-trips.
+        assert_eq!(FeedEvent::Unknown.cursor(), None);
+        let again = serde_json::to_string(&FeedEvent::Unknown).unwrap();
+        assert_eq!(
+            serde_json::from_str::<FeedEvent>(&again).unwrap(),
+            FeedEvent::Unknown
+        );
+        // An event without a type is still malformed.
+        assert!(serde_json::from_str::<FeedEvent>(r#"{"cursor":"0000000000000001-2"}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_members_are_ignored_in_json_and_cbor() {
+        let cursor = Cursor { epoch: 1, seq: 2 };
+        let json = r#"{"type":"progress","cursor":"0000000000000001-2","server_time":17,"hint":{"x":null}}"#;
+        assert_eq!(
+            serde_json::from_str::<FeedEvent>(json).unwrap(),
+            FeedEvent::Progress { cursor }
+        );
+        let cbor = cbor_map(vec![
+            ("type", ciborium::Value::Text("slot_deleted".into())),
+            ("cursor", ciborium::Value::Text(cursor.to_string())),
+            ("si", ciborium::Value::Text("a".repeat(26))),
+            ("shnum", ciborium::Value::Integer(3.into())),
+            ("extra", ciborium::Value::Bytes(vec![0; 8])),
+        ]);
+        assert_eq!(
+            crate::v1::decode::<FeedEvent>(&cbor).unwrap(),
+            FeedEvent::SlotDeleted {
+                cursor,
+                si: StorageIndex::from_bytes([0; 16]),
+                shnum: ShareNumber::new(3),
+            }
+        );
+        // A reset for a reason this version does not know is still a reset.
+        let reset = r#"{"type":"reset","cursor":"0000000000000001-2","reason":"moon_phase"}"#;
+        assert_eq!(
+            serde_json::from_str::<FeedEvent>(reset).unwrap(),
+            FeedEvent::Reset {
+                cursor,
+                reason: ResetReason::Other
+            }
+        );
+        // A long-poll answer with a new member and a new event type.
+        let batch = r#"{"events":[{"type":"gossip"},{"type":"progress","cursor":"0000000000000001-2"}],"cursor":"0000000000000001-2","more":true}"#;
+        let batch: FeedBatch = serde_json::from_str(batch).unwrap();
+        assert_eq!(
+            batch.events,
+            [FeedEvent::Unknown, FeedEvent::Progress { cursor }]
+        );
+    }
+
+    #[test]
+    fn commands_stay_strict() {
+        assert!(serde_json::from_str::<FeedCommand>(r#"{"op":"launch"}"#).is_err());
+        let subscribe = r#"{"op":"subscribe","si":[],"since_when":"now"}"#;
+        assert!(serde_json::from_str::<FeedCommand>(subscribe).is_err());
     }
 
     #[test]

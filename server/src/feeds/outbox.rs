@@ -54,7 +54,7 @@ fn estimated_size(event: &FeedEvent) -> usize {
         | FeedEvent::CorruptionAdvised { .. } => 160,
         FeedEvent::Synced { .. } | FeedEvent::Progress { .. } | FeedEvent::Reset { .. } => 80,
         FeedEvent::Error { message } => 40 + message.len(),
-        FeedEvent::Close { .. } => 60,
+        FeedEvent::Close { .. } | FeedEvent::Unknown => 60,
     }
 }
 

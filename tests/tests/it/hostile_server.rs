@@ -580,6 +580,42 @@ async fn a_silent_feed_server_is_left_after_the_idle_timeout() {
     assert_eq!(next_disconnect(&mut stream).await, "no answer in 1s");
 }
 
+/// A newer server may add event types and members (docs/feeds.md section 1): the
+/// client skips the types it does not know, ignores the members, and goes on, over SSE
+/// and long-poll alike.
+#[tokio::test]
+async fn event_types_and_members_a_newer_server_adds_are_skipped() {
+    let cursor = "0000000000000001-5";
+    let unknown = r#"{"type":"slot_renamed","cursor":"0000000000000001-4","si":"x","to":{"a":1}}"#;
+    let progress = format!(r#"{{"type":"progress","cursor":"{cursor}","server_load":0.5}}"#);
+    let sse = format!("event: slot_renamed\ndata: {unknown}\n\ndata: {progress}\n\n");
+    let poll = format!(r#"{{"events":[{unknown},{progress}],"cursor":"{cursor}","more":false}}"#);
+    let server = Hostile::start(move |seen: &Seen| {
+        if seen.path.contains("wait=") {
+            Reply::full(
+                "200 OK",
+                &[("content-type", "application/json".into())],
+                poll.as_bytes(),
+            )
+        } else {
+            Reply::full(
+                "200 OK",
+                &[("content-type", "text/event-stream".into())],
+                sse.as_bytes(),
+            )
+        }
+    })
+    .await;
+    let expected = FeedItem::Event(swamp_proto::feed::FeedEvent::Progress {
+        cursor: cursor.parse().unwrap(),
+    });
+    for transport in [Transport::Sse, Transport::LongPoll] {
+        let mut stream = feed_on(&server.nurl, transport);
+        assert_eq!(next_item(&mut stream).await, FeedItem::Connected(transport));
+        assert_eq!(next_item(&mut stream).await, expected, "{transport:?}");
+    }
+}
+
 /// A WebSocket feed server that accepts every upgrade, sends one text message of
 /// `first` bytes if asked, and then neither reads nor writes (so it never answers a
 /// ping). Returns its NURL and a count of upgrades.

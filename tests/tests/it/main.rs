@@ -23,6 +23,7 @@ mod immutable;
 mod journal_faults;
 mod leases;
 mod magic_folder;
+mod mirror;
 mod mutable;
 mod publish;
 mod races;
