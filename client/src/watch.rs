@@ -370,21 +370,14 @@ impl Watcher<'_> {
                         }
                         self.reread_all().await
                     }
-                    FeedEvent::SlotChanged {
-                        si,
-                        seqnum,
-                        roothash,
-                        ..
-                    }
-                    | FeedEvent::Snapshot {
-                        si,
-                        seqnum,
-                        roothash,
-                        ..
-                    } => {
+                    FeedEvent::SlotDeleted { si, .. } => self.reread(si).await,
+                    event => {
+                        let Some((si, version)) = event.slot_version() else {
+                            return Ok(true);
+                        };
                         let known = self.followed.get(&si).and_then(|f| f.version);
-                        let newer = match (seqnum, roothash, known) {
-                            (Some(s), Some(r), Some((ks, kr))) => s > ks || (s == ks && r.0 != kr),
+                        let newer = match (version, known) {
+                            (Some((s, r)), Some((ks, kr))) => s > ks || (s == ks && r.0 != kr),
                             _ => true,
                         };
                         if newer {
@@ -393,8 +386,6 @@ impl Watcher<'_> {
                             Ok(true)
                         }
                     }
-                    FeedEvent::SlotDeleted { si, .. } => self.reread(si).await,
-                    _ => Ok(true),
                 }
             }
             FeedItem::Connected(_) => {

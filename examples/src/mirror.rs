@@ -229,25 +229,12 @@ impl Mirror<'_> {
                 FeedItem::Connected(_) => continue,
             };
             cursors.extend(event.cursor().map(|c| (server.clone(), c)));
-            let (si, version) = match event {
-                FeedEvent::Reset { .. } => {
-                    reset = true;
-                    continue;
-                }
-                FeedEvent::SlotChanged {
-                    si,
-                    seqnum,
-                    roothash,
-                    ..
-                }
-                | FeedEvent::Snapshot {
-                    si,
-                    seqnum,
-                    roothash,
-                    ..
-                } => (si, seqnum.zip(roothash)),
-                FeedEvent::SlotDeleted { si, .. } => (si, None),
-                _ => continue,
+            if let FeedEvent::Reset { .. } = event {
+                reset = true;
+                continue;
+            }
+            let Some((si, version)) = event.slot_version() else {
+                continue;
             };
             if let Some((path, _)) = followed.get(&si)
                 && (version.is_none()

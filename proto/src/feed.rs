@@ -356,6 +356,29 @@ impl FeedEvent {
         }
     }
 
+    /// For an event that says what a slot holds now (a change, a deletion, or a
+    /// snapshot): its storage index and the version there, `(seqnum, roothash)`, or
+    /// `None` for the version when the share is gone or too short to have one. Sync
+    /// clients compare that version with the one they last read.
+    pub fn slot_version(&self) -> Option<(StorageIndex, Option<(u64, RootHash)>)> {
+        match self {
+            Self::SlotChanged {
+                si,
+                seqnum,
+                roothash,
+                ..
+            }
+            | Self::Snapshot {
+                si,
+                seqnum,
+                roothash,
+                ..
+            } => Some((*si, seqnum.zip(*roothash))),
+            Self::SlotDeleted { si, .. } => Some((*si, None)),
+            _ => None,
+        }
+    }
+
     /// The storage index this event is about, if any.
     pub fn storage_index(&self) -> Option<StorageIndex> {
         match self {

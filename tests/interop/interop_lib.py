@@ -231,6 +231,17 @@ class ManagedProcess:
         return self.popen.returncode
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM a child started with Popen (its pipes read by the test), then SIGKILL
+    if it has not exited within timeout."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def stop_all_processes() -> None:
     """Last-resort cleanup (session end): stop every process still running."""
     for p in list(_live_processes):

@@ -68,12 +68,7 @@ class FeedClient:
                 return seen
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        L.terminate(self.proc)
 
 
 def saved_cursor(state: Path):

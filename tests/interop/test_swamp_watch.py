@@ -83,12 +83,7 @@ class Watcher:
             return at, event
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        L.terminate(self.proc)
 
 
 def timed(grid, watcher: Watcher, label: str, args: list[str], what: str, **fields) -> dict:
