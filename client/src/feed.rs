@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures::{SinkExt, Stream, StreamExt};
 use http::header::{ACCEPT, AUTHORIZATION};
 use swamp_proto::feed::{Cursor, FeedBatch, FeedCommand, FeedEvent, RootHash};
+use swamp_proto::v1::endpoint;
 use swamp_proto::{Nurl, StorageIndex};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -287,7 +288,7 @@ async fn websocket(
         );
         headers.insert(
             "sec-websocket-protocol",
-            http::HeaderValue::from_static("swamp-feed.v1.json"),
+            http::HeaderValue::from_static(endpoint::FEED_JSON_PROTOCOL),
         );
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(options.max_event_bytes))
@@ -391,7 +392,7 @@ async fn sse(
     let response = http
         .get(feed_url(nurl, "https", &state.query(None)))
         .header(AUTHORIZATION, nurl.swissnum.authorization_header())
-        .header(ACCEPT, "text/event-stream")
+        .header(ACCEPT, endpoint::EVENT_STREAM_MEDIA_TYPE)
         .send();
     let response = match tokio::time::timeout(options.connect_timeout, response).await {
         Ok(response) => response,
@@ -402,9 +403,10 @@ async fn sse(
     let response = match response {
         Ok(r)
             if r.status().is_success()
-                && r.headers()
-                    .get("content-type")
-                    .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) =>
+                && r.headers().get("content-type").is_some_and(|v| {
+                    v.as_bytes()
+                        .starts_with(endpoint::EVENT_STREAM_MEDIA_TYPE.as_bytes())
+                }) =>
         {
             r
         }

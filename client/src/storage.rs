@@ -28,7 +28,7 @@ use swamp_proto::{Nurl, ShareNumber, StorageIndex};
 use crate::error::ClientError;
 use crate::tls::pinned_config;
 
-const SECRETS_HEADER: &str = "X-Tahoe-Authorization";
+use swamp_proto::v1::endpoint::SECRETS_HEADER;
 
 /// HTTP/2 receive windows: large and fixed, so a share's blocks stream without
 /// waiting for window updates even when a busy machine makes round trips slow.

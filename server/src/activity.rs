@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+use swamp_proto::v1::endpoint::{self as e, Endpoint};
 
 /// What is counted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -107,21 +108,23 @@ impl Counter {
         }
     }
 
-    /// Classifies a request by method and path (ids already out of the picture).
-    pub fn for_request(method: &http::Method, path: &str) -> Self {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match (method.as_str(), parts.as_slice()) {
-            ("GET", ["storage", "v1", "version"]) => Self::Version,
-            (_, ["storage", "v1", "feed", ..]) => Self::Feed,
-            ("PUT", ["storage", "v1", "lease", _]) => Self::Lease,
-            ("POST", ["storage", "v1", "immutable", _]) => Self::Allocate,
-            ("PATCH", ["storage", "v1", "immutable", _, _]) => Self::Write,
-            ("GET", ["storage", "v1", _, _, "shares"]) => Self::List,
-            ("GET", ["storage", "v1", "immutable", _, _]) => Self::ReadImmutable,
-            ("GET", ["storage", "v1", "mutable", _, _]) => Self::ReadMutable,
-            ("PUT", ["storage", "v1", "immutable", _, _, "abort"]) => Self::Abort,
-            ("POST", ["storage", "v1", _, _, _, "corrupt"]) => Self::Corrupt,
-            ("POST", ["storage", "v1", "mutable", _, "read-test-write"]) => Self::ReadTestWrite,
+    /// The counter of a request to `endpoint` (`None`: no endpoint's).
+    pub fn for_endpoint(endpoint: Option<&Endpoint>) -> Self {
+        let Some(endpoint) = endpoint else {
+            return Self::Other;
+        };
+        match endpoint.name {
+            n if n == e::VERSION.name => Self::Version,
+            n if n == e::FEED.name || n == e::FEED_TOKEN.name => Self::Feed,
+            n if n == e::LEASE.name => Self::Lease,
+            n if n == e::ALLOCATE.name => Self::Allocate,
+            n if n == e::WRITE_IMMUTABLE.name => Self::Write,
+            n if n == e::LIST_IMMUTABLE.name || n == e::LIST_MUTABLE.name => Self::List,
+            n if n == e::READ_IMMUTABLE.name => Self::ReadImmutable,
+            n if n == e::READ_MUTABLE.name => Self::ReadMutable,
+            n if n == e::ABORT.name => Self::Abort,
+            n if n == e::CORRUPT_IMMUTABLE.name || n == e::CORRUPT_MUTABLE.name => Self::Corrupt,
+            n if n == e::READ_TEST_WRITE.name => Self::ReadTestWrite,
             _ => Self::Other,
         }
     }
@@ -179,37 +182,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies_routes() {
+    fn every_endpoint_has_its_counter() {
+        let counter = |method: &str, path: String| {
+            Counter::for_endpoint(e::find(method, &path).map(|m| m.endpoint))
+        };
         let si = "aaaaaaaaaaaaaaaaaaaaaaaaaa";
         assert_eq!(
-            Counter::for_request(
-                &http::Method::PATCH,
-                &format!("/storage/v1/immutable/{si}/3")
-            ),
+            counter("PATCH", format!("/storage/v1/immutable/{si}/3")),
             Counter::Write
         );
         assert_eq!(
-            Counter::for_request(
-                &http::Method::GET,
-                &format!("/storage/v1/mutable/{si}/shares")
-            ),
+            counter("GET", format!("/storage/v1/mutable/{si}/shares")),
             Counter::List
         );
         assert_eq!(
-            Counter::for_request(
-                &http::Method::POST,
-                &format!("/storage/v1/mutable/{si}/read-test-write")
-            ),
+            counter("POST", format!("/storage/v1/mutable/{si}/read-test-write")),
             Counter::ReadTestWrite
         );
-        assert_eq!(
-            Counter::for_request(&http::Method::GET, "/storage/v1/feed"),
-            Counter::Feed
-        );
-        assert_eq!(
-            Counter::for_request(&http::Method::GET, "/nope"),
-            Counter::Other
-        );
+        assert_eq!(counter("GET", "/storage/v1/feed".into()), Counter::Feed);
+        assert_eq!(counter("GET", "/nope".into()), Counter::Other);
+        // Only the activity stream itself counts as other.
+        for endpoint in e::ALL {
+            let other = Counter::for_endpoint(Some(endpoint)) == Counter::Other;
+            assert_eq!(
+                other,
+                endpoint.name == e::ACTIVITY.name,
+                "{}",
+                endpoint.name
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use swamp_proto::Nurl;
+use swamp_proto::v1::endpoint::FEED_JSON_PROTOCOL;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
@@ -19,9 +20,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// A feed connection.
 pub type Ws = WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-
-/// The JSON subprotocol.
-pub const JSON_PROTOCOL: &str = "swamp-feed.v1.json";
 
 /// How long one connection attempt (TCP, TLS, upgrade) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,7 +142,7 @@ impl Target {
             headers.insert("authorization", self.authorization.clone());
             headers.insert(
                 "sec-websocket-protocol",
-                HeaderValue::from_static(JSON_PROTOCOL),
+                HeaderValue::from_static(FEED_JSON_PROTOCOL),
             );
             let (ws, _) =
                 tokio_tungstenite::client_async_with_config(request, tls, Some(self.ws_config))

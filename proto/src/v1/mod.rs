@@ -6,6 +6,7 @@
 //! the other, so the client and server cannot drift apart.
 
 pub mod cbor;
+pub mod endpoint;
 pub mod immutable;
 pub mod mutable;
 pub mod version;
@@ -22,8 +23,7 @@ pub use version::{StorageVersion, VersionResponse};
 
 use crate::{ShareNumber, StorageIndex};
 
-/// The media type of every CBOR body.
-pub const CBOR_MEDIA_TYPE: &str = "application/cbor";
+pub use endpoint::CBOR_MEDIA_TYPE;
 
 /// Largest allocate request body Tahoe accepts.
 pub const MAX_ALLOCATE_BODY: usize = 8192;
@@ -39,48 +39,56 @@ pub const MAX_SHARES_PER_REQUEST: usize = 256;
 pub const MAX_MUTABLE_SHARE_SIZE: u64 = 69_105 * 1_000_000_000_000;
 
 /// `/storage/v1/version`
-pub const VERSION_PATH: &str = "/storage/v1/version";
+pub const VERSION_PATH: &str = endpoint::VERSION.pattern;
 /// `/storage/v1/feed` (Swamp's change feeds)
-pub const FEED_PATH: &str = "/storage/v1/feed";
+pub const FEED_PATH: &str = endpoint::FEED.pattern;
 
 /// `/storage/v1/lease/:si`
 pub fn lease_path(si: &StorageIndex) -> String {
-    format!("/storage/v1/lease/{si}")
+    endpoint::LEASE.path(Some(si), None)
 }
 
 /// `/storage/v1/immutable/:si` (allocate)
 pub fn immutable_path(si: &StorageIndex) -> String {
-    format!("/storage/v1/immutable/{si}")
+    endpoint::ALLOCATE.path(Some(si), None)
 }
 
 /// `/storage/v1/immutable/:si/:shnum` (write and read)
 pub fn immutable_share_path(si: &StorageIndex, shnum: ShareNumber) -> String {
-    format!("/storage/v1/immutable/{si}/{shnum}")
+    endpoint::READ_IMMUTABLE.path(Some(si), Some(shnum))
 }
 
 /// `/storage/v1/immutable/:si/:shnum/abort`
 pub fn immutable_abort_path(si: &StorageIndex, shnum: ShareNumber) -> String {
-    format!("/storage/v1/immutable/{si}/{shnum}/abort")
+    endpoint::ABORT.path(Some(si), Some(shnum))
 }
 
 /// `/storage/v1/{immutable,mutable}/:si/shares`
 pub fn shares_path(kind: ShareKind, si: &StorageIndex) -> String {
-    format!("/storage/v1/{}/{si}/shares", kind.as_str())
+    match kind {
+        ShareKind::Immutable => endpoint::LIST_IMMUTABLE,
+        ShareKind::Mutable => endpoint::LIST_MUTABLE,
+    }
+    .path(Some(si), None)
 }
 
 /// `/storage/v1/{immutable,mutable}/:si/:shnum/corrupt`
 pub fn corrupt_path(kind: ShareKind, si: &StorageIndex, shnum: ShareNumber) -> String {
-    format!("/storage/v1/{}/{si}/{shnum}/corrupt", kind.as_str())
+    match kind {
+        ShareKind::Immutable => endpoint::CORRUPT_IMMUTABLE,
+        ShareKind::Mutable => endpoint::CORRUPT_MUTABLE,
+    }
+    .path(Some(si), Some(shnum))
 }
 
 /// `/storage/v1/mutable/:si/read-test-write`
 pub fn read_test_write_path(si: &StorageIndex) -> String {
-    format!("/storage/v1/mutable/{si}/read-test-write")
+    endpoint::READ_TEST_WRITE.path(Some(si), None)
 }
 
 /// `/storage/v1/mutable/:si/:shnum`
 pub fn mutable_share_path(si: &StorageIndex, shnum: ShareNumber) -> String {
-    format!("/storage/v1/mutable/{si}/{shnum}")
+    endpoint::READ_MUTABLE.path(Some(si), Some(shnum))
 }
 
 /// Immutable (written once through an upload) or mutable (a slot).

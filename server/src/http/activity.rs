@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::{ApiError, App};
 use crate::activity::Reading;
+use swamp_proto::v1::endpoint::EVENT_STREAM_MEDIA_TYPE;
 
 fn authorized(app: &App, request: &Request) -> bool {
     if let Some(value) = request
@@ -78,7 +79,7 @@ pub async fn activity(State(app): State<App>, request: Request) -> Result<Respon
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
+        .is_some_and(|v| v.contains(EVENT_STREAM_MEDIA_TYPE));
     if !sse {
         let body = snapshot(&app, None, interval).to_string();
         return Ok((
@@ -107,7 +108,7 @@ pub async fn activity(State(app): State<App>, request: Request) -> Result<Respon
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CONTENT_TYPE, EVENT_STREAM_MEDIA_TYPE),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(stream),

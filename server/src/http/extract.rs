@@ -9,9 +9,7 @@ use swamp_proto::{ShareNumber, StorageIndex};
 
 use super::error::ApiError;
 use super::negotiate;
-
-/// Header carrying extra secrets.
-pub const SECRETS_HEADER: &str = "x-tahoe-authorization";
+use swamp_proto::v1::endpoint::SECRETS_HEADER;
 
 /// Parses a storage index path segment; anything else matches no route.
 ///

@@ -26,7 +26,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, MethodRouter};
 use swamp_proto::secrets::Swissnum;
 
 use crate::backend::Storage;
@@ -70,59 +70,72 @@ impl App {
     }
 }
 
-/// All routes of a storage node.
+/// All routes of a storage node, from the wire crate's endpoint table.
 pub fn router(app: App) -> Router {
-    let storage_routes = Router::new()
-        .route("/storage/v1/version", get(version::version))
-        .route("/storage/v1/lease/{si}", put(lease::add_or_renew))
-        .route("/storage/v1/immutable/{si}", post(immutable::allocate))
-        .route(
-            "/storage/v1/immutable/{si}/shares",
-            get(immutable::list_shares),
-        )
-        .route(
-            "/storage/v1/immutable/{si}/{shnum}",
-            get(read::immutable).patch(immutable::write),
-        )
-        .route(
-            "/storage/v1/immutable/{si}/{shnum}/abort",
-            put(immutable::abort),
-        )
-        .route(
-            "/storage/v1/immutable/{si}/{shnum}/corrupt",
-            post(immutable::advise_corrupt),
-        )
-        .route(
-            "/storage/v1/mutable/{si}/read-test-write",
-            post(mutable::read_test_write),
-        )
-        .route("/storage/v1/mutable/{si}/shares", get(mutable::list_shares))
-        .route("/storage/v1/mutable/{si}/{shnum}", get(read::mutable))
-        .route(
-            "/storage/v1/mutable/{si}/{shnum}/corrupt",
-            post(mutable::advise_corrupt),
-        )
-        .route("/storage/v1/feed/token", post(feed::issue_token))
-        // Layers run last-added first: the swissnum is checked before any body
-        // reserves memory.
-        .route_layer(middleware::from_fn_with_state(app.clone(), budget::reserve))
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            require_swissnum,
-        ));
+    use swamp_proto::v1::endpoint as e;
+    let routes = |pairs: Vec<(&'static str, MethodRouter<App>)>| {
+        pairs
+            .into_iter()
+            .fold(Router::new(), |router, (pattern, handler)| {
+                router.route(pattern, handler)
+            })
+    };
+    // Layers run last-added first: the swissnum is checked before any body
+    // reserves memory.
+    let storage_routes = routes(vec![
+        on(&e::VERSION, version::version),
+        on(&e::LEASE, lease::add_or_renew),
+        on(&e::ALLOCATE, immutable::allocate),
+        on(&e::LIST_IMMUTABLE, immutable::list_shares),
+        on(&e::READ_IMMUTABLE, read::immutable),
+        on(&e::WRITE_IMMUTABLE, immutable::write),
+        on(&e::ABORT, immutable::abort),
+        on(&e::CORRUPT_IMMUTABLE, immutable::advise_corrupt),
+        on(&e::READ_TEST_WRITE, mutable::read_test_write),
+        on(&e::LIST_MUTABLE, mutable::list_shares),
+        on(&e::READ_MUTABLE, read::mutable),
+        on(&e::CORRUPT_MUTABLE, mutable::advise_corrupt),
+        on(&e::FEED_TOKEN, feed::issue_token),
+    ])
+    .route_layer(middleware::from_fn_with_state(app.clone(), budget::reserve))
+    .route_layer(middleware::from_fn_with_state(
+        app.clone(),
+        require_swissnum,
+    ));
     // The feed authorizes itself: the swissnum header, or a token in the query for
-    // browsers. `any` admits CONNECT, which WebSocket over HTTP/2 uses (RFC 8441).
-    let feed_routes = Router::new().route("/storage/v1/feed", axum::routing::any(feed::feed));
-    let operator_routes = Router::new().route("/storage/v1/activity", get(activity::activity));
+    // browsers; the activity stream takes the operator's secret.
+    let own_auth_routes = routes(vec![
+        on(&e::FEED, feed::feed),
+        on(&e::ACTIVITY, activity::activity),
+    ]);
     storage_routes
-        .merge(feed_routes)
-        .merge(operator_routes)
+        .merge(own_auth_routes)
         .fallback(|| async { ApiError::NoRoute.into_response() })
         .layer(middleware::from_fn_with_state(
             app.clone(),
             trace::trace_request,
         ))
         .with_state(app)
+}
+
+/// The endpoint's pattern, and its method (any method for `*`: WebSocket over HTTP/2
+/// opens with CONNECT, RFC 8441) routed to `handler`.
+fn on<H, T>(
+    endpoint: &swamp_proto::v1::endpoint::Endpoint,
+    handler: H,
+) -> (&'static str, MethodRouter<App>)
+where
+    H: axum::handler::Handler<T, App>,
+    T: 'static,
+{
+    if endpoint.method == "*" {
+        return (endpoint.pattern, axum::routing::any(handler));
+    }
+    let filter = axum::http::Method::from_bytes(endpoint.method.as_bytes())
+        .ok()
+        .and_then(|m| MethodFilter::try_from(m).ok())
+        .expect("invariant: the endpoint table names standard methods");
+    (endpoint.pattern, axum::routing::on(filter, handler))
 }
 
 /// Rejects requests without the right `Authorization: Tahoe-LAFS <swissnum>`.

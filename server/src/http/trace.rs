@@ -6,6 +6,7 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use swamp_proto::v1::endpoint;
 use tracing::Instrument;
 
 /// The middleware.
@@ -16,27 +17,21 @@ pub async fn trace_request(
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    // The route with its ids replaced, so logs group by endpoint; the ids (public
-    // names, not secrets) go in their own fields.
-    let (mut si, mut shnum) = (String::new(), String::new());
-    let route: Vec<String> = request
-        .uri()
-        .path()
-        .split('/')
-        .enumerate()
-        .map(|(i, seg)| match i {
-            4 if seg.len() == 26 => {
-                si = seg.to_string();
-                "{si}".to_string()
-            }
-            5 if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) => {
-                shnum = seg.to_string();
-                "{shnum}".to_string()
-            }
-            _ => seg.chars().take(64).collect(),
-        })
-        .collect();
-    let route = route.join("/");
+    // Named by the endpoint table, so logs and counters group by endpoint; the ids
+    // (public names, not secrets) go in their own fields. A path that is no endpoint's
+    // is logged as `other`, never echoed (it is the client's text).
+    let matched = endpoint::find(method.as_str(), request.uri().path());
+    let route = matched.as_ref().map_or("other", |m| m.endpoint.name);
+    let si = matched
+        .as_ref()
+        .and_then(|m| m.si)
+        .map(|si| si.to_string())
+        .unwrap_or_default();
+    let shnum = matched
+        .as_ref()
+        .and_then(|m| m.shnum)
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     let bytes_in = content_length(request.headers());
     let version = format!("{:?}", request.version());
     let span = tracing::info_span!("request", %method, route, si, shnum, http = version, status = tracing::field::Empty);
@@ -47,7 +42,7 @@ pub async fn trace_request(
     {
         use crate::activity::Counter;
         let a = &app.activity;
-        a.add(Counter::for_request(&method, &route), 1);
+        a.add(Counter::for_endpoint(matched.map(|m| m.endpoint)), 1);
         a.add(Counter::BytesIn, bytes_in);
         a.add(Counter::BytesOut, bytes_out);
         if response.status().is_client_error() {

@@ -9,6 +9,7 @@ use swamp_proto::feed::{FeedBatch, FeedEvent};
 
 use super::{Access, FeedQuery};
 use crate::http::{ApiError, App};
+use swamp_proto::v1::CBOR_MEDIA_TYPE;
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
@@ -25,7 +26,7 @@ pub async fn answer(
     let cbor = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/cbor"));
+        .is_some_and(|v| v.contains(CBOR_MEDIA_TYPE));
     let subscriber = app.feeds.open()?;
     let mut events = subscriber
         .subscribe(&query.si, query.since, query.snapshot)
@@ -52,7 +53,7 @@ pub async fn answer(
     Ok(if cbor {
         (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/cbor")],
+            [(header::CONTENT_TYPE, CBOR_MEDIA_TYPE)],
             swamp_proto::v1::encode(&batch),
         )
             .into_response()

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use swamp_proto::StorageIndex;
 use swamp_proto::feed::Cursor;
+use swamp_proto::v1::endpoint::EVENT_STREAM_MEDIA_TYPE;
 
 use crate::feeds::token::{self, Grant};
 use crate::feeds::token_shares::TokenShare;
@@ -204,7 +205,7 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .any(|v| {
             v.split(',')
-                .any(|m| m.trim().starts_with("text/event-stream"))
+                .any(|m| m.trim().starts_with(EVENT_STREAM_MEDIA_TYPE))
         })
 }
 

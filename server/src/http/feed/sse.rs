@@ -21,6 +21,7 @@ use super::{Access, FeedQuery};
 use crate::feeds::encode::{shared, sse_frame};
 use crate::feeds::stream::{FeedStream, Next};
 use crate::http::{ApiError, App};
+use swamp_proto::v1::endpoint::EVENT_STREAM_MEDIA_TYPE;
 
 const COMMENT_EVERY: Duration = Duration::from_secs(15);
 
@@ -83,7 +84,7 @@ pub async fn stream(app: App, query: FeedQuery, access: Access) -> Result<Respon
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CONTENT_TYPE, EVENT_STREAM_MEDIA_TYPE),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         body,

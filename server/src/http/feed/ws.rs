@@ -25,25 +25,22 @@ use crate::feeds::encode::{self, Encoded, Shared};
 use crate::feeds::outbox::CloseReason;
 use crate::feeds::stream::{FeedStream, Next};
 use crate::http::App;
+use swamp_proto::v1::endpoint::{FEED_CBOR_PROTOCOL, FEED_JSON_PROTOCOL};
 
-/// JSON frames.
-pub const JSON_PROTOCOL: &str = "swamp-feed.v1.json";
-/// CBOR frames.
-pub const CBOR_PROTOCOL: &str = "swamp-feed.v1.cbor";
 /// Close code for a refused subscription (limits).
 pub const CLOSE_LIMIT: u16 = 4029;
 
 /// Accepts the upgrade.
 pub fn upgrade(app: App, upgrade: WebSocketUpgrade, query: FeedQuery, access: Access) -> Response {
     upgrade
-        .protocols([JSON_PROTOCOL, CBOR_PROTOCOL])
+        .protocols([FEED_JSON_PROTOCOL, FEED_CBOR_PROTOCOL])
         .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
         .on_upgrade(move |socket| async move {
-            let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(CBOR_PROTOCOL);
+            let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(FEED_CBOR_PROTOCOL);
             run(app, socket, query, access, cbor).await;
         })
 }
