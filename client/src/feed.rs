@@ -245,7 +245,32 @@ fn jitter(d: Duration) -> Duration {
 fn feed_url(nurl: &Nurl, scheme: &str, query: &str) -> String {
     let base = nurl.base_url();
     let base = base.strip_prefix("https").unwrap_or(&base);
-    format!("{scheme}{base}/storage/v1/feed?{query}")
+    format!("{scheme}{base}{}?{query}", endpoint::FEED.pattern)
+}
+
+/// Why opening a WebSocket failed: the server's answer to the upgrade, which decides
+/// whether to try another transport, or anything else (network, TLS, timeout).
+#[derive(Debug)]
+enum ConnectError {
+    /// The server answered the upgrade request with this status instead of 101.
+    Status(http::StatusCode),
+    /// What went wrong otherwise, for the log.
+    Other(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(status) => write!(f, "http {}", status.as_u16()),
+            Self::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl ConnectError {
+    fn other(e: impl std::fmt::Display) -> Self {
+        Self::Other(e.to_string())
+    }
 }
 
 /// Status codes that mean "this server does not serve this transport or any feed".
@@ -263,28 +288,28 @@ async fn websocket(
     let connect = async {
         let tcp = tokio::net::TcpStream::connect((nurl.host.as_str(), nurl.port))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(ConnectError::other)?;
         // An upgrade needs HTTP/1.1: offer only that.
         let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_config(
             nurl.spki_hash,
             &[b"http/1.1"],
         )));
         let name = rustls::pki_types::ServerName::try_from(nurl.host.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(ConnectError::other)?;
         let tls = connector
             .connect(name, tcp)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(ConnectError::other)?;
         let mut request = feed_url(nurl, "wss", &state.query(None))
             .into_client_request()
-            .map_err(|e| e.to_string())?;
+            .map_err(ConnectError::other)?;
         let headers = request.headers_mut();
         headers.insert(
             AUTHORIZATION,
             nurl.swissnum
                 .authorization_header()
                 .parse()
-                .map_err(|_| "bad header".to_string())?,
+                .map_err(|_| ConnectError::other("bad header"))?,
         );
         headers.insert(
             "sec-websocket-protocol",
@@ -297,28 +322,23 @@ async fn websocket(
             .await
             .map_err(|e| match e {
                 tokio_tungstenite::tungstenite::Error::Http(response) => {
-                    format!("http {}", response.status().as_u16())
+                    ConnectError::Status(response.status())
                 }
-                other => other.to_string(),
+                other => ConnectError::other(other),
             })
     };
     let connected = tokio::time::timeout(options.connect_timeout, connect)
         .await
-        .unwrap_or_else(|_| Err(format!("no connection in {:?}", options.connect_timeout)));
+        .unwrap_or_else(|_| {
+            Err(ConnectError::Other(format!(
+                "no connection in {:?}",
+                options.connect_timeout
+            )))
+        });
     let (mut ws, _) = match connected {
         Ok(pair) => pair,
-        Err(e) if e.starts_with("http ") => {
-            let status = e[5..]
-                .parse::<u16>()
-                .ok()
-                .and_then(|s| http::StatusCode::from_u16(s).ok());
-            return if status.is_some_and(not_served) {
-                Ended::NotServed
-            } else {
-                Ended::Retry(e)
-            };
-        }
-        Err(e) => return Ended::Retry(e),
+        Err(ConnectError::Status(status)) if not_served(status) => return Ended::NotServed,
+        Err(e) => return Ended::Retry(e.to_string()),
     };
     if tx
         .send(FeedItem::Connected(Transport::WebSocket))
