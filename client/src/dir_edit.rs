@@ -127,10 +127,17 @@ impl Grid {
         replace: Replace,
     ) -> Result<(), GridError> {
         let name = normalize_name(name);
+        let mut first_time = true;
         self.modify_dir(dir, |entries| {
+            let retry = !std::mem::replace(&mut first_time, false);
             let at = entries.iter().position(|e| e.name == name);
             let old = at.map(|i| entries[i].clone());
             if let Some(old) = &old {
+                // On a retry after an uncoordinated write, the entry may be our own
+                // earlier attempt, which landed after all: nothing left to do.
+                if retry && old.cap().is_ok_and(|c| c == *child) {
+                    return Ok(false);
+                }
                 let refuse = match replace {
                     Replace::Always => false,
                     Replace::OnlyFiles => is_dir_entry(old),
