@@ -79,7 +79,7 @@ impl TestOptions {
     /// Options whose feed keeps only `events` events of exact history, whatever their
     /// age: older cursors get latest states, and the journal compacts early.
     pub fn short_history(events: usize) -> Self {
-        use swamp_server::feeds::journal::Retention;
+        use swamp_server::feeds::Retention;
         Self {
             feeds: swamp_server::feeds::FeedSettings {
                 retention: Retention {
@@ -149,7 +149,7 @@ impl TestServer {
         options: TestOptions,
         addr: SocketAddr,
     ) -> Self {
-        let storage = Storage::open(
+        let server = swamp_server::start::assemble(
             &storage_dir,
             StorageSettings {
                 reserved_space: options.reserved_space,
@@ -160,10 +160,6 @@ impl TestServer {
                 faults: options.faults.clone(),
                 ..StorageSettings::new(identity.tubid, options.clock.as_clock())
             },
-        )
-        .expect("open storage");
-        let server = swamp_server::start::assemble(
-            storage,
             &identity,
             options.limits.clone(),
             None,

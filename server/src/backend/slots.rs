@@ -4,9 +4,8 @@
 //! mismatch refuses the whole request); evaluate every test vector; evaluate the read
 //! vectors on every existing share; only if all tests passed, apply the writes (or
 //! deletions, for `new-length` 0) and add or renew the lease on each written share.
-//! Each change is durable before we answer: logged ahead in the feed journal and then
-//! written in place (`redo.rs`). A storage without the journal attached refuses
-//! writes (a server always attaches it).
+//! Each change is durable before we answer: logged ahead in the write-ahead log, synced,
+//! and then written in place (`crate::wal`, `wal/redo.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -18,12 +17,12 @@ use swamp_proto::{ShareNumber, StorageIndex};
 
 use swamp_proto::feed::SlotVersion;
 
-use super::change::{AheadError, Change};
 use super::error::{IoContext, StorageError};
 use super::layout::{self, Layout};
 use super::mutable::{self, Container};
-use super::redo::{RedoOp, ShareRedo};
 use super::{LeaseGrant, Storage};
+use crate::wal::change::Change;
+use crate::wal::redo::ShareRedo;
 
 /// What a read-test-write did.
 #[derive(Debug, Default)]
@@ -131,7 +130,7 @@ impl Storage {
             }
         }
         let _guard = self.locks.write(si);
-        self.repair(si)?;
+        self.wal.repair(si)?;
         let mut existing = BTreeMap::new();
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
@@ -251,7 +250,8 @@ impl Storage {
                 ));
                 changed.push(change);
             }
-            self.write_ahead(si, logged, &existing)?;
+            self.wal
+                .write_ahead(si, logged, |shnum| existing.get(&shnum).map(|s| &s.file))?;
             // Only a deletion can empty the bucket; skip the listing otherwise.
             if deleted_any && self.list_shares(si)?.is_empty() {
                 layout::remove_empty_dirs(&self.layout.bucket_dir(si), &self.layout.shares);
@@ -262,68 +262,6 @@ impl Storage {
             reads,
             changed,
         })
-    }
-
-    /// Logs the changes of one read-test-write ahead in the journal, synced, then
-    /// applies them in place. The caller holds the storage index's write lock.
-    fn write_ahead(
-        &self,
-        si: &StorageIndex,
-        logged: Vec<(Change, ShareRedo)>,
-        existing: &BTreeMap<ShareNumber, ExistingShare>,
-    ) -> Result<(), StorageError> {
-        let bucket = self.layout.bucket_dir(si);
-        let Some(sink) = self.sink.get().filter(|sink| sink.writes_ahead()) else {
-            return Err(std::io::Error::other("no write-ahead log is attached"))
-                .op("record in the feed journal", &bucket);
-        };
-        let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
-        let (ticket, unsynced) = match sink.record_ahead(logged) {
-            Ok(ticket) => (ticket, None),
-            Err(AheadError {
-                ticket: Some(ticket),
-                error,
-            }) => (ticket, Some(error)),
-            Err(AheadError { error, .. }) => {
-                return Err(error).op("record in the feed journal", &bucket);
-            }
-        };
-        // Logged: from here a crash is repaired by replay. Applied even if the sync
-        // failed, so the files always equal the journal applied in order (the client
-        // then gets an error: outcome unknown). If applying fails (a full disk, say),
-        // the journal is not told it was applied, so no checkpoint passes it and a
-        // restart replays it; and the redo waits in `repairs`, applied again before
-        // anyone next reads or writes the slot (`repairs.rs`).
-        let applied = redos
-            .iter()
-            .try_for_each(|redo| self.apply_live(redo, existing.get(&redo.shnum).map(|s| &s.file)));
-        match &applied {
-            Ok(()) => sink.applied(ticket),
-            Err(e) => {
-                tracing::warn!(si = %si, error = %e, "a logged slot write could not be applied in place; it is retried before the slot is next used");
-                self.repairs.add(*si, ticket, redos);
-            }
-        }
-        if let Some(error) = unsynced {
-            return Err(error).op("sync the feed journal", &bucket);
-        }
-        applied.op("write in place", &bucket)
-    }
-
-    /// Applies one logged change to its share file.
-    /// `open` is the share's file if the caller has it open.
-    pub(crate) fn apply_live(&self, redo: &ShareRedo, open: Option<&File>) -> std::io::Result<()> {
-        let faults = &self.settings.faults;
-        match (open, &redo.op) {
-            (Some(file), RedoOp::Write { .. }) => redo.apply_to(file, faults),
-            (None, RedoOp::Write { whole, .. }) => {
-                if *whole {
-                    layout::create_dir_durable(&self.layout.bucket_dir(&redo.si))?;
-                }
-                redo.apply_checked(&self.layout, false, faults)
-            }
-            (_, RedoOp::Delete) => redo.apply_checked(&self.layout, false, faults),
-        }
     }
 }
 

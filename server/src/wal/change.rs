@@ -1,7 +1,7 @@
-//! One committed change to a share: what the change feeds journal and publish.
+//! One committed change to a share: what the log records and the change feeds publish.
 //!
-//! The backend reports each change to its [`ChangeSink`] while it still holds the
-//! storage index's lock, so changes to one storage index are recorded in commit order.
+//! The storage logs each change while it still holds the storage index's lock, so
+//! changes to one storage index are recorded in commit order.
 
 use serde::{Deserialize, Serialize};
 use swamp_proto::feed::{Cursor, FeedEvent, SlotVersion};
@@ -107,54 +107,4 @@ impl Change {
             },
         }
     }
-}
-
-/// Where the backend reports committed changes (the feed journal).
-pub trait ChangeSink: Send + Sync {
-    /// Records changes that are already durable on disk, in commit order, before the
-    /// client is answered.
-    ///
-    /// # Errors
-    /// An I/O error if the record could not be made durable.
-    fn record(&self, changes: Vec<Change>) -> std::io::Result<()>;
-
-    /// Whether the sink can log slot changes ahead of them ([`ChangeSink::record_ahead`]).
-    fn writes_ahead(&self) -> bool {
-        false
-    }
-
-    /// Records slot changes, each with the redo of its share file, durably, *before*
-    /// the files are changed; the caller then applies the redo in place and calls
-    /// [`ChangeSink::applied`] with the returned ticket (even if applying failed).
-    /// Until then, no checkpoint may cover these records.
-    ///
-    /// # Errors
-    /// [`AheadError`]: if it carries a ticket, the records are in the journal but their
-    /// sync failed; the caller must still apply them (a later sync or a replay may make
-    /// them durable, and the share files must always equal the journal applied in
-    /// order), then report the error.
-    fn record_ahead(
-        &self,
-        changes: Vec<(Change, super::redo::ShareRedo)>,
-    ) -> Result<u64, AheadError> {
-        let _ = changes;
-        Err(AheadError {
-            ticket: None,
-            error: std::io::Error::other("this change sink does not log ahead"),
-        })
-    }
-
-    /// The redo of the records behind `ticket` has been applied.
-    fn applied(&self, ticket: u64) {
-        let _ = ticket;
-    }
-}
-
-/// Why [`ChangeSink::record_ahead`] failed.
-#[derive(Debug)]
-pub struct AheadError {
-    /// Set when the records were written (so must be applied) but not synced.
-    pub ticket: Option<u64>,
-    /// The I/O error.
-    pub error: std::io::Error,
 }

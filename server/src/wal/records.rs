@@ -5,7 +5,7 @@
 //! value `u32::MAX` there, followed by its length as a big-endian `u64` (so every record
 //! below 4 GiB is byte-identical to those of earlier versions, and any size round-trips).
 //! `redo` (present only for slot changes logged ahead of their in-place write, see
-//! `backend/redo.rs`) is skipped when absent, so records without it are byte-identical
+//! `redo.rs`) is skipped when absent, so records without it are byte-identical
 //! to those of earlier versions, and earlier versions reading a newer journal ignore it.
 //!
 //! Reading stops quietly at a torn tail (zeros, or a partial last record: a crash
@@ -24,9 +24,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::change::Change;
 use super::durable::Syncer;
-use crate::backend::change::Change;
-use crate::backend::redo::ShareRedo;
+use super::redo::ShareRedo;
 
 /// One journal entry.
 #[derive(Clone, Debug, Serialize, Deserialize)]
