@@ -551,7 +551,7 @@ pub struct SlotVersionSeen {
     /// Its sequence number.
     pub seqnum: u64,
     /// Its root hash.
-    pub roothash: RootHash,
+    pub root_hash: RootHash,
     /// Index (in the watcher's server list) of the first server that reported it.
     pub server: usize,
 }
@@ -596,21 +596,21 @@ pub fn watch_many(
                 FeedEvent::SlotChanged {
                     si,
                     seqnum: Some(seqnum),
-                    roothash: Some(roothash),
+                    root_hash: Some(root_hash),
                     ..
                 }
                 | FeedEvent::Snapshot {
                     si,
                     seqnum: Some(seqnum),
-                    roothash: Some(roothash),
+                    root_hash: Some(root_hash),
                     ..
                 },
             ) => {
-                if seen.insert((*si, *seqnum, roothash.0)) {
+                if seen.insert((*si, *seqnum, root_hash.0)) {
                     Some(WatchItem::Version(SlotVersionSeen {
                         si: *si,
                         seqnum: *seqnum,
-                        roothash: *roothash,
+                        root_hash: *root_hash,
                         server,
                     }))
                 } else {

@@ -359,13 +359,13 @@ pub mod feed {
     use super::TestServer;
 
     /// Asserts `event` is `slot_changed` for an MDMF version (si, shnum, seqnum,
-    /// roothash) and returns its cursor; `context` names the case in a failure.
+    /// root_hash) and returns its cursor; `context` names the case in a failure.
     pub fn expect_changed(
         event: &FeedEvent,
         si: &swamp_proto::StorageIndex,
         shnum: u8,
         seqnum: u64,
-        roothash: [u8; 32],
+        root_hash: [u8; 32],
         context: impl std::fmt::Debug,
     ) -> swamp_proto::feed::Cursor {
         match event {
@@ -374,7 +374,7 @@ pub mod feed {
                 si: got,
                 shnum: n,
                 seqnum: s,
-                roothash: r,
+                root_hash: r,
                 format,
                 ..
             } => {
@@ -384,7 +384,7 @@ pub mod feed {
                         si,
                         shnum,
                         Some(seqnum),
-                        Some(swamp_proto::feed::RootHash(roothash)),
+                        Some(swamp_proto::feed::RootHash(root_hash)),
                         Some(1)
                     ),
                     "{context:?}: {event:?}"
@@ -604,10 +604,10 @@ pub async fn write_slot(
 
 /// A mutable share's first bytes as Tahoe writes them: MDMF version 1, the seqnum, the
 /// root hash; then `tail`.
-pub fn mdmf_share(seqnum: u64, roothash: [u8; 32], tail: &[u8]) -> Vec<u8> {
+pub fn mdmf_share(seqnum: u64, root_hash: [u8; 32], tail: &[u8]) -> Vec<u8> {
     let mut data = vec![1u8];
     data.extend_from_slice(&seqnum.to_be_bytes());
-    data.extend_from_slice(&roothash);
+    data.extend_from_slice(&root_hash);
     data.extend_from_slice(tail);
     data
 }

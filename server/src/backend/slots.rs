@@ -15,8 +15,6 @@ use swamp_proto::secrets::WriteEnabler;
 use swamp_proto::v1::mutable::ValidReadTestWrite;
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use swamp_proto::feed::SlotVersion;
-
 use super::error::{IoContext, StorageError};
 use super::layout::{self, Layout};
 use super::mutable::{self, Container};
@@ -31,39 +29,6 @@ pub struct ReadTestWriteOutcome {
     pub success: bool,
     /// Per existing share (before the writes): the data of each read vector.
     pub reads: BTreeMap<ShareNumber, Vec<Vec<u8>>>,
-    /// The shares written or deleted, in share-number order.
-    pub changed: Vec<SlotChange>,
-}
-
-/// One share changed by a successful read-test-write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotChange {
-    /// Which share.
-    pub shnum: ShareNumber,
-    /// Its new data length (0 when deleted).
-    pub data_length: u64,
-    /// Its first bytes (up to 57: the SDMF/MDMF version, seqnum, root hash and salt),
-    /// from which feeds report the new version without any key.
-    pub prefix: Vec<u8>,
-}
-
-impl SlotChange {
-    /// The change as the feeds record it.
-    pub fn to_change(&self, si: &StorageIndex) -> Change {
-        if self.data_length == 0 && self.prefix.is_empty() {
-            Change::SlotDeleted {
-                si: *si,
-                shnum: self.shnum,
-            }
-        } else {
-            Change::SlotChanged {
-                si: *si,
-                shnum: self.shnum,
-                version: SlotVersion::from_share_prefix(&self.prefix),
-                length: self.data_length,
-            }
-        }
-    }
 }
 
 /// Bytes of share data that identify a version (SDMF's prefix is the longest).
@@ -208,7 +173,6 @@ impl Storage {
             reads.insert(*shnum, data);
         }
 
-        let mut changed = Vec::new();
         if success {
             let mut logged = Vec::new();
             let mut deleted_any = false;
@@ -216,13 +180,11 @@ impl Storage {
                 let path = self.layout.share_path(si, *shnum);
                 if vectors.new_length == Some(0) {
                     deleted_any |= existing.contains_key(shnum);
-                    let change = SlotChange {
+                    let change = Change::SlotDeleted {
+                        si: *si,
                         shnum: *shnum,
-                        data_length: 0,
-                        prefix: Vec::new(),
                     };
-                    logged.push((change.to_change(si), ShareRedo::delete(*si, *shnum)));
-                    changed.push(change);
+                    logged.push((change, ShareRedo::delete(*si, *shnum)));
                     continue;
                 }
                 let mut container = match existing.get(shnum) {
@@ -237,18 +199,11 @@ impl Storage {
                     container.truncate(len);
                 }
                 container.add_or_renew_lease(grant);
-                let change = SlotChange {
-                    shnum: *shnum,
-                    data_length: container.data_length(),
-                    prefix: container
-                        .data_prefix(VERSION_PREFIX_LEN)
-                        .op("read", &path)?,
-                };
-                logged.push((
-                    change.to_change(si),
-                    ShareRedo::write(*si, *shnum, &container),
-                ));
-                changed.push(change);
+                let prefix = container
+                    .data_prefix(VERSION_PREFIX_LEN)
+                    .op("read", &path)?;
+                let change = Change::slot_written(*si, *shnum, container.data_length(), &prefix);
+                logged.push((change, ShareRedo::write(*si, *shnum, &container)));
             }
             self.wal
                 .write_ahead(si, logged, |shnum| existing.get(&shnum).map(|s| &s.file))?;
@@ -257,11 +212,7 @@ impl Storage {
                 layout::remove_empty_dirs(&self.layout.bucket_dir(si), &self.layout.shares);
             }
         }
-        Ok(ReadTestWriteOutcome {
-            success,
-            reads,
-            changed,
-        })
+        Ok(ReadTestWriteOutcome { success, reads })
     }
 }
 

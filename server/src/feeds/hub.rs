@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use swamp_proto::StorageIndex;
-use swamp_proto::feed::{Cursor, FeedEvent, SlotVersion};
-use swamp_proto::v1::ShareKind;
+use swamp_proto::feed::{Cursor, FeedEvent};
 
+use super::event;
 use super::history::{Backlog, History, Retention};
 use super::outbox::{CloseReason, Outbox};
 use crate::backend::{Clock, Storage, StorageError};
@@ -156,10 +156,13 @@ impl Publisher for Hub {
                 continue;
             };
             // Encoded at most once, whatever the number of subscribers.
-            let event = super::encode::shared(entry.change.to_event(Cursor {
-                epoch,
-                seq: entry.seq,
-            }));
+            let event = super::encode::shared(event::of_change(
+                &entry.change,
+                Cursor {
+                    epoch,
+                    seq: entry.seq,
+                },
+            ));
             for id in ids {
                 if let Some(conn) = core.conns.get(id)
                     && conn.outbox.push(Arc::clone(&event))
@@ -290,21 +293,7 @@ impl Feeds {
                 (states, core.history.head())
             })?;
             synced_at.get_or_insert(head);
-            for state in states {
-                let version = match state.kind {
-                    ShareKind::Mutable => SlotVersion::from_share_prefix(&state.prefix),
-                    ShareKind::Immutable => None,
-                };
-                events.push(FeedEvent::Snapshot {
-                    si: *si,
-                    shnum: state.shnum,
-                    seqnum: version.map(|v| v.seqnum),
-                    roothash: version.map(|v| v.roothash),
-                    format: version.map(|v| v.format),
-                    length: state.length,
-                    kind: state.kind.as_str().to_string(),
-                });
-            }
+            events.extend(states.into_iter().map(|state| event::of_state(*si, state)));
         }
         let cursor = synced_at.unwrap_or_else(|| self.head());
         events.push(FeedEvent::Synced { cursor });
@@ -352,10 +341,13 @@ impl Subscriber {
                 Backlog::Exact(entries) | Backlog::Coalesced(entries) => entries
                     .iter()
                     .map(|e| {
-                        e.change.to_event(Cursor {
-                            epoch: head.epoch,
-                            seq: e.seq,
-                        })
+                        event::of_change(
+                            &e.change,
+                            Cursor {
+                                epoch: head.epoch,
+                                seq: e.seq,
+                            },
+                        )
                     })
                     .collect(),
                 Backlog::Reset(reason) => vec![FeedEvent::Reset {

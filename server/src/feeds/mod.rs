@@ -9,11 +9,12 @@
 //! # Layout
 //! `hub.rs` ([`Hub`], [`Feeds`], [`Subscriber`]; the subscribe/publish invariant),
 //! `history.rs` (exact ring and backlog answers), `index.rs` (latest-state index),
-//! `outbox.rs` (a subscriber's bounded queue), `encode.rs` (events encoded once per
-//! transport), `stream.rs` (what a transport reads), `token.rs` and `token_shares.rs`
+//! `outbox.rs` (a subscriber's bounded queue), `event.rs` (a committed change as the
+//! wire's event), `encode.rs` (events encoded once per transport), `stream.rs` (what a transport reads), `token.rs` and `token_shares.rs`
 //! (feed tokens and their connection limits).
 
 pub mod encode;
+pub mod event;
 pub mod history;
 #[cfg(test)]
 mod history_tests;

@@ -1,13 +1,18 @@
-//! One committed change to a share: what the log records and the change feeds publish.
+//! One committed change to a share: the server's one name for it, from the storage
+//! write through the log (each record holds one, numbered, as an [`Entry`]) to the
+//! feeds, which send it as the wire's `FeedEvent` (`feeds/event.rs`).
 //!
 //! The storage logs each change while it still holds the storage index's lock, so
-//! changes to one storage index are recorded in commit order.
+//! changes to one storage index are recorded in commit order. Its serialized form is
+//! part of the journal and `latest` files: variant and field names must not change.
+//!
+//! [`Entry`]: super::records::Entry
 
 use serde::{Deserialize, Serialize};
-use swamp_proto::feed::{Cursor, FeedEvent, SlotVersion};
+use swamp_proto::feed::SlotVersion;
 use swamp_proto::{ShareNumber, StorageIndex};
 
-/// A committed change, as stored in the journal.
+/// A committed change.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Change {
     /// A read-test-write wrote a share.
@@ -49,6 +54,23 @@ pub enum Change {
 }
 
 impl Change {
+    /// A read-test-write's write to a slot's share, from its new data length and its
+    /// first bytes (up to 57: the SDMF/MDMF version, seqnum, root hash and salt), from
+    /// which the feeds report the new version without any key. A share left with no
+    /// data is reported deleted, as it always has been.
+    pub fn slot_written(si: StorageIndex, shnum: ShareNumber, length: u64, prefix: &[u8]) -> Self {
+        if length == 0 && prefix.is_empty() {
+            Self::SlotDeleted { si, shnum }
+        } else {
+            Self::SlotChanged {
+                si,
+                shnum,
+                version: SlotVersion::from_share_prefix(prefix),
+                length,
+            }
+        }
+    }
+
     /// The storage index changed.
     pub fn storage_index(&self) -> StorageIndex {
         match self {
@@ -73,38 +95,5 @@ impl Change {
     /// subscriber that only needs the latest state (advisories are never coalesced).
     pub fn is_state(&self) -> bool {
         !matches!(self, Self::CorruptionAdvised { .. })
-    }
-
-    /// The wire event for this change at `cursor`.
-    pub fn to_event(&self, cursor: Cursor) -> FeedEvent {
-        match self.clone() {
-            Self::SlotChanged {
-                si,
-                shnum,
-                version,
-                length,
-            } => FeedEvent::SlotChanged {
-                cursor,
-                si,
-                shnum,
-                seqnum: version.map(|v| v.seqnum),
-                roothash: version.map(|v| v.roothash),
-                format: version.map(|v| v.format),
-                length,
-            },
-            Self::SlotDeleted { si, shnum } => FeedEvent::SlotDeleted { cursor, si, shnum },
-            Self::ShareAdded { si, shnum, size } => FeedEvent::ShareAdded {
-                cursor,
-                si,
-                shnum,
-                size,
-            },
-            Self::CorruptionAdvised { si, shnum, kind } => FeedEvent::CorruptionAdvised {
-                cursor,
-                si,
-                shnum,
-                kind,
-            },
-        }
     }
 }
