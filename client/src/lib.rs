@@ -14,6 +14,7 @@
 //! - `servermap.rs`: a mutable file's shares across the grid, verified.
 //! - `publish.rs`: creating and overwriting mutable files.
 //! - `create.rs`: new client node directories and their servers.
+//! - `nodedir.rs`: reading a client node directory (`tahoe.cfg`, secrets, `servers.yaml`).
 //! - `dirs.rs`: reading directories and following paths.
 //! - `dir_edit.rs`: changing directories (read-modify-write, retried).
 //! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
