@@ -9,7 +9,7 @@
 //! It is a crate of its own because only the client needs it. A storage server stores
 //! shares as opaque bytes under a storage index; it never decrypts, decodes or verifies
 //! them. Keeping these formats out of `swamp-proto` keeps the server from compiling
-//! about 5,000 lines of them, their cryptography (AES, RSA, SHA-1) and the two audited
+//! about 5,000 lines of them, their cryptography (AES, RSA) and the two audited
 //! `unsafe` kernels ([`zfec`]'s SIMD and [`sha256`]'s SHA-NI). The arrows point one way:
 //! client → `swamp-formats` → `swamp-proto` ← server. The ids, secrets and base32 that
 //! both sides need stay in `swamp-proto`, and errors are its [`DecodeError`].
