@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use swamp_formats::cap::Cap;
+use swamp_formats::dirdiff::{ChildChange, ChildInfo, diff, is_mutable_dir};
+use swamp_formats::dirnode::Entry;
 use swamp_proto::StorageIndex;
-use swamp_proto::cap::Cap;
-use swamp_proto::dirdiff::{ChildChange, ChildInfo, diff, is_mutable_dir};
-use swamp_proto::dirnode::Entry;
 use swamp_proto::feed::{Cursor, FeedEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

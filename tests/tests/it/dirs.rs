@@ -6,8 +6,8 @@ use std::time::Duration;
 use swamp_client::dir_edit::Replace;
 use swamp_client::grid::GridError;
 use swamp_client::watch::{WatchEvent, WatchOptions, watch};
-use swamp_proto::cap::{Cap, MutableFormat};
-use swamp_proto::dirdiff::ChildChange;
+use swamp_formats::cap::{Cap, MutableFormat};
+use swamp_formats::dirdiff::ChildChange;
 use swamp_tests::{TestServer, grid_of, random_bytes};
 use tokio::sync::mpsc;
 
@@ -19,7 +19,7 @@ async fn three() -> [TestServer; 3] {
     ]
 }
 
-fn names(entries: &[swamp_proto::dirnode::Entry]) -> Vec<&str> {
+fn names(entries: &[swamp_formats::dirnode::Entry]) -> Vec<&str> {
     entries.iter().map(|e| e.name.as_str()).collect()
 }
 

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use swamp_client::grid::Grid;
 use swamp_client::nodedir::{load_aliases, load_grid};
-use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_formats::cap::{Cap, MutableFormat};
 
 use crate::fail::Failure;
 
