@@ -14,6 +14,7 @@ mod paths;
 mod progress;
 mod transfer;
 mod watch_cmd;
+mod watch_format;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
