@@ -12,6 +12,7 @@ mod ls;
 mod magic_folder_push;
 mod paths;
 mod progress;
+mod push_format;
 mod transfer;
 mod watch_cmd;
 mod watch_format;
