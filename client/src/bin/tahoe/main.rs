@@ -12,8 +12,10 @@ mod ls;
 mod magic_folder_push;
 mod paths;
 mod progress;
+mod push_format;
 mod transfer;
 mod watch_cmd;
+mod watch_format;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
