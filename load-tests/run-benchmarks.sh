@@ -193,6 +193,11 @@ bench() {
         measure "$name" "$nurl" "$pid" "$round" "$@" --concurrency "$CONCURRENCY" "$scenario"
     done
     for writers in ${RTW_WRITERS//,/ }; do
+        if [[ "$writers" == 1 ]]; then
+            # The disk's own 1 KiB write + fdatasync on the node's file system, right
+            # before the one-writer read-test-write it is the floor of.
+            "$LOAD" disk-sync --dir "$WORK" --json >>"$OUT/disk-$name.round$round.jsonl"
+        fi
         measure "$name" "$nurl" "$pid" "$round" "$@" --concurrency "$writers" rtw
     done
 }
@@ -243,5 +248,27 @@ for round in $(seq "$ROUNDS"); do
         done
     fi
 done
+if [[ ",$RTW_WRITERS," == *,1,* ]]; then
+    echo
+    echo "## Read-test-write with one writer against the disk's own 1 KiB write + fdatasync (target: p50 at most 1.5x)"
+    echo
+    "$PY" - "$OUT" "$ROUNDS" <<'EOF'
+import json, os, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+print("| round | server | rtw p50 ms | disk p50 ms | ratio | met? |")
+print("|---|---|---:|---:|---:|---|")
+for r in range(1, rounds + 1):
+    for name in ("swamp", "swamp-http1", "swamp-base", "swamp-base-http1", "python"):
+        rtw_file, disk_file = f"{out}/{name}.round{r}.jsonl", f"{out}/disk-{name}.round{r}.jsonl"
+        if not (os.path.exists(rtw_file) and os.path.exists(disk_file)):
+            continue
+        rtw = [m for m in map(json.loads, filter(str.strip, open(rtw_file)))
+               if m["scenario"] == "rtw" and m["concurrency"] == 1]
+        disk = [json.loads(l) for l in open(disk_file) if l.strip()]
+        if rtw and disk:
+            a, b = rtw[-1]["p50_ms"], disk[-1]["p50_ms"]
+            print(f"| {r} | {name} | {a:.3f} | {b:.3f} | {a / b:.2f}x | {'yes' if a <= 1.5 * b else 'no'} |")
+EOF
+fi
 echo
 echo "raw results (JSON lines): $OUT" >&2

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use swamp_proto::cap::{Cap, MutableCap, MutableFormat};
-use swamp_proto::dirnode::{self, Entry, link_metadata, normalize_name};
+use swamp_formats::cap::{Cap, MutableCap, MutableFormat};
+use swamp_formats::dirnode::{self, Entry, link_metadata, normalize_name};
 
 use crate::grid::{Grid, GridError};
 

@@ -1,12 +1,12 @@
 //! Reading directories on a grid, and following paths through them.
 //!
 //! A directory is a file (mutable SDMF/MDMF, or immutable CHK/LIT) whose plaintext
-//! lists its children ([`swamp_proto::dirnode`]). Paths are what Tahoe's CLI takes:
+//! lists its children ([`swamp_formats::dirnode`]). Paths are what Tahoe's CLI takes:
 //! a cap, optionally followed by `/name/name...`; names are matched exactly (after
 //! Unicode NFC, which Tahoe applies on write: we compare as stored).
 
-use swamp_proto::cap::Cap;
-use swamp_proto::dirnode::{self, Entry};
+use swamp_formats::cap::Cap;
+use swamp_formats::dirnode::{self, Entry};
 
 use crate::grid::{Grid, GridError};
 

@@ -2,9 +2,8 @@
 //! last cursor after any disconnect, with jittered exponential backoff; passes `reset`
 //! on (the caller re-reads) and continues from it; yields a `Stream` of typed events.
 //!
-//! [`MultiWatcher`] follows the same storage indexes on several servers (a slot's
-//! shares live on several) and yields each slot version once, deduplicated by
-//! (storage index, seqnum, root hash).
+//! One stream follows one server; [`crate::watch`] follows a slot on every server of
+//! a grid (its shares live on several) and reports each version once.
 //!
 //! Every wait is bounded ([`FeedOptions::connect_timeout`],
 //! [`FeedOptions::idle_timeout`]) and so is every buffer
@@ -12,13 +11,12 @@
 //! that hangs, or sends a line or a message without end, costs a reconnect after
 //! backoff, never a hung watcher or unbounded memory.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, Stream, StreamExt};
 use http::header::{ACCEPT, AUTHORIZATION};
-use swamp_proto::feed::{Cursor, FeedBatch, FeedCommand, FeedEvent, RootHash};
+use swamp_proto::feed::{Cursor, FeedBatch, FeedCommand, FeedEvent};
 use swamp_proto::v1::endpoint;
 use swamp_proto::{Nurl, StorageIndex};
 use tokio::sync::mpsc;
@@ -541,84 +539,4 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<V
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// A slot version seen on one or more servers.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct SlotVersionSeen {
-    /// The slot.
-    pub si: StorageIndex,
-    /// Its sequence number.
-    pub seqnum: u64,
-    /// Its root hash.
-    pub root_hash: RootHash,
-    /// Index (in the watcher's server list) of the first server that reported it.
-    pub server: usize,
-}
-
-/// What a multi-server watcher yields.
-#[derive(Clone, PartialEq, Debug)]
-pub enum WatchItem {
-    /// A slot version not seen before from any server.
-    Version(SlotVersionSeen),
-    /// Any other event or status, from server `server`.
-    Other {
-        /// Which server.
-        server: usize,
-        /// What.
-        item: FeedItem,
-    },
-}
-
-/// Follows the same storage indexes on several servers and reports each slot version
-/// (storage index, seqnum, root hash) once.
-pub fn watch_many(
-    nurls: &[Nurl],
-    storage_indexes: Vec<StorageIndex>,
-    snapshot: bool,
-    options: FeedOptions,
-) -> impl Stream<Item = WatchItem> + Send + 'static {
-    let streams = nurls.iter().enumerate().map(|(i, nurl)| {
-        let request = FeedRequest {
-            storage_indexes: storage_indexes.clone(),
-            since: None,
-            snapshot,
-        };
-        follow(nurl, request, options.clone())
-            .map(move |item| (i, item))
-            .boxed()
-    });
-    let merged = futures::stream::select_all(streams);
-    let mut seen: HashSet<(StorageIndex, u64, [u8; 32])> = HashSet::new();
-    merged.filter_map(move |(server, item)| {
-        let out = match &item {
-            FeedItem::Event(
-                FeedEvent::SlotChanged {
-                    si,
-                    seqnum: Some(seqnum),
-                    root_hash: Some(root_hash),
-                    ..
-                }
-                | FeedEvent::Snapshot {
-                    si,
-                    seqnum: Some(seqnum),
-                    root_hash: Some(root_hash),
-                    ..
-                },
-            ) => {
-                if seen.insert((*si, *seqnum, root_hash.0)) {
-                    Some(WatchItem::Version(SlotVersionSeen {
-                        si: *si,
-                        seqnum: *seqnum,
-                        root_hash: *root_hash,
-                        server,
-                    }))
-                } else {
-                    None
-                }
-            }
-            _ => Some(WatchItem::Other { server, item }),
-        };
-        futures::future::ready(out)
-    })
 }

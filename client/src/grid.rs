@@ -5,9 +5,10 @@
 //! client's lease secret and the server's tubid, as Tahoe derives them, so leases made
 //! by Swamp's client and by Tahoe's renew each other.
 
-use swamp_proto::chk::Params;
+use swamp_formats::chk::Params;
+use swamp_formats::hashutil;
 use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret};
-use swamp_proto::{Nurl, StorageIndex, hashutil};
+use swamp_proto::{Nurl, StorageIndex};
 
 use crate::{ClientError, StorageClient};
 
@@ -217,7 +218,7 @@ impl Grid {
     /// [`GridError::NotEnoughShares`] when no version has k good shares.
     pub async fn read_mutable(
         &self,
-        cap: &swamp_proto::cap::MutableCap,
+        cap: &swamp_formats::cap::MutableCap,
     ) -> Result<MutableVersion, GridError> {
         let si = cap.storage_index();
         let readkey = cap.readkey().ok_or(GridError::NotEnoughShares {
@@ -234,7 +235,7 @@ impl Grid {
             corrupt: map.bad_count(),
         })?;
         Ok(MutableVersion {
-            data: swamp_proto::mutable::decode(&readkey, &version.shares)?,
+            data: swamp_formats::mutable::decode(&readkey, &version.shares)?,
             seqnum: version.seqnum,
             root_hash: version.root_hash,
         })

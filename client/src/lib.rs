@@ -14,11 +14,13 @@
 //! - `servermap.rs`: a mutable file's shares across the grid, verified.
 //! - `publish.rs`: creating and overwriting mutable files.
 //! - `create.rs`: new client node directories and their servers.
+//! - `nodedir.rs`: reading a client node directory (`tahoe.cfg`, secrets, `servers.yaml`).
 //! - `dirs.rs`: reading directories and following paths.
 //! - `dir_edit.rs`: changing directories (read-modify-write, retried).
-//! - `watch.rs`: `tahoe watch`: feeds as triggers, re-read, decrypt, diff.
+//! - `watch/`: watching a directory or mutable file: feeds as triggers, re-read,
+//!   decrypt, diff (printed by `tahoe watch`).
 //! - `magic_folder/`: `tahoe magic-folder-push`, feeds to magic-folder's `poll-remote`.
-//! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume; multi-server).
+//! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume).
 //! - `error.rs`: [`ClientError`].
 
 pub mod create;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use swamp_proto::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
+use swamp_formats::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
 use swamp_proto::ini::Ini;
 use swamp_proto::{Nurl, base32};
 

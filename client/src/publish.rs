@@ -17,11 +17,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
+use swamp_formats::cap::{MutableCap, MutableFormat};
+use swamp_formats::mutable::parse_checkstring;
+use swamp_formats::mutable_encode::{self, EncodedVersion, MutableParams};
+use swamp_formats::mutable_key::MutableKey;
 use swamp_proto::DecodeError;
-use swamp_proto::cap::{MutableCap, MutableFormat};
-use swamp_proto::mutable::parse_checkstring;
-use swamp_proto::mutable_encode::{self, EncodedVersion, MutableParams};
-use swamp_proto::mutable_key::MutableKey;
 use swamp_proto::v1::{
     ReadTestWriteRequest, ReadVector, TestVector, TestWriteVectors, WriteVector,
 };

@@ -11,14 +11,14 @@
 //! small file's share), then, if it is longer, the rest, whose length is taken from
 //! its header only after the key and signature in those first bytes prove the header
 //! is the cap's and the signed sizes allow that length
-//! ([`swamp_proto::mutable::signed_share_len`]). A server cannot make the client read
+//! ([`swamp_formats::mutable::signed_share_len`]). A server cannot make the client read
 //! more than the file's writer signed for.
 
 use futures::future::join_all;
+use swamp_formats::cap::MutableCap;
+use swamp_formats::mutable::{MutableShare, checkstring_len, signed_share_len};
 use swamp_proto::ShareNumber;
 use swamp_proto::StorageIndex;
-use swamp_proto::cap::MutableCap;
-use swamp_proto::mutable::{MutableShare, checkstring_len, signed_share_len};
 
 use crate::ClientError;
 use crate::grid::{Grid, Server};

@@ -30,9 +30,9 @@ use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use swamp_client::feed::{FeedItem, FeedOptions, FeedRequest, follow};
 use swamp_client::grid::Grid;
+use swamp_formats::cap::Cap;
+use swamp_formats::dirdiff::is_mutable_dir;
 use swamp_proto::StorageIndex;
-use swamp_proto::cap::Cap;
-use swamp_proto::dirdiff::is_mutable_dir;
 use swamp_proto::feed::{FeedEvent, RootHash};
 use tokio::sync::mpsc;
 

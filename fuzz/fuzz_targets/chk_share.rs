@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swamp_proto::cap::ChkCap;
-use swamp_proto::chk::{self, Decoder};
-use swamp_proto::hashutil;
+use swamp_formats::cap::ChkCap;
+use swamp_formats::chk::{self, Decoder};
+use swamp_formats::hashutil;
 
 fuzz_target!(|data: &[u8]| {
     let _ = chk::parse_ueb(data);

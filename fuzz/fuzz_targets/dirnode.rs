@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swamp_proto::dirnode::{self, Entry};
+use swamp_formats::dirnode::{self, Entry};
 
 const WRITEKEY: [u8; 16] = [0x5a; 16];
 

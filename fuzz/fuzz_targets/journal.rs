@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swamp_proto::sha256::Sha256;
+use swamp_formats::sha256::Sha256;
 use swamp_server::wal::records;
 
 fn reencode(read: &records::Read) -> Vec<u8> {

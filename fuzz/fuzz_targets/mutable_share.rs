@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swamp_proto::hashutil;
-use swamp_proto::mutable::{self, MutableShare};
+use swamp_formats::hashutil;
+use swamp_formats::mutable::{self, MutableShare};
 
 fuzz_target!(|data: &[u8]| {
     let _ = mutable::parse_checkstring(data);

@@ -3,8 +3,9 @@
 //!
 //! Fields 14 and 15 of a process's stat file are the user and system time of all its
 //! threads, in clock ticks. The tick rate is `sysconf(_SC_CLK_TCK)`; without libc (and
-//! with `unsafe` denied outside one proto module) we ask `getconf CLK_TCK` once, and fall back to 100, the
-//! value on every mainstream Linux architecture.
+//! with `unsafe` denied outside the two audited kernels of swamp-formats) we ask
+//! `getconf CLK_TCK` once, and fall back to 100, the value on every mainstream Linux
+//! architecture.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -13,9 +13,11 @@
 //!   timing ([`runner::Tally`]).
 //! - `upload.rs`, `download.rs`, `rtw.rs`, `version.rs`: one scenario each.
 //! - `cpu.rs`: a process's CPU seconds from `/proc/<pid>/stat`.
+//! - `disk.rs`: `disk-sync`, the disk's own price of a 1 KiB write plus `fdatasync`.
 //! - `report.rs`: measurements, the human table, JSON lines, the comparison table.
 
 mod cpu;
+mod disk;
 mod download;
 mod report;
 mod rtw;
@@ -53,6 +55,25 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print a Markdown table comparing two `run --json` outputs.
     Compare(CompareArgs),
+    /// Time small writes each followed by `fdatasync` in a directory: the floor under
+    /// a read-test-write with one writer on that file system.
+    DiskSync(DiskSyncArgs),
+}
+
+#[derive(Args)]
+struct DiskSyncArgs {
+    /// A directory on the file system to measure (a scratch file is made and removed).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Writes to time.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Bytes per write.
+    #[arg(long, value_parser = parse_size, default_value = "1KiB")]
+    write_size: u64,
+    /// Print the result as one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -156,6 +177,20 @@ fn main() -> anyhow::Result<()> {
                     &args.baseline_name
                 )
             );
+            Ok(())
+        }
+        Command::DiskSync(args) => {
+            let r = disk::measure(&args.dir, args.count, args.write_size)?;
+            let line = format!(
+                "disk-sync ({} B writes, {} times): p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
+                r.write_size, r.count, r.p50_ms, r.p90_ms, r.p99_ms
+            );
+            if args.json {
+                eprintln!("{line}");
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{line}");
+            }
             Ok(())
         }
     }

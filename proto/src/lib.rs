@@ -1,9 +1,15 @@
-//! Wire types and formats of Tahoe-LAFS's "Great Black Swamp" (GBS) storage protocol,
-//! shared by the Swamp server and client.
+//! Wire types of Tahoe-LAFS's "Great Black Swamp" (GBS) storage protocol, shared by the
+//! Swamp server and client.
 //!
 //! This crate does no I/O and reads no clock: everything here is a pure function of its
 //! input, so the server and the client agree on every byte by construction, and every
 //! decoder can be tested (and fuzzed) without a socket.
+//!
+//! It holds only what crosses the wire between a client and a storage server: the
+//! server depends on it and on nothing else of ours. Tahoe's file formats (caps, CHK,
+//! zfec, hash trees, mutable files, directories), which only a client needs, live in
+//! `swamp-formats`, which builds on this crate; so the server compiles neither those
+//! formats nor their cryptography (AES, RSA) nor their `unsafe` kernels.
 //!
 //! # Glossary (Tahoe's words, used exactly)
 //! - **storage index** (SI): 16 bytes naming a file's shares on a server, written as 26
@@ -25,42 +31,22 @@
 //!   `X-Tahoe-Authorization` header format.
 //! - [`nurl`]: NURLs and SPKI hashes.
 //! - [`range`]: the `Range` and `Content-Range` dialect GBS uses.
-//! - [`v1`]: the CBOR request and response bodies of `/storage/v1` and its paths.
+//! - [`v1`]: the CBOR request and response bodies of `/storage/v1`, and the endpoint
+//!   table (method, path, name) both sides build their URLs and routes from.
 //! - [`feed`]: change-feed cursors, events and commands.
-//! - [`hashutil`]: Tahoe's tagged hashes, netstrings and key derivations.
-//! - [`sha256`]: SHA-256, two streams at once where the CPU allows.
-//! - [`cap`]: capability strings and the keys they imply.
 //! - [`ini`]: the `tahoe.cfg` dialect of INI.
-//! - [`dirnode`]: directory contents; [`dirdiff`]: what changed between two versions.
-//! - [`zfec`]: erasure coding identical to zfec 1.6.
-//! - [`hashtree`]: Tahoe's Merkle trees.
-//! - [`aes`]: AES-128-CTR as Tahoe uses it.
-//! - [`mutable`], [`mutable_encode`], [`mutable_key`]: SDMF/MDMF shares read, written,
-//!   and the RSA key pair a mutable file is made from.
-//! - [`error`]: [`DecodeError`], the one error of this crate.
+//! - [`error`]: [`DecodeError`], the one error of this crate (and of `swamp-formats`).
 
-pub mod aes;
 pub mod base32;
-pub mod cap;
-pub mod chk;
-pub mod dirdiff;
-pub mod dirnode;
 pub mod error;
 pub mod feed;
-pub mod hashtree;
-pub mod hashutil;
 pub mod ini;
-pub mod mutable;
-pub mod mutable_encode;
-pub mod mutable_key;
 pub mod nurl;
 pub mod range;
 pub mod secrets;
-pub mod sha256;
 pub mod share;
 pub mod storage_index;
 pub mod v1;
-pub mod zfec;
 
 pub use error::DecodeError;
 pub use nurl::{Nurl, SpkiHash};

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
-//! Property tests: any value the encoders can make decodes back to itself, for caps,
-//! NURLs, feed cursors and the CBOR bodies of `/storage/v1`. The fuzz targets
-//! (`fuzz/`) check the other direction, from arbitrary bytes to values.
+//! Property tests: any value the encoders can make decodes back to itself, for NURLs,
+//! feed cursors and the CBOR bodies of `/storage/v1` (caps are swamp-formats'
+//! `tests/cap_round_trip_props.rs`). The fuzz targets (`fuzz/`) check the other
+//! direction, from arbitrary bytes to values.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -9,65 +10,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use serde_bytes::ByteBuf;
-use swamp_proto::cap::{Cap, ChkCap, ChkVerifierCap, MutableAccess, MutableCap, MutableFormat};
 use swamp_proto::feed::Cursor;
 use swamp_proto::secrets::Swissnum;
 use swamp_proto::v1::{self, *};
-use swamp_proto::{Nurl, ShareNumber, SpkiHash, StorageIndex};
-
-fn file_cap() -> impl Strategy<Value = Cap> {
-    let chk = (
-        any::<[u8; 16]>(),
-        any::<[u8; 32]>(),
-        any::<u16>(),
-        any::<u16>(),
-        any::<u64>(),
-    );
-    prop_oneof![
-        vec(any::<u8>(), 0..80).prop_map(Cap::Lit),
-        chk.prop_map(|(key, ueb_hash, needed, total, size)| Cap::Chk(ChkCap {
-            key,
-            ueb_hash,
-            needed,
-            total,
-            size,
-        })),
-        chk.prop_map(|(si, ueb_hash, needed, total, size)| {
-            Cap::ChkVerifier(ChkVerifierCap {
-                storage_index: StorageIndex::from_bytes(si),
-                ueb_hash,
-                needed,
-                total,
-                size,
-            })
-        }),
-        (
-            prop_oneof![Just(MutableFormat::Sdmf), Just(MutableFormat::Mdmf)],
-            0..3u8,
-            any::<[u8; 16]>(),
-            any::<[u8; 32]>(),
-        )
-            .prop_map(|(format, access, key, fingerprint)| {
-                let access = match access {
-                    0 => MutableAccess::Write(key),
-                    1 => MutableAccess::Read(key),
-                    _ => MutableAccess::Verify(StorageIndex::from_bytes(key)),
-                };
-                Cap::Mutable(MutableCap {
-                    format,
-                    access,
-                    fingerprint,
-                })
-            }),
-    ]
-}
-
-fn cap() -> impl Strategy<Value = Cap> {
-    prop_oneof![
-        file_cap(),
-        file_cap().prop_map(|inner| Cap::Dir(Box::new(inner)))
-    ]
-}
+use swamp_proto::{Nurl, ShareNumber, SpkiHash};
 
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -134,15 +80,6 @@ where
 }
 
 proptest! {
-    #[test]
-    fn caps_round_trip(cap in cap()) {
-        let text = cap.to_string();
-        prop_assert_eq!(Cap::parse_strict(&text).unwrap(), cap.clone());
-        prop_assert_eq!(Cap::parse_lenient(&text).unwrap(), cap.clone());
-        let ro = cap.read_only();
-        prop_assert_eq!(Cap::parse_strict(&ro.to_string()).unwrap(), ro);
-    }
-
     #[test]
     fn nurls_round_trip(
         hash in any::<[u8; 32]>(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes proto/tests/fixtures/chk.txt: immutable files uploaded by a real Tahoe-LAFS
+"""Writes formats/tests/fixtures/chk.txt: immutable files uploaded by a real Tahoe-LAFS
 1.20 client (2-of-3, a fixed convergence secret) to three Swamp nodes, and the SHA-256
-of every share's bytes as they landed on disk, so swamp-proto's CHK encoder can be
+of every share's bytes as they landed on disk, so swamp-formats' CHK encoder can be
 checked byte for byte against Tahoe's.
 
 Run from the repository root, after `cargo build -p swamp-server`:
@@ -32,7 +32,7 @@ def share_data(path: Path) -> bytes:
 
 
 def main() -> None:
-    out = Path(__file__).resolve().parents[2] / "proto" / "tests" / "fixtures" / "chk.txt"
+    out = Path(__file__).resolve().parents[2] / "formats" / "tests" / "fixtures" / "chk.txt"
     with tempfile.TemporaryDirectory() as tmp:
         grid = L.build_grid(Path(tmp), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
         try:

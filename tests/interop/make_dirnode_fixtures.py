@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes proto/tests/fixtures/dirnode/: a directory made by a real Tahoe-LAFS 1.20
+"""Writes formats/tests/fixtures/dirnode/: a directory made by a real Tahoe-LAFS 1.20
 client (2-of-3) on three Swamp nodes, with a file, a mutable file, a subdirectory and
 non-ASCII names. Files: `cap.txt` (the directory's write cap), `listing.json` (Tahoe's
 own `?t=json` listing), and shares 0 and 1 of its backing SDMF file (`<shnum>.share`).
@@ -19,7 +19,7 @@ from allmydata import uri  # noqa: E402
 
 
 def main() -> None:
-    out = Path(__file__).resolve().parents[2] / "proto" / "tests" / "fixtures" / "dirnode"
+    out = Path(__file__).resolve().parents[2] / "formats" / "tests" / "fixtures" / "dirnode"
     with tempfile.TemporaryDirectory() as tmp:
         grid = L.build_grid(Path(tmp), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
         try:

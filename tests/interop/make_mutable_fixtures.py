@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes proto/tests/fixtures/mutable/: SDMF and MDMF mutable files made by a real
+"""Writes formats/tests/fixtures/mutable/: SDMF and MDMF mutable files made by a real
 Tahoe-LAFS 1.20 client (2-of-3) on three Swamp nodes. For each file: `cap.txt` (the
 write cap), `size.txt`, and the data of shares 0 and 1 as they landed on disk
 (`<shnum>.share`, the mutable container's data region). The plaintext is
@@ -34,7 +34,7 @@ def plaintext(size: int) -> bytes:
 
 
 def main() -> None:
-    out = Path(__file__).resolve().parents[2] / "proto" / "tests" / "fixtures" / "mutable"
+    out = Path(__file__).resolve().parents[2] / "formats" / "tests" / "fixtures" / "mutable"
     with tempfile.TemporaryDirectory() as tmp:
         grid = L.build_grid(Path(tmp), L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
         try:

@@ -638,7 +638,7 @@ pub async fn upload_share(
 /// A client grid over `servers` (2-of-3, happy 3), with fixed client secrets.
 pub fn grid_of(servers: &[TestServer]) -> swamp_client::grid::Grid {
     use swamp_client::grid::{Grid, Server};
-    use swamp_proto::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
+    use swamp_formats::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
     let list = servers
         .iter()
         .map(|s| Server {

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 //! Writes the fuzzers' seed corpora (`fuzz/corpus/<target>/`) from real bytes: Tahoe
-//! 1.20's own shares and caps (`proto/tests/fixtures/`) and Swamp's encoders, so each
+//! 1.20's own shares and caps (`formats/tests/fixtures/`) and Swamp's encoders, so each
 //! fuzz target starts from inputs that reach deep into its decoder. Ignored: run it by
 //! hand after a format changes, and commit what it writes:
 //!
@@ -12,23 +12,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use data_encoding::BASE64URL_NOPAD;
-use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_formats::cap::{Cap, MutableFormat};
+use swamp_formats::mutable::{self, MutableShare};
+use swamp_formats::mutable_encode::{self, MutableParams};
+use swamp_formats::mutable_key::MutableKey;
+use swamp_formats::{chk, dirnode};
 use swamp_proto::feed::{Cursor, FeedBatch, FeedCommand, FeedEvent, ResetReason, RootHash};
-use swamp_proto::mutable::{self, MutableShare};
-use swamp_proto::mutable_encode::{self, MutableParams};
-use swamp_proto::mutable_key::MutableKey;
 use swamp_proto::range::ByteRange;
 use swamp_proto::secrets::{
     LeaseCancelSecret, LeaseRenewSecret, SecretKind, Swissnum, WriteEnabler, format_secret_header,
 };
 use swamp_proto::v1::{self, *};
-use swamp_proto::{Nurl, ShareNumber, SpkiHash, StorageIndex, chk, dirnode};
+use swamp_proto::{Nurl, ShareNumber, SpkiHash, StorageIndex};
+use swamp_server::wal::change::Change;
 use swamp_server::backend::immutable;
 use swamp_server::backend::lease::{LeaseGrant, SecretStorage};
 use swamp_server::backend::mutable::Container;
-use swamp_server::feeds::{encode, token};
-use swamp_server::wal::change::Change;
 use swamp_server::wal::redo::ShareRedo;
+use swamp_server::feeds::{encode, token};
 use swamp_server::wal::{records, records::Entry};
 
 /// The write key the `dirnode` target decrypts write caps with.
@@ -55,7 +56,7 @@ impl Corpus {
 fn fixture(path: &str) -> Vec<u8> {
     fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../proto/tests/fixtures")
+            .join("../formats/tests/fixtures")
             .join(path),
     )
     .unwrap()

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use swamp_formats::cap::ChkCap;
+use swamp_formats::chk::{self, Decoder, SegmentError, ShareMeta};
 use swamp_proto::ShareNumber;
-use swamp_proto::cap::ChkCap;
-use swamp_proto::chk::{self, Decoder, SegmentError, ShareMeta};
 
 use super::upload::FileError;
 use super::{Grid, GridError, Server};

@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::sync::mpsc;
 
-use swamp_proto::chk::ConvergentKeyHasher;
+use swamp_formats::chk::ConvergentKeyHasher;
 
 /// Told how many more bytes of a local file were read (an upload reads its file
 /// twice: once for the convergent key, once to encode), for progress displays.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swamp_proto::cap::Cap;
+use swamp_formats::cap::Cap;
 use tokio::sync::mpsc;
 
 use super::api::FolderInfo;

@@ -17,7 +17,7 @@
 //! - `coalesce.rs`: causes into few, prompt poll requests, one in flight per folder.
 //! - `status.rs`: the daemon's status WebSocket, a push signal for folders added or left.
 //! - `bridge.rs`: the loop that ties them together.
-//! - `report.rs`: the log lines (text or JSON).
+//! - `report.rs`: what the bridge reports (printed by the CLI, text or JSON).
 
 pub mod api;
 mod bridge;

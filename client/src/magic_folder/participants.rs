@@ -8,7 +8,7 @@
 //! changes are magic-folder's own uploads and need no poll (its directory is not
 //! even followed; this filter is the second guard).
 
-use swamp_proto::dirdiff::ChildChange;
+use swamp_formats::dirdiff::ChildChange;
 
 use crate::watch::WatchEvent;
 
@@ -68,7 +68,7 @@ pub fn classify(event: &WatchEvent, me: &str) -> Option<Cause> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use swamp_proto::dirnode::Entry;
+    use swamp_formats::dirnode::Entry;
 
     use super::*;
 

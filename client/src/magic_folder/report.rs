@@ -1,11 +1,10 @@
 //! What the bridge tells its user: one line per poll it asks for (folder, causes,
 //! latency from the first cause to the request), and info lines for everything that
 //! changes what it follows or reaches (folders added, daemon away and back, feeds
-//! lost and regained). As text, or as one JSON object per line.
+//! lost and regained). `tahoe magic-folder-push` prints them, as text or as one JSON
+//! object per line.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde_json::{Value, json};
+use std::time::Duration;
 
 /// One thing the bridge reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,89 +41,4 @@ pub enum BridgeEvent {
     },
     /// Anything else worth an info line.
     Info(String),
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e4).round() / 10.0
-}
-
-/// One line of text for `event`.
-pub fn format_line(event: &BridgeEvent) -> String {
-    match event {
-        BridgeEvent::PollRequested {
-            folder,
-            causes,
-            latency,
-        } => format!(
-            "poll {folder}: {} (latency {} ms)",
-            causes.join(", "),
-            millis(*latency)
-        ),
-        BridgeEvent::PollFailed {
-            folder,
-            error,
-            retry_in,
-        } => format!(
-            "info: poll of {folder} failed ({error}); asking again in {:.1} s",
-            retry_in.as_secs_f64()
-        ),
-        BridgeEvent::Following { folder, author } => {
-            format!("info: following folder {folder} (as {author})")
-        }
-        BridgeEvent::Stopped { folder } => format!("info: no longer following folder {folder}"),
-        BridgeEvent::Info(text) => format!("info: {text}"),
-    }
-}
-
-/// One JSON object for `event`, with the wall-clock time it was reported.
-pub fn json_line(event: &BridgeEvent) -> Value {
-    let time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let mut v = match event {
-        BridgeEvent::PollRequested {
-            folder,
-            causes,
-            latency,
-        } => {
-            json!({"event": "poll", "folder": folder, "causes": causes, "latency_ms": millis(*latency)})
-        }
-        BridgeEvent::PollFailed {
-            folder,
-            error,
-            retry_in,
-        } => json!({"event": "poll-failed", "folder": folder, "error": error,
-                    "retry_in_ms": millis(*retry_in)}),
-        BridgeEvent::Following { folder, author } => {
-            json!({"event": "following", "folder": folder, "author": author})
-        }
-        BridgeEvent::Stopped { folder } => json!({"event": "stopped", "folder": folder}),
-        BridgeEvent::Info(text) => json!({"event": "info", "message": text}),
-    };
-    v["time"] = json!(time);
-    v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_poll_is_one_line_with_folder_causes_and_latency() {
-        let event = BridgeEvent::PollRequested {
-            folder: "docs".into(),
-            causes: vec!["alice".into(), "carol (added)".into()],
-            latency: Duration::from_micros(123_456),
-        };
-        assert_eq!(
-            format_line(&event),
-            "poll docs: alice, carol (added) (latency 123.5 ms)"
-        );
-        let json = json_line(&event);
-        assert_eq!(json["event"], "poll");
-        assert_eq!(json["folder"], "docs");
-        assert_eq!(json["causes"][1], "carol (added)");
-        assert_eq!(json["latency_ms"], 123.5);
-        assert!(json["time"].as_f64().is_some_and(|t| t > 1e9));
-    }
 }

@@ -6,7 +6,7 @@
 //! next run resumes from `FOLDER/.swamp-mirror.json`. See `swamp_examples::mirror`.
 
 use swamp_examples::mirror::{MirrorOptions, run};
-use swamp_proto::cap::Cap;
+use swamp_formats::cap::Cap;
 use tokio::sync::mpsc;
 
 #[tokio::main]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use swamp_client::dir_edit::Replace;
 use swamp_client::grid::GridError;
 use swamp_client::watch::{WatchEvent, WatchOptions, watch};
-use swamp_proto::cap::{Cap, MutableFormat};
-use swamp_proto::dirdiff::ChildChange;
+use swamp_formats::cap::{Cap, MutableFormat};
+use swamp_formats::dirdiff::ChildChange;
 use swamp_tests::{TestServer, grid_of, random_bytes};
 use tokio::sync::mpsc;
 
@@ -19,7 +19,7 @@ async fn three() -> [TestServer; 3] {
     ]
 }
 
-fn names(entries: &[swamp_proto::dirnode::Entry]) -> Vec<&str> {
+fn names(entries: &[swamp_formats::dirnode::Entry]) -> Vec<&str> {
     entries.iter().map(|e| e.name.as_str()).collect()
 }
 
@@ -260,6 +260,50 @@ async fn watch_bounds_its_depth_and_skips_named_directories() {
         next_change(&mut rx).await,
         WatchEvent::Changed { path, .. } if path == "theirs/c"
     ));
+    drop(rx);
+    let (_servers, result) = watcher.await.unwrap();
+    result.unwrap();
+}
+
+/// A mutable file's shares are on all three servers, so every version is announced by
+/// three feeds (and by their snapshots); the watch reads it once and reports it once.
+#[tokio::test]
+async fn watch_reports_each_version_of_a_file_once() {
+    let servers = three().await;
+    let grid = grid_of(&servers);
+    let file = grid
+        .create_mutable(b"v1", MutableFormat::Mdmf)
+        .await
+        .unwrap();
+    let options = WatchOptions {
+        snapshot: true,
+        ..WatchOptions::default()
+    };
+    let (mut rx, watcher) = spawn_watch(servers, &Cap::Mutable(file), options);
+    let mut seqnums = Vec::new();
+    loop {
+        match next_change(&mut rx).await {
+            WatchEvent::Version { seqnum, .. } => seqnums.push(seqnum),
+            WatchEvent::Ready => break,
+            other => panic!("expected the file's version, got {other:?}"),
+        }
+    }
+    assert_eq!(seqnums, [1], "the snapshot");
+    for seqnum in 2..=4u64 {
+        let data = format!("v{seqnum}");
+        grid.overwrite_mutable(&file, data.as_bytes(), None)
+            .await
+            .unwrap();
+        // A version reported twice would come before the next one.
+        match next_change(&mut rx).await {
+            WatchEvent::Version {
+                seqnum: got,
+                data: read,
+                ..
+            } => assert_eq!((got, read), (seqnum, data.into_bytes()), "once, in order"),
+            other => panic!("expected version {seqnum}, got {other:?}"),
+        }
+    }
     drop(rx);
     let (_servers, result) = watcher.await.unwrap();
     result.unwrap();

@@ -1,12 +1,11 @@
 //! The client library's feed client against the real server: each transport, resume
-//! across a restart, reset, and the multi-server watcher.
+//! across a restart, and reset. (Following several servers is the watcher's job:
+//! `dirs.rs`.)
 
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use swamp_client::feed::{
-    FeedItem, FeedOptions, FeedRequest, Transport, WatchItem, follow, watch_many,
-};
+use swamp_client::feed::{FeedItem, FeedOptions, FeedRequest, Transport, follow};
 use swamp_proto::feed::{Cursor, FeedEvent, ResetReason};
 use swamp_tests::{Secrets, TestOptions, TestServer, mdmf_share, random_si, write_slot};
 
@@ -175,54 +174,4 @@ async fn a_reset_is_passed_on_and_the_feed_continues() {
     }
     write_slot(&server.client, &si, &s, 0, &mdmf_share(8, [8; 32], b"")).await;
     assert_eq!(seqnum_of(&next_event(&mut stream).await), Some(8));
-}
-
-#[tokio::test]
-async fn the_multi_server_watcher_reports_each_version_once() {
-    let servers = TestServer::three().await;
-    let (si, s) = (random_si(), Secrets::random());
-    let nurls: Vec<_> = servers.iter().map(|srv| srv.nurl.clone()).collect();
-    let mut watch = Box::pin(watch_many(
-        &nurls,
-        vec![si],
-        true,
-        quick(vec![Transport::WebSocket]),
-    ));
-    let mut synced = 0;
-    while synced < 3 {
-        let item = tokio::time::timeout(Duration::from_secs(20), watch.next())
-            .await
-            .unwrap()
-            .unwrap();
-        if let WatchItem::Other {
-            item: FeedItem::Event(FeedEvent::Synced { .. }),
-            ..
-        } = item
-        {
-            synced += 1;
-        }
-    }
-    for version in [1u64, 2] {
-        for (shnum, server) in servers.iter().enumerate() {
-            write_slot(
-                &server.client,
-                &si,
-                &s,
-                shnum as u64,
-                &mdmf_share(version, [version as u8; 32], b""),
-            )
-            .await;
-        }
-        let mut versions = Vec::new();
-        // Three servers report the version; it must come out once. A following write
-        // marks the end of this round.
-        write_slot(&servers[0].client, &random_si(), &s, 0, b"").await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while let Ok(Some(item)) = tokio::time::timeout_at(deadline, watch.next()).await {
-            if let WatchItem::Version(v) = item {
-                versions.push(v.seqnum);
-            }
-        }
-        assert_eq!(versions, vec![version], "one report per version");
-    }
 }

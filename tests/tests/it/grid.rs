@@ -1,7 +1,7 @@
 //! Immutable files through the client library's grid: three real servers, 2-of-3.
 
 use swamp_client::grid::GridError;
-use swamp_proto::cap::Cap;
+use swamp_formats::cap::Cap;
 use swamp_tests::{TestServer, grid_of, random_bytes};
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn upload_and_download_round_trip_tolerating_a_damaged_share() {
 /// pinned to real Tahoe's), and it downloads into a file intact.
 #[tokio::test]
 async fn a_streamed_file_upload_writes_exactly_the_reference_shares() {
-    use swamp_proto::chk::{Params, convergent_key, encode};
+    use swamp_formats::chk::{Params, convergent_key, encode};
     let servers = TestServer::three().await;
     let grid = grid_of(&servers);
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +88,7 @@ async fn a_streamed_file_upload_writes_exactly_the_reference_shares() {
     let params = Params {
         needed: 2,
         total: 3,
-        max_segment_size: swamp_proto::chk::DEFAULT_MAX_SEGMENT_SIZE,
+        max_segment_size: swamp_formats::chk::DEFAULT_MAX_SEGMENT_SIZE,
     };
     // grid_of's convergence secret.
     let reference = encode(&data, convergent_key(&data, &params, &[9; 32]), &params).unwrap();
@@ -172,13 +172,14 @@ async fn upload_places_shares_around_a_dead_server_and_refuses_when_unhappy() {
         other => panic!("expected NotHappy, got {other:?}"),
     }
     // The refused file's storage index, as the upload computed it (convergent key).
-    let params = swamp_proto::chk::Params {
+    let params = swamp_formats::chk::Params {
         needed: 2,
         total: 3,
-        max_segment_size: swamp_proto::chk::DEFAULT_MAX_SEGMENT_SIZE,
+        max_segment_size: swamp_formats::chk::DEFAULT_MAX_SEGMENT_SIZE,
     };
-    let key = swamp_proto::chk::convergent_key(&data, &params, &[9; 32]);
-    let si = swamp_proto::StorageIndex::from_bytes(swamp_proto::hashutil::storage_index_hash(&key));
+    let key = swamp_formats::chk::convergent_key(&data, &params, &[9; 32]);
+    let si =
+        swamp_proto::StorageIndex::from_bytes(swamp_formats::hashutil::storage_index_hash(&key));
     for server in &servers {
         let held = server.client.immutable().list_shares(&si).await.unwrap();
         assert!(held.is_empty(), "no share of a refused upload");

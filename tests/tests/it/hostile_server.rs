@@ -14,8 +14,8 @@ use futures::StreamExt;
 use swamp_client::feed::{FeedItem, FeedOptions, FeedRequest, Transport, follow};
 use swamp_client::grid::{Grid, GridError, Server};
 use swamp_client::{ClientError, ClientOptions, StorageClient};
-use swamp_proto::cap::{Cap, MutableFormat};
-use swamp_proto::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
+use swamp_formats::cap::{Cap, MutableFormat};
+use swamp_formats::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params};
 use swamp_proto::{Nurl, ShareNumber};
 use swamp_server::node::NodeIdentity;
 use swamp_server::node::settings::LocationHint;
@@ -718,7 +718,7 @@ fn mixed_grid(real: &[&TestServer], hostile: &[&Hostile]) -> Grid {
 /// bytes, and the two servers that do not hold share 0.
 async fn uploaded_without_share_zero(
     servers: &[TestServer],
-) -> (swamp_proto::cap::ChkCap, Vec<u8>, Vec<&TestServer>) {
+) -> (swamp_formats::cap::ChkCap, Vec<u8>, Vec<&TestServer>) {
     let data = random_bytes(300_000);
     let Cap::Chk(chk) = grid_of(servers).upload(&data).await.unwrap() else {
         panic!("expected a CHK cap")
@@ -802,7 +802,7 @@ async fn a_share_with_absurd_offsets_is_blamed_reported_and_replaced() {
         .max()
         .unwrap();
     assert!(
-        largest <= 8 + swamp_proto::chk::MAX_UEB_LEN,
+        largest <= 8 + swamp_formats::chk::MAX_UEB_LEN,
         "asked for {largest} bytes"
     );
     let advised = format!("/storage/v1/immutable/{si}/0/corrupt");
@@ -845,7 +845,7 @@ async fn a_hung_server_holding_a_share_costs_a_timeout_not_the_download() {
 async fn absurd_caps_are_refused_cleanly() {
     let server = TestServer::start().await;
     let grid = grid_of(std::slice::from_ref(&server));
-    let cap = |needed: u16, total: u16, size: u64| swamp_proto::cap::ChkCap {
+    let cap = |needed: u16, total: u16, size: u64| swamp_formats::cap::ChkCap {
         key: [1; 16],
         ueb_hash: [2; 32],
         needed,
@@ -877,10 +877,10 @@ async fn crypttext_leaves(
     let header = server
         .client
         .immutable()
-        .read_share_chunk(si, shnum, 0, swamp_proto::chk::HEADER_LEN)
+        .read_share_chunk(si, shnum, 0, swamp_formats::chk::HEADER_LEN)
         .await
         .unwrap();
-    let offsets = swamp_proto::chk::parse_offsets(&header).unwrap();
+    let offsets = swamp_formats::chk::parse_offsets(&header).unwrap();
     let nodes = (offsets.block_hashes - offsets.crypttext_hash_tree) / 32;
     offsets.crypttext_hash_tree + nodes / 2 * 32
 }

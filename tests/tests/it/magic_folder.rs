@@ -14,7 +14,7 @@ use axum::routing::{get, put};
 use swamp_client::dir_edit::Replace;
 use swamp_client::grid::Grid;
 use swamp_client::magic_folder::{BridgeEvent, BridgeOptions, DaemonApi, run};
-use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_formats::cap::{Cap, MutableFormat};
 use swamp_tests::{TestOptions, TestServer, grid_of};
 use tokio::sync::mpsc;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use swamp_client::dir_edit::Replace;
 use swamp_client::grid::Grid;
 use swamp_examples::mirror::{MirrorEvent, MirrorOptions, STATE_FILE, run};
-use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_formats::cap::{Cap, MutableFormat};
 use swamp_tests::{TestServer, grid_of, random_bytes};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -2,8 +2,8 @@
 //! real servers, 2-of-3.
 
 use swamp_client::grid::GridError;
+use swamp_formats::cap::{MutableCap, MutableFormat};
 use swamp_proto::ShareNumber;
-use swamp_proto::cap::{MutableCap, MutableFormat};
 use swamp_proto::v1::{ReadTestWriteRequest, TestWriteVectors};
 use swamp_tests::{TestServer, grid_of, random_bytes};
 

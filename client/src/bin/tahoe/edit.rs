@@ -5,7 +5,7 @@
 
 use swamp_client::dir_edit::Replace;
 use swamp_client::grid::{Grid, GridError};
-use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_formats::cap::{Cap, MutableFormat};
 
 use crate::fail::Failure;
 use crate::paths::{self, Path};

@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use swamp_client::grid::Grid;
-use swamp_proto::cap::Cap;
-use swamp_proto::dirdiff::{ChildInfo, ChildKind};
-use swamp_proto::dirnode::Entry;
+use swamp_formats::cap::Cap;
+use swamp_formats::dirdiff::{ChildInfo, ChildKind};
+use swamp_formats::dirnode::Entry;
 
 use crate::fail::Failure;
 use crate::paths::{self, Path};
@@ -245,7 +245,7 @@ fn node_json(entry: &Entry) -> Value {
 
 /// The `format` the web API reports (CHK, LIT, SDMF, MDMF).
 fn format_name(cap: Option<&Cap>) -> Option<&'static str> {
-    use swamp_proto::cap::MutableFormat;
+    use swamp_formats::cap::MutableFormat;
     match cap? {
         Cap::Lit(_) => Some("LIT"),
         Cap::Chk(_) | Cap::ChkVerifier(_) => Some("CHK"),

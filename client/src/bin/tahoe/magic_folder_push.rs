@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swamp_client::grid::Grid;
-use swamp_client::magic_folder::report::{format_line, json_line};
 use swamp_client::magic_folder::{BridgeEvent, BridgeOptions, DaemonApi, run};
 
 use crate::fail::Failure;
+use crate::push_format::{format_line, json_line};
 
 /// `magic-folder-push` flags.
 #[derive(clap::Args)]

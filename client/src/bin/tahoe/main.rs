@@ -12,8 +12,10 @@ mod ls;
 mod magic_folder_push;
 mod paths;
 mod progress;
+mod push_format;
 mod transfer;
 mod watch_cmd;
+mod watch_format;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use swamp_client::grid::Grid;
 use swamp_client::nodedir::{load_aliases, load_grid};
-use swamp_proto::cap::{Cap, MutableFormat};
+use swamp_formats::cap::{Cap, MutableFormat};
 
 use crate::fail::Failure;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use swamp_client::dirs::split_path;
 use swamp_client::grid::{Grid, GridError};
-use swamp_proto::cap::Cap;
+use swamp_formats::cap::Cap;
 
 use crate::fail::Failure;
 

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use swamp_client::grid::{FileError, Grid};
-use swamp_proto::cap::Cap;
+use swamp_formats::cap::Cap;
 
 use crate::fail::Failure;
 use crate::progress::Bar;

@@ -6,10 +6,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use swamp_client::grid::Grid;
-use swamp_client::watch::{WatchEvent, WatchOptions, format_line, json_line, watch};
+use swamp_client::watch::{WatchEvent, WatchOptions, watch};
 
 use crate::fail::Failure;
 use crate::paths;
+use crate::watch_format::{format_line, json_line};
 
 /// `watch` flags.
 #[derive(clap::Args)]

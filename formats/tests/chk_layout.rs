@@ -1,6 +1,6 @@
 //! CHK encoding details checked against Tahoe itself.
 
-use swamp_proto::chk::share_hash_order;
+use swamp_formats::chk::share_hash_order;
 
 /// The share hash chain is written in CPython set order (`fixtures/share_hash_order.json`,
 /// from `make_share_hash_order.py`).
@@ -27,8 +27,8 @@ fn share_hash_chains_are_in_tahoes_order() {
 #[test]
 fn encoding_is_byte_identical_to_tahoe() {
     use sha2::{Digest, Sha256};
-    use swamp_proto::cap::Cap;
-    use swamp_proto::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params, convergent_key, encode};
+    use swamp_formats::cap::Cap;
+    use swamp_formats::chk::{DEFAULT_MAX_SEGMENT_SIZE, Params, convergent_key, encode};
 
     let fixture = include_str!("fixtures/chk.txt");
     let secret_line = fixture

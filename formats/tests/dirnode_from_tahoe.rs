@@ -3,9 +3,9 @@
 //! `tests/interop/make_dirnode_fixtures.py`): decoding its backing SDMF file and
 //! parsing it gives Tahoe's own listing; packing it again gives Tahoe's bytes.
 
-use swamp_proto::cap::Cap;
-use swamp_proto::dirnode::{pack, parse};
-use swamp_proto::mutable::{MutableShare, decode};
+use swamp_formats::cap::Cap;
+use swamp_formats::dirnode::{pack, parse};
+use swamp_formats::mutable::{MutableShare, decode};
 
 #[test]
 fn directory_written_by_tahoe_parses_and_repacks_byte_for_byte() {

@@ -2,8 +2,8 @@
 //! SDMF and MDMF files written by real Tahoe 1.20 (`fixtures/mutable/`, made by
 //! `tests/interop/make_mutable_fixtures.py`) verify and decode byte-exact.
 
-use swamp_proto::cap::Cap;
-use swamp_proto::mutable::{MutableShare, decode, signed_share_len};
+use swamp_formats::cap::Cap;
+use swamp_formats::mutable::{MutableShare, decode, signed_share_len};
 
 fn check(name: &str, cap: &str, size: usize, shares: [&[u8]; 2]) {
     let Cap::Mutable(cap) = cap.trim().parse::<Cap>().unwrap() else {

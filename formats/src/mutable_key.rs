@@ -18,9 +18,10 @@ use rsa::rand_core::CryptoRng;
 use rsa::signature::RandomizedSigner;
 use rsa::traits::PublicKeyParts;
 use sha2::Sha256;
+use swamp_proto::DecodeError;
 
 use crate::cap::{MutableAccess, MutableCap, MutableFormat};
-use crate::{DecodeError, aes, hashutil};
+use crate::{aes, hashutil};
 
 /// Tahoe's mutable-file key size; it refuses to load any other.
 pub const KEY_BITS: usize = 2048;

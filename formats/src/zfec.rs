@@ -16,7 +16,7 @@
 
 use std::sync::OnceLock;
 
-use crate::DecodeError;
+use swamp_proto::DecodeError;
 
 mod simd;
 

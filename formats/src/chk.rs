@@ -9,11 +9,13 @@
 //! tree, its block hash tree, the share hash chain to the share-tree root, and the
 //! URI extension block (UEB), in layout version 1 (or 2 when a size reaches 2^32).
 
+use swamp_proto::{DecodeError, StorageIndex};
+
+use crate::aes;
 use crate::cap::ChkCap;
 use crate::hashtree::{HashTree, roundup_pow2};
 use crate::hashutil::{self, netstring};
 use crate::zfec::Zfec;
-use crate::{DecodeError, StorageIndex, aes};
 
 /// Tahoe's default largest segment: 1 MiB.
 pub const DEFAULT_MAX_SEGMENT_SIZE: u64 = 1024 * 1024;

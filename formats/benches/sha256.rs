@@ -1,6 +1,6 @@
 //! SHA-256 throughput, one stream against two interleaved ([`update_pair`]), in MiB/s
 //! of hashed bytes over 512 KiB messages (a 2-of-3 block of a 1 MiB segment):
-//! `cargo bench -p swamp-proto --bench sha256`.
+//! `cargo bench -p swamp-formats --bench sha256`.
 //!
 //! Dependency-free, like the zfec bench: each case runs for about `SECS` seconds, the
 //! cases take turns within each of `REPS` rounds, and the best and median are printed.
@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use swamp_proto::sha256::{Sha256, update_pair};
+use swamp_formats::sha256::{Sha256, update_pair};
 
 const MESSAGE: usize = 512 * 1024;
 const REPS: usize = 5;

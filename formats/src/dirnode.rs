@@ -8,9 +8,10 @@
 //! what was parsed gives Tahoe's bytes back, and a diff at the entry level is cheap.
 
 use serde_json::Value;
+use swamp_proto::DecodeError;
 
+use crate::aes;
 use crate::hashutil::{self, netstring};
-use crate::{DecodeError, aes};
 
 /// One child.
 #[derive(Clone, Debug, PartialEq)]

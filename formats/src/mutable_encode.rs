@@ -13,12 +13,13 @@
 //! Tahoe share exactly except for its signature).
 
 use rsa::rand_core::CryptoRng;
+use swamp_proto::DecodeError;
 
 use crate::cap::MutableFormat;
 use crate::hashtree::HashTree;
 use crate::mutable_key::MutableKey;
 use crate::zfec::Zfec;
-use crate::{DecodeError, aes, hashutil};
+use crate::{aes, hashutil};
 
 /// Tahoe's MDMF segment size before rounding up to a multiple of k
 /// (`DEFAULT_MUTABLE_MAX_SEGMENT_SIZE`).

@@ -9,8 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::secrets::WriteEnabler;
-use crate::{DecodeError, StorageIndex, base32, hashutil};
+use swamp_proto::secrets::WriteEnabler;
+use swamp_proto::{DecodeError, StorageIndex, base32};
+
+use crate::hashutil;
 
 /// SDMF or MDMF.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]

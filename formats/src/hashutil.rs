@@ -284,7 +284,7 @@ pub fn permute_server_hash(storage_index: &[u8], seed: &[u8]) -> [u8; 20] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base32;
+    use swamp_proto::base32;
 
     fn b32(bytes: &[u8]) -> String {
         base32::encode(bytes)

@@ -122,7 +122,8 @@ pub fn verify_leaf(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{base32, hashutil::block_hash};
+    use crate::hashutil::block_hash;
+    use swamp_proto::base32;
 
     /// Roots and needed-hash sets computed by Tahoe's `HashTree` over
     /// `[block_hash(b"%d" % i) for i in range(n)]`, for the last leaf.

@@ -4,10 +4,10 @@
 //! RSA-PSS signature, which is randomized (and must verify). Also: fresh files
 //! round-trip through encode, parse, verify and decode.
 
-use swamp_proto::cap::{Cap, MutableCap, MutableFormat};
-use swamp_proto::mutable::{MutableShare, decode, signed_share_len};
-use swamp_proto::mutable_encode::{MutableParams, encode, encode_with_salts};
-use swamp_proto::mutable_key::MutableKey;
+use swamp_formats::cap::{Cap, MutableCap, MutableFormat};
+use swamp_formats::mutable::{MutableShare, decode, signed_share_len};
+use swamp_formats::mutable_encode::{MutableParams, encode, encode_with_salts};
+use swamp_formats::mutable_key::MutableKey;
 
 fn plaintext(size: usize) -> Vec<u8> {
     (0..size).map(|j| ((j * 37 + size) % 256) as u8).collect()

@@ -1,5 +1,5 @@
 //! zfec throughput per kernel (scalar against SIMD), in MB/s of segment data, for
-//! Tahoe-sized 128 KiB segments: `cargo bench -p swamp-proto --bench zfec`.
+//! Tahoe-sized 128 KiB segments: `cargo bench -p swamp-formats --bench zfec`.
 //!
 //! Dependency-free: each measurement runs the operation for about `SECS` seconds, and
 //! the kernels take turns within each of `REPS` rounds, so on a busy machine they see
@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use swamp_proto::zfec::{Kernel, Zfec};
+use swamp_formats::zfec::{Kernel, Zfec};
 
 const SEGMENT: usize = 128 * 1024;
 const REPS: usize = 5;

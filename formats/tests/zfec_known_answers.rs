@@ -1,8 +1,8 @@
-//! swamp-proto's erasure coder against Python zfec 1.6's output
+//! swamp-formats' erasure coder against Python zfec 1.6's output
 //! (`fixtures/zfec.txt`, made by `fixtures/make_zfec_fixtures.py`).
 
 use sha2::{Digest, Sha256};
-use swamp_proto::zfec::{Kernel, Zfec};
+use swamp_formats::zfec::{Kernel, Zfec};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

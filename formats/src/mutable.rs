@@ -10,10 +10,11 @@
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use sha2::Sha256;
+use swamp_proto::DecodeError;
 
 use crate::hashtree::{HashTree, roundup_pow2, verify_leaf};
 use crate::zfec::Zfec;
-use crate::{DecodeError, aes, hashutil};
+use crate::{aes, hashutil};
 
 /// A parsed mutable share (not yet verified).
 #[derive(Clone, Debug)]
