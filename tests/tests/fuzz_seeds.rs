@@ -24,12 +24,12 @@ use swamp_proto::secrets::{
 };
 use swamp_proto::v1::{self, *};
 use swamp_proto::{Nurl, ShareNumber, SpkiHash, StorageIndex};
-use swamp_server::wal::change::Change;
 use swamp_server::backend::immutable;
 use swamp_server::backend::lease::{LeaseGrant, SecretStorage};
 use swamp_server::backend::mutable::Container;
-use swamp_server::wal::redo::ShareRedo;
 use swamp_server::feeds::{encode, token};
+use swamp_server::wal::change::Change;
+use swamp_server::wal::redo::ShareRedo;
 use swamp_server::wal::{records, records::Entry};
 
 /// The write key the `dirnode` target decrypts write caps with.
