@@ -160,8 +160,10 @@ impl<'de> Deserialize<'de> for ShareNumber {
 pub struct SlotVersion {
     /// The share's sequence number (bytes 1..9 of the share data).
     pub seqnum: u64,
-    /// The share's root hash (bytes 9..41).
-    pub roothash: RootHash,
+    /// The share's root hash (bytes 9..41); `roothash` when serialized (the change
+    /// records of the server's journal hold it).
+    #[serde(rename = "roothash")]
+    pub root_hash: RootHash,
     /// 0 for SDMF, 1 for MDMF.
     pub format: u8,
 }
@@ -176,7 +178,7 @@ impl SlotVersion {
         Some(Self {
             format: prefix[0],
             seqnum: u64::from_be_bytes(prefix[1..9].try_into().ok()?),
-            roothash: RootHash(prefix[9..41].try_into().ok()?),
+            root_hash: RootHash(prefix[9..41].try_into().ok()?),
         })
     }
 }
@@ -216,8 +218,9 @@ pub enum FeedEvent {
         shnum: ShareNumber,
         /// The share's new sequence number (`null` if the share is too short to have one).
         seqnum: Option<u64>,
-        /// The share's new root hash (`null` likewise).
-        roothash: Option<RootHash>,
+        /// The share's new root hash (`null` likewise); `roothash` on the wire.
+        #[serde(rename = "roothash")]
+        root_hash: Option<RootHash>,
         /// 0 SDMF, 1 MDMF (`null` likewise).
         format: Option<u8>,
         /// The share's data length in bytes.
@@ -263,8 +266,9 @@ pub enum FeedEvent {
         shnum: ShareNumber,
         /// Mutable: sequence number.
         seqnum: Option<u64>,
-        /// Mutable: root hash.
-        roothash: Option<RootHash>,
+        /// Mutable: root hash; `roothash` on the wire.
+        #[serde(rename = "roothash")]
+        root_hash: Option<RootHash>,
         /// Mutable: 0 SDMF, 1 MDMF.
         format: Option<u8>,
         /// Data length (mutable) or size (immutable).
@@ -357,7 +361,7 @@ impl FeedEvent {
     }
 
     /// For an event that says what a slot holds now (a change, a deletion, or a
-    /// snapshot): its storage index and the version there, `(seqnum, roothash)`, or
+    /// snapshot): its storage index and the version there, `(seqnum, root_hash)`, or
     /// `None` for the version when the share is gone or too short to have one. Sync
     /// clients compare that version with the one they last read.
     pub fn slot_version(&self) -> Option<(StorageIndex, Option<(u64, RootHash)>)> {
@@ -365,15 +369,15 @@ impl FeedEvent {
             Self::SlotChanged {
                 si,
                 seqnum,
-                roothash,
+                root_hash,
                 ..
             }
             | Self::Snapshot {
                 si,
                 seqnum,
-                roothash,
+                root_hash,
                 ..
-            } => Some((*si, seqnum.zip(*roothash))),
+            } => Some((*si, seqnum.zip(*root_hash))),
             Self::SlotDeleted { si, .. } => Some((*si, None)),
             _ => None,
         }
@@ -438,7 +442,7 @@ mod tests {
             si,
             shnum: ShareNumber::new(3),
             seqnum: Some(7),
-            roothash: Some(RootHash([0; 32])),
+            root_hash: Some(RootHash([0; 32])),
             format: Some(1),
             length: 100,
         };
@@ -544,7 +548,7 @@ mod tests {
         prefix.extend_from_slice(&9u64.to_be_bytes());
         prefix.extend_from_slice(&[5; 32]);
         let v = SlotVersion::from_share_prefix(&prefix).unwrap();
-        assert_eq!((v.format, v.seqnum, v.roothash), (1, 9, RootHash([5; 32])));
+        assert_eq!((v.format, v.seqnum, v.root_hash), (1, 9, RootHash([5; 32])));
         assert!(SlotVersion::from_share_prefix(&prefix[..40]).is_none());
         prefix[0] = 7;
         assert!(SlotVersion::from_share_prefix(&prefix).is_none());

@@ -4,9 +4,12 @@
 //! # Layout
 //! - [`activity`]: counters for the operator's activity stream.
 //! - [`backend`]: shares on disk in Tahoe's format; uploads, read-test-write, leases.
-//! - [`feeds`]: change feeds: the journal of committed changes (also the write-ahead
-//!   log of read-test-write, see `backend/redo.rs`), the hub that fans them out, and
-//!   subscriptions. No transport: those are `http::feed`'s.
+//! - [`wal`]: the storage's write-ahead log: every committed change, synced before it
+//!   is acknowledged (read-test-write's redo, replayed at open), and the feeds' history
+//!   on disk. Owned by [`backend::Storage`]; hands synced changes to the feeds through
+//!   one hook ([`wal::Publisher`]).
+//! - [`feeds`]: change feeds: the history of published changes, the hub that fans them
+//!   out, and subscriptions. No transport: those are `http::feed`'s.
 //! - [`node`]: the node directory: `tahoe.cfg`, environment overrides, identity files.
 //! - [`http`]: routes, authorization, content negotiation, the error-to-status map, and
 //!   the feed transports (`http::feed`: WebSocket, SSE, long-poll).
@@ -27,5 +30,6 @@ pub mod serve;
 pub mod start;
 pub mod tasks;
 pub mod tls;
+pub mod wal;
 
 pub use serve::{Server, serve};

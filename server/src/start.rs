@@ -17,12 +17,9 @@ pub enum StartError {
     /// Bad or unwritable identity files.
     #[error(transparent)]
     Identity(#[from] crate::node::IdentityError),
-    /// The storage directory cannot be used.
+    /// The storage directory or its write-ahead log cannot be used.
     #[error(transparent)]
     Storage(#[from] crate::backend::StorageError),
-    /// The feed journal cannot be opened.
-    #[error("cannot open the feed journal")]
-    Journal(#[source] std::io::Error),
     /// The certificate or key is unusable for TLS.
     #[error("the node's certificate or key cannot be used for TLS")]
     Tls(#[source] rustls::Error),
@@ -54,7 +51,7 @@ pub fn load_node(
         has_shares,
         &config.location,
     )?);
-    let storage = Storage::open(
+    let server = assemble(
         &config.storage_dir(),
         StorageSettings {
             nodeid: identity.tubid,
@@ -67,9 +64,6 @@ pub fn load_node(
             max_read_answer_size: config.limits.max_read_answer_size,
             faults: crate::backend::faults::Faults::default(),
         },
-    )?;
-    let server = assemble(
-        storage,
         &identity,
         config.limits.clone(),
         config.expiry.clone(),
@@ -102,21 +96,28 @@ pub fn describe_node(
     Ok((config, identity))
 }
 
-/// A server over `storage` with `identity`'s TLS and swissnum.
+/// A server over the storage directory `storage_dir` with `identity`'s TLS and
+/// swissnum. The feeds' hub is made first and the storage opened with it as its
+/// publisher (the storage replays its write-ahead log then); the feeds hold both.
 ///
 /// # Errors
-/// [`StartError::Tls`], [`StartError::Journal`].
+/// [`StartError::Tls`], [`StartError::Storage`].
 pub fn assemble(
-    storage: Storage,
+    storage_dir: &Path,
+    storage_settings: StorageSettings,
     identity: &NodeIdentity,
     limits: Limits,
     expiry: Option<crate::backend::expiry::ExpiryPolicy>,
     feed_settings: crate::feeds::FeedSettings,
 ) -> Result<Server, StartError> {
     let tls = crate::tls::server_config(identity).map_err(StartError::Tls)?;
-    let storage = Arc::new(storage);
-    let feeds = crate::feeds::Feeds::attach(Arc::clone(&storage), feed_settings)
-        .map_err(StartError::Journal)?;
+    let hub = crate::feeds::Hub::new(feed_settings, storage_settings.clock.clone());
+    let storage = Arc::new(Storage::open(
+        storage_dir,
+        storage_settings,
+        Arc::clone(&hub) as _,
+    )?);
+    let feeds = crate::feeds::Feeds::new(Arc::clone(&storage), hub);
     Ok(Server {
         app: App {
             storage,

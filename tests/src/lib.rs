@@ -79,7 +79,7 @@ impl TestOptions {
     /// Options whose feed keeps only `events` events of exact history, whatever their
     /// age: older cursors get latest states, and the journal compacts early.
     pub fn short_history(events: usize) -> Self {
-        use swamp_server::feeds::journal::Retention;
+        use swamp_server::feeds::Retention;
         Self {
             feeds: swamp_server::feeds::FeedSettings {
                 retention: Retention {
@@ -149,7 +149,7 @@ impl TestServer {
         options: TestOptions,
         addr: SocketAddr,
     ) -> Self {
-        let storage = Storage::open(
+        let server = swamp_server::start::assemble(
             &storage_dir,
             StorageSettings {
                 reserved_space: options.reserved_space,
@@ -160,10 +160,6 @@ impl TestServer {
                 faults: options.faults.clone(),
                 ..StorageSettings::new(identity.tubid, options.clock.as_clock())
             },
-        )
-        .expect("open storage");
-        let server = swamp_server::start::assemble(
-            storage,
             &identity,
             options.limits.clone(),
             None,
@@ -363,13 +359,13 @@ pub mod feed {
     use super::TestServer;
 
     /// Asserts `event` is `slot_changed` for an MDMF version (si, shnum, seqnum,
-    /// roothash) and returns its cursor; `context` names the case in a failure.
+    /// root_hash) and returns its cursor; `context` names the case in a failure.
     pub fn expect_changed(
         event: &FeedEvent,
         si: &swamp_proto::StorageIndex,
         shnum: u8,
         seqnum: u64,
-        roothash: [u8; 32],
+        root_hash: [u8; 32],
         context: impl std::fmt::Debug,
     ) -> swamp_proto::feed::Cursor {
         match event {
@@ -378,7 +374,7 @@ pub mod feed {
                 si: got,
                 shnum: n,
                 seqnum: s,
-                roothash: r,
+                root_hash: r,
                 format,
                 ..
             } => {
@@ -388,7 +384,7 @@ pub mod feed {
                         si,
                         shnum,
                         Some(seqnum),
-                        Some(swamp_proto::feed::RootHash(roothash)),
+                        Some(swamp_proto::feed::RootHash(root_hash)),
                         Some(1)
                     ),
                     "{context:?}: {event:?}"
@@ -608,10 +604,10 @@ pub async fn write_slot(
 
 /// A mutable share's first bytes as Tahoe writes them: MDMF version 1, the seqnum, the
 /// root hash; then `tail`.
-pub fn mdmf_share(seqnum: u64, roothash: [u8; 32], tail: &[u8]) -> Vec<u8> {
+pub fn mdmf_share(seqnum: u64, root_hash: [u8; 32], tail: &[u8]) -> Vec<u8> {
     let mut data = vec![1u8];
     data.extend_from_slice(&seqnum.to_be_bytes());
-    data.extend_from_slice(&roothash);
+    data.extend_from_slice(&root_hash);
     data.extend_from_slice(tail);
     data
 }

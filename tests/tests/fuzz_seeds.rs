@@ -24,12 +24,13 @@ use swamp_proto::secrets::{
 };
 use swamp_proto::v1::{self, *};
 use swamp_proto::{Nurl, ShareNumber, SpkiHash, StorageIndex};
-use swamp_server::backend::change::Change;
 use swamp_server::backend::immutable;
 use swamp_server::backend::lease::{LeaseGrant, SecretStorage};
 use swamp_server::backend::mutable::Container;
-use swamp_server::backend::redo::ShareRedo;
-use swamp_server::feeds::{encode, records, records::Entry, token};
+use swamp_server::feeds::{encode, token};
+use swamp_server::wal::change::Change;
+use swamp_server::wal::redo::ShareRedo;
+use swamp_server::wal::{records, records::Entry};
 
 /// The write key the `dirnode` target decrypts write caps with.
 const FUZZ_WRITEKEY: [u8; 16] = [0x5a; 16];
@@ -85,7 +86,7 @@ fn events() -> Vec<FeedEvent> {
             si,
             shnum,
             seqnum: Some(7),
-            roothash: Some(RootHash([9; 32])),
+            root_hash: Some(RootHash([9; 32])),
             format: Some(1),
             length: 4096,
         },
@@ -94,7 +95,7 @@ fn events() -> Vec<FeedEvent> {
             si,
             shnum,
             seqnum: None,
-            roothash: None,
+            root_hash: None,
             format: None,
             length: 0,
         },
@@ -115,7 +116,7 @@ fn events() -> Vec<FeedEvent> {
             si,
             shnum,
             seqnum: Some(1),
-            roothash: Some(RootHash([1; 32])),
+            root_hash: Some(RootHash([1; 32])),
             format: Some(0),
             length: 10,
             kind: "mutable".into(),
@@ -158,7 +159,7 @@ fn slot(data: &[u8], leases: u8) -> Container {
 /// A new slot container's file bytes: `data`, then `leases` leases.
 fn container(data: &[u8], leases: u8) -> Vec<u8> {
     let c = slot(data, leases);
-    let redo = swamp_server::backend::redo::ShareRedo::write(
+    let redo = swamp_server::wal::redo::ShareRedo::write(
         swamp_proto::StorageIndex::from_bytes([1; 16]),
         swamp_proto::ShareNumber::new(0),
         &c,

@@ -330,7 +330,7 @@ mod tests {
             si,
             shnum: ShareNumber::new(3),
             seqnum: Some(17),
-            roothash: Some(RootHash([9; 32])),
+            root_hash: Some(RootHash([9; 32])),
             format: Some(1),
             length: 1837,
         };

@@ -108,6 +108,7 @@ mod tests {
                 direct_upload_writes: false,
                 ..StorageSettings::new([1; 20], system_clock())
             },
+            std::sync::Arc::new(crate::wal::NoFeeds),
         )
         .unwrap();
         let grant = LeaseGrant {

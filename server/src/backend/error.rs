@@ -85,7 +85,7 @@ pub enum StorageError {
         source: io::Error,
     },
     /// A sync failed earlier in this process, so nothing more is acknowledged until a
-    /// restart replays the journal (`feeds/durable.rs`).
+    /// restart replays the journal (`wal/durable.rs`).
     #[error("storage needs a restart after a disk error")]
     NeedsRestart,
     /// The disk failed.

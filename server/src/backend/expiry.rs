@@ -89,7 +89,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let now = self.now();
         let _guard = self.locks.write(si);
-        self.repair(si)?;
+        self.wal.repair(si)?;
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
             let file = OpenOptions::new()

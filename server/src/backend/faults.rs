@@ -45,7 +45,7 @@ impl FaultPlan {
 
     /// Every sync of the feed journal (its `fdatasync`, the files it writes durably,
     /// the checkpoint's `syncfs`) fails with `errno` (0: they work again; the journal
-    /// still trusts none until a restart, `feeds/durable.rs`).
+    /// still trusts none until a restart, `wal/durable.rs`).
     pub fn fail_journal_syncs(&self, errno: i32) {
         self.journal_sync_errno.store(errno, Ordering::SeqCst);
     }

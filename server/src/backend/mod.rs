@@ -9,11 +9,10 @@
 //!   changes and share-length reads of one storage index are ordered by a per-index lock
 //!   ([`locks`]), so nobody computes a length mid-lease-append.
 //! - A read-test-write holds the index's write lock and builds each new container in
-//!   memory. With the feed journal attached (always, in a server), it logs the changed
-//!   bytes there, synced, then writes them in place (`redo.rs`); slot reads hold the
-//!   index's read lock, so they see the old or the new version, and a crash is repaired
-//!   by replaying the log. Without a journal it writes a temporary file, syncs it and
-//!   renames it over the old one.
+//!   memory. It logs the changed bytes in the write-ahead log (`crate::wal`), synced,
+//!   then writes them in place; slot reads hold the index's read lock, so they see the
+//!   old or the new version, and a crash is repaired by replaying the log when the
+//!   storage is next opened.
 //! - Uploads live in `shares/incoming/` and are renamed into `shares/` only when complete
 //!   and synced, so `shares/` never holds a partial immutable share.
 //!
@@ -21,12 +20,14 @@
 //! `layout.rs` (paths, durable directory operations), `immutable.rs` and `mutable.rs`
 //! (the two container formats), `lease.rs` (lease records), `ranges.rs` (upload
 //! progress), `locks.rs`, `uploads.rs` (in-progress uploads), `staging.rs` (their
-//! containers, written around the page cache), `slots.rs`
-//! (read-test-write), `redo.rs` (logged in-place slot writes), `advisory.rs` (corruption reports), `cached.rs` (reads that never wait for the disk), `expiry.rs` (lease expiry).
+//! containers, written around the page cache), `slots.rs` (read-test-write),
+//! `advisory.rs` (corruption reports), `cached.rs` (reads that never wait for the
+//! disk), `expiry.rs` (lease expiry), `error.rs`, `faults.rs` (injected disk faults),
+//! `clock.rs`. The write-ahead log the storage owns is `crate::wal`.
 
 pub mod advisory;
 pub mod cached;
-pub mod change;
+pub mod clock;
 pub mod error;
 pub mod expiry;
 pub mod faults;
@@ -36,8 +37,6 @@ pub mod lease;
 pub mod locks;
 pub mod mutable;
 pub mod ranges;
-pub mod redo;
-mod repairs;
 pub mod slots;
 pub mod staging;
 #[cfg(test)]
@@ -53,23 +52,15 @@ use std::sync::Arc;
 use swamp_proto::v1::ShareKind;
 use swamp_proto::{ShareNumber, StorageIndex};
 
+use crate::wal::change::Change;
+use crate::wal::durable::Syncer;
+use crate::wal::{Publisher, Wal};
+
+pub use clock::{Clock, system_clock};
 use error::IoContext;
 pub use error::StorageError;
 pub use layout::Layout;
 pub use lease::LeaseGrant;
-
-/// Unix seconds now; injected so tests can move time.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    })
-}
 
 /// What a share read opens: the file and where its data lies.
 pub struct OpenShare {
@@ -165,18 +156,45 @@ pub struct Storage {
     settings: StorageSettings,
     locks: locks::SiLocks,
     uploads: uploads::Uploads,
-    sink: std::sync::OnceLock<Arc<dyn change::ChangeSink>>,
-    repairs: repairs::Repairs,
+    /// The write-ahead log (`crate::wal`), which hands committed changes to the feeds.
+    wal: Wal,
 }
 
 impl Storage {
-    /// Opens (creating if needed) the storage directory and discards any uploads left
-    /// in `incoming/` by a previous run, as Tahoe does at start.
+    /// Opens (creating if needed) the storage directory: opens its write-ahead log and
+    /// replays the slot writes logged after the last checkpoint before anything else,
+    /// hands the feeds' history to `publisher` (which then gets every committed change,
+    /// `crate::wal::publish`), and discards any uploads left in `incoming/` by a
+    /// previous run, as Tahoe does at start.
     ///
     /// # Errors
-    /// [`StorageError::Io`] if the directories cannot be created or cleaned.
-    pub fn open(storage_dir: &Path, settings: StorageSettings) -> Result<Self, StorageError> {
+    /// [`StorageError::Io`] if the directories cannot be created or cleaned, or the log
+    /// cannot be opened or replayed.
+    pub fn open(
+        storage_dir: &Path,
+        settings: StorageSettings,
+        publisher: Arc<dyn Publisher>,
+    ) -> Result<Self, StorageError> {
+        let syncer = Syncer::with_faults(settings.faults.clone());
+        Self::open_with(storage_dir, settings, publisher, Arc::new(syncer))
+    }
+
+    /// The same, with the log's syncs going through `syncer` (tests inject failures).
+    pub(crate) fn open_with(
+        storage_dir: &Path,
+        settings: StorageSettings,
+        publisher: Arc<dyn Publisher>,
+        syncer: Arc<Syncer>,
+    ) -> Result<Self, StorageError> {
         let layout = Layout::new(storage_dir);
+        let wal = Wal::open(
+            &layout,
+            settings.clock.clone(),
+            syncer,
+            settings.faults.clone(),
+            publisher,
+        )
+        .op("open the write-ahead log in", &layout.storage_dir())?;
         layout::create_dir_durable(&layout.shares).op("create", &layout.shares)?;
         layout::create_dir_durable(&layout.advisories).op("create", &layout.advisories)?;
         match fs::remove_dir_all(&layout.incoming) {
@@ -190,60 +208,22 @@ impl Storage {
             settings,
             locks: locks::SiLocks::new(),
             uploads: uploads::Uploads::default(),
-            sink: std::sync::OnceLock::new(),
-            repairs: repairs::Repairs::default(),
+            wal,
         })
-    }
-
-    /// Sets where committed changes are reported (once; later calls are ignored).
-    pub fn set_change_sink(&self, sink: Arc<dyn change::ChangeSink>) {
-        let _ = self.sink.set(sink);
-    }
-
-    /// Reports changes to the sink, if there is one. Callers hold the index's lock.
-    pub(crate) fn report(&self, changes: Vec<change::Change>) -> Result<(), StorageError> {
-        match self.sink.get() {
-            Some(sink) if !changes.is_empty() => sink
-                .record(changes)
-                .op("record in the feed journal", &self.layout.shares),
-            _ => Ok(()),
-        }
-    }
-
-    /// Applies the logged slot changes of `si` whose in-place write failed before
-    /// (`repairs.rs`). The caller holds the index's write lock.
-    ///
-    /// # Errors
-    /// The I/O error that still stops them; they stay waiting.
-    pub(crate) fn repair(&self, si: &StorageIndex) -> Result<(), StorageError> {
-        let mut list = self.repairs.take(si).into_iter();
-        while let Some((ticket, redos)) = list.next() {
-            if let Err(e) = redos.iter().try_for_each(|r| self.apply_live(r, None)) {
-                let mut rest = vec![(ticket, redos)];
-                rest.extend(list);
-                self.repairs.put_back(*si, rest);
-                return Err(e).op("write in place", &self.layout.bucket_dir(si));
-            }
-            tracing::info!(si = %si, "a slot write that had failed is now applied");
-            if let Some(sink) = self.sink.get() {
-                sink.applied(ticket);
-            }
-        }
-        Ok(())
     }
 
     /// Before a read of `si`: applies what waits for it, under the write lock.
     fn repair_before_read(&self, si: &StorageIndex) -> Result<(), StorageError> {
-        if self.repairs.waiting(si) {
+        if self.wal.needs_repair(si) {
             let _guard = self.locks.write(si);
-            self.repair(si)?;
+            self.wal.repair(si)?;
         }
         Ok(())
     }
 
     /// Whether a slot of `si` waits for a repair (reads must not go around it).
     pub(crate) fn needs_repair(&self, si: &StorageIndex) -> bool {
-        self.repairs.waiting(si)
+        self.wal.needs_repair(si)
     }
 
     /// Runs `then` with the current state of every share of `si`, while no change to
@@ -451,7 +431,7 @@ impl Storage {
         // Listed under the lock, so a read-test-write cannot delete a share between
         // the listing and its lease.
         let _guard = self.locks.write(si);
-        self.repair(si)?;
+        self.wal.repair(si)?;
         let shares = self.list_shares(si)?;
         if shares.is_empty() {
             return Err(StorageError::NotFound);
@@ -519,7 +499,7 @@ impl Storage {
             std::time::SystemTime::now(),
         )?;
         let _guard = self.locks.write(si);
-        self.report(vec![change::Change::CorruptionAdvised {
+        self.wal.record(vec![Change::CorruptionAdvised {
             si: *si,
             shnum,
             kind: kind.as_str().to_string(),

@@ -399,7 +399,7 @@ fn overlay(out: &mut [u8], from: u64, at: u64, n: u64, f: impl FnOnce(&mut [u8],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::redo::ShareRedo;
+    use crate::wal::redo::ShareRedo;
     use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret};
     use swamp_proto::{ShareNumber, StorageIndex};
 

@@ -4,9 +4,8 @@
 //! mismatch refuses the whole request); evaluate every test vector; evaluate the read
 //! vectors on every existing share; only if all tests passed, apply the writes (or
 //! deletions, for `new-length` 0) and add or renew the lease on each written share.
-//! Each change is durable before we answer: logged ahead in the feed journal and then
-//! written in place (`redo.rs`). A storage without the journal attached refuses
-//! writes (a server always attaches it).
+//! Each change is durable before we answer: logged ahead in the write-ahead log, synced,
+//! and then written in place (`crate::wal`, `wal/redo.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -16,14 +15,12 @@ use swamp_proto::secrets::WriteEnabler;
 use swamp_proto::v1::mutable::ValidReadTestWrite;
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use swamp_proto::feed::SlotVersion;
-
-use super::change::{AheadError, Change};
 use super::error::{IoContext, StorageError};
 use super::layout::{self, Layout};
 use super::mutable::{self, Container};
-use super::redo::{RedoOp, ShareRedo};
 use super::{LeaseGrant, Storage};
+use crate::wal::change::Change;
+use crate::wal::redo::ShareRedo;
 
 /// What a read-test-write did.
 #[derive(Debug, Default)]
@@ -32,39 +29,6 @@ pub struct ReadTestWriteOutcome {
     pub success: bool,
     /// Per existing share (before the writes): the data of each read vector.
     pub reads: BTreeMap<ShareNumber, Vec<Vec<u8>>>,
-    /// The shares written or deleted, in share-number order.
-    pub changed: Vec<SlotChange>,
-}
-
-/// One share changed by a successful read-test-write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotChange {
-    /// Which share.
-    pub shnum: ShareNumber,
-    /// Its new data length (0 when deleted).
-    pub data_length: u64,
-    /// Its first bytes (up to 57: the SDMF/MDMF version, seqnum, root hash and salt),
-    /// from which feeds report the new version without any key.
-    pub prefix: Vec<u8>,
-}
-
-impl SlotChange {
-    /// The change as the feeds record it.
-    pub fn to_change(&self, si: &StorageIndex) -> Change {
-        if self.data_length == 0 && self.prefix.is_empty() {
-            Change::SlotDeleted {
-                si: *si,
-                shnum: self.shnum,
-            }
-        } else {
-            Change::SlotChanged {
-                si: *si,
-                shnum: self.shnum,
-                version: SlotVersion::from_share_prefix(&self.prefix),
-                length: self.data_length,
-            }
-        }
-    }
 }
 
 /// Bytes of share data that identify a version (SDMF's prefix is the longest).
@@ -131,7 +95,7 @@ impl Storage {
             }
         }
         let _guard = self.locks.write(si);
-        self.repair(si)?;
+        self.wal.repair(si)?;
         let mut existing = BTreeMap::new();
         for shnum in self.list_shares(si)? {
             let path = self.layout.share_path(si, shnum);
@@ -209,7 +173,6 @@ impl Storage {
             reads.insert(*shnum, data);
         }
 
-        let mut changed = Vec::new();
         if success {
             let mut logged = Vec::new();
             let mut deleted_any = false;
@@ -217,13 +180,11 @@ impl Storage {
                 let path = self.layout.share_path(si, *shnum);
                 if vectors.new_length == Some(0) {
                     deleted_any |= existing.contains_key(shnum);
-                    let change = SlotChange {
+                    let change = Change::SlotDeleted {
+                        si: *si,
                         shnum: *shnum,
-                        data_length: 0,
-                        prefix: Vec::new(),
                     };
-                    logged.push((change.to_change(si), ShareRedo::delete(*si, *shnum)));
-                    changed.push(change);
+                    logged.push((change, ShareRedo::delete(*si, *shnum)));
                     continue;
                 }
                 let mut container = match existing.get(shnum) {
@@ -238,92 +199,20 @@ impl Storage {
                     container.truncate(len);
                 }
                 container.add_or_renew_lease(grant);
-                let change = SlotChange {
-                    shnum: *shnum,
-                    data_length: container.data_length(),
-                    prefix: container
-                        .data_prefix(VERSION_PREFIX_LEN)
-                        .op("read", &path)?,
-                };
-                logged.push((
-                    change.to_change(si),
-                    ShareRedo::write(*si, *shnum, &container),
-                ));
-                changed.push(change);
+                let prefix = container
+                    .data_prefix(VERSION_PREFIX_LEN)
+                    .op("read", &path)?;
+                let change = Change::slot_written(*si, *shnum, container.data_length(), &prefix);
+                logged.push((change, ShareRedo::write(*si, *shnum, &container)));
             }
-            self.write_ahead(si, logged, &existing)?;
+            self.wal
+                .write_ahead(si, logged, |shnum| existing.get(&shnum).map(|s| &s.file))?;
             // Only a deletion can empty the bucket; skip the listing otherwise.
             if deleted_any && self.list_shares(si)?.is_empty() {
                 layout::remove_empty_dirs(&self.layout.bucket_dir(si), &self.layout.shares);
             }
         }
-        Ok(ReadTestWriteOutcome {
-            success,
-            reads,
-            changed,
-        })
-    }
-
-    /// Logs the changes of one read-test-write ahead in the journal, synced, then
-    /// applies them in place. The caller holds the storage index's write lock.
-    fn write_ahead(
-        &self,
-        si: &StorageIndex,
-        logged: Vec<(Change, ShareRedo)>,
-        existing: &BTreeMap<ShareNumber, ExistingShare>,
-    ) -> Result<(), StorageError> {
-        let bucket = self.layout.bucket_dir(si);
-        let Some(sink) = self.sink.get().filter(|sink| sink.writes_ahead()) else {
-            return Err(std::io::Error::other("no write-ahead log is attached"))
-                .op("record in the feed journal", &bucket);
-        };
-        let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
-        let (ticket, unsynced) = match sink.record_ahead(logged) {
-            Ok(ticket) => (ticket, None),
-            Err(AheadError {
-                ticket: Some(ticket),
-                error,
-            }) => (ticket, Some(error)),
-            Err(AheadError { error, .. }) => {
-                return Err(error).op("record in the feed journal", &bucket);
-            }
-        };
-        // Logged: from here a crash is repaired by replay. Applied even if the sync
-        // failed, so the files always equal the journal applied in order (the client
-        // then gets an error: outcome unknown). If applying fails (a full disk, say),
-        // the journal is not told it was applied, so no checkpoint passes it and a
-        // restart replays it; and the redo waits in `repairs`, applied again before
-        // anyone next reads or writes the slot (`repairs.rs`).
-        let applied = redos
-            .iter()
-            .try_for_each(|redo| self.apply_live(redo, existing.get(&redo.shnum).map(|s| &s.file)));
-        match &applied {
-            Ok(()) => sink.applied(ticket),
-            Err(e) => {
-                tracing::warn!(si = %si, error = %e, "a logged slot write could not be applied in place; it is retried before the slot is next used");
-                self.repairs.add(*si, ticket, redos);
-            }
-        }
-        if let Some(error) = unsynced {
-            return Err(error).op("sync the feed journal", &bucket);
-        }
-        applied.op("write in place", &bucket)
-    }
-
-    /// Applies one logged change to its share file.
-    /// `open` is the share's file if the caller has it open.
-    pub(crate) fn apply_live(&self, redo: &ShareRedo, open: Option<&File>) -> std::io::Result<()> {
-        let faults = &self.settings.faults;
-        match (open, &redo.op) {
-            (Some(file), RedoOp::Write { .. }) => redo.apply_to(file, faults),
-            (None, RedoOp::Write { whole, .. }) => {
-                if *whole {
-                    layout::create_dir_durable(&self.layout.bucket_dir(&redo.si))?;
-                }
-                redo.apply_checked(&self.layout, false, faults)
-            }
-            (_, RedoOp::Delete) => redo.apply_checked(&self.layout, false, faults),
-        }
+        Ok(ReadTestWriteOutcome { success, reads })
     }
 }
 

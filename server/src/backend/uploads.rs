@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 use swamp_proto::secrets::UploadSecret;
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use super::change::Change;
 use super::error::{IoContext, StorageError};
 use super::lease::{IMMUTABLE_LEASE_SIZE, Lease};
 use super::ranges::{MAX_PIECES, RangeSet};
 use super::staging::{BLOCK, StagedFile};
 use super::{LeaseGrant, Storage, immutable, layout};
+use crate::wal::change::Change;
 
 /// One share being uploaded: its fixed size, readable without waiting for a write in
 /// progress, and its state behind a lock.
@@ -135,7 +135,7 @@ impl Storage {
         let already_have = self.list_shares(si)?;
         if !already_have.is_empty() {
             let _guard = self.locks.write(si);
-            self.repair(si)?;
+            self.wal.repair(si)?;
             // Tahoe renews (or adds) the lease on every share already held.
             for &shnum in &already_have {
                 self.lease_one_share_locked(si, shnum, grant)?;
@@ -298,12 +298,13 @@ impl Storage {
         }
         // The share is durable; if the journal cannot record it, the client is told
         // (the feed misses the event, which a restart's snapshot makes good).
-        self.report(vec![Change::ShareAdded {
-            si: *si,
-            shnum,
-            size: allocated,
-        }])
-        .map_err(Unfinished::Discard)?;
+        self.wal
+            .record(vec![Change::ShareAdded {
+                si: *si,
+                shnum,
+                size: allocated,
+            }])
+            .map_err(Unfinished::Discard)?;
         drop(_guard);
         if let Some(parent) = up.incoming.parent() {
             layout::remove_empty_dirs(parent, &self.layout.incoming);

@@ -1,28 +1,42 @@
-//! The hub: the journal plus every subscriber's subscriptions, under one lock, so that
-//! recording a change, assigning its sequence number and queueing it for subscribers
-//! is one step, and registering a subscription can never fall between two steps (no
-//! gap, no duplicate).
+//! The hub: every subscriber's subscriptions and the history of published changes
+//! (`history.rs`), under one lock.
+//!
+//! # Invariant: subscribing and publishing happen under one lock
+//! A change is added to the history and queued for the subscribers of its storage
+//! index in one step under the hub's lock ([`Publisher::publish`], called by the
+//! write-ahead log once the change is synced, in sequence order). A subscription is
+//! registered under the same lock, together with what it is sent first: the backlog
+//! after its cursor, read from the history, or the current cursor. So a subscription
+//! never falls between two steps: every change after what it was sent first reaches
+//! it live, exactly once (no gap, no duplicate).
+//!
+//! A snapshot reads the share files, so it cannot be read under the hub's lock. It is
+//! read while no change to its storage index can commit
+//! ([`Storage::with_share_states`] holds the index's read lock, and a writer holds
+//! the write lock until its change is published), and the subscription is registered
+//! inside that: the states read are exactly those before the first live event.
+//!
+//! Ownership, with no `Arc` cycle: the [`Hub`] is created first and handed to
+//! [`Storage::open`] as its publisher; [`Feeds`] holds the storage and the hub. The hub
+//! holds nothing of the storage, and never calls into it.
 //!
 //! Fan-out costs one queue push per subscriber of the changed storage index; it never
 //! waits for a subscriber (see `outbox.rs`).
 
 use std::collections::{HashMap, HashSet};
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use swamp_proto::StorageIndex;
-use swamp_proto::feed::{Cursor, FeedEvent, SlotVersion};
-use swamp_proto::v1::ShareKind;
+use swamp_proto::feed::{Cursor, FeedEvent};
 
-use super::compact::Compaction;
-use super::durable::Syncer;
-use super::journal::{Backlog, CATCH_UP_ROUNDS, Journal, Retention};
+use super::event;
+use super::history::{Backlog, History, Retention};
 use super::outbox::{CloseReason, Outbox};
-use crate::backend::change::{AheadError, Change, ChangeSink};
-use crate::backend::redo::ShareRedo;
-use crate::backend::{Storage, StorageError};
+use crate::backend::{Clock, Storage, StorageError};
+use crate::wal::records::Entry;
+use crate::wal::{Publisher, Saved};
 
 /// Feed limits and timings.
 #[derive(Clone, Debug)]
@@ -79,19 +93,10 @@ struct Conn {
 }
 
 struct Core {
-    journal: Journal,
+    history: History,
     by_si: HashMap<StorageIndex, HashSet<ConnId>>,
     conns: HashMap<ConnId, Conn>,
     total_subs: usize,
-    /// Written to the journal, waiting for a sync before subscribers may see them.
-    unpublished: std::collections::VecDeque<super::records::Entry>,
-    /// The last sequence number written.
-    written: u64,
-    /// First sequence numbers of batches logged ahead whose redo is not yet applied:
-    /// no checkpoint may cover them.
-    unapplied: std::collections::BTreeSet<u64>,
-    /// A checkpoint is running.
-    checkpointing: bool,
 }
 
 impl Core {
@@ -106,87 +111,109 @@ impl Core {
     }
 }
 
-/// The change feeds of one server.
-pub struct Feeds {
+/// Subscriptions and history: the publisher the storage is opened with.
+pub struct Hub {
     core: Mutex<Core>,
-    storage: Arc<Storage>,
     settings: FeedSettings,
     next_id: AtomicU64,
     slow_closes: AtomicU64,
-    /// The last sequence number known synced to disk.
-    synced: Mutex<u64>,
-    /// Every sync, behind the latch that stops acknowledgements after a failed one.
-    syncer: Arc<Syncer>,
-    closing: tokio_util::sync::CancellationToken,
-    token_shares: Arc<super::token_shares::TokenShares>,
 }
 
-impl Feeds {
-    /// Opens the journal and attaches the feeds to `storage` as its change sink.
-    ///
-    /// # Errors
-    /// If the journal cannot be opened.
-    pub fn attach(storage: Arc<Storage>, settings: FeedSettings) -> io::Result<Arc<Self>> {
-        let syncer = Syncer::with_faults(storage.settings().faults.clone());
-        Self::attach_with(storage, settings, Arc::new(syncer))
-    }
-
-    /// The same, with the syncs going through `syncer` (tests inject failures).
-    ///
-    /// # Errors
-    /// If the journal cannot be opened.
-    pub fn attach_with(
-        storage: Arc<Storage>,
-        settings: FeedSettings,
-        syncer: Arc<Syncer>,
-    ) -> io::Result<Arc<Self>> {
-        let clock = storage.settings().clock.clone();
-        let layout = storage.layout();
-        let recover = |redo: &[ShareRedo]| {
-            for r in redo {
-                r.apply(layout, true)?;
-            }
-            syncer.syncfs(&layout.shares)
-        };
-        let journal = Journal::open(
-            &layout.storage_dir(),
-            settings.retention.clone(),
-            clock,
-            Arc::clone(&syncer),
-            &recover,
-        )?;
-        let head_seq = journal.head().seq;
-        let feeds = Arc::new(Self {
+impl Hub {
+    /// An empty hub; the storage fills its history when it opens
+    /// ([`Publisher::restore`]).
+    pub fn new(settings: FeedSettings, clock: Clock) -> Arc<Self> {
+        Arc::new(Self {
             core: Mutex::new(Core {
-                journal,
+                history: History::new(settings.retention.clone(), clock),
                 by_si: HashMap::new(),
                 conns: HashMap::new(),
                 total_subs: 0,
-                unpublished: std::collections::VecDeque::new(),
-                written: head_seq,
-                unapplied: std::collections::BTreeSet::new(),
-                checkpointing: false,
             }),
-            storage: Arc::clone(&storage),
+            settings,
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
-            synced: Mutex::new(head_seq),
-            syncer,
-            closing: tokio_util::sync::CancellationToken::new(),
-            token_shares: super::token_shares::TokenShares::new(settings.max_connections_per_token),
-            settings,
-        });
-        storage.set_change_sink(Arc::clone(&feeds) as Arc<dyn ChangeSink>);
-        Ok(feeds)
+        })
     }
 
     fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+impl Publisher for Hub {
+    fn restore(&self, epoch: u64, saved: Saved) {
+        self.core().history.restore(epoch, saved);
+    }
+
+    fn publish(&self, entries: &[Entry]) {
+        let mut core = self.core();
+        core.history.extend(entries);
+        let epoch = core.history.epoch();
+        for entry in entries {
+            let si = entry.change.storage_index();
+            let Some(ids) = core.by_si.get(&si) else {
+                continue;
+            };
+            // Encoded at most once, whatever the number of subscribers.
+            let event = super::encode::shared(event::of_change(
+                &entry.change,
+                Cursor {
+                    epoch,
+                    seq: entry.seq,
+                },
+            ));
+            for id in ids {
+                if let Some(conn) = core.conns.get(id)
+                    && conn.outbox.push(Arc::clone(&event))
+                {
+                    self.slow_closes.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        subscriber = id,
+                        "feed subscriber too slow; closing its stream"
+                    );
+                }
+            }
+        }
+    }
+
+    fn exact_len(&self) -> usize {
+        self.core().history.exact_len()
+    }
+
+    fn to_save(&self) -> Saved {
+        self.core().history.to_save()
+    }
+}
+
+/// The change feeds of one server: the storage (for snapshots) and the hub.
+pub struct Feeds {
+    storage: Arc<Storage>,
+    hub: Arc<Hub>,
+    closing: tokio_util::sync::CancellationToken,
+    token_shares: Arc<super::token_shares::TokenShares>,
+}
+
+impl Feeds {
+    /// The feeds of `storage`, which was opened with `hub` as its publisher.
+    pub fn new(storage: Arc<Storage>, hub: Arc<Hub>) -> Arc<Self> {
+        Arc::new(Self {
+            storage,
+            token_shares: super::token_shares::TokenShares::new(
+                hub.settings.max_connections_per_token,
+            ),
+            hub,
+            closing: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        self.hub.core()
+    }
 
     /// The settings.
     pub fn settings(&self) -> &FeedSettings {
-        &self.settings
+        &self.hub.settings
     }
 
     /// Each token's share of the connection limit.
@@ -196,7 +223,7 @@ impl Feeds {
 
     /// The cursor after the last change.
     pub fn head(&self) -> Cursor {
-        self.core().journal.head()
+        self.core().history.head()
     }
 
     /// Opens a subscriber (one per feed connection or long-poll request).
@@ -205,11 +232,12 @@ impl Feeds {
     /// [`FeedError::TooManyConnections`].
     pub fn open(self: &Arc<Self>) -> Result<Subscriber, FeedError> {
         let mut core = self.core();
-        if core.conns.len() >= self.settings.max_connections {
-            return Err(FeedError::TooManyConnections(self.settings.max_connections));
+        let settings = &self.hub.settings;
+        if core.conns.len() >= settings.max_connections {
+            return Err(FeedError::TooManyConnections(settings.max_connections));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let outbox = Arc::new(Outbox::new(self.settings.queue_budget));
+        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
+        let outbox = Arc::new(Outbox::new(settings.queue_budget));
         core.conns.insert(
             id,
             Conn {
@@ -240,176 +268,13 @@ impl Feeds {
 
     /// How many streams were closed because their subscriber read too slowly.
     pub fn slow_closes(&self) -> u64 {
-        self.slow_closes.load(Ordering::Relaxed)
+        self.hub.slow_closes.load(Ordering::Relaxed)
     }
 
     /// Number of open subscribers and subscriptions.
     pub fn counts(&self) -> (usize, usize) {
         let core = self.core();
         (core.conns.len(), core.total_subs)
-    }
-}
-
-impl ChangeSink for Feeds {
-    fn record(&self, changes: Vec<Change>) -> io::Result<()> {
-        self.commit(|core| core.journal.write(changes), false)
-            .map(|_| ())
-            .map_err(|e| e.error)
-    }
-
-    fn writes_ahead(&self) -> bool {
-        true
-    }
-
-    fn record_ahead(&self, changes: Vec<(Change, ShareRedo)>) -> Result<u64, AheadError> {
-        self.commit(|core| core.journal.write_ahead(changes), true)
-    }
-
-    fn applied(&self, ticket: u64) {
-        let (upto, dir) = {
-            let mut core = self.core();
-            core.unapplied.remove(&ticket);
-            // After a failed sync the checkpoint stays where it is: the restart
-            // replays everything after it (`durable.rs`).
-            if core.checkpointing || self.syncer.has_failed() || !core.journal.wants_checkpoint() {
-                return;
-            }
-            core.checkpointing = true;
-            let upto = core
-                .unapplied
-                .first()
-                .map_or(core.written, |first| first - 1);
-            (upto, core.journal.dir().to_path_buf())
-        };
-        // Outside the lock: writers go on while the share files are flushed.
-        let done = self
-            .syncer
-            .syncfs(&self.storage.layout().shares)
-            .and_then(|()| super::records::write_checkpoint(&dir, upto, &self.syncer));
-        let mut core = self.core();
-        core.checkpointing = false;
-        match done {
-            Ok(()) => core.journal.checkpointed(upto),
-            Err(e) => tracing::error!(error = %e, "feed journal checkpoint failed; will retry"),
-        }
-    }
-}
-
-impl Feeds {
-    /// Group commit: write under the hub lock (which fixes the order), sync outside it
-    /// (one sync covers every writer that wrote before it started), then publish, in
-    /// sequence order, everything synced. Subscribers never see a change before it is
-    /// durable, and nobody waits on a sync while holding the hub lock. Returns the
-    /// first sequence number written (0 if none); with `ahead`, it stays unapplied
-    /// until [`ChangeSink::applied`], also when the sync fails (the error then
-    /// carries it). After a failed sync, nothing is written any more (`durable.rs`).
-    fn commit(
-        &self,
-        write: impl FnOnce(&mut Core) -> io::Result<Vec<super::records::Entry>>,
-        ahead: bool,
-    ) -> Result<u64, AheadError> {
-        let (first, last) = {
-            let mut core = self.core();
-            let entries = write(&mut core).map_err(|error| AheadError {
-                ticket: None,
-                error,
-            })?;
-            let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-                return Ok(0);
-            };
-            let (first, last) = (first.seq, last.seq);
-            core.written = last;
-            if ahead {
-                core.unapplied.insert(first);
-            }
-            core.unpublished.extend(entries);
-            (first, last)
-        };
-        {
-            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-            if *synced < last {
-                // Everything written so far is in the journal file current now (a
-                // compaction copies what it has not yet into the new file before the
-                // swap, `compact.rs`), so this sync covers it all.
-                let (target, job) = {
-                    let mut core = self.core();
-                    (core.written, core.journal.sync_job())
-                };
-                if let Err(error) = job.run() {
-                    // Written but maybe not durable: the caller applies it anyway.
-                    return Err(AheadError {
-                        ticket: Some(first),
-                        error,
-                    });
-                }
-                *synced = target;
-            }
-        }
-        self.publish();
-        Ok(first)
-    }
-}
-
-impl Feeds {
-    /// Publishes, in order, every written change that is synced.
-    fn publish(&self) {
-        let synced = *self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        let mut core = self.core();
-        let epoch = core.journal.epoch();
-        while core.unpublished.front().is_some_and(|e| e.seq <= synced) {
-            let Some(entry) = core.unpublished.pop_front() else {
-                break;
-            };
-            core.journal.set_visible(entry.seq);
-            let si = entry.change.storage_index();
-            let Some(ids) = core.by_si.get(&si) else {
-                continue;
-            };
-            // Encoded at most once, whatever the number of subscribers.
-            let event = super::encode::shared(entry.change.to_event(Cursor {
-                epoch,
-                seq: entry.seq,
-            }));
-            for id in ids {
-                if let Some(conn) = core.conns.get(id)
-                    && conn.outbox.push(std::sync::Arc::clone(&event))
-                {
-                    self.slow_closes.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        subscriber = id,
-                        "feed subscriber too slow; closing its stream"
-                    );
-                }
-            }
-        }
-        let compaction = core.journal.start_compaction();
-        drop(core);
-        if let Some(compaction) = compaction {
-            self.compact(compaction);
-        }
-    }
-
-    /// Runs a compaction, holding the hub's lock only for the steps that need it (no
-    /// sync under it but, rarely, one of a few records' bytes; see `compact.rs`).
-    /// Subscribing and publishing stay under the one lock: compaction changes neither
-    /// the sequence numbers nor what is published. Errors are logged; the old journal
-    /// then stays and a later compaction retries.
-    fn compact(&self, mut compaction: Compaction) {
-        let mut run = || -> io::Result<()> {
-            compaction.write()?;
-            for round in 0..=CATCH_UP_ROUNDS {
-                let last = round == CATCH_UP_ROUNDS;
-                if self.core().journal.catch_up(&mut compaction, last)? {
-                    return Ok(());
-                }
-                compaction.copy_pending()?;
-            }
-            Ok(())
-        };
-        if let Err(e) = run() {
-            tracing::error!(error = %e, "feed journal compaction failed; will retry");
-            self.core().journal.compaction_failed(compaction);
-        }
     }
 }
 
@@ -425,24 +290,10 @@ impl Feeds {
                 // above are exactly those before the first live event for `si`.
                 let mut core = self.core();
                 core.register(id, *si);
-                (states, core.journal.head())
+                (states, core.history.head())
             })?;
             synced_at.get_or_insert(head);
-            for state in states {
-                let version = match state.kind {
-                    ShareKind::Mutable => SlotVersion::from_share_prefix(&state.prefix),
-                    ShareKind::Immutable => None,
-                };
-                events.push(FeedEvent::Snapshot {
-                    si: *si,
-                    shnum: state.shnum,
-                    seqnum: version.map(|v| v.seqnum),
-                    roothash: version.map(|v| v.roothash),
-                    format: version.map(|v| v.format),
-                    length: state.length,
-                    kind: state.kind.as_str().to_string(),
-                });
-            }
+            events.extend(states.into_iter().map(|state| event::of_state(*si, state)));
         }
         let cursor = synced_at.unwrap_or_else(|| self.head());
         events.push(FeedEvent::Synced { cursor });
@@ -481,8 +332,8 @@ impl Subscriber {
         if let Some(since) = since {
             let mut core = self.feeds.core();
             self.check_limits(&core, &unique)?;
-            let backlog = core.journal.backlog_for(since, &unique);
-            let head = core.journal.head();
+            let backlog = core.history.backlog_for(since, &unique);
+            let head = core.history.head();
             for si in &unique {
                 core.register(self.id, *si);
             }
@@ -490,10 +341,13 @@ impl Subscriber {
                 Backlog::Exact(entries) | Backlog::Coalesced(entries) => entries
                     .iter()
                     .map(|e| {
-                        e.change.to_event(Cursor {
-                            epoch: head.epoch,
-                            seq: e.seq,
-                        })
+                        event::of_change(
+                            &e.change,
+                            Cursor {
+                                epoch: head.epoch,
+                                seq: e.seq,
+                            },
+                        )
                     })
                     .collect(),
                 Backlog::Reset(reason) => vec![FeedEvent::Reset {
@@ -509,7 +363,7 @@ impl Subscriber {
                 core.register(self.id, *si);
             }
             return Ok(vec![FeedEvent::Progress {
-                cursor: core.journal.head(),
+                cursor: core.history.head(),
             }]);
         }
         self.check_limits(&self.feeds.core(), &unique)?;
@@ -527,14 +381,13 @@ impl Subscriber {
             .iter()
             .filter(|si| !conn.is_some_and(|c| c.subs.contains(si)))
             .count();
-        let per_conn = self.feeds.settings.max_subscriptions_per_connection;
+        let per_conn = self.feeds.hub.settings.max_subscriptions_per_connection;
         if have + adding > per_conn {
             return Err(FeedError::TooManySubscriptions(per_conn));
         }
-        if core.total_subs + adding > self.feeds.settings.max_subscriptions {
-            return Err(FeedError::TooManySubscriptions(
-                self.feeds.settings.max_subscriptions,
-            ));
+        let max = self.feeds.hub.settings.max_subscriptions;
+        if core.total_subs + adding > max {
+            return Err(FeedError::TooManySubscriptions(max));
         }
         Ok(())
     }
@@ -563,7 +416,7 @@ impl Subscriber {
     pub fn request_progress(&self) {
         let core = self.feeds.core();
         let _ = self.outbox.push(super::encode::shared(FeedEvent::Progress {
-            cursor: core.journal.head(),
+            cursor: core.history.head(),
         }));
     }
 

@@ -1,5 +1,5 @@
 //! The latest-state index: for every share that changed, its latest state-changing
-//! journal entry, so that a cursor older than the exact history is answered with the
+//! log entry, so that a cursor older than the exact history is answered with the
 //! latest state of what changed after it.
 //!
 //! It is bounded (`docs/feeds.md`): entries older than a horizon (default 31 days,
@@ -14,11 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use super::records::Entry;
-use crate::backend::change::Change;
+use crate::wal::LatestFile;
+use crate::wal::records::Entry;
 
 /// How large the index may grow.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,22 +44,6 @@ impl Default for IndexBound {
 pub struct LatestIndex {
     map: BTreeMap<(StorageIndex, ShareNumber), Entry>,
     floor: u64,
-}
-
-/// The `latest` file. `times` and `floor` were added later: files without them load
-/// with every entry dated at load time and a floor of 0, and older versions ignore them.
-#[derive(Serialize, Deserialize)]
-pub struct LatestFile {
-    /// The index reflects the journal up to this sequence number.
-    pub upto: u64,
-    /// `(seq, change)` per share.
-    pub entries: Vec<(u64, Arc<Change>)>,
-    /// When each entry was recorded (Unix seconds), in the same order.
-    #[serde(default)]
-    pub times: Vec<u64>,
-    /// The highest sequence number dropped from the index.
-    #[serde(default)]
-    pub floor: u64,
 }
 
 impl LatestIndex {
@@ -164,6 +147,8 @@ impl LatestIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wal::change::Change;
+    use serde::Serialize;
 
     fn entry(si: u8, shnum: u8, seq: u64, time: u64) -> Entry {
         Entry {

@@ -197,7 +197,7 @@ mod tests {
             si: StorageIndex::from_bytes([si; 16]),
             shnum: ShareNumber::new(0),
             seqnum: Some(seq),
-            roothash: None,
+            root_hash: None,
             format: None,
             length: 1,
         })

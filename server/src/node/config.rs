@@ -328,7 +328,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_string()))
         };
         Ok(crate::feeds::FeedSettings {
-            retention: crate::feeds::journal::Retention {
+            retention: crate::feeds::Retention {
                 min_events: self.parse(
                     "swamp",
                     "feed_history_events",

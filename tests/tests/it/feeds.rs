@@ -16,9 +16,9 @@ fn expect_changed(
     si: &swamp_proto::StorageIndex,
     shnum: u8,
     seqnum: u64,
-    roothash: [u8; 32],
+    root_hash: [u8; 32],
 ) -> Cursor {
-    swamp_tests::feed::expect_changed(event, si, shnum, seqnum, roothash, "")
+    swamp_tests::feed::expect_changed(event, si, shnum, seqnum, root_hash, "")
 }
 
 #[tokio::test]
@@ -108,13 +108,13 @@ async fn snapshot_then_synced_then_live_in_order() {
                 si: got,
                 shnum: n,
                 seqnum,
-                roothash,
+                root_hash,
                 kind,
                 length,
                 ..
             } => {
                 assert_eq!(
-                    (got, n.get(), seqnum, roothash, kind.as_str(), length),
+                    (got, n.get(), seqnum, root_hash, kind.as_str(), length),
                     (si, shnum, Some(4), Some(RootHash([4; 32])), "mutable", 42)
                 );
             }

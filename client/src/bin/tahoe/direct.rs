@@ -6,7 +6,7 @@
 //! benchmark machine) every one of those pages faults on the host first: 0.2–0.3 s of
 //! CPU for 100 MiB, against 0.02 s when the pages are warm, and it was most of a
 //! download's time (`docs/benchmarks.md`). Direct writes of a few MiB each go from one
-//! reused, aligned staging buffer straight to the disk instead, on the thread that
+//! reused, aligned buffer straight to the disk instead, on the thread that
 //! writes while the next segments are decoded. The cost is that the data is on the
 //! disk (not only in memory) before `get` returns, so on a slow disk `get` waits for
 //! it; and a later reader of the file reads it from the disk.
@@ -33,10 +33,11 @@ pub struct OutFile {
     buffered: File,
     /// Bytes written to the file so far.
     written: u64,
-    /// Staging memory: `ALIGN` bytes of slack, so that an aligned window of `CHUNK`
-    /// bytes fits in it.
-    stage: Vec<u8>,
-    staged: usize,
+    /// The buffer: `ALIGN` bytes of slack, so that an aligned window of `CHUNK` bytes
+    /// fits in it.
+    chunk: Vec<u8>,
+    /// Bytes in the window not written yet.
+    pending: usize,
 }
 
 impl OutFile {
@@ -54,7 +55,7 @@ impl OutFile {
             })
             .flatten();
         Ok(Self {
-            stage: if direct.is_some() {
+            chunk: if direct.is_some() {
                 vec![0; CHUNK + ALIGN]
             } else {
                 Vec::new()
@@ -62,19 +63,19 @@ impl OutFile {
             direct,
             buffered,
             written: 0,
-            staged: 0,
+            pending: 0,
         })
     }
 
-    fn window(stage: &mut [u8]) -> &mut [u8] {
-        let skip = stage.as_ptr().align_offset(ALIGN);
-        &mut stage[skip..skip + CHUNK]
+    fn window(chunk: &mut [u8]) -> &mut [u8] {
+        let skip = chunk.as_ptr().align_offset(ALIGN);
+        &mut chunk[skip..skip + CHUNK]
     }
 
-    /// Writes the first `len` staged bytes (a multiple of `ALIGN`, or the end of the
+    /// Writes the first `len` pending bytes (a multiple of `ALIGN`, or the end of the
     /// file) at `written`, directly if it can.
     fn put(&mut self, len: usize) -> std::io::Result<()> {
-        let window = Self::window(&mut self.stage);
+        let window = Self::window(&mut self.chunk);
         let data = &window[..len];
         let direct = len.is_multiple_of(ALIGN) && self.written.is_multiple_of(ALIGN as u64);
         match self.direct.as_ref().filter(|_| direct) {
@@ -96,32 +97,32 @@ impl OutFile {
 
 impl Write for OutFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.direct.is_none() && self.staged == 0 {
+        if self.direct.is_none() && self.pending == 0 {
             self.buffered.write_all_at(buf, self.written)?;
             self.written += buf.len() as u64;
             return Ok(buf.len());
         }
-        let take = buf.len().min(CHUNK - self.staged);
-        Self::window(&mut self.stage)[self.staged..self.staged + take]
+        let take = buf.len().min(CHUNK - self.pending);
+        Self::window(&mut self.chunk)[self.pending..self.pending + take]
             .copy_from_slice(&buf[..take]);
-        self.staged += take;
-        if self.staged == CHUNK {
+        self.pending += take;
+        if self.pending == CHUNK {
             self.put(CHUNK)?;
-            self.staged = 0;
+            self.pending = 0;
         }
         Ok(take)
     }
 
-    /// Writes what is staged: whole aligned blocks directly, the rest (the end of
+    /// Writes what is pending: whole aligned blocks directly, the rest (the end of
     /// the file) the ordinary way.
     fn flush(&mut self) -> std::io::Result<()> {
-        let staged = std::mem::take(&mut self.staged);
-        let aligned = staged - staged % ALIGN;
+        let pending = std::mem::take(&mut self.pending);
+        let aligned = pending - pending % ALIGN;
         if aligned > 0 {
             self.put(aligned)?;
         }
-        if staged > aligned {
-            let rest = &Self::window(&mut self.stage)[aligned..staged];
+        if pending > aligned {
+            let rest = &Self::window(&mut self.chunk)[aligned..pending];
             self.buffered.write_all_at(rest, self.written)?;
             self.written += rest.len() as u64;
         }

@@ -59,7 +59,7 @@ impl Upload {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Version {
     pub seqnum: u64,
-    pub roothash: [u8; 32],
+    pub root_hash: [u8; 32],
     pub data: Bytes,
 }
 
@@ -67,7 +67,7 @@ impl Version {
     /// A version with a random root hash and a tail of 0 B to 64 KiB (log-uniform),
     /// or for a big slot 256 KiB to 2 MiB.
     pub fn random(rng: &mut StdRng, seqnum: u64, big: bool) -> Self {
-        let roothash = rng.random();
+        let root_hash = rng.random();
         let len = if big {
             rng.random_range(256 << 10..=2 << 20)
         } else {
@@ -76,8 +76,8 @@ impl Version {
         let tail = random_bytes(rng, len);
         Self {
             seqnum,
-            roothash,
-            data: Bytes::from(mdmf_share(seqnum, roothash, &tail)),
+            root_hash,
+            data: Bytes::from(mdmf_share(seqnum, root_hash, &tail)),
         }
     }
 }

@@ -22,7 +22,7 @@ type SlotState = (Option<u64>, Option<RootHash>, u64);
 fn state_of(v: &Version) -> SlotState {
     (
         Some(v.seqnum),
-        Some(RootHash(v.roothash)),
+        Some(RootHash(v.root_hash)),
         v.data.len() as u64,
     )
 }
@@ -346,13 +346,13 @@ fn slot_changes(events: &[FeedEvent]) -> BTreeMap<ShareKey, Vec<Option<SlotState
                 si,
                 shnum,
                 seqnum,
-                roothash,
+                root_hash,
                 length,
                 ..
             } => changes
                 .entry((*si, *shnum))
                 .or_default()
-                .push(Some((*seqnum, *roothash, *length))),
+                .push(Some((*seqnum, *root_hash, *length))),
             FeedEvent::SlotDeleted { si, shnum, .. } => {
                 changes.entry((*si, *shnum)).or_default().push(None);
             }
@@ -396,12 +396,15 @@ pub fn snapshot_matches(
                 si,
                 shnum,
                 seqnum,
-                roothash,
+                root_hash,
                 length,
                 kind,
                 ..
             } => {
-                got.insert((*si, *shnum), (kind.clone(), (*seqnum, *roothash, *length)));
+                got.insert(
+                    (*si, *shnum),
+                    (kind.clone(), (*seqnum, *root_hash, *length)),
+                );
             }
             FeedEvent::Synced { .. } => {}
             other => failures.push(format!("unexpected event in a snapshot: {other:?}")),

@@ -33,10 +33,10 @@ use std::sync::Arc;
 
 use super::durable::Syncer;
 use super::durable::write_durably;
-use super::index::LatestFile;
+use super::publish::LatestFile;
 use super::records;
 use super::records::Entry;
-use crate::backend::redo::ShareRedo;
+use super::redo::ShareRedo;
 
 /// A compaction in progress.
 pub struct Compaction {

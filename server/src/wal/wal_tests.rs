@@ -1,10 +1,10 @@
-//! Crash recovery of slot writes logged ahead in the journal, on real files: a torn or
+//! Crash recovery of slot writes logged ahead in the write-ahead log, on real files: a torn or
 //! missing in-place write is repaired at the next start, whatever the journal went
 //! through meanwhile (compaction, checkpoints). And the fsync-failure policy, with
 //! failures injected through the [`Syncer`]: nothing is acknowledged after a failed
 //! sync, the checkpoint stays, and a restart replays the journal as it is on disk.
-//! And what must not happen under the hub's lock (a compaction's syncs) or on an async
-//! worker (a snapshot's disk reads).
+//! And what must not happen under the log's or the hub's lock (a compaction's syncs)
+//! or on an async worker (a snapshot's disk reads).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,11 +19,10 @@ use swamp_proto::v1::mutable::{TestWriteVectors, ValidReadTestWrite, WriteVector
 use swamp_proto::{ShareNumber, StorageIndex};
 
 use super::durable::{SyncKind, Syncer};
-use super::journal::Retention;
-use super::{FeedSettings, Feeds};
 use crate::backend::{
     LeaseGrant, Storage, StorageError, StorageSettings, slots::ReadTestWriteOutcome, system_clock,
 };
+use crate::feeds::{FeedSettings, Feeds, Hub, Retention};
 
 const SI: StorageIndex = StorageIndex::from_bytes([9; 16]);
 
@@ -32,18 +31,20 @@ fn open(dir: &Path, retention: Retention) -> (Arc<Storage>, Arc<Feeds>) {
 }
 
 fn open_with(dir: &Path, retention: Retention, syncer: Arc<Syncer>) -> (Arc<Storage>, Arc<Feeds>) {
-    let storage =
-        Arc::new(Storage::open(dir, StorageSettings::new([1; 20], system_clock())).unwrap());
-    let feeds = Feeds::attach_with(
-        Arc::clone(&storage),
-        FeedSettings {
-            retention,
-            ..FeedSettings::default()
-        },
+    let settings = FeedSettings {
+        retention,
+        ..FeedSettings::default()
+    };
+    let hub = Hub::new(settings, system_clock());
+    let storage = Storage::open_with(
+        dir,
+        StorageSettings::new([1; 20], system_clock()),
+        Arc::clone(&hub) as _,
         syncer,
     )
     .unwrap();
-    (storage, feeds)
+    let storage = Arc::new(storage);
+    (Arc::clone(&storage), Feeds::new(storage, hub))
 }
 
 fn write(storage: &Storage, offset: u64, data: &[u8]) {
@@ -359,7 +360,7 @@ fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Opti
 }
 
 #[test]
-fn compaction_syncs_without_holding_the_hub_lock() {
+fn compaction_syncs_without_holding_the_log_or_hub_lock() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Gate::new();
     let (storage, feeds) = open_with(dir.path(), short(), gate.syncer(SyncKind::File));
@@ -377,7 +378,7 @@ fn compaction_syncs_without_holding_the_hub_lock() {
     let hub = Arc::clone(&feeds);
     let other = Arc::clone(&storage);
     let answered = within_10s(move || {
-        // The hub lock is free: subscribing, reading the head and other writers go on.
+        // The locks are free: subscribing, reading the head and other writers go on.
         let subscriber = hub.open().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -391,7 +392,7 @@ fn compaction_syncs_without_holding_the_hub_lock() {
     });
     gate.release();
     writer.join().unwrap();
-    let (events, head) = answered.expect("the hub lock was held during the compaction's sync");
+    let (events, head) = answered.expect("a lock was held during the compaction's sync");
     assert_eq!(events, 1);
     assert_eq!(head.seq, 1030, "the other writer committed meanwhile");
     // Writes after the compaction, and a restart, see every record.

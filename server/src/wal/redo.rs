@@ -1,5 +1,5 @@
 //! Redo records: what a read-test-write changes in a slot's share file, logged (in the
-//! feed journal) and synced *before* the file is changed in place.
+//! journal) and synced *before* the file is changed in place.
 //!
 //! Why: replacing the file (temporary file, sync, rename, directory sync) costs two
 //! device flushes per write on top of the journal's. Writing in place with no sync of
@@ -22,10 +22,10 @@ use std::os::unix::fs::FileExt;
 use serde::{Deserialize, Serialize};
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use super::faults::Faults;
-use super::immutable;
-use super::layout::Layout;
-use super::mutable::Container;
+use crate::backend::faults::Faults;
+use crate::backend::immutable;
+use crate::backend::layout::{self, Layout};
+use crate::backend::mutable::Container;
 
 /// The redo of one share's change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +147,29 @@ impl ShareRedo {
 }
 
 impl ShareRedo {
+    /// Applies a live change to its share file; `open` is the file if the caller has
+    /// it open for writing. The caller holds the storage index's write lock.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn apply_live(
+        &self,
+        layout: &Layout,
+        open: Option<&File>,
+        faults: &Faults,
+    ) -> io::Result<()> {
+        match (open, &self.op) {
+            (Some(file), RedoOp::Write { .. }) => self.apply_to(file, faults),
+            (None, RedoOp::Write { whole, .. }) => {
+                if *whole {
+                    layout::create_dir_durable(&layout.bucket_dir(&self.si))?;
+                }
+                self.apply_checked(layout, false, faults)
+            }
+            (_, RedoOp::Delete) => self.apply_checked(layout, false, faults),
+        }
+    }
+
     /// Applies a live change to the share's file, already open for writing (the
     /// caller holds the storage index's write lock and read the file). A deletion
     /// still goes by path.
@@ -221,21 +244,11 @@ fn on_disk(path: &std::path::Path) -> io::Result<OnDisk> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(OnDisk::Missing),
         Err(e) => return Err(e),
     };
-    let mut first = [0u8; 32];
-    let n = super::read_prefix(&file, &mut first)?;
-    Ok(if immutable::is_immutable_header(&first[..n]) {
+    let mut first = Vec::with_capacity(32);
+    io::Read::read_to_end(&mut io::Read::take(&file, 32), &mut first)?;
+    Ok(if immutable::is_immutable_header(&first) {
         OnDisk::Immutable
     } else {
         OnDisk::Other
     })
-}
-
-/// Makes every change applied so far durable: the share files and the directories
-/// created or changed (a checkpoint; see the module docs).
-///
-/// # Errors
-/// I/O errors.
-pub fn sync_storage(layout: &Layout) -> io::Result<()> {
-    let dir = File::open(&layout.shares)?;
-    rustix::fs::syncfs(&dir).map_err(io::Error::from)
 }

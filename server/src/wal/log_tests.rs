@@ -1,32 +1,33 @@
-//! Journal recovery on real files: damage in the middle (a loud new epoch, with every
-//! valid record's redo replayed), torn tails (quiet), compaction with appends in
-//! between its phases, and the bounded latest-state index. The property test checks
-//! replay after a random corruption against a simple model: the list of records.
+//! Recovery of the log on real files: damage in the middle (a loud new epoch, with
+//! every valid record's redo replayed), torn tails (quiet), the checkpoint, space
+//! allocated ahead, and a journal of redo no checkpoint covers. The property test
+//! checks replay after a random corruption against a simple model: the list of
+//! records. (Compaction with the feeds' history: `feeds/history_tests.rs`.)
 
 use std::cell::RefCell;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proptest::prelude::*;
-use swamp_proto::feed::{Cursor, ResetReason};
 use swamp_proto::{ShareNumber, StorageIndex};
 
+use super::change::Change;
 use super::durable::Syncer;
-use super::index::IndexBound;
-use super::journal::{Backlog, Journal, Retention};
-use super::records;
-use crate::backend::change::Change;
-use crate::backend::redo::ShareRedo;
+use super::log::Log;
+use super::publish::Saved;
+use super::records::{self, Entry};
+use super::redo::ShareRedo;
 
-fn si(n: u64) -> StorageIndex {
+/// Storage index `n` (shared with `feeds/history_tests.rs`).
+pub(crate) fn si(n: u64) -> StorageIndex {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&n.to_be_bytes());
     StorageIndex::from_bytes(bytes)
 }
 
-fn change(n: u64) -> Change {
+/// A slot change of storage index `n`.
+pub(crate) fn change(n: u64) -> Change {
     Change::SlotChanged {
         si: si(n),
         shnum: ShareNumber::new(0),
@@ -35,18 +36,18 @@ fn change(n: u64) -> Change {
     }
 }
 
-fn redo(n: u64) -> ShareRedo {
+/// The redo of a deletion in storage index `n`.
+pub(crate) fn redo(n: u64) -> ShareRedo {
     ShareRedo::delete(si(n), ShareNumber::new(0))
 }
 
-fn open_at(dir: &Path, retention: Retention, now: u64, seen: &RefCell<Vec<ShareRedo>>) -> Journal {
+fn open_at(dir: &Path, now: u64, seen: &RefCell<Vec<ShareRedo>>) -> (Log, Saved) {
     let recover = |r: &[ShareRedo]| {
         seen.borrow_mut().extend_from_slice(r);
         Ok(())
     };
-    Journal::open(
+    Log::open(
         dir,
-        retention,
         Arc::new(move || now),
         Arc::new(Syncer::new()),
         &recover,
@@ -54,17 +55,12 @@ fn open_at(dir: &Path, retention: Retention, now: u64, seen: &RefCell<Vec<ShareR
     .unwrap()
 }
 
-/// Exact history of ten events: a compaction is due after 2 * 10 + 1024 records.
-fn ring_of_ten() -> Retention {
-    Retention {
-        min_events: 10,
-        min_age: Duration::ZERO,
-        ..Retention::default()
-    }
+fn open(dir: &Path, seen: &RefCell<Vec<ShareRedo>>) -> Log {
+    open_at(dir, 1, seen).0
 }
 
-fn open(dir: &Path, seen: &RefCell<Vec<ShareRedo>>) -> Journal {
-    open_at(dir, Retention::default(), 1, seen)
+fn seqs(entries: &[Entry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
 }
 
 /// Writes records 1..=n, each with redo, synced; returns where each record starts.
@@ -104,11 +100,7 @@ fn damage_in_the_middle_replays_every_valid_record_and_starts_a_new_epoch() {
     // Before and after the damage, after the checkpoint, in order.
     assert_eq!(*seen.borrow(), vec![redo(2), redo(4), redo(5), redo(6)]);
     assert_ne!(j.epoch(), epoch, "subscribers must resync");
-    assert_eq!(j.head().seq, 0);
-    assert!(matches!(
-        j.backlog(Cursor { epoch, seq: 6 }, |_| true),
-        Backlog::Reset(ResetReason::EpochChanged)
-    ));
+    assert_eq!(j.head(), 0);
     let copies = damaged_copies(dir.path());
     assert_eq!(copies.len(), 1);
     assert_eq!(
@@ -139,7 +131,7 @@ fn a_torn_last_record_is_cut_quietly_in_the_same_epoch() {
     let j = open(dir.path(), &seen);
     assert_eq!(*seen.borrow(), vec![redo(1), redo(2), redo(3)]);
     assert_eq!(j.epoch(), epoch);
-    assert_eq!(j.head().seq, 3);
+    assert_eq!(j.head(), 3);
     assert!(damaged_copies(dir.path()).is_empty());
 }
 
@@ -211,162 +203,111 @@ proptest! {
         prop_assert_eq!(&*seen.borrow(), &expected);
         if lost + 1 < n as usize {
             prop_assert_ne!(j.epoch(), epoch);
-            prop_assert_eq!(j.head().seq, 0);
+            prop_assert_eq!(j.head(), 0);
             prop_assert_eq!(damaged_copies(dir.path()).len(), 1);
         } else {
             prop_assert_eq!(j.epoch(), epoch);
-            prop_assert_eq!(j.head().seq, n - 1);
+            prop_assert_eq!(j.head(), n - 1);
             prop_assert!(damaged_copies(dir.path()).is_empty());
         }
     }
 }
 
 #[test]
-fn appends_between_compaction_phases_are_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let retention = ring_of_ten();
-    let seen = RefCell::new(Vec::new());
-    let mut j = open_at(dir.path(), retention.clone(), 1, &seen);
-    let epoch = j.epoch();
-    let n = std::cell::Cell::new(0);
-    let write = |j: &mut Journal, with_redo: bool| {
-        let seq = n.get() + 1;
-        n.set(seq);
-        if with_redo {
-            j.write_ahead(vec![(change(seq), redo(seq))]).unwrap();
-        } else {
-            j.write(vec![change(seq)]).unwrap();
-        }
-        j.sync_job().run().unwrap();
-        j.set_visible(seq);
-    };
-    // Enough records for a compaction; the first ones carry redo that no checkpoint
-    // covers, so it must survive.
-    for i in 0..1100 {
-        write(&mut j, i < 3);
-    }
-    let mut compaction = j.start_compaction().expect("a compaction is due");
-    assert!(j.start_compaction().is_none(), "one at a time");
-    // Writers go on while the index and the new journal are written (no lock).
-    write(&mut j, false);
-    compaction.write().unwrap();
-    write(&mut j, true);
-    write(&mut j, false);
-    assert!(!j.catch_up(&mut compaction, false).unwrap());
-    compaction.copy_pending().unwrap();
-    write(&mut j, false);
-    // The last round copies under the lock.
-    assert!(j.catch_up(&mut compaction, true).unwrap());
-    let after_swap = n.get();
-    write(&mut j, true);
-    let n = n.get();
-    drop(j);
-    let kept = records::read(&dir.path().join("swamp-feed/journal"))
-        .unwrap()
-        .records
-        .len();
-    assert!(kept < 30, "compacted: {kept} records");
-
-    seen.borrow_mut().clear();
-    let j = open_at(dir.path(), retention, 1, &seen);
-    assert_eq!(j.epoch(), epoch);
-    assert_eq!(j.head().seq, n);
-    assert_eq!(
-        *seen.borrow(),
-        vec![redo(1), redo(2), redo(3), redo(1102), redo(after_swap + 1)]
-    );
-    match j.backlog(Cursor { epoch, seq: n - 10 }, |_| true) {
-        Backlog::Exact(e) => {
-            assert_eq!(
-                e.iter().map(|e| e.seq).collect::<Vec<_>>(),
-                ((n - 9)..=n).collect::<Vec<_>>()
-            )
-        }
-        other => panic!("{other:?}"),
-    }
-    // Records kept only for their redo are not exact history: a cursor between them
-    // and the ring gets the latest states, not a ring with a hole (even when the
-    // retention would keep them all).
-    drop(j);
-    let longer = Retention {
-        min_events: 1000,
-        ..ring_of_ten()
-    };
-    let j = open_at(dir.path(), longer, 1, &seen);
-    match j.backlog(Cursor { epoch, seq: 3 }, |s| *s == si(5) || *s == si(n)) {
-        Backlog::Coalesced(e) => {
-            assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, n])
-        }
-        other => panic!("{other:?}"),
-    }
-    match j.backlog(Cursor { epoch, seq: 0 }, |s| *s == si(5)) {
-        Backlog::Coalesced(e) => assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5]),
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn the_index_is_bounded_and_an_older_cursor_gets_a_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    let retention = Retention {
-        index: IndexBound {
-            horizon: Duration::from_secs(1000),
-            max_entries: 100,
-        },
-        ..ring_of_ten()
-    };
-    let seen = RefCell::new(Vec::new());
-    let mut j = open_at(dir.path(), retention.clone(), 5000, &seen);
-    let epoch = j.epoch();
-    // 1100 shares, one change each. The compaction after record 1045 (more than
-    // 2 * 10 + 1024 records in the file) prunes the index to 90 entries: 956..=1045.
-    for i in 1..=1100 {
-        j.append(vec![change(i)]).unwrap();
-    }
-    let floor = 955;
-    let expired = |j: &Journal, seq| {
-        matches!(
-            j.backlog(Cursor { epoch, seq }, |_| true),
-            Backlog::Reset(ResetReason::CursorExpired)
-        )
-    };
-    assert!(expired(&j, floor - 1));
-    match j.backlog(Cursor { epoch, seq: floor }, |_| true) {
-        Backlog::Coalesced(e) => assert_eq!(e.len(), 1100 - 955),
-        other => panic!("{other:?}"),
-    }
-    drop(j);
-    // The floor survives a restart; after the horizon, everything old goes.
-    let mut j = open_at(dir.path(), retention, 7000, &seen);
-    assert!(expired(&j, floor - 1));
-    assert!(!expired(&j, floor));
-    for i in 1101..=2200 {
-        j.append(vec![change(i)]).unwrap();
-    }
-    assert!(expired(&j, floor));
-    assert_eq!(j.ring_len(), 10);
-}
-
-#[test]
 fn a_journal_of_redo_no_checkpoint_covers_is_not_rewritten_on_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let seen = RefCell::new(Vec::new());
-    let mut j = open_at(dir.path(), ring_of_ten(), 1, &seen);
-    for i in 1..=1100 {
+    let mut j = open(dir.path(), &seen);
+    // The history keeps ten entries exactly.
+    let mut published: Vec<Entry> = Vec::new();
+    let mut write = |j: &mut Log, i: u64| {
         j.write_ahead(vec![(change(i), redo(i))]).unwrap();
+        j.sync_job().run().unwrap();
+        published.extend(j.take_synced(i));
+        let exact = published[published.len().saturating_sub(10)..].to_vec();
+        Saved {
+            entries: exact,
+            ..Saved::default()
+        }
+    };
+    let mut saved = Saved::default();
+    for i in 1..=1100 {
+        saved = write(&mut j, i);
     }
-    j.sync_job().run().unwrap();
-    let mut compaction = j.start_compaction().expect("due");
+    assert!(j.compaction_due(10));
+    let mut compaction = j.start_compaction(saved);
     compaction.write().unwrap();
     assert!(j.catch_up(&mut compaction, true).unwrap());
+    assert_eq!(j.records_in_file(), 1100, "every record kept for its redo");
     // It kept all 1100 records (their redo); one more must not start another.
-    j.write_ahead(vec![(change(1101), redo(1101))]).unwrap();
-    assert!(j.start_compaction().is_none());
+    write(&mut j, 1101);
+    assert!(!j.compaction_due(10));
     for i in 1102..=3325 {
-        j.write_ahead(vec![(change(i), redo(i))]).unwrap();
+        write(&mut j, i);
     }
+    assert!(j.compaction_due(10), "due again at 2 * 1100 + 1024");
+}
+
+#[test]
+fn losing_the_epoch_file_starts_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = RefCell::new(Vec::new());
+    let mut j = open(dir.path(), &seen);
+    j.write(vec![change(1)]).unwrap();
+    j.sync_job().run().unwrap();
+    let epoch = j.epoch();
+    drop(j);
+    fs::remove_file(dir.path().join("swamp-feed/epoch")).unwrap();
+    let (j, saved) = open_at(dir.path(), 1, &seen);
+    assert_ne!(j.epoch(), epoch);
+    assert_eq!(j.head(), 0);
+    assert!(saved.entries.is_empty());
+}
+
+#[test]
+fn space_allocated_ahead_is_not_a_torn_tail_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("swamp-feed/journal");
+    let seen = RefCell::new(Vec::new());
+    let mut j = open(dir.path(), &seen);
+    for i in 1..=3 {
+        j.write(vec![change(i)]).unwrap();
+    }
+    j.sync_job().run().unwrap();
+    drop(j);
+    let allocated = fs::metadata(&path).unwrap().len();
+    assert!(allocated >= 1024 * 1024, "allocated ahead: {allocated}");
+    let mut j = open(dir.path(), &seen);
+    assert_eq!(fs::metadata(&path).unwrap().len(), allocated, "zeros kept");
+    for i in 4..=5 {
+        j.write(vec![change(i)]).unwrap();
+    }
+    j.sync_job().run().unwrap();
+    drop(j);
+    let (j, saved) = open_at(dir.path(), 1, &seen);
+    assert_eq!(j.head(), 5);
+    assert_eq!(seqs(&saved.entries), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn only_redo_after_the_checkpoint_is_replayed_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = RefCell::new(Vec::new());
+    let mut j = open(dir.path(), &seen);
+    for n in 1..=4 {
+        j.write_ahead(vec![(change(n), redo(n))]).unwrap();
+        j.sync_job().run().unwrap();
+    }
+    records::write_checkpoint(j.dir(), 2, &Syncer::new()).unwrap();
+    j.checkpointed(Some(2));
+    assert_eq!(j.pending_redo(), 2);
+    drop(j);
+    drop(open(dir.path(), &seen));
+    assert_eq!(*seen.borrow(), vec![redo(3), redo(4)]);
+    seen.borrow_mut().clear();
+    drop(open(dir.path(), &seen));
     assert!(
-        j.start_compaction().is_some(),
-        "due again at 2 * 1100 + 1024"
+        seen.borrow().is_empty(),
+        "the start's replay moved the checkpoint"
     );
 }
