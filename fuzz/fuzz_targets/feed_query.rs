@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swamp_server::http::feed::{FeedQuery, MAX_WAIT};
+use swamp_server::testing::{FeedQuery, MAX_WAIT};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use swamp_proto::secrets::Swissnum;
-use swamp_server::feeds::token;
+use swamp_server::testing::token;
 
 fuzz_target!(|data: &[u8]| {
     let swissnum = Swissnum::new("fuzz-swissnum").expect("a valid swissnum");

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use swamp_proto::feed::{Cursor, RootHash, SlotVersion};
 use swamp_proto::{ShareNumber, StorageIndex};
-use swamp_server::http::extract;
+use swamp_server::testing::extract;
 
 fuzz_target!(|data: &[u8]| {
     let _ = SlotVersion::from_share_prefix(data);

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use swamp_formats::sha256::Sha256;
-use swamp_server::wal::records;
+use swamp_server::testing::records;
 
 fn reencode(read: &records::Read) -> Vec<u8> {
     let mut out = Vec::new();

@@ -9,9 +9,9 @@ use std::io::Write as _;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use swamp_server::backend::immutable;
-use swamp_server::backend::lease::{IMMUTABLE_LEASE_SIZE, Lease, MUTABLE_LEASE_SIZE};
-use swamp_server::backend::mutable::{Container, DATA_OFFSET};
+use swamp_server::testing::immutable;
+use swamp_server::testing::lease::{IMMUTABLE_LEASE_SIZE, Lease, MUTABLE_LEASE_SIZE};
+use swamp_server::testing::mutable::{Container, DATA_OFFSET};
 
 /// One scratch file for the whole run, rewritten for each input.
 fn scratch() -> &'static File {

@@ -1,35 +1,62 @@
 //! Swamp's storage node: Tahoe-LAFS's GBS storage protocol over HTTPS (HTTP/1.1 and
 //! HTTP/2 on one port), on Tahoe's own node directory and disk format.
 //!
+//! The public face is small: a node directory ([`node`]), turning it into a ready
+//! server ([`start`]), and serving it ([`serve()`], [`tls`]). Everything else is
+//! `pub(crate)`, so the compiler reports what nothing uses. The project's own
+//! end-to-end tests and fuzz targets reach the internals they exercise through
+//! [`testing`], one list kept in one place; it is not an API for anyone else.
+//!
 //! # Layout
-//! - [`activity`]: counters for the operator's activity stream.
-//! - [`backend`]: shares on disk in Tahoe's format; uploads, read-test-write, leases.
-//! - [`wal`]: the storage's write-ahead log: every committed change, synced before it
+//! - `activity`: counters for the operator's activity stream.
+//! - `backend`: shares on disk in Tahoe's format; uploads, read-test-write, leases.
+//! - `wal`: the storage's write-ahead log: every committed change, synced before it
 //!   is acknowledged (read-test-write's redo, replayed at open), and the feeds' history
-//!   on disk. Owned by [`backend::Storage`]; hands synced changes to the feeds through
-//!   one hook ([`wal::Publisher`]).
-//! - [`feeds`]: change feeds: the history of published changes, the hub that fans them
+//!   on disk. Owned by `backend::Storage`; hands synced changes to the feeds through
+//!   one hook (`wal::Publisher`).
+//! - `feeds`: change feeds: the history of published changes, the hub that fans them
 //!   out, and subscriptions. No transport: those are `http::feed`'s.
 //! - [`node`]: the node directory: `tahoe.cfg`, environment overrides, identity files.
-//! - [`http`]: routes, authorization, content negotiation, the error-to-status map, and
+//! - `http`: routes, authorization, content negotiation, the error-to-status map, and
 //!   the feed transports (`http::feed`: WebSocket, SSE, long-poll).
 //! - [`tls`]: the rustls configuration (one self-signed certificate, ALPN h2/http1.1).
-//! - [`serve`]: the accept loop and graceful shutdown.
-//! - [`connection`]: per-connection bounds (idle, write and body timeouts, early answers).
-//! - [`tasks`]: background work (idle uploads, lease expiry), given the storage and
+//! - [`serve`](mod@serve): the accept loop and graceful shutdown.
+//! - `connection`: per-connection bounds (idle, write and body timeouts, early answers).
+//! - `tasks`: background work (idle uploads, lease expiry), given the storage and
 //!   counters it works on, not the HTTP state.
-//! - [`start`]: assembling a [`serve::Server`] from a node directory.
+//! - [`start`]: assembling a [`Server`] from a node directory.
+//!
+//! `docs/architecture.md` draws how they fit together.
 
-pub mod activity;
-pub mod backend;
-pub mod connection;
-pub mod feeds;
-pub mod http;
+pub(crate) mod activity;
+pub(crate) mod backend;
+pub(crate) mod connection;
+pub(crate) mod feeds;
+pub(crate) mod http;
 pub mod node;
 pub mod serve;
 pub mod start;
-pub mod tasks;
+pub(crate) mod tasks;
 pub mod tls;
-pub mod wal;
+pub(crate) mod wal;
 
+pub use backend::{Clock, system_clock};
 pub use serve::{Server, serve};
+
+/// The internals the project's own tests (`tests/`) and fuzz targets (`fuzz/`) drive
+/// directly: storage settings and fault injection for test servers, the on-disk
+/// formats and parsers they feed hostile bytes, feed settings and tokens. Not a stable
+/// API; anything added here should be something a test cannot reach through HTTP.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::backend::{
+        Storage, StorageError, StorageSettings, expiry, faults, immutable, lease, mutable,
+    };
+    pub use crate::feeds::{FeedSettings, Feeds, Retention, encode, token};
+    pub use crate::http::extract;
+    pub use crate::http::feed::{FeedQuery, MAX_WAIT};
+    pub use crate::wal::{change::Change, records, redo::ShareRedo};
+
+    /// `backend::ranges::MAX_PIECES`: range pieces one upload may be split into.
+    pub const MAX_UPLOAD_PIECES: usize = crate::backend::ranges::MAX_PIECES;
+}

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use swamp_server::backend::system_clock;
 use swamp_server::node::create::{CreateOptions, create_node};
 use swamp_server::node::{Config, LogFormat};
 use swamp_server::start::{describe_node, load_node};
+use swamp_server::system_clock;
 use tokio_util::sync::CancellationToken;
 
 /// A Tahoe-LAFS storage node (Great Black Swamp over HTTPS) with live change feeds.

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use swamp_client::{ClientOptions, StorageClient};
 use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret, UploadSecret, WriteEnabler};
 use swamp_proto::{Nurl, StorageIndex};
-use swamp_server::backend::{Clock, Storage, StorageSettings};
+use swamp_server::Clock;
 use swamp_server::node::settings::LocationHint;
 use swamp_server::node::{Limits, NodeIdentity};
+use swamp_server::testing::{Storage, StorageSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -55,11 +56,11 @@ pub struct TestOptions {
     /// The clock.
     pub clock: TestClock,
     /// Change feed settings.
-    pub feeds: swamp_server::feeds::FeedSettings,
+    pub feeds: swamp_server::testing::FeedSettings,
     /// Uploads written around the page cache where the file system allows it.
     pub direct_upload_writes: bool,
     /// Disk faults to inject.
-    pub faults: swamp_server::backend::faults::Faults,
+    pub faults: swamp_server::testing::faults::Faults,
 }
 
 impl Default for TestOptions {
@@ -68,9 +69,9 @@ impl Default for TestOptions {
             limits: Limits::default(),
             reserved_space: 0,
             clock: TestClock::new(1_700_000_000),
-            feeds: swamp_server::feeds::FeedSettings::default(),
+            feeds: swamp_server::testing::FeedSettings::default(),
             direct_upload_writes: true,
-            faults: swamp_server::backend::faults::Faults::default(),
+            faults: swamp_server::testing::faults::Faults::default(),
         }
     }
 }
@@ -79,15 +80,15 @@ impl TestOptions {
     /// Options whose feed keeps only `events` events of exact history, whatever their
     /// age: older cursors get latest states, and the journal compacts early.
     pub fn short_history(events: usize) -> Self {
-        use swamp_server::feeds::Retention;
+        use swamp_server::testing::Retention;
         Self {
-            feeds: swamp_server::feeds::FeedSettings {
+            feeds: swamp_server::testing::FeedSettings {
                 retention: Retention {
                     min_events: events,
                     min_age: std::time::Duration::ZERO,
                     ..Retention::default()
                 },
-                ..swamp_server::feeds::FeedSettings::default()
+                ..swamp_server::testing::FeedSettings::default()
             },
             ..Self::default()
         }
@@ -111,7 +112,7 @@ pub struct TestServer {
     /// Direct access to the backend the server uses.
     pub storage: Arc<Storage>,
     /// The server's change feeds.
-    pub feeds: Arc<swamp_server::feeds::Feeds>,
+    pub feeds: Arc<swamp_server::testing::Feeds>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -318,10 +319,10 @@ pub fn slot_write(shnum: u64, offset: u64, data: &[u8]) -> swamp_proto::v1::Read
 }
 
 /// A server whose storage layer injects the faults a test sets in the returned plan.
-pub async fn start_with_faults() -> (TestServer, Arc<swamp_server::backend::faults::FaultPlan>) {
-    let plan = Arc::new(swamp_server::backend::faults::FaultPlan::default());
+pub async fn start_with_faults() -> (TestServer, Arc<swamp_server::testing::faults::FaultPlan>) {
+    let plan = Arc::new(swamp_server::testing::faults::FaultPlan::default());
     let options = TestOptions {
-        faults: swamp_server::backend::faults::Faults::injected(Arc::clone(&plan)),
+        faults: swamp_server::testing::faults::Faults::injected(Arc::clone(&plan)),
         ..TestOptions::default()
     };
     (TestServer::start_with(options).await, plan)

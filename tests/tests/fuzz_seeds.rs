@@ -24,13 +24,13 @@ use swamp_proto::secrets::{
 };
 use swamp_proto::v1::{self, *};
 use swamp_proto::{Nurl, ShareNumber, SpkiHash, StorageIndex};
-use swamp_server::backend::immutable;
-use swamp_server::backend::lease::{LeaseGrant, SecretStorage};
-use swamp_server::backend::mutable::Container;
-use swamp_server::feeds::{encode, token};
-use swamp_server::wal::change::Change;
-use swamp_server::wal::redo::ShareRedo;
-use swamp_server::wal::{records, records::Entry};
+use swamp_server::testing::Change;
+use swamp_server::testing::ShareRedo;
+use swamp_server::testing::immutable;
+use swamp_server::testing::lease::{LeaseGrant, SecretStorage};
+use swamp_server::testing::mutable::Container;
+use swamp_server::testing::{encode, token};
+use swamp_server::testing::{records, records::Entry};
 
 /// The write key the `dirnode` target decrypts write caps with.
 const FUZZ_WRITEKEY: [u8; 16] = [0x5a; 16];
@@ -159,13 +159,13 @@ fn slot(data: &[u8], leases: u8) -> Container {
 /// A new slot container's file bytes: `data`, then `leases` leases.
 fn container(data: &[u8], leases: u8) -> Vec<u8> {
     let c = slot(data, leases);
-    let redo = swamp_server::wal::redo::ShareRedo::write(
+    let redo = swamp_server::testing::ShareRedo::write(
         swamp_proto::StorageIndex::from_bytes([1; 16]),
         swamp_proto::ShareNumber::new(0),
         &c,
     );
     let file = tempfile::tempfile().unwrap();
-    redo.apply_to(&file, &swamp_server::backend::faults::Faults::default())
+    redo.apply_to(&file, &swamp_server::testing::faults::Faults::default())
         .unwrap();
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut &file, &mut bytes).unwrap();

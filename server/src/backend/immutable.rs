@@ -156,24 +156,3 @@ pub fn write_lease_at(file: &File, header: &Header, offset: u64, lease: &Lease) 
     file.write_all_at(&lease.to_immutable(), offset)?;
     file.write_all_at(&(header.num_leases + 1).to_be_bytes(), 8)
 }
-
-/// Rewrites the lease list without the leases for which `keep` is false.
-///
-/// # Errors
-/// I/O errors.
-pub fn retain_leases(file: &File, mut keep: impl FnMut(&Lease) -> bool) -> io::Result<usize> {
-    let header = read_header(file)?;
-    let start = DATA_OFFSET + data_length(file, &header)?;
-    let leases = read_leases(file, &header)?;
-    let kept: Vec<Lease> = leases.into_iter().filter(|l| keep(l)).collect();
-    for (i, lease) in kept.iter().enumerate() {
-        file.write_all_at(
-            &lease.to_immutable(),
-            start + (i * IMMUTABLE_LEASE_SIZE) as u64,
-        )?;
-    }
-    let count = u32::try_from(kept.len()).unwrap_or(u32::MAX);
-    file.write_all_at(&count.to_be_bytes(), 8)?;
-    file.set_len(start + kept.len() as u64 * IMMUTABLE_LEASE_SIZE as u64)?;
-    Ok(kept.len())
-}

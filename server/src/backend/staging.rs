@@ -166,16 +166,19 @@ impl StagedFile {
     }
 
     /// Whether writes still go around the page cache.
+    #[cfg(test)]
     pub fn is_direct(&self) -> bool {
         self.direct
     }
 
     /// Bytes written around the page cache so far.
+    #[cfg(test)]
     pub fn direct_bytes(&self) -> u64 {
         self.direct_bytes
     }
 
     /// Blocks waiting in memory for their missing bytes.
+    #[cfg(test)]
     pub fn waiting_blocks(&self) -> usize {
         self.waiting.len()
     }
@@ -385,6 +388,7 @@ impl StagedFile {
     ///
     /// # Errors
     /// I/O errors.
+    #[cfg(test)]
     pub fn sync_all(&mut self) -> io::Result<()> {
         self.flush()?;
         self.sync()

@@ -88,11 +88,6 @@ impl Uploads {
     pub fn len(&self) -> usize {
         self.map().len()
     }
-
-    /// Whether no upload is in progress.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn lock(upload: &Mutex<Upload>) -> MutexGuard<'_, Upload> {

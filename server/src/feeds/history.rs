@@ -10,7 +10,7 @@
 //!
 //! The history holds only published entries (synced, `crate::wal::commit`). On disk it
 //! is the log's: rebuilt from the journal file and the `latest` file at open
-//! ([`History::restore`]), saved by the log's compaction ([`History::to_save`]).
+//! ([`History::restore`]), saved by the log's compaction ([`History::prune_and_save`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -151,7 +151,7 @@ impl History {
 
     /// What the log's compaction saves: the exact ring and the latest-state index,
     /// bounded first (entries past its bound are dropped and raise its floor).
-    pub fn to_save(&mut self) -> Saved {
+    pub fn prune_and_save(&mut self) -> Saved {
         let dropped = self.latest.prune((self.clock)(), &self.retention.index);
         if dropped > 0 {
             tracing::info!(
@@ -169,6 +169,7 @@ impl History {
 
     /// What a subscriber resuming after `since` must receive, for the storage indexes
     /// `follows` accepts.
+    #[cfg(test)]
     pub fn backlog(&self, since: Cursor, follows: impl Fn(&StorageIndex) -> bool) -> Backlog {
         self.answer(since, &follows, || {
             self.latest

@@ -70,7 +70,7 @@ impl Journal {
     fn start_compaction(&mut self) -> Option<Compaction> {
         self.log
             .compaction_due(self.history.exact_len())
-            .then(|| self.log.start_compaction(self.history.to_save()))
+            .then(|| self.log.start_compaction(self.history.prune_and_save()))
     }
 
     fn catch_up(&mut self, compaction: &mut Compaction, last_round: bool) -> bool {

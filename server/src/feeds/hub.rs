@@ -73,6 +73,10 @@ impl Default for FeedSettings {
 
 /// Why a subscription request was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each is a limit that was reached: `FeedError::TooManyConnections` reads as the answer"
+)]
 pub enum FeedError {
     /// Too many feed connections.
     #[error("too many feed connections (limit {0})")]
@@ -182,7 +186,7 @@ impl Publisher for Hub {
     }
 
     fn to_save(&self) -> Saved {
-        self.core().history.to_save()
+        self.core().history.prune_and_save()
     }
 }
 

@@ -94,11 +94,6 @@ impl LatestIndex {
         self.map.len()
     }
 
-    /// Whether the index is empty.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
     /// The highest sequence number dropped: cursors below it cannot be answered.
     pub fn floor(&self) -> u64 {
         self.floor
@@ -112,6 +107,7 @@ impl LatestIndex {
     }
 
     /// Every entry.
+    #[cfg(test)]
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.map.values()
     }

@@ -48,6 +48,7 @@ pub struct Syncer {
 
 impl Syncer {
     /// Syncs for real.
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
     }

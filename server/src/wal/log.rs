@@ -432,11 +432,13 @@ impl Log {
     }
 
     /// Records in the journal file.
+    #[cfg(test)]
     pub fn records_in_file(&self) -> usize {
         self.records_in_file
     }
 
     /// Redo logged and not yet covered by a checkpoint.
+    #[cfg(test)]
     pub fn pending_redo(&self) -> usize {
         self.pending_redo.len()
     }

@@ -51,4 +51,6 @@ mod repairs;
 mod wal_tests;
 
 pub use commit::Wal;
-pub use publish::{LatestFile, NoFeeds, Publisher, Saved};
+#[cfg(test)]
+pub use publish::NoFeeds;
+pub use publish::{LatestFile, Publisher, Saved};

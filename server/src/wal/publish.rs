@@ -71,8 +71,10 @@ pub struct LatestFile {
 
 /// A publisher that keeps no history: storage used without change feeds (tools,
 /// tests). Compaction then keeps only the redo no checkpoint covers.
+#[cfg(test)]
 pub struct NoFeeds;
 
+#[cfg(test)]
 impl Publisher for NoFeeds {
     fn restore(&self, _epoch: u64, _saved: Saved) {}
 

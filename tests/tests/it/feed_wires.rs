@@ -227,7 +227,7 @@ async fn every_wire_refuses_missing_and_wrong_authorization() {
 #[tokio::test]
 async fn every_wire_enforces_the_subscription_and_connection_limits() {
     let server = TestServer::start_with(TestOptions {
-        feeds: swamp_server::feeds::FeedSettings {
+        feeds: swamp_server::testing::FeedSettings {
             max_subscriptions_per_connection: 2,
             max_connections: 1,
             ..Default::default()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use swamp_proto::ShareNumber;
 use swamp_proto::feed::{Cursor, FeedEvent, ResetReason, RootHash};
-use swamp_server::feeds::FeedSettings;
+use swamp_server::testing::FeedSettings;
 use swamp_tests::feed::{poll, sse_connect, ws_connect, ws_next, ws_next_or_close, ws_send};
 use swamp_tests::tap::StalledSse;
 use swamp_tests::{Secrets, TestOptions, TestServer, mdmf_share, random_si, write_slot};

@@ -143,7 +143,7 @@ async fn large_slot_reads_come_in_chunks_of_one_version() {
         .storage
         .read_slot_chunk(&si, shnum, 10, 10, Some(stamp));
     assert!(
-        matches!(again, Err(swamp_server::backend::StorageError::Changed)),
+        matches!(again, Err(swamp_server::testing::StorageError::Changed)),
         "{again:?}"
     );
 }
@@ -207,7 +207,7 @@ async fn scattered_writes_past_the_piece_bound_get_400() {
     let server = TestServer::start().await;
     let (si, s) = (random_si(), Secrets::random());
     let imm = server.client.immutable();
-    let pieces = swamp_server::backend::ranges::MAX_PIECES as u64;
+    let pieces = swamp_server::testing::MAX_UPLOAD_PIECES as u64;
     let share = ShareNumber::new(0);
     s.allocate(&server.client, &si, [share], 2 * pieces + 10)
         .await;
@@ -326,7 +326,7 @@ async fn renewing_a_slot_lease_writes_only_the_lease_bytes() {
         .unwrap();
     assert!(back[..] == data[..]);
     let file = std::fs::File::open(&path).unwrap();
-    let leases = swamp_server::backend::mutable::Container::open(file)
+    let leases = swamp_server::testing::mutable::Container::open(file)
         .unwrap()
         .leases();
     assert_eq!(leases.len(), 2);

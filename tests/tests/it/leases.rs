@@ -5,9 +5,9 @@ use std::fs::File;
 
 use http::StatusCode;
 use swamp_proto::ShareNumber;
-use swamp_server::backend::expiry::{ExpiryMode, ExpiryPolicy, SweepReport};
-use swamp_server::backend::lease::{LEASE_DURATION_SECS, Lease};
-use swamp_server::backend::{immutable, mutable};
+use swamp_server::testing::expiry::{ExpiryMode, ExpiryPolicy, SweepReport};
+use swamp_server::testing::lease::{LEASE_DURATION_SECS, Lease};
+use swamp_server::testing::{immutable, mutable};
 use swamp_tests::{Secrets, TestServer, random_si, share_file};
 
 fn immutable_leases(server: &TestServer, si: &swamp_proto::StorageIndex, shnum: u8) -> Vec<Lease> {

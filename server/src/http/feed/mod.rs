@@ -144,6 +144,10 @@ pub struct Access {
     pub allowed: Option<Vec<StorageIndex>>,
     /// A token's place in its share of the feed connections, held as long as the
     /// request or stream lives (`None` for the swissnum).
+    #[expect(
+        dead_code,
+        reason = "never read: held for its Drop, which gives the place back"
+    )]
     pub share: Option<Arc<TokenShare>>,
 }
 
