@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backend::{Clock, Storage, StorageSettings, layout};
-use crate::http::App;
+use crate::http::{App, AppState};
 use crate::node::{Config, Limits, NodeIdentity};
 use crate::serve::Server;
 
@@ -119,7 +119,7 @@ pub fn assemble(
     )?);
     let feeds = crate::feeds::Feeds::new(Arc::clone(&storage), hub);
     Ok(Server {
-        app: App {
+        app: App::new(AppState {
             storage,
             swissnum: identity.swissnum.clone(),
             feeds,
@@ -132,7 +132,7 @@ pub fn assemble(
                 limits.max_patch_size.max(limits.max_read_test_write_size),
             )),
             limits,
-        },
+        }),
         tls,
         expiry,
     })

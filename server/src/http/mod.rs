@@ -33,9 +33,28 @@ use crate::backend::Storage;
 use crate::node::Limits;
 pub use error::ApiError;
 
-/// What every request handler shares.
+/// What every request handler shares: cloned for every extractor and middleware of
+/// every request, so a clone is one reference count.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl App {
+    /// Shares `state` among the request handlers.
+    pub fn new(state: AppState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// What an [`App`] holds.
+pub struct AppState {
     /// The storage backend.
     pub storage: Arc<Storage>,
     /// The swissnum clients must present.

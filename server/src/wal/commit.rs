@@ -5,7 +5,10 @@
 //! outside it (one sync covers every writer that appended before it started), then
 //! publishes, in sequence order and under the lock, everything synced. Subscribers
 //! never see a change before it is durable, and nobody waits on a sync while holding
-//! the lock. A writer returns only once its own entries are published, and it holds
+//! the lock. One writer at a time syncs; the others wait on a condition variable, all
+//! woken at once when it is done (not one after another through a mutex held across
+//! the sync), and the first whose entries that sync did not cover starts the next.
+//! A writer returns only once its own entries are published, and it holds
 //! its storage index's lock until then: that is what lets the feeds take a snapshot
 //! of a storage index and subscribe to it with no gap and no duplicate
 //! (`feeds/hub.rs`). Nothing is acknowledged before it is synced; after a failed sync,
@@ -13,7 +16,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use swamp_proto::{ShareNumber, StorageIndex};
 
@@ -33,14 +36,24 @@ use crate::backend::layout::Layout;
 /// The write-ahead log of one storage directory.
 pub struct Wal {
     log: Mutex<Log>,
-    /// The last sequence number known synced to disk.
-    synced: Mutex<u64>,
+    /// The last sequence number known synced to disk, and whether a sync runs.
+    synced: Mutex<Synced>,
+    /// Signalled when a sync ends.
+    sync_done: Condvar,
     /// Every sync, behind the latch that stops acknowledgements after a failed one.
     syncer: Arc<Syncer>,
     publisher: Arc<dyn Publisher>,
     layout: Layout,
     faults: Faults,
     repairs: Repairs,
+}
+
+/// Where the syncs stand.
+struct Synced {
+    /// The last sequence number known synced to disk.
+    upto: u64,
+    /// Whether a writer is syncing now (the others wait on `Wal::sync_done`).
+    syncing: bool,
 }
 
 /// Why a batch was not logged: if it carries a ticket, the records are in the journal
@@ -77,7 +90,11 @@ impl Wal {
         publisher.restore(log.epoch(), saved);
         Ok(Self {
             log: Mutex::new(log),
-            synced: Mutex::new(head),
+            synced: Mutex::new(Synced {
+                upto: head,
+                syncing: false,
+            }),
+            sync_done: Condvar::new(),
             syncer,
             publisher,
             layout: layout.clone(),
@@ -88,6 +105,10 @@ impl Wal {
 
     fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn synced(&self) -> MutexGuard<'_, Synced> {
+        self.synced.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records changes that are already durable on disk (a completed upload, an
@@ -119,7 +140,12 @@ impl Wal {
         open: impl Fn(ShareNumber) -> Option<&'a File>,
     ) -> Result<(), StorageError> {
         let bucket = self.layout.bucket_dir(si);
-        let redos: Vec<ShareRedo> = logged.iter().map(|(_, r)| r.clone()).collect();
+        // Shared with the log, which keeps them until a checkpoint: no copy of the data.
+        let logged: Vec<(Change, Arc<ShareRedo>)> = logged
+            .into_iter()
+            .map(|(change, redo)| (change, Arc::new(redo)))
+            .collect();
+        let redos: Vec<Arc<ShareRedo>> = logged.iter().map(|(_, r)| Arc::clone(r)).collect();
         let (ticket, unsynced) = match self.commit(|log| log.write_ahead(logged)) {
             Ok(ticket) => (ticket, None),
             Err(Unlogged {
@@ -215,34 +241,55 @@ impl Wal {
                 _ => return Ok(0),
             }
         };
-        {
-            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-            if *synced < last {
-                // Everything written so far is in the journal file current now (a
-                // compaction copies what it has not yet into the new file before the
-                // swap, `compact.rs`), so this sync covers it all.
-                let (target, job) = {
-                    let mut log = self.log();
-                    (log.head(), log.sync_job())
-                };
-                if let Err(error) = job.run() {
-                    // Written but maybe not durable: the caller applies it anyway.
-                    return Err(Unlogged {
-                        ticket: Some(first),
-                        error,
-                    });
-                }
-                *synced = target;
-            }
+        if let Err(error) = self.sync_through(last) {
+            // Written but maybe not durable: the caller applies it anyway.
+            return Err(Unlogged {
+                ticket: Some(first),
+                error,
+            });
         }
         self.publish();
         Ok(first)
     }
 
+    /// Returns once everything up to `last` is synced: waits for the sync running now,
+    /// or runs one, outside every lock, that covers everything written so far.
+    fn sync_through(&self, last: u64) -> io::Result<()> {
+        let mut state = self.synced();
+        while state.upto < last {
+            if state.syncing {
+                state = self
+                    .sync_done
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            state.syncing = true;
+            drop(state);
+            // Ends the sync, also if it panics: the others must not wait forever.
+            let mut ending = SyncEnding {
+                wal: self,
+                upto: None,
+            };
+            // Everything written so far is in the journal file current now (a
+            // compaction copies what it has not yet into the new file before the
+            // swap, `compact.rs`), so this sync covers it all.
+            let (target, job) = {
+                let mut log = self.log();
+                (log.head(), log.sync_job())
+            };
+            let result = job.run();
+            ending.upto = result.is_ok().then_some(target);
+            // On failure the others try again and fail on the latch (`durable.rs`).
+            return result;
+        }
+        Ok(())
+    }
+
     /// Publishes, in order, every written entry that is synced; then starts a
     /// compaction if one is due.
     fn publish(&self) {
-        let synced = *self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let synced = self.synced().upto;
         let mut log = self.log();
         let entries = log.take_synced(synced);
         if !entries.is_empty() {
@@ -277,5 +324,24 @@ impl Wal {
             tracing::error!(error = %e, "feed journal compaction failed; will retry");
             self.log().compaction_failed(compaction);
         }
+    }
+}
+
+/// Ends the sync a writer runs: records what it made durable, then wakes the writers
+/// waiting on it.
+struct SyncEnding<'a> {
+    wal: &'a Wal,
+    upto: Option<u64>,
+}
+
+impl Drop for SyncEnding<'_> {
+    fn drop(&mut self) {
+        let mut state = self.wal.synced();
+        state.syncing = false;
+        if let Some(upto) = self.upto {
+            state.upto = state.upto.max(upto);
+        }
+        drop(state);
+        self.wal.sync_done.notify_all();
     }
 }

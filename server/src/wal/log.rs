@@ -247,11 +247,14 @@ impl Log {
     ///
     /// # Errors
     /// If the journal cannot be written, or a sync has failed in this process.
-    pub fn write_ahead(&mut self, changes: Vec<(Change, ShareRedo)>) -> io::Result<Vec<Entry>> {
+    pub fn write_ahead(
+        &mut self,
+        changes: Vec<(Change, impl Into<Arc<ShareRedo>>)>,
+    ) -> io::Result<Vec<Entry>> {
         let entries = self.write_records(
             changes
                 .into_iter()
-                .map(|(c, r)| (c, Some(Arc::new(r))))
+                .map(|(c, r)| (c, Some(r.into())))
                 .collect(),
         )?;
         if let Some(first) = entries.first() {

@@ -11,15 +11,15 @@
 //! Applying a redo is idempotent, so trying again is always safe.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use swamp_proto::StorageIndex;
 
 use super::redo::ShareRedo;
 
 /// One read-test-write's logged changes: its journal ticket and its share redos.
-type Logged = (u64, Vec<ShareRedo>);
+type Logged = (u64, Vec<Arc<ShareRedo>>);
 
 /// Logged changes waiting to be applied, per storage index, in log order, each with
 /// the journal ticket to report once applied.
@@ -36,7 +36,7 @@ impl Repairs {
     }
 
     /// Adds a change whose in-place write failed.
-    pub(crate) fn add(&self, si: StorageIndex, ticket: u64, redos: Vec<ShareRedo>) {
+    pub(crate) fn add(&self, si: StorageIndex, ticket: u64, redos: Vec<Arc<ShareRedo>>) {
         let mut map = self.map();
         let list = map.entry(si).or_default();
         if list.is_empty() {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
@@ -301,9 +301,11 @@ fn a_failed_checkpoint_sync_stops_acknowledgements() {
     assert_needs_restart(try_write(&storage, 0, b"x"));
 }
 
-/// A syncer that parks the first sync of `kind` after `arm` until released.
+/// A syncer that parks the first sync of `kind` after `arm` until released, and
+/// counts the syncs of `kind`.
 struct Gate {
     armed: AtomicBool,
+    syncs: AtomicUsize,
     state: Mutex<(bool, bool)>, // (entered, released)
     changed: Condvar,
 }
@@ -312,6 +314,7 @@ impl Gate {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             armed: AtomicBool::new(false),
+            syncs: AtomicUsize::new(0),
             state: Mutex::new((false, false)),
             changed: Condvar::new(),
         })
@@ -320,6 +323,9 @@ impl Gate {
     fn syncer(self: &Arc<Self>, kind: SyncKind) -> Arc<Syncer> {
         let gate = Arc::clone(self);
         Arc::new(Syncer::failing(move |k| {
+            if k == kind {
+                gate.syncs.fetch_add(1, Ordering::SeqCst);
+            }
             if k == kind && gate.armed.swap(false, Ordering::SeqCst) {
                 let mut state = gate.state.lock().unwrap();
                 state.0 = true;
@@ -401,6 +407,53 @@ fn compaction_syncs_without_holding_the_log_or_hub_lock() {
     let (storage, feeds) = open(dir.path(), short());
     assert_eq!(feeds.head().seq, 1031);
     assert_eq!(data(&storage), b"afterers it");
+}
+
+#[test]
+fn writers_that_append_during_a_sync_wait_for_it_then_share_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new();
+    let (storage, feeds) = open_with(
+        dir.path(),
+        Retention::default(),
+        gate.syncer(SyncKind::Journal),
+    );
+    write(&storage, 0, b"before");
+    let journal = dir.path().join("swamp-feed/journal");
+    let records = || super::records::read(&journal).map_or(0, |r| r.records.len());
+    gate.armed.store(true, Ordering::SeqCst);
+    let before = gate.syncs.load(Ordering::SeqCst);
+    let (tx, rx) = mpsc::channel();
+    let writer = |si: u8| {
+        let storage = Arc::clone(&storage);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let done = try_write_to(&storage, &StorageIndex::from_bytes([si; 16]), 0, b"x");
+            tx.send(si).unwrap();
+            done
+        })
+    };
+    let leader = writer(30);
+    gate.wait_entered();
+    let followers = [writer(31), writer(32)];
+    // Both followers append while the leader's sync is parked (the log's lock is free).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the followers never appended"
+        );
+        std::thread::yield_now();
+    }
+    assert!(rx.try_recv().is_err(), "acknowledged before its sync");
+    assert_eq!(feeds.head().seq, 1, "nothing unsynced is published");
+    gate.release();
+    for w in followers.into_iter().chain([leader]) {
+        assert!(w.join().unwrap().unwrap().success);
+    }
+    // The leader's sync covered only its own record; one more covered both followers.
+    assert_eq!(gate.syncs.load(Ordering::SeqCst) - before, 2);
+    assert_eq!(feeds.head().seq, 4);
 }
 
 #[test]
