@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use swamp_proto::ShareNumber;
 use swamp_proto::feed::{Cursor, FeedEvent, ResetReason, RootHash};
@@ -300,6 +301,93 @@ async fn websocket_commands_add_and_remove_subscriptions() {
     }
     ws_send(&mut ws, serde_json::json!({"op": "launch"})).await;
     assert!(matches!(ws_next(&mut ws).await, FeedEvent::Error { .. }));
+}
+
+/// A quiet stream gets a `progress` checkpoint every progress interval, and events
+/// postpone it (the stream's one timer is moved lazily, when it fires).
+#[tokio::test]
+async fn quiet_streams_get_progress_checkpoints_and_events_postpone_them() {
+    let interval = Duration::from_millis(400);
+    let server = TestServer::start_with(TestOptions {
+        feeds: FeedSettings {
+            progress_interval: interval,
+            ..FeedSettings::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let (si, s) = (random_si(), Secrets::random());
+    let mut ws = ws_connect(&server, &format!("si={si}"), false, None).await;
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    let quiet = std::time::Instant::now();
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    assert!(quiet.elapsed() >= interval / 2, "not before the interval");
+    let mut changed = std::time::Instant::now();
+    for seqnum in 1..=3 {
+        write_slot(
+            &server.client,
+            &si,
+            &s,
+            0,
+            &mdmf_share(seqnum, [1; 32], b""),
+        )
+        .await;
+        let event = loop {
+            // A slow write may let a checkpoint come first.
+            match ws_next(&mut ws).await {
+                FeedEvent::Progress { .. } => continue,
+                event => break event,
+            }
+        };
+        changed = std::time::Instant::now();
+        expect_changed(&event, &si, 0, seqnum, [1; 32]);
+    }
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    assert!(
+        changed.elapsed() >= interval * 3 / 4,
+        "the checkpoint waits a whole interval after the last event: {:?}",
+        changed.elapsed()
+    );
+}
+
+/// The server reads WebSocket frames in small chunks (so an idle subscriber holds
+/// little): a command many times that size still arrives whole, and a frame over the
+/// 1 MiB limit still ends the stream instead of being buffered.
+#[tokio::test]
+async fn long_websocket_commands_arrive_whole_and_oversized_frames_end_the_stream() {
+    let server = TestServer::start().await;
+    let s = Secrets::random();
+    let sis: Vec<_> = (0..400).map(|_| random_si()).collect();
+    let mut ws = ws_connect(&server, "", false, None).await;
+    let command = serde_json::json!({"op": "subscribe", "si": sis.iter().map(ToString::to_string).collect::<Vec<_>>()});
+    assert!(command.to_string().len() > 10_000, "many read chunks long");
+    ws_send(&mut ws, command).await;
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    let last = sis.last().unwrap();
+    write_slot(&server.client, last, &s, 0, &mdmf_share(1, [3; 32], b"")).await;
+    expect_changed(&ws_next(&mut ws).await, last, 0, 1, [3; 32]);
+
+    let oversized = "x".repeat(1024 * 1024 + 1);
+    // The server may stop reading before the whole frame is sent.
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            oversized.into(),
+        ))
+        .await;
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within 20 s");
+    if let Some(frame) = end {
+        assert_eq!(u16::from(frame.code), 1009, "message too big: {frame:?}");
+    }
 }
 
 /// A subscriber that stops reading, on a streaming transport.

@@ -3,15 +3,18 @@
 //! unsubscribe, progress) at any time; the server ends the stream with a close frame
 //! whose code and reason are documented in `docs/feeds.md`.
 //!
-//! Buffers are set small (1 KiB read chunks, 8 KiB write) so an idle subscriber costs
-//! kilobytes: tungstenite's defaults (128 KiB read) would cost a gigabyte per ten
-//! thousand connections.
+//! Buffers are set small (256-byte read chunks, 8 KiB write) so an idle subscriber
+//! costs kilobytes: tungstenite's defaults (128 KiB read) would cost a gigabyte per ten
+//! thousand connections. For the same reason the session's task keeps only what the
+//! stream needs between events (see [`session`]): 19,000 idle subscribers are measured
+//! in `docs/benchmarks.md`.
 //!
 //! A client that stops reading is let go within a bound even when there is nothing to
 //! send it: the server pings every `ping_interval`, and a pong not back within
 //! `ping_timeout` ends the stream (close code 4008, `slow`). Every write (events,
 //! replies, pings, the close frame) must finish within `write_timeout`.
 
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -21,6 +24,7 @@ use swamp_proto::feed::{FeedCommand, FeedEvent};
 use tokio::time::Instant;
 
 use super::{Access, FeedQuery};
+use crate::connection::deadline::Deadline;
 use crate::feeds::encode::{self, Encoded, Shared};
 use crate::feeds::outbox::CloseReason;
 use crate::feeds::stream::{FeedStream, Next};
@@ -30,19 +34,38 @@ use swamp_proto::v1::endpoint::{FEED_CBOR_PROTOCOL, FEED_JSON_PROTOCOL};
 /// Close code for a refused subscription (limits).
 pub const CLOSE_LIMIT: u16 = 4029;
 
+/// Bytes read from the connection at a time while a frame is assembled. Commands are a
+/// few hundred bytes, pongs a few; a longer frame is read in several chunks (its whole
+/// length is reserved once its header is read, up to the frame size limit). Each idle
+/// connection holds one chunk.
+const READ_CHUNK: usize = 256;
+
+/// Frames are gathered up to this many bytes before they are written (a flush writes
+/// them at once in any case).
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// The most a frame or message from the client may be; longer ones end the connection.
+pub const MAX_INCOMING: usize = 1024 * 1024;
+
+/// What the session needs from the upgrade request, boxed: until the socket is ready the
+/// upgrade task holds a pointer, and once the stream is set up it is freed.
+struct Start {
+    app: App,
+    query: FeedQuery,
+    access: Access,
+}
+
 /// Accepts the upgrade.
 pub fn upgrade(app: App, upgrade: WebSocketUpgrade, query: FeedQuery, access: Access) -> Response {
+    let start = Box::new(Start { app, query, access });
     upgrade
         .protocols([FEED_JSON_PROTOCOL, FEED_CBOR_PROTOCOL])
-        .read_buffer_size(1024)
-        .write_buffer_size(8 * 1024)
+        .read_buffer_size(READ_CHUNK)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(1024 * 1024)
-        .max_frame_size(1024 * 1024)
-        .on_upgrade(move |socket| async move {
-            let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(FEED_CBOR_PROTOCOL);
-            run(app, socket, query, access, cbor).await;
-        })
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+        .on_upgrade(move |socket| session(socket, start))
 }
 
 fn frame(event: &Encoded, cbor: bool) -> Message {
@@ -74,15 +97,33 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str, write_timeout: D
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(write_timeout, socket.send(frame)).await;
+    written(write_timeout, socket.send(frame)).await;
 }
 
-/// Whether `write` finished, successfully, within `write_timeout`.
+/// Whether `write` finished, successfully, within `write_timeout`. Most writes finish
+/// at once (the socket takes the bytes): only one that has to wait gets a timer.
 async fn written(
     write_timeout: Duration,
     write: impl Future<Output = Result<(), axum::Error>>,
 ) -> bool {
-    matches!(tokio::time::timeout(write_timeout, write).await, Ok(Ok(())))
+    let mut write = std::pin::pin!(write);
+    let mut deadline: Option<Deadline> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+            return Poll::Ready(result.is_ok());
+        }
+        let deadline = deadline.get_or_insert_with(|| {
+            let mut deadline = Deadline::default();
+            deadline.arm(write_timeout);
+            deadline
+        });
+        if deadline.passed(cx) {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// When the next ping is due, or the pong to the last one.
@@ -114,11 +155,28 @@ impl Liveness {
     }
 }
 
-async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, cbor: bool) {
+/// What a set-up stream keeps for its life.
+struct Session {
+    feed: FeedStream,
+    /// Held while the stream lives (a token's place in its share of the limits).
+    access: Access,
+    cbor: bool,
+    write_timeout: Duration,
+    liveness: Liveness,
+}
+
+/// Subscribes as the request asked and sends the first events; `None` when the stream
+/// ended (refused, with a close frame, or the client is gone).
+async fn open(socket: &mut WebSocket, start: Box<Start>) -> Option<Session> {
+    let Start { app, query, access } = *start;
+    let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(FEED_CBOR_PROTOCOL);
     let write_timeout = app.limits.write_timeout;
     let subscriber = match app.feeds.open() {
         Ok(s) => s,
-        Err(e) => return close(&mut socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await,
+        Err(e) => {
+            close(socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await;
+            return None;
+        }
     };
     let initial = if query.si.is_empty() && query.since.is_none() {
         Vec::new()
@@ -129,42 +187,61 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
         {
             Ok(events) => events,
             Err(e) => {
-                return close(&mut socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await;
+                close(socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await;
+                return None;
             }
         }
     };
     let initial: Vec<Shared> = initial.into_iter().map(encode::shared).collect();
-    if !written(write_timeout, send_all(&mut socket, &initial, cbor)).await {
-        return;
+    if !written(write_timeout, send_all(socket, &initial, cbor)).await {
+        return None;
     }
-    let mut feed = FeedStream::new(
-        subscriber,
-        app.feeds.settings().progress_interval,
-        access.expires_in,
-    );
-    let mut liveness = Liveness::new(app.limits.ping_interval, app.limits.ping_timeout);
+    Some(Session {
+        feed: FeedStream::new(
+            subscriber,
+            app.feeds.settings().progress_interval,
+            access.expires_in,
+        ),
+        access,
+        cbor,
+        write_timeout,
+        liveness: Liveness::new(app.limits.ping_interval, app.limits.ping_timeout),
+    })
+}
+
+/// One WebSocket stream. An idle subscriber's whole state is this future (in its task)
+/// and what it points to, so set-up and rare paths run boxed and are freed when done:
+/// what stays is the socket, the [`Session`], one ping timer and the wait on the queue.
+async fn session(mut socket: WebSocket, start: Box<Start>) {
+    let Some(mut session) = Box::pin(open(&mut socket, start)).await else {
+        return;
+    };
+    let ping = tokio::time::sleep_until(session.liveness.deadline);
+    tokio::pin!(ping);
+    let write_timeout = session.write_timeout;
     loop {
         tokio::select! {
-            next = feed.next() => match next {
+            next = session.feed.next() => match next {
                 Next::Events(events) => {
-                    if !written(write_timeout, send_all(&mut socket, &events, cbor)).await {
+                    if !written(write_timeout, send_all(&mut socket, &events, session.cbor)).await {
                         return;
                     }
                 }
                 Next::Close(reason) => {
-                    return close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout).await;
+                    return Box::pin(close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout)).await;
                 }
             },
-            () = tokio::time::sleep_until(liveness.deadline) => {
-                if liveness.awaiting_pong {
+            () = ping.as_mut() => {
+                if session.liveness.awaiting_pong {
                     let reason = CloseReason::Slow;
                     tracing::debug!("feed WebSocket sent no pong in time; closing it");
-                    return close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout).await;
+                    return Box::pin(close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout)).await;
                 }
                 if !written(write_timeout, socket.send(Message::Ping(bytes::Bytes::new()))).await {
                     return;
                 }
-                liveness.pinged();
+                session.liveness.pinged();
+                ping.as_mut().reset(session.liveness.deadline);
             }
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { return };
@@ -173,17 +250,18 @@ async fn run(app: App, mut socket: WebSocket, query: FeedQuery, access: Access, 
                     Message::Binary(bytes) => swamp_proto::v1::decode::<FeedCommand>(&bytes).map_err(|e| e.to_string()),
                     Message::Close(_) => return,
                     Message::Pong(_) => {
-                        liveness.ponged();
+                        session.liveness.ponged();
+                        ping.as_mut().reset(session.liveness.deadline);
                         continue;
                     }
                     Message::Ping(_) => continue,
                 };
                 let replies = match command {
                     Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
-                    Ok(command) => handle(&feed, &access, command).await,
+                    Ok(command) => Box::pin(handle(&session.feed, &session.access, command)).await,
                 };
                 let replies: Vec<Shared> = replies.into_iter().map(encode::shared).collect();
-                if !written(write_timeout, send_all(&mut socket, &replies, cbor)).await {
+                if !written(write_timeout, send_all(&mut socket, &replies, session.cbor)).await {
                     return;
                 }
             }
