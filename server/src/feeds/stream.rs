@@ -8,7 +8,9 @@
 //! checkpoint is not due yet, and sets itself again), so delivering events costs no
 //! timer registration.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
@@ -59,22 +61,29 @@ impl FeedStream {
 
     /// Waits for the next events (or a progress checkpoint, or the end).
     pub async fn next(&mut self) -> Next {
-        loop {
-            tokio::select! {
-                batch = self.subscriber.outbox().next_batch() => return match batch {
-                    Ok(events) => {
-                        self.next_progress = Instant::now() + self.progress_every;
-                        Next::Events(events)
-                    }
-                    Err(reason) => Next::Close(reason),
-                },
-                () = self.timer.as_mut() => {
-                    if let Some(next) = self.on_timer() {
-                        return next;
-                    }
-                }
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// The next events (or a progress checkpoint, or the end), if there are any now;
+    /// else the task of `cx` is woken when there are. Stores nothing in the caller: a
+    /// transport can wait on this and its own sources in one `poll_fn`.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        // The timer first: a stream that always has events still ends at its expiry.
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if let Some(next) = self.on_timer() {
+                return Poll::Ready(next);
             }
         }
+        self.subscriber
+            .outbox()
+            .poll_batch(cx)
+            .map(|batch| match batch {
+                Ok(events) => {
+                    self.next_progress = Instant::now() + self.progress_every;
+                    Next::Events(events)
+                }
+                Err(reason) => Next::Close(reason),
+            })
     }
 
     /// The timer fired: the token expired, a checkpoint is due, or neither yet (events

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use swamp_proto::feed::{FeedCommand, FeedEvent};
 use tokio::time::Instant;
 
@@ -76,41 +76,34 @@ fn frame(event: &Encoded, cbor: bool) -> Message {
     }
 }
 
-/// Sends a batch of events with one flush: the frames share TLS records and system
-/// calls (one `send` per event would flush, and so write to the socket, every time).
-async fn send_all(
+/// Sends `frames` with one flush: the frames of a batch share TLS records and system
+/// calls. True when they were all written within `write_timeout` of waiting on the
+/// client. The sink is driven by hand (no future per frame is kept), and a timer is
+/// made only if a write has to wait: most writes finish at once.
+async fn send(
     socket: &mut WebSocket,
-    events: &[Shared],
-    cbor: bool,
-) -> Result<(), axum::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    for event in events {
-        socket.feed(frame(event, cbor)).await?;
-    }
-    socket.flush().await
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &str, write_timeout: Duration) {
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    written(write_timeout, socket.send(frame)).await;
-}
-
-/// Whether `write` finished, successfully, within `write_timeout`. Most writes finish
-/// at once (the socket takes the bytes): only one that has to wait gets a timer.
-async fn written(
+    frames: impl IntoIterator<Item = Message>,
     write_timeout: Duration,
-    write: impl Future<Output = Result<(), axum::Error>>,
 ) -> bool {
-    let mut write = std::pin::pin!(write);
+    let mut frames = frames.into_iter();
     let mut deadline: Option<Deadline> = None;
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = write.as_mut().poll(cx) {
-            return Poll::Ready(result.is_ok());
+        let written = loop {
+            match socket.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => break Poll::Ready(false),
+                Poll::Pending => break Poll::Pending,
+            }
+            // Taken only once the sink is ready for it: none is lost.
+            let Some(frame) = frames.next() else {
+                break socket.poll_flush_unpin(cx).map(|r| r.is_ok());
+            };
+            if socket.start_send_unpin(frame).is_err() {
+                break Poll::Ready(false);
+            }
+        };
+        if written.is_ready() {
+            return written;
         }
         let deadline = deadline.get_or_insert_with(|| {
             let mut deadline = Deadline::default();
@@ -124,6 +117,29 @@ async fn written(
         }
     })
     .await
+}
+
+/// Sends events (see [`send`]).
+async fn send_events(
+    socket: &mut WebSocket,
+    events: &[Shared],
+    cbor: bool,
+    write_timeout: Duration,
+) -> bool {
+    send(socket, frames(events, cbor), write_timeout).await
+}
+
+/// The frames of `events`.
+fn frames(events: &[Shared], cbor: bool) -> impl Iterator<Item = Message> + '_ {
+    events.iter().map(move |e| frame(e, cbor))
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str, write_timeout: Duration) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    send(socket, [frame], write_timeout).await;
 }
 
 /// When the next ping is due, or the pong to the last one.
@@ -193,7 +209,7 @@ async fn open(socket: &mut WebSocket, start: Box<Start>) -> Option<Session> {
         }
     };
     let initial: Vec<Shared> = initial.into_iter().map(encode::shared).collect();
-    if !written(write_timeout, send_all(socket, &initial, cbor)).await {
+    if !send_events(socket, &initial, cbor, write_timeout).await {
         return None;
     }
     Some(Session {
@@ -209,45 +225,93 @@ async fn open(socket: &mut WebSocket, start: Box<Start>) -> Option<Session> {
     })
 }
 
+/// What woke a session.
+enum Wake {
+    Feed(Next),
+    Ping,
+    Incoming(Option<Result<Message, axum::Error>>),
+}
+
 /// One WebSocket stream. An idle subscriber's whole state is this future (in its task)
-/// and what it points to, so set-up and rare paths run boxed and are freed when done:
-/// what stays is the socket, the [`Session`], one ping timer and the wait on the queue.
-async fn session(mut socket: WebSocket, start: Box<Start>) {
-    let Some(mut session) = Box::pin(open(&mut socket, start)).await else {
-        return;
-    };
+/// and what it points to, so set-up and rare paths run boxed and are freed when done,
+/// and the wait polls the queue, the ping timer and the socket in place (no future per
+/// source, as `select!` would keep): what stays is the socket, the [`Session`] and the
+/// ping timer.
+///
+/// Not an `async fn`: that would keep its arguments twice (as passed, and as the
+/// body's locals), and the socket is a third of the task; the block below uses the
+/// captured socket in place.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep the socket twice"
+)]
+fn session(mut socket: WebSocket, start: Box<Start>) -> impl Future<Output = ()> + Send {
+    async move {
+        let Some(mut session) = Box::pin(open(&mut socket, start)).await else {
+            return;
+        };
+        serve(&mut socket, &mut session).await;
+    }
+}
+
+/// The session's loop, from the first live event to the end of the stream.
+async fn serve(socket: &mut WebSocket, session: &mut Session) {
     let ping = tokio::time::sleep_until(session.liveness.deadline);
     tokio::pin!(ping);
     let write_timeout = session.write_timeout;
+    // Which of the socket and the queue is looked at first, in turns, so that neither a
+    // client that never stops sending nor a queue that is never empty starves the other.
+    let mut socket_first = false;
     loop {
-        tokio::select! {
-            next = session.feed.next() => match next {
-                Next::Events(events) => {
-                    if !written(write_timeout, send_all(&mut socket, &events, session.cbor)).await {
-                        return;
-                    }
+        socket_first = !socket_first;
+        let wake = std::future::poll_fn(|cx| {
+            if ping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Ping);
+            }
+            if socket_first && let Poll::Ready(m) = socket.poll_next_unpin(cx) {
+                return Poll::Ready(Wake::Incoming(m));
+            }
+            if let Poll::Ready(next) = session.feed.poll_next(cx) {
+                return Poll::Ready(Wake::Feed(next));
+            }
+            if !socket_first && let Poll::Ready(m) = socket.poll_next_unpin(cx) {
+                return Poll::Ready(Wake::Incoming(m));
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Feed(Next::Events(events)) => {
+                if !send_events(socket, &events, session.cbor, write_timeout).await {
+                    return;
                 }
-                Next::Close(reason) => {
-                    return Box::pin(close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout)).await;
-                }
-            },
-            () = ping.as_mut() => {
+            }
+            Wake::Feed(Next::Close(reason)) => {
+                let (code, reason) = (reason.ws_code(), reason.as_str());
+                return Box::pin(close(socket, code, reason, write_timeout)).await;
+            }
+            Wake::Ping => {
                 if session.liveness.awaiting_pong {
                     let reason = CloseReason::Slow;
                     tracing::debug!("feed WebSocket sent no pong in time; closing it");
-                    return Box::pin(close(&mut socket, reason.ws_code(), reason.as_str(), write_timeout)).await;
+                    let (code, reason) = (reason.ws_code(), reason.as_str());
+                    return Box::pin(close(socket, code, reason, write_timeout)).await;
                 }
-                if !written(write_timeout, socket.send(Message::Ping(bytes::Bytes::new()))).await {
+                let ping_frame = Message::Ping(bytes::Bytes::new());
+                if !send(socket, [ping_frame], write_timeout).await {
                     return;
                 }
                 session.liveness.pinged();
                 ping.as_mut().reset(session.liveness.deadline);
             }
-            incoming = socket.recv() => {
+            Wake::Incoming(incoming) => {
                 let Some(Ok(message)) = incoming else { return };
                 let command = match message {
-                    Message::Text(text) => serde_json::from_str::<FeedCommand>(text.as_str()).map_err(|e| e.to_string()),
-                    Message::Binary(bytes) => swamp_proto::v1::decode::<FeedCommand>(&bytes).map_err(|e| e.to_string()),
+                    Message::Text(text) => serde_json::from_str::<FeedCommand>(text.as_str())
+                        .map_err(|e| e.to_string()),
+                    Message::Binary(bytes) => {
+                        swamp_proto::v1::decode::<FeedCommand>(&bytes).map_err(|e| e.to_string())
+                    }
                     Message::Close(_) => return,
                     Message::Pong(_) => {
                         session.liveness.ponged();
@@ -257,11 +321,13 @@ async fn session(mut socket: WebSocket, start: Box<Start>) {
                     Message::Ping(_) => continue,
                 };
                 let replies = match command {
-                    Err(e) => vec![FeedEvent::Error { message: format!("bad command: {e}") }],
+                    Err(e) => vec![FeedEvent::Error {
+                        message: format!("bad command: {e}"),
+                    }],
                     Ok(command) => Box::pin(handle(&session.feed, &session.access, command)).await,
                 };
                 let replies: Vec<Shared> = replies.into_iter().map(encode::shared).collect();
-                if !written(write_timeout, send_all(&mut socket, &replies, session.cbor)).await {
+                if !send_events(socket, &replies, session.cbor, write_timeout).await {
                     return;
                 }
             }
