@@ -303,6 +303,99 @@ async fn websocket_commands_add_and_remove_subscriptions() {
     assert!(matches!(ws_next(&mut ws).await, FeedEvent::Error { .. }));
 }
 
+/// WebSocket over HTTP/2 (RFC 8441): several feeds share one connection, each opened
+/// with an extended CONNECT, and each gets its own events.
+#[tokio::test]
+async fn websocket_streams_share_one_http2_connection() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let server = TestServer::start().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2"]);
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<
+        _,
+        _,
+        http_body_util::Empty<bytes::Bytes>,
+    >(TokioExecutor::new(), TokioIo::new(tls))
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let base = server.nurl.base_url();
+    let auth = server.nurl.swissnum.authorization_header();
+    // An ordinary request first: its answer comes after the server's SETTINGS, which
+    // allow extended CONNECT.
+    let version = http::Request::get(format!("{base}/storage/v1/version"))
+        .header("authorization", &auth)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    assert_eq!(
+        sender.send_request(version).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let (a, b, s) = (random_si(), random_si(), Secrets::random());
+    let mut feeds = Vec::new();
+    for si in [a, b] {
+        let mut request = http::Request::builder()
+            .method(Method::CONNECT)
+            .uri(format!("{base}/storage/v1/feed?si={si}"))
+            .header("authorization", &auth)
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-protocol", "swamp-feed.v1.json")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "extended CONNECT accepted"
+        );
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "swamp-feed.v1.json"
+        );
+        let upgraded = hyper::upgrade::on(response).await.unwrap();
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Client,
+            None,
+        )
+        .await;
+        feeds.push(ws);
+    }
+    async fn next_event<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    ) -> FeedEvent {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("stream open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    }
+    for ws in &mut feeds {
+        assert!(matches!(next_event(ws).await, FeedEvent::Progress { .. }));
+    }
+    write_slot(&server.client, &a, &s, 0, &mdmf_share(1, [1; 32], b"")).await;
+    write_slot(&server.client, &b, &s, 0, &mdmf_share(1, [2; 32], b"")).await;
+    expect_changed(&next_event(&mut feeds[0]).await, &a, 0, 1, [1; 32]);
+    expect_changed(&next_event(&mut feeds[1]).await, &b, 0, 1, [2; 32]);
+}
+
 /// A quiet stream gets a `progress` checkpoint every progress interval, and events
 /// postpone it (the stream's one timer is moved lazily, when it fires).
 #[tokio::test]
