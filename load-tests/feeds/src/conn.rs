@@ -30,6 +30,8 @@ pub struct Target {
     pub nurl: Nurl,
     addr: SocketAddr,
     connector: TlsConnector,
+    /// The same offering only HTTP/2 (WebSocket streams by extended CONNECT).
+    h2_connector: TlsConnector,
     authorization: HeaderValue,
     sources: Vec<Ipv4Addr>,
     next_source: AtomicUsize,
@@ -75,6 +77,7 @@ impl Target {
             Vec::new()
         };
         let config = swamp_client::tls::pinned_config(nurl.spki_hash, &[b"http/1.1"]);
+        let h2_config = swamp_client::tls::pinned_config(nurl.spki_hash, &[b"h2"]);
         // Small client buffers: the generator holds as many connections as the server.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4 * 1024)
@@ -84,6 +87,7 @@ impl Target {
         Ok(Arc::new(Self {
             addr: SocketAddr::new(ip, nurl.port),
             connector: TlsConnector::from(Arc::new(config)),
+            h2_connector: TlsConnector::from(Arc::new(h2_config)),
             authorization: nurl
                 .swissnum
                 .authorization_header()
@@ -126,6 +130,37 @@ impl Target {
             .context("TLS handshake")?;
         let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Ok((tls, resumed))
+    }
+
+    /// A TLS connection that speaks HTTP/2.
+    ///
+    /// # Errors
+    /// Any failure to connect, or a server that did not choose HTTP/2.
+    pub async fn tls_h2(
+        &self,
+    ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = self.tcp().await?;
+        let name = rustls_pki_types::ServerName::IpAddress(self.addr.ip().into());
+        let tls = self
+            .h2_connector
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
+        anyhow::ensure!(
+            tls.get_ref().1.alpn_protocol() == Some(b"h2"),
+            "the server did not choose HTTP/2"
+        );
+        Ok(tls)
+    }
+
+    /// `https://host:port`.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The swissnum's `Authorization` header value.
+    pub fn authorization(&self) -> HeaderValue {
+        self.authorization.clone()
     }
 
     /// Opens `GET /storage/v1/feed?<query>` as a WebSocket with JSON frames.

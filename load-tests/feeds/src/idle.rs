@@ -167,7 +167,7 @@ pub async fn run(target: &Arc<Target>, plan: &IdlePlan, pid: u32) -> anyhow::Res
         "server memory per idle WebSocket connection (incl. its 1 subscription)",
         per_conn / KIB,
         "KiB",
-        16.0,
+        12.0,
     );
     out.add(
         "  of which anonymous (heap)",

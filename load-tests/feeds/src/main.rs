@@ -7,7 +7,9 @@
 //!   to a few subscribers;
 //! - `fanout`, `fanout-single`: deliveries per second with many subscribers per slot
 //!   (connections following many slots, or one each);
-//! - `reconnect`: resumes per second (disconnect, reconnect with `since=`).
+//! - `reconnect`: resumes per second (disconnect, reconnect with `since=`);
+//! - `idle-h2`: server memory per idle WebSocket stream when many share one HTTP/2
+//!   connection (RFC 8441), past the file-descriptor cap.
 //!
 //! Every scenario is bounded in time and count and stops by itself.
 //! `load-tests/feeds/run.sh` builds, starts a throw-away node, runs them all and stops
@@ -17,10 +19,11 @@
 //! - `conn.rs`: connecting, reading events cheaply, the activity counters.
 //! - `slots.rs`: slots, writes, send times.
 //! - `subscribers.rs`: many reader tasks and what they count.
-//! - `idle.rs`, `pubsub.rs` (latency and fanout), `reconnect.rs`: the scenarios.
+//! - `idle.rs`, `pubsub.rs` (latency and fanout), `reconnect.rs`, `h2.rs`: the scenarios.
 //! - `stats.rs`: histogram, `/proc` readings; `report.rs`: table and JSON.
 
 mod conn;
+mod h2;
 mod idle;
 mod pubsub;
 mod reconnect;
@@ -56,6 +59,9 @@ enum Scenario {
     FanoutSingle,
     /// Disconnect-and-resume rate.
     Reconnect,
+    /// Server memory per idle WebSocket stream, many streams per HTTP/2 connection
+    /// (needs --server-pid; not in the default list).
+    IdleH2,
 }
 
 /// Change-feed benchmark for a Swamp server on this machine.
@@ -113,6 +119,13 @@ struct Cli {
     /// idle: seconds to wait before each memory reading.
     #[arg(long, default_value_t = 2.0)]
     settle_seconds: f64,
+
+    /// idle-h2: HTTP/2 connections.
+    #[arg(long, default_value_t = 100)]
+    h2_connections: usize,
+    /// idle-h2: WebSocket streams per HTTP/2 connection (the server allows 256).
+    #[arg(long, default_value_t = 200)]
+    h2_streams: usize,
 
     /// latency: writes per second (open loop).
     #[arg(long, default_value_t = 1_000.0)]
@@ -298,6 +311,17 @@ async fn main() -> anyhow::Result<()> {
                     deliveries_per_second: Some(100_000.0),
                 };
                 pubsub::run("fanout-single", &target, &plan, goals, cli.server_pid).await
+            }
+            Scenario::IdleH2 => {
+                let pid = cli
+                    .server_pid
+                    .context("the idle-h2 scenario needs --server-pid")?;
+                let plan = h2::H2Plan {
+                    connections: cli.h2_connections,
+                    streams: cli.h2_streams,
+                    settle_seconds: cli.settle_seconds,
+                };
+                h2::run(&target, &plan, pid).await
             }
             Scenario::Reconnect => {
                 let plan = ReconnectPlan {

@@ -5,12 +5,17 @@
 //! are coalesced to the newest (a sync client only needs the latest version); if it is
 //! still over budget, the queue closes with [`CloseReason::Slow`] and the subscriber's
 //! connection ends with that reason, so the client resumes from its cursor.
+//!
+//! One task takes from a queue (the stream's own), so a single stored waker is all the
+//! wake-up needs: waiting stores nothing in the waiting future, and a push costs a
+//! lock and a wake.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
+use futures::task::AtomicWaker;
 use swamp_proto::feed::FeedEvent;
-use tokio::sync::Notify;
 
 use super::encode::Shared;
 
@@ -67,7 +72,8 @@ struct State {
 /// The queue.
 pub struct Outbox {
     state: Mutex<State>,
-    notify: Notify,
+    /// The taking task, woken by a push or the close.
+    waker: AtomicWaker,
     budget: usize,
 }
 
@@ -80,7 +86,7 @@ impl Outbox {
                 bytes: 0,
                 closed: None,
             }),
-            notify: Notify::new(),
+            waker: AtomicWaker::new(),
             budget,
         }
     }
@@ -109,7 +115,7 @@ impl Outbox {
             }
         }
         drop(state);
-        self.notify.notify_one();
+        self.waker.wake();
         closed_now
     }
 
@@ -122,7 +128,7 @@ impl Outbox {
             state.bytes = 0;
         }
         drop(state);
-        self.notify.notify_one();
+        self.waker.wake();
     }
 
     /// Takes every queued event (waiting for at least one), or the close reason.
@@ -130,19 +136,18 @@ impl Outbox {
     /// # Errors
     /// The [`CloseReason`] once the queue is closed.
     pub async fn next_batch(&self) -> Result<Vec<Shared>, CloseReason> {
-        loop {
-            let notified = self.notify.notified();
-            {
-                let mut state = self.lock();
-                if let Some(reason) = state.closed {
-                    return Err(reason);
-                }
-                if !state.queue.is_empty() {
-                    state.bytes = 0;
-                    return Ok(state.queue.drain(..).collect());
-                }
-            }
-            notified.await;
+        std::future::poll_fn(|cx| self.poll_batch(cx)).await
+    }
+
+    /// Takes every queued event, or the close reason; when there is neither, the task
+    /// of `cx` is woken by the next push or the close. One task at a time takes from a
+    /// queue (a second one would take the first one's wake-up).
+    pub fn poll_batch(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<Shared>, CloseReason>> {
+        // Registered before looking, so a push between the look and the return wakes.
+        self.waker.register(cx.waker());
+        match self.take_now() {
+            Ok(events) if events.is_empty() => Poll::Pending,
+            taken => Poll::Ready(taken),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use swamp_proto::ShareNumber;
 use swamp_proto::feed::{Cursor, FeedEvent, ResetReason, RootHash};
@@ -300,6 +301,186 @@ async fn websocket_commands_add_and_remove_subscriptions() {
     }
     ws_send(&mut ws, serde_json::json!({"op": "launch"})).await;
     assert!(matches!(ws_next(&mut ws).await, FeedEvent::Error { .. }));
+}
+
+/// WebSocket over HTTP/2 (RFC 8441): several feeds share one connection, each opened
+/// with an extended CONNECT, and each gets its own events.
+#[tokio::test]
+async fn websocket_streams_share_one_http2_connection() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let server = TestServer::start().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let config = swamp_client::tls::pinned_config(server.nurl.spki_hash, &[b"h2"]);
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<
+        _,
+        _,
+        http_body_util::Empty<bytes::Bytes>,
+    >(TokioExecutor::new(), TokioIo::new(tls))
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let base = server.nurl.base_url();
+    let auth = server.nurl.swissnum.authorization_header();
+    // An ordinary request first: its answer comes after the server's SETTINGS, which
+    // allow extended CONNECT.
+    let version = http::Request::get(format!("{base}/storage/v1/version"))
+        .header("authorization", &auth)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    assert_eq!(
+        sender.send_request(version).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let (a, b, s) = (random_si(), random_si(), Secrets::random());
+    let mut feeds = Vec::new();
+    for si in [a, b] {
+        let mut request = http::Request::builder()
+            .method(Method::CONNECT)
+            .uri(format!("{base}/storage/v1/feed?si={si}"))
+            .header("authorization", &auth)
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-protocol", "swamp-feed.v1.json")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "extended CONNECT accepted"
+        );
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "swamp-feed.v1.json"
+        );
+        let upgraded = hyper::upgrade::on(response).await.unwrap();
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Client,
+            None,
+        )
+        .await;
+        feeds.push(ws);
+    }
+    async fn next_event<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    ) -> FeedEvent {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("stream open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    }
+    for ws in &mut feeds {
+        assert!(matches!(next_event(ws).await, FeedEvent::Progress { .. }));
+    }
+    write_slot(&server.client, &a, &s, 0, &mdmf_share(1, [1; 32], b"")).await;
+    write_slot(&server.client, &b, &s, 0, &mdmf_share(1, [2; 32], b"")).await;
+    expect_changed(&next_event(&mut feeds[0]).await, &a, 0, 1, [1; 32]);
+    expect_changed(&next_event(&mut feeds[1]).await, &b, 0, 1, [2; 32]);
+}
+
+/// A quiet stream gets a `progress` checkpoint every progress interval, and events
+/// postpone it (the stream's one timer is moved lazily, when it fires).
+#[tokio::test]
+async fn quiet_streams_get_progress_checkpoints_and_events_postpone_them() {
+    let interval = Duration::from_millis(400);
+    let server = TestServer::start_with(TestOptions {
+        feeds: FeedSettings {
+            progress_interval: interval,
+            ..FeedSettings::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let (si, s) = (random_si(), Secrets::random());
+    let mut ws = ws_connect(&server, &format!("si={si}"), false, None).await;
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    let quiet = std::time::Instant::now();
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    assert!(quiet.elapsed() >= interval / 2, "not before the interval");
+    let mut changed = std::time::Instant::now();
+    for seqnum in 1..=3 {
+        write_slot(
+            &server.client,
+            &si,
+            &s,
+            0,
+            &mdmf_share(seqnum, [1; 32], b""),
+        )
+        .await;
+        let event = loop {
+            // A slow write may let a checkpoint come first.
+            match ws_next(&mut ws).await {
+                FeedEvent::Progress { .. } => continue,
+                event => break event,
+            }
+        };
+        changed = std::time::Instant::now();
+        expect_changed(&event, &si, 0, seqnum, [1; 32]);
+    }
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    assert!(
+        changed.elapsed() >= interval * 3 / 4,
+        "the checkpoint waits a whole interval after the last event: {:?}",
+        changed.elapsed()
+    );
+}
+
+/// The server reads WebSocket frames in small chunks (so an idle subscriber holds
+/// little): a command many times that size still arrives whole, and a frame over the
+/// 1 MiB limit still ends the stream instead of being buffered.
+#[tokio::test]
+async fn long_websocket_commands_arrive_whole_and_oversized_frames_end_the_stream() {
+    let server = TestServer::start().await;
+    let s = Secrets::random();
+    let sis: Vec<_> = (0..400).map(|_| random_si()).collect();
+    let mut ws = ws_connect(&server, "", false, None).await;
+    let command = serde_json::json!({"op": "subscribe", "si": sis.iter().map(ToString::to_string).collect::<Vec<_>>()});
+    assert!(command.to_string().len() > 10_000, "many read chunks long");
+    ws_send(&mut ws, command).await;
+    assert!(matches!(ws_next(&mut ws).await, FeedEvent::Progress { .. }));
+    let last = sis.last().unwrap();
+    write_slot(&server.client, last, &s, 0, &mdmf_share(1, [3; 32], b"")).await;
+    expect_changed(&ws_next(&mut ws).await, last, 0, 1, [3; 32]);
+
+    let oversized = "x".repeat(1024 * 1024 + 1);
+    // The server may stop reading before the whole frame is sent.
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            oversized.into(),
+        ))
+        .await;
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within 20 s");
+    if let Some(frame) = end {
+        assert_eq!(u16::from(frame.code), 1009, "message too big: {frame:?}");
+    }
 }
 
 /// A subscriber that stops reading, on a streaming transport.
