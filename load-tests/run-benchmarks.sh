@@ -30,6 +30,9 @@
 #                     every round (HTTP/2 and HTTP/1.1), and is compared with the
 #                     current one, so before/after comes from the same run
 #   QUIET_TRIES       3-second checks for an idle machine before each measurement [100]
+#   TAHOE_CLIENT=1    also drive Swamp and Python with Tahoe's own Python storage client
+#                     (load-tests/tahoe-client-calibration.py) in every round, and print
+#                     each server's CPU per unit of work and Swamp's over Python's
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -202,8 +205,23 @@ bench() {
     done
 }
 
+# tahoe_client NAME NURL_FILE PID ROUND: the scenarios again, asked for by Tahoe's own
+# Python storage client, with the server's CPU per unit of work.
+tahoe_client() {
+    local name=$1 nurl=$2 pid=$3 round=$4
+    sync
+    wait_quiet
+    "$PY" "$ROOT/load-tests/tahoe-client-calibration.py" "$(head -n 1 "$nurl")" "$DURATION" "$pid" \
+        >"$OUT/tahoe-client-$name.round$round.txt" 2>&1 || echo "warning: tahoe client against $name failed" >&2
+}
+
 # Alternate the servers, so slow drifts of the machine hit both alike.
 for round in $(seq "$ROUNDS"); do
+    if [[ "${TAHOE_CLIENT:-}" == 1 ]]; then
+        echo "=== round $round: Tahoe's own client against Swamp, then Python ===" >&2
+        tahoe_client swamp "$WORK/swamp.nurl" "$SWAMP_PID" "$round"
+        tahoe_client python "$WORK/tahoe.nurl" "$TAHOE_PID" "$round"
+    fi
     if [[ -n "${BASELINE_SERVER:-}" ]]; then
         echo "=== round $round: baseline Swamp (HTTP/2) ===" >&2
         bench swamp-base "$WORK/swamp-base.nurl" "$BASE_PID" "$round"
@@ -225,6 +243,8 @@ echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "Parameters: SCENARIOS=\"$SCENARIOS\" DURATION=$DURATION CONCURRENCY=$CONCURRENCY RTW_WRITERS=$RTW_WRITERS" \
     "UPLOAD_BYTES=$UPLOAD_BYTES DOWNLOAD_SET=$DOWNLOAD_SET NOISE_LIMIT=$NOISE_LIMIT"
 for round in $(seq "$ROUNDS"); do
+    # Nothing to compare when only Tahoe's own client ran (SCENARIOS= RTW_WRITERS=).
+    [[ -s "$OUT/swamp.round$round.jsonl" ]] || continue
     echo
     echo "## Round $round: Swamp (HTTP/2) vs Python (HTTP/1.1)"
     echo
@@ -248,6 +268,29 @@ for round in $(seq "$ROUNDS"); do
         done
     fi
 done
+if [[ "${TAHOE_CLIENT:-}" == 1 ]]; then
+    echo
+    echo "## Server CPU per unit of work, driven by Tahoe's own Python storage client"
+    echo
+    "$PY" - "$OUT" "$ROUNDS" <<'EOF'
+import re, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+line = re.compile(r"server CPU (\S+): ([0-9.]+) (\S+)")
+def read(name, r):
+    try:
+        text = open(f"{out}/tahoe-client-{name}.round{r}.txt").read()
+    except FileNotFoundError:
+        return {}
+    return {m[1]: (float(m[2]), m[3]) for m in line.finditer(text)}
+print("| round | scenario | Swamp | Python | Swamp / Python |")
+print("|---|---|---:|---:|---:|")
+for r in range(1, rounds + 1):
+    swamp, python = read("swamp", r), read("python", r)
+    for scenario, (value, unit) in swamp.items():
+        if scenario in python and python[scenario][0] > 0:
+            print(f"| {r} | {scenario} | {value:g} {unit} | {python[scenario][0]:g} {unit} | {value / python[scenario][0]:.3f}x |")
+EOF
+fi
 if [[ ",$RTW_WRITERS," == *,1,* ]]; then
     echo
     echo "## Read-test-write with one writer against the disk's own 1 KiB write + fdatasync (target: p50 at most 1.5x)"

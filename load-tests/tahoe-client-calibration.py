@@ -7,8 +7,13 @@ load generator is not the reason the Python server looks slow. The Python client
 is single-threaded and shares the 2 cores with the server, so it is a floor, not a
 ceiling.
 
+It also answers "how much server CPU does a unit of work cost when Tahoe's own client
+asks for it": given the server's PID, each scenario prints the server's CPU per GiB
+(upload, download) or per request (read-test-write, version), read from
+/proc/PID/stat, so two servers driven the same way can be compared.
+
 Run with (the venv that has tahoe-lafs 1.20):
-    /work/venvs/tahoe/bin/python load-tests/tahoe-client-calibration.py NURL [SECONDS]
+    .venv-interop/bin/python load-tests/tahoe-client-calibration.py NURL [SECONDS [SERVER_PID]]
 """
 
 import os
@@ -51,6 +56,16 @@ def pct(samples, p):
 def report(name, count, nbytes, seconds, lat):
     rate = f"{nbytes / MIB / seconds:.1f} MiB/s" if nbytes else f"{count / seconds:.0f} ops/s"
     print(f"tahoe-client {name}: {rate}, p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, {count} requests")
+    return count, nbytes
+
+
+def server_cpu(pid):
+    """CPU seconds (user + system) the process has used, from /proc/PID/stat."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def timed(lat, d):
@@ -81,8 +96,7 @@ async def upload(client, seconds):
     uploaded = []
     start = time.monotonic()
     await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(CONCURRENCY // SHARES)])
-    report("upload", len(lat), sum(done), time.monotonic() - start, lat)
-    return uploaded, chunk
+    return uploaded, report("upload", len(lat), sum(done), time.monotonic() - start, lat)
 
 
 async def download(client, seconds, uploaded):
@@ -101,7 +115,7 @@ async def download(client, seconds, uploaded):
 
     start = time.monotonic()
     await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(CONCURRENCY)])
-    report("download", len(lat), moved[0], time.monotonic() - start, lat)
+    return report("download", len(lat), moved[0], time.monotonic() - start, lat)
 
 
 async def rtw(client, seconds, writers):
@@ -126,7 +140,7 @@ async def rtw(client, seconds, writers):
 
     start = time.monotonic()
     await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(writers)])
-    report(f"rtw ({writers} writers)", len(lat), 0, time.monotonic() - start, lat)
+    return report(f"rtw ({writers} writers)", len(lat), 0, time.monotonic() - start, lat)
 
 
 async def version(client, seconds):
@@ -140,10 +154,10 @@ async def version(client, seconds):
 
     start = time.monotonic()
     await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(CONCURRENCY)])
-    report("version", len(lat), 0, time.monotonic() - start, lat)
+    return report("version", len(lat), 0, time.monotonic() - start, lat)
 
 
-async def main(nurl, seconds):
+async def main(nurl, seconds, pid):
     factory = StorageClientFactory({"tcp": "tcp"}, None)
     client = await factory.create_storage_client(DecodedURL.from_text(nurl), reactor)
     # The client's own CPU: when it is near the wall time, the client is the limit.
@@ -153,17 +167,24 @@ async def main(nurl, seconds):
         ("download", lambda: download(client, seconds, uploaded)),
         ("rtw1", lambda: rtw(client, seconds, 1)),
         ("rtw8", lambda: rtw(client, seconds, 8)),
+        ("rtw32", lambda: rtw(client, seconds, 32)),
         ("version", lambda: version(client, seconds)),
     ]:
-        before, wall = cpu(), time.monotonic()
+        before, wall, server_before = cpu(), time.monotonic(), server_cpu(pid)
         result = await run()
         if name == "upload":
-            uploaded, _ = result
+            uploaded, result = result
+        count, nbytes = result
+        server = server_cpu(pid) - server_before
         print(f"  (client CPU {cpu() - before:.2f} s in {time.monotonic() - wall:.2f} s)")
+        if pid is not None:
+            per = f"{server / (nbytes / (1 << 30)):.2f} s/GiB" if nbytes else f"{server / max(count, 1) * 1e6:.0f} us/request"
+            print(f"  server CPU {name}: {per} ({server:.2f} s)")
     await client.shutdown()
 
 
 if __name__ == "__main__":
     nurl = sys.argv[1]
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
-    react(lambda _reactor: defer.ensureDeferred(main(nurl, seconds)))
+    pid = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    react(lambda _reactor: defer.ensureDeferred(main(nurl, seconds, pid)))
