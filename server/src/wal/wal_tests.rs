@@ -47,6 +47,15 @@ fn open_with(dir: &Path, retention: Retention, syncer: Arc<Syncer>) -> (Arc<Stor
     (Arc::clone(&storage), Feeds::new(storage, hub))
 }
 
+/// Storage whose journal syncs pass through a [`Gate`] (disarmed), with one write
+/// already committed.
+fn open_with_journal_gate(dir: &Path) -> (Arc<Gate>, Arc<Storage>, Arc<Feeds>) {
+    let gate = Gate::new();
+    let (storage, feeds) = open_with(dir, Retention::default(), gate.syncer(SyncKind::Journal));
+    write(&storage, 0, b"before");
+    (gate, storage, feeds)
+}
+
 fn write(storage: &Storage, offset: u64, data: &[u8]) {
     assert!(try_write(storage, offset, data).unwrap().success);
 }
@@ -412,13 +421,7 @@ fn compaction_syncs_without_holding_the_log_or_hub_lock() {
 #[test]
 fn writers_that_append_during_a_sync_wait_for_it_then_share_one() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate::new();
-    let (storage, feeds) = open_with(
-        dir.path(),
-        Retention::default(),
-        gate.syncer(SyncKind::Journal),
-    );
-    write(&storage, 0, b"before");
+    let (gate, storage, feeds) = open_with_journal_gate(dir.path());
     let journal = dir.path().join("swamp-feed/journal");
     let records = || super::records::read(&journal).map_or(0, |r| r.records.len());
     gate.armed.store(true, Ordering::SeqCst);
@@ -459,13 +462,7 @@ fn writers_that_append_during_a_sync_wait_for_it_then_share_one() {
 #[test]
 fn a_snapshot_does_not_block_an_async_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate::new();
-    let (storage, feeds) = open_with(
-        dir.path(),
-        Retention::default(),
-        gate.syncer(SyncKind::Journal),
-    );
-    write(&storage, 0, b"before");
+    let (gate, storage, feeds) = open_with_journal_gate(dir.path());
     // A writer holds the storage index's lock while its journal sync is parked, so a
     // snapshot of that storage index waits for it.
     gate.armed.store(true, Ordering::SeqCst);
