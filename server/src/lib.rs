@@ -34,6 +34,7 @@ pub(crate) mod connection;
 pub(crate) mod feeds;
 pub(crate) mod http;
 pub mod node;
+pub mod operator;
 pub mod serve;
 pub mod start;
 pub(crate) mod tasks;
@@ -41,6 +42,7 @@ pub mod tls;
 pub(crate) mod wal;
 
 pub use backend::{Clock, system_clock};
+pub use operator::serve_operator;
 pub use serve::{Server, serve};
 
 /// The internals the project's own tests (`tests/`) and fuzz targets (`fuzz/`) drive

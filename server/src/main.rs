@@ -143,10 +143,39 @@ fn run(dir: &Path) -> anyhow::Result<()> {
         tracing::info!(listen = %node.config.listen, server_id = %node.identity.server_id, "storage node serving");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        if let Some(at) = node.config.operator {
+            let operator = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening on {at} for the operator ([swamp] operator_port)"))?;
+            let bound = operator.local_addr()?;
+            write_operator_url(dir, bound)?;
+            tracing::info!(listen = %bound, "operator listener serving /metrics, /healthz, /readyz");
+            tokio::spawn(swamp_server::serve_operator(
+                operator,
+                node.server.app.clone(),
+                shutdown.clone(),
+            ));
+        }
         swamp_server::serve(listener, node.server, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Writes `<node>/operator.url` (as Tahoe writes `node.url` for its web port), so
+/// tools find a port chosen at start; replaced atomically.
+fn write_operator_url(dir: &Path, at: std::net::SocketAddr) -> anyhow::Result<()> {
+    let host = if at.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        at.ip()
+    };
+    let url = format!("http://{}/\n", std::net::SocketAddr::new(host, at.port()));
+    let path = dir.join("operator.url");
+    let staged = dir.join("operator.url.tmp");
+    std::fs::write(&staged, url)
+        .and_then(|()| std::fs::rename(&staged, &path))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

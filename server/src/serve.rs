@@ -74,6 +74,8 @@ pub async fn serve(
     // idle bound, so that they make room for the clients waiting (`in_flight.rs`).
     let (full, _) = watch::channel(false);
     let mut backoff = Duration::from_millis(10);
+    let accepting = Arc::clone(&server.app.accepting);
+    accepting.store(true, std::sync::atomic::Ordering::Relaxed);
     loop {
         let permit = match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => permit,
@@ -116,6 +118,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    accepting.store(false, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("no longer accepting; ending feeds and finishing requests in flight");
     // Feeds end themselves (close frame, end of stream): graceful shutdown alone would
     // wait on them for the whole grace period.

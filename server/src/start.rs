@@ -63,6 +63,8 @@ pub fn load_node(
             max_mutable_share_size: config.limits.max_mutable_share_size,
             max_read_answer_size: config.limits.max_read_answer_size,
             faults: crate::backend::faults::Faults::default(),
+            // Set by `assemble`, which makes the node's metrics.
+            group_metrics: crate::wal::GroupMetrics::default(),
         },
         &identity,
         config.limits.clone(),
@@ -104,14 +106,20 @@ pub fn describe_node(
 /// [`StartError::Tls`], [`StartError::Storage`].
 pub fn assemble(
     storage_dir: &Path,
-    storage_settings: StorageSettings,
+    mut storage_settings: StorageSettings,
     identity: &NodeIdentity,
     limits: Limits,
     expiry: Option<crate::backend::expiry::ExpiryPolicy>,
     feed_settings: crate::feeds::FeedSettings,
 ) -> Result<Server, StartError> {
     let tls = crate::tls::server_config(identity).map_err(StartError::Tls)?;
-    let hub = crate::feeds::Hub::new(feed_settings, storage_settings.clock.clone());
+    let metrics = Arc::new(crate::operator::metrics::Metrics::new());
+    storage_settings.group_metrics = metrics.group.clone();
+    let hub = crate::feeds::Hub::new(
+        feed_settings,
+        storage_settings.clock.clone(),
+        metrics.feed_lag.clone(),
+    );
     let storage = Arc::new(Storage::open(
         storage_dir,
         storage_settings,
@@ -132,6 +140,8 @@ pub fn assemble(
                 limits.max_patch_size.max(limits.max_read_test_write_size),
             )),
             limits,
+            metrics,
+            accepting: Arc::default(),
         }),
         tls,
         expiry,

@@ -99,6 +99,8 @@ impl TestOptions {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its operator listener (`/metrics`, `/healthz`, `/readyz`) listens.
+    pub operator_addr: SocketAddr,
     /// Its NURL.
     pub nurl: Nurl,
     /// A client (HTTP/2 preferred).
@@ -178,10 +180,20 @@ impl TestServer {
             }])
             .remove(0);
         let shutdown = CancellationToken::new();
+        let operator = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the operator listener");
+        let operator_addr = operator.local_addr().expect("local addr");
+        tokio::spawn(swamp_server::serve_operator(
+            operator,
+            server.app.clone(),
+            shutdown.clone(),
+        ));
         let handle = tokio::spawn(swamp_server::serve(listener, server, shutdown.clone()));
         let client = StorageClient::new(&nurl).expect("client");
         Self {
             addr,
+            operator_addr,
             nurl,
             client,
             storage_dir,

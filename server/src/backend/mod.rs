@@ -1,8 +1,11 @@
 //! Share storage in Tahoe's own on-disk layout.
 //!
 //! [`Storage`] is the whole backend: immutable uploads, immutable and mutable reads,
-//! read-test-write, leases, corruption advisories and space accounting. Every method is
-//! synchronous file I/O; the HTTP layer calls them on the blocking pool.
+//! read-test-write, leases, corruption advisories and space accounting. Nearly every
+//! method is synchronous file I/O that the HTTP layer calls on the blocking pool; the
+//! exceptions, run on the request's own thread, are reads that never wait for the disk
+//! (`cached.rs`) and small read-test-writes, which leave the thread only for their
+//! group commit's sync (`slots_inline.rs`).
 //!
 //! # Consistency
 //! - Completed immutable shares never change except for their lease records. Lease
@@ -21,6 +24,7 @@
 //! (the two container formats), `lease.rs` (lease records), `ranges.rs` (upload
 //! progress), `locks.rs`, `uploads.rs` (in-progress uploads), `staging.rs` (their
 //! containers, written around the page cache), `slots.rs` (read-test-write),
+//! `slots_inline.rs` (small read-test-writes on the request's thread),
 //! `advisory.rs` (corruption reports), `cached.rs` (reads that never wait for the
 //! disk), `expiry.rs` (lease expiry), `error.rs`, `faults.rs` (injected disk faults),
 //! `clock.rs`. The write-ahead log the storage owns is `crate::wal`.
@@ -38,6 +42,7 @@ pub mod locks;
 pub mod mutable;
 pub mod ranges;
 pub mod slots;
+pub mod slots_inline;
 pub mod staging;
 #[cfg(test)]
 mod staging_tests;
@@ -130,6 +135,8 @@ pub struct StorageSettings {
     pub max_read_answer_size: u64,
     /// Injected disk faults (tests only; empty in a node).
     pub faults: faults::Faults,
+    /// Where the write-ahead log reports its group commits (nowhere by default).
+    pub group_metrics: crate::wal::GroupMetrics,
 }
 
 impl StorageSettings {
@@ -146,6 +153,7 @@ impl StorageSettings {
             max_mutable_share_size: limits.max_mutable_share_size,
             max_read_answer_size: limits.max_read_answer_size,
             faults: faults::Faults::default(),
+            group_metrics: crate::wal::GroupMetrics::default(),
         }
     }
 }
@@ -193,6 +201,7 @@ impl Storage {
             syncer,
             settings.faults.clone(),
             publisher,
+            settings.group_metrics.clone(),
         )
         .op("open the write-ahead log in", &layout.storage_dir())?;
         layout::create_dir_durable(&layout.shares).op("create", &layout.shares)?;
@@ -288,6 +297,24 @@ impl Storage {
     /// Unix seconds now, from the injected clock.
     pub fn now(&self) -> u64 {
         (self.settings.clock)()
+    }
+
+    /// Whether a sync of the write-ahead log has failed, so nothing more is
+    /// acknowledged until a restart.
+    pub fn needs_restart(&self) -> bool {
+        self.wal.needs_restart()
+    }
+
+    /// Whether the storage directory's file system takes a new file now: makes, syncs
+    /// and removes a small probe file (for readiness checks).
+    ///
+    /// # Errors
+    /// The I/O error that stopped it.
+    pub fn probe_write(&self) -> std::io::Result<()> {
+        let path = self.layout.storage_dir().join(".swamp-ready-probe");
+        let written = fs::write(&path, b"ready\n").and_then(|()| fs::File::open(&path)?.sync_all());
+        let removed = fs::remove_file(&path);
+        written.and(removed)
     }
 
     /// Bytes free for new shares: the disk's available space, minus the reserve, minus

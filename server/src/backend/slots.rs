@@ -34,10 +34,22 @@ pub struct ReadTestWriteOutcome {
 /// Bytes of share data that identify a version (SDMF's prefix is the longest).
 pub const VERSION_PREFIX_LEN: u64 = 57;
 
-struct ExistingShare {
+/// A read-test-write worked out under its storage index's lock, not yet logged.
+pub(super) struct Plan {
+    /// The answer, once the changes (if the tests passed) are durable.
+    pub(super) outcome: ReadTestWriteOutcome,
+    /// The shares as they were, open for the in-place write.
+    pub(super) existing: BTreeMap<ShareNumber, ExistingShare>,
+    /// Each change with its redo; empty if the tests failed.
+    pub(super) logged: Vec<(Change, ShareRedo)>,
+    /// Whether a share is deleted (the bucket may then be empty).
+    pub(super) deleted_any: bool,
+}
+
+pub(super) struct ExistingShare {
     /// Opened for reading and writing: read-test-write reads it and, logged ahead,
     /// writes the change into it.
-    file: File,
+    pub(super) file: File,
     data_length: u64,
 }
 
@@ -85,6 +97,28 @@ impl Storage {
         grant: &LeaseGrant,
         request: &ValidReadTestWrite,
     ) -> Result<ReadTestWriteOutcome, StorageError> {
+        self.check_write_sizes(request)?;
+        let _guard = self.locks.write(si);
+        let plan = self.plan_read_test_write(si, write_enabler, grant, request)?;
+        let Plan {
+            outcome,
+            existing,
+            logged,
+            deleted_any,
+        } = plan;
+        if outcome.success {
+            self.wal
+                .write_ahead(si, logged, |shnum| existing.get(&shnum).map(|s| &s.file))?;
+            self.after_written(si, deleted_any)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Refuses a request that would make a share larger than the limit.
+    pub(super) fn check_write_sizes(
+        &self,
+        request: &ValidReadTestWrite,
+    ) -> Result<(), StorageError> {
         let max = self.settings.max_mutable_share_size;
         for vectors in request.shares.values() {
             for w in &vectors.write {
@@ -94,7 +128,32 @@ impl Storage {
                 }
             }
         }
-        let _guard = self.locks.write(si);
+        Ok(())
+    }
+
+    /// Once a read-test-write is applied: only a deletion can empty the bucket, so the
+    /// listing is skipped otherwise.
+    pub(super) fn after_written(
+        &self,
+        si: &StorageIndex,
+        deleted_any: bool,
+    ) -> Result<(), StorageError> {
+        if deleted_any && self.list_shares(si)?.is_empty() {
+            layout::remove_empty_dirs(&self.layout.bucket_dir(si), &self.layout.shares);
+        }
+        Ok(())
+    }
+
+    /// Everything a read-test-write does before it logs: checks the write enabler,
+    /// runs the tests and reads, and (if the tests passed) prepares each share's
+    /// change and redo. The caller holds the storage index's write lock.
+    pub(super) fn plan_read_test_write(
+        &self,
+        si: &StorageIndex,
+        write_enabler: &WriteEnabler,
+        grant: &LeaseGrant,
+        request: &ValidReadTestWrite,
+    ) -> Result<Plan, StorageError> {
         self.wal.repair(si)?;
         let mut existing = BTreeMap::new();
         for shnum in self.list_shares(si)? {
@@ -173,46 +232,51 @@ impl Storage {
             reads.insert(*shnum, data);
         }
 
-        if success {
-            let mut logged = Vec::new();
-            let mut deleted_any = false;
-            for (shnum, vectors) in &request.shares {
-                let path = self.layout.share_path(si, *shnum);
-                if vectors.new_length == Some(0) {
-                    deleted_any |= existing.contains_key(shnum);
-                    let change = Change::SlotDeleted {
-                        si: *si,
-                        shnum: *shnum,
-                    };
-                    logged.push((change, ShareRedo::delete(*si, *shnum)));
-                    continue;
-                }
-                let mut container = match existing.get(shnum) {
-                    Some(share) => Container::open(share.file.try_clone().op("open", &path)?)
-                        .op("read", &path)?,
-                    None => Container::new(self.settings.nodeid, write_enabler),
-                };
-                for w in &vectors.write {
-                    container.write(w.offset, &w.data);
-                }
-                if let Some(len) = vectors.new_length {
-                    container.truncate(len);
-                }
-                container.add_or_renew_lease(grant);
-                let prefix = container
-                    .data_prefix(VERSION_PREFIX_LEN)
-                    .op("read", &path)?;
-                let change = Change::slot_written(*si, *shnum, container.data_length(), &prefix);
-                logged.push((change, ShareRedo::write(*si, *shnum, &container)));
-            }
-            self.wal
-                .write_ahead(si, logged, |shnum| existing.get(&shnum).map(|s| &s.file))?;
-            // Only a deletion can empty the bucket; skip the listing otherwise.
-            if deleted_any && self.list_shares(si)?.is_empty() {
-                layout::remove_empty_dirs(&self.layout.bucket_dir(si), &self.layout.shares);
-            }
+        let mut plan = Plan {
+            outcome: ReadTestWriteOutcome { success, reads },
+            existing: BTreeMap::new(),
+            logged: Vec::new(),
+            deleted_any: false,
+        };
+        if !success {
+            return Ok(plan);
         }
-        Ok(ReadTestWriteOutcome { success, reads })
+        let mut logged = Vec::new();
+        let mut deleted_any = false;
+        for (shnum, vectors) in &request.shares {
+            let path = self.layout.share_path(si, *shnum);
+            if vectors.new_length == Some(0) {
+                deleted_any |= existing.contains_key(shnum);
+                let change = Change::SlotDeleted {
+                    si: *si,
+                    shnum: *shnum,
+                };
+                logged.push((change, ShareRedo::delete(*si, *shnum)));
+                continue;
+            }
+            let mut container = match existing.get(shnum) {
+                Some(share) => {
+                    Container::open(share.file.try_clone().op("open", &path)?).op("read", &path)?
+                }
+                None => Container::new(self.settings.nodeid, write_enabler),
+            };
+            for w in &vectors.write {
+                container.write(w.offset, &w.data);
+            }
+            if let Some(len) = vectors.new_length {
+                container.truncate(len);
+            }
+            container.add_or_renew_lease(grant);
+            let prefix = container
+                .data_prefix(VERSION_PREFIX_LEN)
+                .op("read", &path)?;
+            let change = Change::slot_written(*si, *shnum, container.data_length(), &prefix);
+            logged.push((change, ShareRedo::write(*si, *shnum, &container)));
+        }
+        plan.existing = existing;
+        plan.logged = logged;
+        plan.deleted_any = deleted_any;
+        Ok(plan)
     }
 }
 

@@ -14,6 +14,9 @@ use swamp_proto::feed::FeedEvent;
 pub struct Encoded {
     /// The event.
     pub event: FeedEvent,
+    /// When it was made: for a live event, when it was published (for the delivery
+    /// lag metric).
+    pub made: std::time::Instant,
     json: OnceLock<Utf8Bytes>,
     cbor: OnceLock<Bytes>,
 }
@@ -25,6 +28,7 @@ pub type Shared = Arc<Encoded>;
 pub fn shared(event: FeedEvent) -> Shared {
     Arc::new(Encoded {
         event,
+        made: std::time::Instant::now(),
         json: OnceLock::new(),
         cbor: OnceLock::new(),
     })

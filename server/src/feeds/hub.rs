@@ -94,6 +94,32 @@ type ConnId = u64;
 struct Conn {
     outbox: Arc<Outbox>,
     subs: HashSet<StorageIndex>,
+    transport: Transport,
+}
+
+/// How a subscriber's events travel (for the connection counts in the metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket stream.
+    WebSocket,
+    /// A server-sent events stream.
+    Sse,
+    /// One long-poll request.
+    LongPoll,
+}
+
+impl Transport {
+    /// Every transport.
+    pub const ALL: [Self; 3] = [Self::WebSocket, Self::Sse, Self::LongPoll];
+
+    /// The name in the metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Sse => "sse",
+            Self::LongPoll => "long-poll",
+        }
+    }
 }
 
 struct Core {
@@ -121,12 +147,19 @@ pub struct Hub {
     settings: FeedSettings,
     next_id: AtomicU64,
     slow_closes: AtomicU64,
+    /// Events dropped by coalescing in slow subscribers' queues.
+    coalesced: AtomicU64,
+    /// Events handed to transports.
+    delivered: AtomicU64,
+    /// Seconds from an event's making (its publication, for a live one) to its
+    /// hand-over to a transport.
+    lag: metrics::Histogram,
 }
 
 impl Hub {
     /// An empty hub; the storage fills its history when it opens
-    /// ([`Publisher::restore`]).
-    pub fn new(settings: FeedSettings, clock: Clock) -> Arc<Self> {
+    /// ([`Publisher::restore`]). `lag` gets each event's delivery lag.
+    pub fn new(settings: FeedSettings, clock: Clock, lag: metrics::Histogram) -> Arc<Self> {
         Arc::new(Self {
             core: Mutex::new(Core {
                 history: History::new(settings.retention.clone(), clock),
@@ -137,6 +170,9 @@ impl Hub {
             settings,
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            lag,
         })
     }
 
@@ -168,9 +204,15 @@ impl Publisher for Hub {
                 },
             ));
             for id in ids {
-                if let Some(conn) = core.conns.get(id)
-                    && conn.outbox.push(Arc::clone(&event))
-                {
+                let Some(conn) = core.conns.get(id) else {
+                    continue;
+                };
+                let pushed = conn.outbox.push(Arc::clone(&event));
+                if pushed.coalesced > 0 {
+                    self.coalesced
+                        .fetch_add(pushed.coalesced as u64, Ordering::Relaxed);
+                }
+                if pushed.closed_slow {
                     self.slow_closes.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         subscriber = id,
@@ -234,7 +276,7 @@ impl Feeds {
     ///
     /// # Errors
     /// [`FeedError::TooManyConnections`].
-    pub fn open(self: &Arc<Self>) -> Result<Subscriber, FeedError> {
+    pub fn open(self: &Arc<Self>, transport: Transport) -> Result<Subscriber, FeedError> {
         let mut core = self.core();
         let settings = &self.hub.settings;
         if core.conns.len() >= settings.max_connections {
@@ -247,6 +289,7 @@ impl Feeds {
             Conn {
                 outbox: Arc::clone(&outbox),
                 subs: HashSet::new(),
+                transport,
             },
         );
         Ok(Subscriber {
@@ -279,6 +322,31 @@ impl Feeds {
     pub fn counts(&self) -> (usize, usize) {
         let core = self.core();
         (core.conns.len(), core.total_subs)
+    }
+
+    /// The feeds' figures for the metrics: one look at each subscriber (its transport
+    /// and queue), under the hub's lock.
+    pub fn figures(&self) -> crate::operator::metrics::FeedFigures {
+        let core = self.core();
+        let mut connections = Transport::ALL.map(|t| (t.name(), 0));
+        let mut queued_bytes = 0;
+        for conn in core.conns.values() {
+            queued_bytes += conn.outbox.queued_bytes();
+            if let Some(slot) = connections
+                .iter_mut()
+                .find(|(n, _)| *n == conn.transport.name())
+            {
+                slot.1 += 1;
+            }
+        }
+        crate::operator::metrics::FeedFigures {
+            connections,
+            subscriptions: core.total_subs,
+            deliveries: self.hub.delivered.load(Ordering::Relaxed),
+            coalesced: self.hub.coalesced.load(Ordering::Relaxed),
+            slow_closes: self.hub.slow_closes.load(Ordering::Relaxed),
+            queued_bytes,
+        }
     }
 }
 
@@ -427,6 +495,18 @@ impl Subscriber {
     /// The queue of live events.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// Counts `events` as handed to this subscriber's transport, with their lag.
+    pub fn delivered(&self, events: &[super::encode::Shared]) {
+        let hub = &self.feeds.hub;
+        hub.delivered
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        for event in events {
+            hub.lag
+                .record(now.saturating_duration_since(event.made).as_secs_f64());
+        }
     }
 
     /// How many storage indexes this subscriber follows.

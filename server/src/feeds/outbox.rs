@@ -95,28 +95,28 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues an event without waiting; coalesces or closes on overflow. Returns true
-    /// when this push closed the queue as slow.
-    pub fn push(&self, event: Shared) -> bool {
+    /// Queues an event without waiting; coalesces or closes on overflow, and says
+    /// which.
+    pub fn push(&self, event: Shared) -> Pushed {
         let mut state = self.lock();
+        let mut pushed = Pushed::default();
         if state.closed.is_some() {
-            return false;
+            return pushed;
         }
-        let mut closed_now = false;
         state.bytes += estimated_size(&event);
         state.queue.push_back(event);
         if state.bytes > self.budget {
-            coalesce(&mut state);
+            pushed.coalesced = coalesce(&mut state);
             if state.bytes > self.budget {
                 state.queue.clear();
                 state.bytes = 0;
                 state.closed = Some(CloseReason::Slow);
-                closed_now = true;
+                pushed.closed_slow = true;
             }
         }
         drop(state);
         self.waker.wake();
-        closed_now
+        pushed
     }
 
     /// Ends the stream with `reason` (events already queued are dropped).
@@ -167,8 +167,19 @@ impl Outbox {
     }
 }
 
-/// Keeps only the newest state event per share (advisories and markers stay).
-fn coalesce(state: &mut State) {
+/// What a push did besides queueing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pushed {
+    /// This push closed the queue as slow.
+    pub closed_slow: bool,
+    /// Events it dropped by coalescing.
+    pub coalesced: usize,
+}
+
+/// Keeps only the newest state event per share (advisories and markers stay);
+/// returns how many it dropped.
+fn coalesce(state: &mut State) -> usize {
+    let before = state.queue.len();
     let mut seen = HashSet::new();
     let mut kept: Vec<Shared> = Vec::with_capacity(state.queue.len());
     for event in state.queue.drain(..).rev() {
@@ -187,7 +198,9 @@ fn coalesce(state: &mut State) {
     }
     kept.reverse();
     state.bytes = kept.iter().map(|e| estimated_size(e)).sum();
+    let dropped = before - kept.len();
     state.queue = kept.into();
+    dropped
 }
 
 #[cfg(test)]

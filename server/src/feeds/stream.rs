@@ -80,6 +80,7 @@ impl FeedStream {
             .map(|batch| match batch {
                 Ok(events) => {
                     self.next_progress = Instant::now() + self.progress_every;
+                    self.subscriber.delivered(&events);
                     Next::Events(events)
                 }
                 Err(reason) => Next::Close(reason),
@@ -102,7 +103,10 @@ impl FeedStream {
         checkpoint.then(|| {
             self.subscriber.request_progress();
             match self.subscriber.outbox().take_now() {
-                Ok(events) => Next::Events(events),
+                Ok(events) => {
+                    self.subscriber.delivered(&events);
+                    Next::Events(events)
+                }
                 Err(reason) => Next::Close(reason),
             }
         })

@@ -73,6 +73,10 @@ pub struct AppState {
     pub reads: Arc<read_pool::ReadPool>,
     /// The memory all request bodies in flight may take together.
     pub budget: Arc<budget::BodyBudget>,
+    /// The node's metrics (`crate::operator`).
+    pub metrics: Arc<crate::operator::metrics::Metrics>,
+    /// Whether the storage listener accepts connections (for readiness).
+    pub accepting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl App {

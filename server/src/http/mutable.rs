@@ -12,6 +12,7 @@ use swamp_proto::v1::{ReadTestWriteRequest, ReadTestWriteResponse, ShareKind, en
 
 use super::error::ApiError;
 use super::{App, extract, immutable, lease, negotiate};
+use crate::backend::slots_inline;
 
 /// `POST /storage/v1/mutable/:si/read-test-write`: always 200 when it ran; `success`
 /// says whether the tests passed and the writes happened.
@@ -41,9 +42,16 @@ pub async fn read_test_write(
         .take()
         .ok_or_else(|| ApiError::Internal("write enabler missing".into()))?;
     let grant = lease::lease_grant(&app, 1, secrets)?;
-    let outcome = app
-        .blocking(move |s| s.read_test_write(&si, &write_enabler, &grant, &request))
-        .await?;
+    // Small ones on this thread but for the sync, large ones on the blocking pool
+    // (`backend/slots_inline.rs`).
+    let outcome = if slots_inline::is_small(&request) {
+        app.storage
+            .read_test_write_inline(si, write_enabler, grant, request)
+            .await?
+    } else {
+        app.blocking(move |s| s.read_test_write(&si, &write_enabler, &grant, &request))
+            .await?
+    };
     let data: BTreeMap<u64, Vec<ByteBuf>> = outcome
         .reads
         .into_iter()

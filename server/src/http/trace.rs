@@ -51,7 +51,10 @@ pub async fn trace_request(
             a.add(Counter::ServerErrors, 1);
         }
     }
-    let micros = started.elapsed().as_micros() as u64;
+    let took = started.elapsed();
+    app.metrics
+        .request(route, status, took, (bytes_in, bytes_out));
+    let micros = took.as_micros() as u64;
     span.in_scope(|| {
         if response.status().is_server_error() {
             tracing::warn!(status, bytes_in, bytes_out, micros, "request done");

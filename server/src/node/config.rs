@@ -77,6 +77,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
     ("swamp", "direct_upload_writes"),
+    ("swamp", "operator_port"),
     ("swamp", "feed_history_events"),
     ("swamp", "feed_history_seconds"),
     ("swamp", "feed_index_entries"),
@@ -220,6 +221,10 @@ pub struct Config {
     pub direct_upload_writes: bool,
     /// Change feed settings (`[swamp] feed_*`).
     pub feeds: crate::feeds::FeedSettings,
+    /// Where the operator listener listens (`[swamp] operator_port`, a Tahoe-style
+    /// endpoint like `tcp:9464:interface=127.0.0.1`, or `disabled`); by default a free
+    /// loopback port chosen at start and written to `<node>/operator.url`.
+    pub operator: Option<SocketAddr>,
 }
 
 impl Config {
@@ -574,6 +579,12 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             limits,
             log_format,
             direct_upload_writes: self.parse("swamp", "direct_upload_writes", true, parse_bool)?,
+            operator: self.parse(
+                "swamp",
+                "operator_port",
+                Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                parse_port,
+            )?,
             feeds: self.feed_settings()?,
         })
     }

@@ -5,9 +5,9 @@
 //! outside it (one sync covers every writer that appended before it started), then
 //! publishes, in sequence order and under the lock, everything synced. Subscribers
 //! never see a change before it is durable, and nobody waits on a sync while holding
-//! the lock. One writer at a time syncs; the others wait on a condition variable, all
-//! woken at once when it is done (not one after another through a mutex held across
-//! the sync), and the first whose entries that sync did not cover starts the next.
+//! the lock. One writer at a time syncs; the others wait, all woken at once when it
+//! is done, and the first whose entries that sync did not cover starts the next
+//! (`group.rs`: threads wait on a condition variable, tasks on a notification).
 //! A writer returns only once its own entries are published, and it holds
 //! its storage index's lock until then: that is what lets the feeds take a snapshot
 //! of a storage index and subscribe to it with no gap and no duplicate
@@ -16,14 +16,15 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use swamp_proto::{ShareNumber, StorageIndex};
 
 use super::change::Change;
 use super::compact::Compaction;
 use super::durable::Syncer;
-use super::log::{CATCH_UP_ROUNDS, Log};
+use super::group::Group;
+use super::log::{CATCH_UP_ROUNDS, Log, SyncJob};
 use super::publish::Publisher;
 use super::records::{self, Entry};
 use super::redo::ShareRedo;
@@ -36,10 +37,8 @@ use crate::backend::layout::Layout;
 /// The write-ahead log of one storage directory.
 pub struct Wal {
     log: Mutex<Log>,
-    /// The last sequence number known synced to disk, and whether a sync runs.
-    synced: Mutex<Synced>,
-    /// Signalled when a sync ends.
-    sync_done: Condvar,
+    /// Where the syncs stand, and the writers waiting for one (`group.rs`).
+    group: Arc<Group>,
     /// Every sync, behind the latch that stops acknowledgements after a failed one.
     syncer: Arc<Syncer>,
     publisher: Arc<dyn Publisher>,
@@ -48,21 +47,33 @@ pub struct Wal {
     repairs: Repairs,
 }
 
-/// Where the syncs stand.
-struct Synced {
-    /// The last sequence number known synced to disk.
-    upto: u64,
-    /// Whether a writer is syncing now (the others wait on `Wal::sync_done`).
-    syncing: bool,
+/// A read-test-write's changes, written to the journal but not yet known synced. Its
+/// storage index's lock is held until [`Wal::finish_ahead`] has run.
+pub(crate) struct Ahead {
+    si: StorageIndex,
+    /// The first sequence number written: the batch's ticket until it is applied.
+    first: u64,
+    /// The last: synced once the group has synced through it.
+    last: u64,
+    /// Shared with the log, which keeps them until a checkpoint: no copy of the data.
+    redos: Vec<Arc<ShareRedo>>,
 }
 
-/// Why a batch was not logged: if it carries a ticket, the records are in the journal
-/// but their sync failed, and they must still be applied (a later sync or a replay may
-/// make them durable, and the share files must always equal the journal applied in
-/// order).
-struct Unlogged {
-    ticket: Option<u64>,
-    error: io::Error,
+/// Work a commit leaves due that may take long (a compaction, a checkpoint's
+/// `syncfs`): the writer that finds it due runs it, or hands it to the blocking pool
+/// when it is on the request's own thread. Neither changes what is acknowledged.
+#[must_use = "a due compaction or checkpoint must be run"]
+#[derive(Default)]
+pub(crate) struct Due {
+    compaction: Option<Compaction>,
+    checkpoint: Option<u64>,
+}
+
+impl Due {
+    /// Whether nothing is due.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.compaction.is_none() && self.checkpoint.is_none()
+    }
 }
 
 impl Wal {
@@ -78,6 +89,7 @@ impl Wal {
         syncer: Arc<Syncer>,
         faults: Faults,
         publisher: Arc<dyn Publisher>,
+        metrics: super::GroupMetrics,
     ) -> io::Result<Self> {
         let recover = |redo: &[ShareRedo]| {
             for r in redo {
@@ -90,11 +102,7 @@ impl Wal {
         publisher.restore(log.epoch(), saved);
         Ok(Self {
             log: Mutex::new(log),
-            synced: Mutex::new(Synced {
-                upto: head,
-                syncing: false,
-            }),
-            sync_done: Condvar::new(),
+            group: Arc::new(Group::new(head, metrics)),
             syncer,
             publisher,
             layout: layout.clone(),
@@ -105,10 +113,6 @@ impl Wal {
 
     fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn synced(&self) -> MutexGuard<'_, Synced> {
-        self.synced.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records changes that are already durable on disk (a completed upload, an
@@ -122,14 +126,13 @@ impl Wal {
             return Ok(());
         }
         self.commit(|log| log.write(changes))
-            .map(|_| ())
-            .map_err(|e| e.error)
             .op("record in the feed journal", &self.layout.shares)
     }
 
     /// Logs the changes of one read-test-write ahead, synced, then applies them in
     /// place; `open` gives a share's file if the caller has it open for writing. The
-    /// caller holds the storage index's write lock.
+    /// caller holds the storage index's write lock. (The same steps as
+    /// [`Wal::log_ahead`], a group sync and [`Wal::finish_ahead`], on this thread.)
     ///
     /// # Errors
     /// If the changes could not be logged, synced or applied.
@@ -139,22 +142,76 @@ impl Wal {
         logged: Vec<(Change, ShareRedo)>,
         open: impl Fn(ShareNumber) -> Option<&'a File>,
     ) -> Result<(), StorageError> {
-        let bucket = self.layout.bucket_dir(si);
-        // Shared with the log, which keeps them until a checkpoint: no copy of the data.
+        let Some(ahead) = self.log_ahead(si, logged)? else {
+            return Ok(());
+        };
+        let synced = self.group.sync_through(ahead.last, || self.sync_job());
+        let (result, due) = self.finish_ahead(ahead, synced, open);
+        self.run_due(due);
+        result
+    }
+
+    /// Writes the changes of one read-test-write to the journal, not yet synced
+    /// (`None` if there are none). The caller holds the storage index's write lock
+    /// and must pass the batch to [`Wal::finish_ahead`], whatever happens in between.
+    ///
+    /// # Errors
+    /// If the journal could not be written (nothing was logged).
+    pub(crate) fn log_ahead(
+        &self,
+        si: &StorageIndex,
+        logged: Vec<(Change, ShareRedo)>,
+    ) -> Result<Option<Ahead>, StorageError> {
         let logged: Vec<(Change, Arc<ShareRedo>)> = logged
             .into_iter()
             .map(|(change, redo)| (change, Arc::new(redo)))
             .collect();
         let redos: Vec<Arc<ShareRedo>> = logged.iter().map(|(_, r)| Arc::clone(r)).collect();
-        let (ticket, unsynced) = match self.commit(|log| log.write_ahead(logged)) {
-            Ok(ticket) => (ticket, None),
-            Err(Unlogged {
-                ticket: Some(ticket),
-                error,
-            }) => (ticket, Some(error)),
-            Err(Unlogged { error, .. }) => {
-                return Err(error).op("record in the feed journal", &bucket);
-            }
+        let entries = self
+            .log()
+            .write_ahead(logged)
+            .op("record in the feed journal", &self.layout.bucket_dir(si))?;
+        Ok(match (entries.first(), entries.last()) {
+            (Some(first), Some(last)) => Some(Ahead {
+                si: *si,
+                first: first.seq,
+                last: last.seq,
+                redos,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Waits, without holding a thread, until `ahead` is synced (`group.rs`). Run it
+    /// where it cannot be cancelled halfway: the batch must reach
+    /// [`Wal::finish_ahead`].
+    pub(crate) async fn sync_ahead(&self, ahead: &Ahead) -> io::Result<()> {
+        self.group
+            .sync_through_async(ahead.last, || self.sync_job())
+            .await
+    }
+
+    /// Publishes a logged batch once synced, then applies it in place; `synced` says
+    /// how its sync went. Returns the outcome to answer with, and any long work now
+    /// due, for the caller to run ([`Wal::run_due`]) where it may block.
+    pub(crate) fn finish_ahead<'a>(
+        &self,
+        ahead: Ahead,
+        synced: io::Result<()>,
+        open: impl Fn(ShareNumber) -> Option<&'a File>,
+    ) -> (Result<(), StorageError>, Due) {
+        let Ahead {
+            si,
+            first: ticket,
+            redos,
+            ..
+        } = ahead;
+        let bucket = self.layout.bucket_dir(&si);
+        // Written but maybe not durable after a failed sync: not published, but still
+        // applied below.
+        let mut due = match synced {
+            Ok(()) => self.publish(),
+            Err(_) => Due::default(),
         };
         // Logged: from here a crash is repaired by replay. Applied even if the sync
         // failed, so the files always equal the journal applied in order (the client
@@ -166,16 +223,17 @@ impl Wal {
             .iter()
             .try_for_each(|redo| redo.apply_live(&self.layout, open(redo.shnum), &self.faults));
         match &applied {
-            Ok(()) => self.applied(ticket),
+            Ok(()) => due.checkpoint = self.applied(ticket).checkpoint,
             Err(e) => {
                 tracing::warn!(si = %si, error = %e, "a logged slot write could not be applied in place; it is retried before the slot is next used");
-                self.repairs.add(*si, ticket, redos);
+                self.repairs.add(si, ticket, redos);
             }
         }
-        if let Some(error) = unsynced {
-            return Err(error).op("sync the feed journal", &bucket);
-        }
-        applied.op("write in place", &bucket)
+        let result = match synced {
+            Err(error) => Err(error).op("sync the feed journal", &bucket),
+            Ok(()) => applied.op("write in place", &bucket),
+        };
+        (result, due)
     }
 
     /// Applies the logged slot changes of `si` whose in-place write failed before
@@ -196,9 +254,16 @@ impl Wal {
                 return Err(e).op("write in place", &self.layout.bucket_dir(si));
             }
             tracing::info!(si = %si, "a slot write that had failed is now applied");
-            self.applied(ticket);
+            let due = self.applied(ticket);
+            self.run_due(due);
         }
         Ok(())
+    }
+
+    /// Whether a sync has failed, so that nothing more is acknowledged until a restart
+    /// (`durable.rs`).
+    pub fn needs_restart(&self) -> bool {
+        self.syncer.has_failed()
     }
 
     /// Whether a slot of `si` waits for a repair (reads must not go around it).
@@ -206,13 +271,30 @@ impl Wal {
         self.repairs.waiting(si)
     }
 
-    /// The redo of the batch logged at `ticket` is applied: checkpoints if one is due.
-    fn applied(&self, ticket: u64) {
-        let Some(upto) = self.log().applied(ticket) else {
-            return;
-        };
+    /// The redo of the batch logged at `ticket` is applied: says whether a checkpoint
+    /// is due.
+    fn applied(&self, ticket: u64) -> Due {
+        Due {
+            compaction: None,
+            checkpoint: self.log().applied(ticket),
+        }
+    }
+
+    /// Runs what a commit left due, on this thread. Errors are logged; the work is
+    /// retried later.
+    pub(crate) fn run_due(&self, due: Due) {
+        if let Some(compaction) = due.compaction {
+            self.compact(compaction);
+        }
+        if let Some(upto) = due.checkpoint {
+            self.checkpoint(upto);
+        }
+    }
+
+    /// Makes the share files durable, then records that redo up to `upto` is no longer
+    /// needed. Writers go on meanwhile.
+    fn checkpoint(&self, upto: u64) {
         let dir = self.log().dir().to_path_buf();
-        // Outside the lock: writers go on while the share files are flushed.
         let done = self
             .syncer
             .syncfs(&self.layout.shares)
@@ -223,73 +305,35 @@ impl Wal {
         self.log().checkpointed(done.ok().map(|()| upto));
     }
 
-    /// Group commit (see the module docs). Returns the first sequence number written;
-    /// a batch written ahead stays unapplied until [`Wal::applied`], also when the
-    /// sync fails (the error then carries its ticket).
-    fn commit(
-        &self,
-        write: impl FnOnce(&mut Log) -> io::Result<Vec<Entry>>,
-    ) -> Result<u64, Unlogged> {
-        let (first, last) = {
-            let mut log = self.log();
-            let entries = write(&mut log).map_err(|error| Unlogged {
-                ticket: None,
-                error,
-            })?;
-            match (entries.first(), entries.last()) {
-                (Some(first), Some(last)) => (first.seq, last.seq),
-                _ => return Ok(0),
-            }
-        };
-        if let Err(error) = self.sync_through(last) {
-            // Written but maybe not durable: the caller applies it anyway.
-            return Err(Unlogged {
-                ticket: Some(first),
-                error,
-            });
-        }
-        self.publish();
-        Ok(first)
+    /// The sync that covers everything written so far, and the sequence number it
+    /// covers. Everything written so far is in the journal file current now (a
+    /// compaction copies what it has not yet into the new file before the swap,
+    /// `compact.rs`).
+    fn sync_job(&self) -> (u64, SyncJob) {
+        let mut log = self.log();
+        (log.head(), log.sync_job())
     }
 
-    /// Returns once everything up to `last` is synced: waits for the sync running now,
-    /// or runs one, outside every lock, that covers everything written so far.
-    fn sync_through(&self, last: u64) -> io::Result<()> {
-        let mut state = self.synced();
-        while state.upto < last {
-            if state.syncing {
-                state = self
-                    .sync_done
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
-                continue;
+    /// Group commit (see the module docs), on this thread, with what it leaves due
+    /// run here too.
+    fn commit(&self, write: impl FnOnce(&mut Log) -> io::Result<Vec<Entry>>) -> io::Result<()> {
+        let last = {
+            let mut log = self.log();
+            match write(&mut log)?.last() {
+                Some(last) => last.seq,
+                None => return Ok(()),
             }
-            state.syncing = true;
-            drop(state);
-            // Ends the sync, also if it panics: the others must not wait forever.
-            let mut ending = SyncEnding {
-                wal: self,
-                upto: None,
-            };
-            // Everything written so far is in the journal file current now (a
-            // compaction copies what it has not yet into the new file before the
-            // swap, `compact.rs`), so this sync covers it all.
-            let (target, job) = {
-                let mut log = self.log();
-                (log.head(), log.sync_job())
-            };
-            let result = job.run();
-            ending.upto = result.is_ok().then_some(target);
-            // On failure the others try again and fail on the latch (`durable.rs`).
-            return result;
-        }
+        };
+        self.group.sync_through(last, || self.sync_job())?;
+        let due = self.publish();
+        self.run_due(due);
         Ok(())
     }
 
-    /// Publishes, in order, every written entry that is synced; then starts a
-    /// compaction if one is due.
-    fn publish(&self) {
-        let synced = self.synced().upto;
+    /// Publishes, in order, every written entry that is synced; says whether a
+    /// compaction is now due.
+    fn publish(&self) -> Due {
+        let synced = self.group.upto();
         let mut log = self.log();
         let entries = log.take_synced(synced);
         if !entries.is_empty() {
@@ -298,9 +342,9 @@ impl Wal {
         let compaction = log
             .compaction_due(self.publisher.exact_len())
             .then(|| log.start_compaction(self.publisher.to_save()));
-        drop(log);
-        if let Some(compaction) = compaction {
-            self.compact(compaction);
+        Due {
+            compaction,
+            checkpoint: None,
         }
     }
 
@@ -324,24 +368,5 @@ impl Wal {
             tracing::error!(error = %e, "feed journal compaction failed; will retry");
             self.log().compaction_failed(compaction);
         }
-    }
-}
-
-/// Ends the sync a writer runs: records what it made durable, then wakes the writers
-/// waiting on it.
-struct SyncEnding<'a> {
-    wal: &'a Wal,
-    upto: Option<u64>,
-}
-
-impl Drop for SyncEnding<'_> {
-    fn drop(&mut self) {
-        let mut state = self.wal.synced();
-        state.syncing = false;
-        if let Some(upto) = self.upto {
-            state.upto = state.upto.max(upto);
-        }
-        drop(state);
-        self.wal.sync_done.notify_all();
     }
 }

@@ -28,7 +28,8 @@
 //!
 //! # Layout
 //! `commit.rs` ([`Wal`]: group commit, publishing, logged slot writes, checkpoints,
-//! compaction runs), `log.rs` (the journal file's bookkeeping and recovery at open),
+//! compaction runs), `group.rs` (group commit: who syncs, who waits, threads and
+//! tasks alike), `log.rs` (the journal file's bookkeeping and recovery at open),
 //! `records.rs` (record format, checkpoint file), `appender.rs` (appends into space
 //! allocated ahead), `durable.rs` (the sync latch), `compact.rs` (compaction phases),
 //! `redo.rs` (redo records and applying them to share files), `repairs.rs` (logged
@@ -40,6 +41,9 @@ pub mod change;
 pub mod commit;
 pub mod compact;
 pub mod durable;
+mod group;
+#[cfg(test)]
+mod inline_tests;
 pub mod log;
 #[cfg(test)]
 pub(crate) mod log_tests;
@@ -51,6 +55,7 @@ mod repairs;
 mod wal_tests;
 
 pub use commit::Wal;
+pub use group::GroupMetrics;
 #[cfg(test)]
 pub use publish::NoFeeds;
 pub use publish::{LatestFile, Publisher, Saved};

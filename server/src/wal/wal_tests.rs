@@ -24,18 +24,22 @@ use crate::backend::{
 };
 use crate::feeds::{FeedSettings, Feeds, Hub, Retention};
 
-const SI: StorageIndex = StorageIndex::from_bytes([9; 16]);
+pub(super) const SI: StorageIndex = StorageIndex::from_bytes([9; 16]);
 
-fn open(dir: &Path, retention: Retention) -> (Arc<Storage>, Arc<Feeds>) {
+pub(super) fn open(dir: &Path, retention: Retention) -> (Arc<Storage>, Arc<Feeds>) {
     open_with(dir, retention, Arc::new(Syncer::new()))
 }
 
-fn open_with(dir: &Path, retention: Retention, syncer: Arc<Syncer>) -> (Arc<Storage>, Arc<Feeds>) {
+pub(super) fn open_with(
+    dir: &Path,
+    retention: Retention,
+    syncer: Arc<Syncer>,
+) -> (Arc<Storage>, Arc<Feeds>) {
     let settings = FeedSettings {
         retention,
         ..FeedSettings::default()
     };
-    let hub = Hub::new(settings, system_clock());
+    let hub = Hub::new(settings, system_clock(), metrics::Histogram::noop());
     let storage = Storage::open_with(
         dir,
         StorageSettings::new([1; 20], system_clock()),
@@ -49,18 +53,18 @@ fn open_with(dir: &Path, retention: Retention, syncer: Arc<Syncer>) -> (Arc<Stor
 
 /// Storage whose journal syncs pass through a [`Gate`] (disarmed), with one write
 /// already committed.
-fn open_with_journal_gate(dir: &Path) -> (Arc<Gate>, Arc<Storage>, Arc<Feeds>) {
+pub(super) fn open_with_journal_gate(dir: &Path) -> (Arc<Gate>, Arc<Storage>, Arc<Feeds>) {
     let gate = Gate::new();
     let (storage, feeds) = open_with(dir, Retention::default(), gate.syncer(SyncKind::Journal));
     write(&storage, 0, b"before");
     (gate, storage, feeds)
 }
 
-fn write(storage: &Storage, offset: u64, data: &[u8]) {
+pub(super) fn write(storage: &Storage, offset: u64, data: &[u8]) {
     assert!(try_write(storage, offset, data).unwrap().success);
 }
 
-fn try_write(
+pub(super) fn try_write(
     storage: &Storage,
     offset: u64,
     data: &[u8],
@@ -68,7 +72,7 @@ fn try_write(
     try_write_to(storage, &SI, offset, data)
 }
 
-fn try_write_to(
+pub(super) fn try_write_to(
     storage: &Storage,
     si: &StorageIndex,
     offset: u64,
@@ -104,7 +108,7 @@ fn try_write_to(
     )
 }
 
-fn data(storage: &Storage) -> Vec<u8> {
+pub(super) fn data(storage: &Storage) -> Vec<u8> {
     storage
         .read_share(ShareKind::Mutable, &SI, ShareNumber::new(0), 0, u64::MAX)
         .unwrap()
@@ -312,15 +316,15 @@ fn a_failed_checkpoint_sync_stops_acknowledgements() {
 
 /// A syncer that parks the first sync of `kind` after `arm` until released, and
 /// counts the syncs of `kind`.
-struct Gate {
-    armed: AtomicBool,
-    syncs: AtomicUsize,
+pub(super) struct Gate {
+    pub(super) armed: AtomicBool,
+    pub(super) syncs: AtomicUsize,
     state: Mutex<(bool, bool)>, // (entered, released)
     changed: Condvar,
 }
 
 impl Gate {
-    fn new() -> Arc<Self> {
+    pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             armed: AtomicBool::new(false),
             syncs: AtomicUsize::new(0),
@@ -329,7 +333,7 @@ impl Gate {
         })
     }
 
-    fn syncer(self: &Arc<Self>, kind: SyncKind) -> Arc<Syncer> {
+    pub(super) fn syncer(self: &Arc<Self>, kind: SyncKind) -> Arc<Syncer> {
         let gate = Arc::clone(self);
         Arc::new(Syncer::failing(move |k| {
             if k == kind {
@@ -347,7 +351,7 @@ impl Gate {
         }))
     }
 
-    fn wait_entered(&self) {
+    pub(super) fn wait_entered(&self) {
         let state = self.state.lock().unwrap();
         let (state, timeout) = self
             .changed
@@ -359,14 +363,14 @@ impl Gate {
         );
     }
 
-    fn release(&self) {
+    pub(super) fn release(&self) {
         self.state.lock().unwrap().1 = true;
         self.changed.notify_all();
     }
 }
 
 /// Runs `f` on another thread; `None` if it did not finish within 10 seconds.
-fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(super) fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -394,7 +398,7 @@ fn compaction_syncs_without_holding_the_log_or_hub_lock() {
     let other = Arc::clone(&storage);
     let answered = within_10s(move || {
         // The locks are free: subscribing, reading the head and other writers go on.
-        let subscriber = hub.open().unwrap();
+        let subscriber = hub.open(crate::feeds::Transport::WebSocket).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -478,7 +482,7 @@ fn a_snapshot_does_not_block_an_async_worker() {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let subscriber = feeds.open().unwrap();
+            let subscriber = feeds.open(crate::feeds::Transport::WebSocket).unwrap();
             let snapshot = subscriber.subscribe(&[SI], None, true);
             tokio::pin!(snapshot);
             tokio::select! {

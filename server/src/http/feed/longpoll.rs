@@ -27,7 +27,7 @@ pub async fn answer(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains(CBOR_MEDIA_TYPE));
-    let subscriber = app.feeds.open()?;
+    let subscriber = app.feeds.open(crate::feeds::Transport::LongPoll)?;
     let mut events = subscriber
         .subscribe(&query.si, query.since, query.snapshot)
         .await?;
@@ -43,6 +43,7 @@ pub async fn answer(
             wait = wait.min(expires_in);
         }
         if let Ok(Ok(batch)) = tokio::time::timeout(wait, subscriber.outbox().next_batch()).await {
+            subscriber.delivered(&batch);
             events = batch.iter().map(|e| e.event.clone()).collect();
         }
     }

@@ -30,7 +30,7 @@ const COMMENT_EVERY: Duration = Duration::from_secs(15);
 /// # Errors
 /// Limits and bad subscriptions, before any byte is sent.
 pub async fn stream(app: App, query: FeedQuery, access: Access) -> Result<Response, ApiError> {
-    let subscriber = app.feeds.open()?;
+    let subscriber = app.feeds.open(crate::feeds::Transport::Sse)?;
     let initial = subscriber
         .subscribe(&query.si, query.since, query.snapshot)
         .await?;

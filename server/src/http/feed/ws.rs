@@ -187,7 +187,7 @@ async fn open(socket: &mut WebSocket, start: Box<Start>) -> Option<Session> {
     let Start { app, query, access } = *start;
     let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(FEED_CBOR_PROTOCOL);
     let write_timeout = app.limits.write_timeout;
-    let subscriber = match app.feeds.open() {
+    let subscriber = match app.feeds.open(crate::feeds::Transport::WebSocket) {
         Ok(s) => s,
         Err(e) => {
             close(socket, CLOSE_LIMIT, &e.to_string(), write_timeout).await;
