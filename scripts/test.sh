@@ -2,7 +2,8 @@
 # Runs Swamp's whole test suite on a fresh machine: the Rust unit and end-to-end tests,
 # then the interop tests against real Tahoe-LAFS 1.20, then the tests with the real
 # magic-folder 24.3 and `tahoe magic-folder-push` (each pinned venv is created on
-# first use). Usage: scripts/test.sh [--rust-only]
+# first use), then the container tests (Docker Engine and Compose needed: without them
+# this fails, saying so). Usage: scripts/test.sh [--rust-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,6 @@ echo "== Tests with the real magic-folder 24.3 and tahoe magic-folder-push"
 mf_venv="$(scripts/magic-folder-venv.sh | tail -n 1)"
 export SWAMP_TAHOE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tahoe"
 "$mf_venv/bin/python" -m pytest tests/magic_folder -q -p no:cacheprovider
+
+echo "== Container tests: the image (static release build), a compose grid, real Tahoe against it"
+scripts/docker-test.sh

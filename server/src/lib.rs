@@ -25,6 +25,7 @@
 //! - `tasks`: background work (idle uploads, lease expiry), given the storage and
 //!   counters it works on, not the HTTP state.
 //! - [`start`]: assembling a [`Server`] from a node directory.
+//! - [`healthcheck`]: asking a node on its own port whether it serves (containers).
 //!
 //! `docs/architecture.md` draws how they fit together.
 
@@ -32,6 +33,7 @@ pub(crate) mod activity;
 pub(crate) mod backend;
 pub(crate) mod connection;
 pub(crate) mod feeds;
+pub mod healthcheck;
 pub(crate) mod http;
 pub mod node;
 pub mod operator;

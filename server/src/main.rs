@@ -1,9 +1,11 @@
 //! `swamp-server`: create, run and describe a Tahoe-LAFS storage node.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use swamp_server::node::config::env_name;
 use swamp_server::node::create::{CreateOptions, create_node};
 use swamp_server::node::{Config, LogFormat};
 use swamp_server::start::{describe_node, load_node};
@@ -39,11 +41,27 @@ enum Command {
         #[arg(long)]
         nickname: Option<String>,
     },
-    /// Serve a node directory (created with defaults if it does not exist).
+    /// Serve a node directory (created if it does not exist, with the port, location
+    /// and nickname of the environment if set there).
     Run {
         /// The node directory.
         #[arg(default_value = "swamp-node", env = "SWAMP_NODE_DIR")]
         dir: PathBuf,
+        /// Do not print the NURL(s) on stdout: they carry the swissnum, and in a
+        /// container stdout goes to the log (`swamp-server nurl` prints them).
+        #[arg(long, env = "SWAMP_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
+        quiet: bool,
+    },
+    /// Exit 0 if the node of this directory serves on its own port (a TLS handshake
+    /// with its certificate, then GET /storage/v1/version answering 200), 1 if not: a
+    /// container health check that needs no shell or curl.
+    Healthcheck {
+        /// The node directory.
+        #[arg(default_value = "swamp-node", env = "SWAMP_NODE_DIR")]
+        dir: PathBuf,
+        /// Seconds each step (connect, handshake, answer) may take.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
     },
     /// Print the node's NURL(s).
     Nurl {
@@ -87,7 +105,13 @@ fn main() -> anyhow::Result<()> {
             println!("Start it with: swamp-server run {}", dir.display());
             Ok(())
         }
-        Command::Run { dir } => run(&dir),
+        Command::Run { dir, quiet } => run(&dir, quiet),
+        Command::Healthcheck { dir, timeout } => {
+            let addr = swamp_server::healthcheck::check(&dir, env, Duration::from_secs(timeout))
+                .with_context(|| format!("the node in {} is not healthy", dir.display()))?;
+            println!("healthy: the node answers on {addr}");
+            Ok(())
+        }
         Command::Nurl { dir } => {
             let (config, identity) = describe_node(&dir, env)?;
             for nurl in identity.nurls(&config.location) {
@@ -110,10 +134,17 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn run(dir: &Path) -> anyhow::Result<()> {
+fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     if !dir.join("tahoe.cfg").exists() {
-        create_node(dir, &CreateOptions::default())
-            .with_context(|| format!("creating {}", dir.display()))?;
+        // A container's first start: what its environment says is recorded in
+        // tahoe.cfg, so the directory serves the same way on its own.
+        let options = CreateOptions {
+            port: env(&env_name("node", "tub.port")),
+            location: env(&env_name("node", "tub.location")),
+            hostname: None,
+            nickname: env(&env_name("node", "nickname")),
+        };
+        create_node(dir, &options).with_context(|| format!("creating {}", dir.display()))?;
         eprintln!("Created a new node directory in {}", dir.display());
     }
     let config = Config::load(dir, env)?;
@@ -136,9 +167,12 @@ fn run(dir: &Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(node.config.listen)
             .await
             .with_context(|| format!("listening on {}", node.config.listen))?;
-        for nurl in node.identity.nurls(&node.config.location) {
-            // The NURL carries the swissnum: it goes to the operator's terminal, not the log.
-            println!("{nurl}");
+        if !quiet {
+            for nurl in node.identity.nurls(&node.config.location) {
+                // The NURL carries the swissnum: it goes to the operator's terminal, not
+                // the log.
+                println!("{nurl}");
+            }
         }
         tracing::info!(listen = %node.config.listen, server_id = %node.identity.server_id, "storage node serving");
         let shutdown = CancellationToken::new();

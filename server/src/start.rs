@@ -35,7 +35,8 @@ pub struct Node {
     pub config: Config,
 }
 
-/// Loads a node directory: configuration, identity (created if missing), storage.
+/// Loads a node directory: configuration, identity (created if missing; the operator
+/// secret from the file `SWAMP_OPERATOR_SECRET_FILE` names, if it is set), storage.
 ///
 /// # Errors
 /// [`StartError`] saying which part failed.
@@ -44,13 +45,13 @@ pub fn load_node(
     env: impl Fn(&str) -> Option<String>,
     clock: Clock,
 ) -> Result<Node, StartError> {
-    let config = Config::load(node_dir, env)?;
+    let config = Config::load(node_dir, &env)?;
     let has_shares = has_any_share(&config.storage_dir());
-    let identity = Arc::new(NodeIdentity::load_or_create(
-        node_dir,
-        has_shares,
-        &config.location,
-    )?);
+    let mut identity = NodeIdentity::load_or_create(node_dir, has_shares, &config.location)?;
+    if let Some(path) = env(crate::node::identity::OPERATOR_SECRET_FILE_VAR) {
+        identity.operator_secret = crate::node::OperatorSecret::from_file(Path::new(&path))?;
+    }
+    let identity = Arc::new(identity);
     let server = assemble(
         &config.storage_dir(),
         StorageSettings {

@@ -4,10 +4,14 @@
 //! Precedence: built-in defaults < `tahoe.cfg` < environment. Every key has an
 //! environment name: `SWAMP_<SECTION>_<KEY>` in upper case with dots as underscores
 //! (`SWAMP_STORAGE_RESERVED_SPACE`, `SWAMP_NODE_TUB_PORT`), and `SWAMP_<KEY>` for our
-//! own section (`SWAMP_MAX_CONNECTIONS`). Keys of other Tahoe sections (`[client]`,
+//! own section (`SWAMP_MAX_CONNECTIONS`). `SWAMP_..._FILE` instead names a file that
+//! holds the value (a secret the container runtime mounts, say): setting both is an
+//! error. Keys of other Tahoe sections (`[client]`,
 //! `[helper]`...) are ignored, since a storage node does not use them; an unknown key
 //! in `[swamp]` is an error, since it can only be a typo.
 
+use std::collections::HashMap;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -266,6 +270,8 @@ impl Config {
                 reason: "unknown setting".into(),
             });
         }
+        let from_files = values_from_files(&env)?;
+        let env = |name: &str| env(name).or_else(|| from_files.get(name).cloned());
         let lookup = Lookup {
             ini: &ini,
             env: &env,
@@ -273,6 +279,54 @@ impl Config {
         };
         lookup.resolve(node_dir)
     }
+}
+
+/// The largest file a `SWAMP_..._FILE` variable may name: a setting is a line.
+const MAX_SETTING_FILE: u64 = 64 * 1024;
+
+/// The values that `SWAMP_<KEY>_FILE` variables point to, by the name of the variable
+/// they stand for (`SWAMP_<KEY>`); the file's trailing line ending is not part of it.
+fn values_from_files(
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut values = HashMap::new();
+    for (section, key) in KNOWN_KEYS {
+        let name = env_name(section, key);
+        let file_var = format!("{name}_FILE");
+        let Some(path) = env(&file_var) else {
+            continue;
+        };
+        let invalid = |reason: String| ConfigError::Invalid {
+            origin: format!("environment variable {file_var}"),
+            section: (*section).into(),
+            key: (*key).into(),
+            reason,
+        };
+        if env(&name).is_some() {
+            return Err(invalid(format!("{name} is set too; set one of them")));
+        }
+        let path = PathBuf::from(path);
+        let read_error = |source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        };
+        let mut text = String::new();
+        std::fs::File::open(&path)
+            .map_err(read_error)?
+            .take(MAX_SETTING_FILE + 1)
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_SETTING_FILE {
+            return Err(invalid(format!(
+                "{} is larger than {MAX_SETTING_FILE} bytes",
+                path.display()
+            )));
+        }
+        let value = text.strip_suffix('\n').unwrap_or(&text);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        values.insert(name, value.to_string());
+    }
+    Ok(values)
 }
 
 struct Lookup<'a, E: Fn(&str) -> Option<String>> {
@@ -663,6 +717,46 @@ mod tests {
             e.contains("ping_timeout") && e.contains("at least 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_setting_can_come_from_a_file_named_in_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reserved");
+        std::fs::write(&file, "3G\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = load(
+            "[storage]\nreserved_space = 1G\n",
+            &[("SWAMP_STORAGE_RESERVED_SPACE_FILE", path)],
+        )
+        .unwrap();
+        assert_eq!(c.reserved_space, 3_000_000_000);
+        let e = load(
+            "",
+            &[
+                ("SWAMP_STORAGE_RESERVED_SPACE_FILE", path),
+                ("SWAMP_STORAGE_RESERVED_SPACE", "2G"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("SWAMP_STORAGE_RESERVED_SPACE_FILE") && e.contains("set one of them"),
+            "{e}"
+        );
+        let missing = dir.path().join("absent");
+        let e = load(
+            "",
+            &[("SWAMP_MAX_CONNECTIONS_FILE", missing.to_str().unwrap())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("absent"), "{e}");
+        std::fs::write(&file, vec![b'1'; 70_000]).unwrap();
+        let e = load("", &[("SWAMP_MAX_CONNECTIONS_FILE", path)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct NodeIdentity {
 #[derive(Clone)]
 pub struct OperatorSecret(String);
 
+/// The environment variable naming a file with the operator secret; when it is set,
+/// that file is used instead of `private/operator.secret`.
+pub const OPERATOR_SECRET_FILE_VAR: &str = "SWAMP_OPERATOR_SECRET_FILE";
+
 /// The shortest operator secret a node accepts (a generated one has 32 characters).
 pub const MIN_OPERATOR_SECRET_LEN: usize = 16;
 
@@ -109,6 +113,16 @@ impl OperatorSecret {
             ));
         }
         Ok(Self(secret.to_string()))
+    }
+
+    /// The secret in the file at `path` (a secret the container runtime mounts, named
+    /// by [`OPERATOR_SECRET_FILE_VAR`]).
+    ///
+    /// # Errors
+    /// [`IdentityError`] if it cannot be read or is too short.
+    pub fn from_file(path: &Path) -> Result<Self, IdentityError> {
+        Self::parse(&String::from_utf8_lossy(&read(path)?))
+            .map_err(|reason| malformed(path, reason))
     }
 
     /// The secret's text (for the operator's eyes only).
