@@ -25,6 +25,7 @@ mod leases;
 mod magic_folder;
 mod mirror;
 mod mutable;
+mod otel;
 mod publish;
 mod races;
 mod transport;
