@@ -3,9 +3,16 @@
 # then the interop tests against real Tahoe-LAFS 1.20, then the tests with the real
 # magic-folder 24.3 and `tahoe magic-folder-push` (each pinned venv is created on
 # first use), then the container tests (Docker Engine and Compose needed: without them
-# this fails, saying so). Usage: scripts/test.sh [--rust-only]
+# this fails, saying so). The tracing test among the Rust tests needs the OTLP
+# receiver's venv, made first. Usage: scripts/test.sh [--rust-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" != "--rust-only" ]; then
+    echo "== The OTLP receiver's venv (opentelemetry-proto, for the tracing test)"
+    otel_venv="$(scripts/otel-venv.sh | tail -n 1)"
+    export SWAMP_OTEL_PYTHON="$otel_venv/bin/python"
+fi
 
 echo "== Rust tests (unit + end-to-end over real TLS)"
 cargo build --workspace --all-targets

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - `tls.rs`: the SPKI-pinning certificate verifier.
-//! - `storage.rs`: the client and its typed method per endpoint.
+//! - `storage.rs`: the client and its typed method per endpoint; `trace.rs`: a span
+//!   per storage request, its W3C trace context sent to the server.
 //! - `grid.rs`: servers of a grid, lease secrets; `grid/upload.rs` and
 //!   `grid/download.rs`: immutable upload and download, streamed and concurrent.
 //! - `servermap.rs`: a mutable file's shares across the grid, verified.
@@ -35,6 +36,7 @@ mod publish;
 mod servermap;
 pub mod storage;
 pub mod tls;
+mod trace;
 pub mod watch;
 
 pub use error::ClientError;

@@ -27,6 +27,7 @@ use swamp_proto::{Nurl, ShareNumber, StorageIndex};
 
 use crate::error::ClientError;
 use crate::tls::pinned_config;
+use tracing::Instrument;
 
 use swamp_proto::v1::endpoint::SECRETS_HEADER;
 
@@ -208,18 +209,31 @@ impl StorageClient {
             .header(ACCEPT, v1::CBOR_MEDIA_TYPE)
     }
 
+    /// Sends `request` in a span of its own (`trace.rs`), which ends when the answer
+    /// returned is dropped.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let response = request.send().await.map_err(|e| self.failed(e))?;
+        let (http, request) = request.build_split();
+        let mut request = request.map_err(ClientError::Transport)?;
+        let span = crate::trace::start(&mut request);
+        let mut response = match http.execute(request).instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(e) => {
+                crate::trace::failed(&span);
+                return Err(self.failed(e));
+            }
+        };
         let status = response.status();
+        crate::trace::answered(&span, status);
         if status.is_success() {
+            response.extensions_mut().insert(span);
             return Ok(response);
         }
         Err(ClientError::Http {
             status,
-            body: error_text(response).await,
+            body: error_text(response).instrument(span).await,
         })
     }
 

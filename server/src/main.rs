@@ -148,7 +148,15 @@ fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
         eprintln!("Created a new node directory in {}", dir.display());
     }
     let config = Config::load(dir, env)?;
-    init_tracing(config.log_format);
+    let traces = swamp_telemetry::Traces::from_env("swamp-server", env!("CARGO_PKG_VERSION"))
+        .context("OpenTelemetry traces (the OTEL_* environment variables)")?;
+    init_tracing(config.log_format, traces.as_ref());
+    if let Some(traces) = &traces {
+        tracing::info!(
+            endpoint = traces.endpoint(),
+            "OpenTelemetry traces on (OTLP/HTTP)"
+        );
+    }
     match swamp_server::start::raise_open_file_limit() {
         Ok(limit) => tracing::info!(
             soft = limit
@@ -161,6 +169,17 @@ fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit to the hard limit"),
     }
+    let served = serve_node(dir, quiet);
+    // After the graceful shutdown (or a failed start): send the spans still queued.
+    if let Some(traces) = traces
+        && let Err(e) = traces.shutdown()
+    {
+        tracing::warn!(error = %e, "the last traces were not sent");
+    }
+    served
+}
+
+fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     let node = load_node(dir, env, system_clock())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -228,14 +247,23 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("swamp_server=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+/// Logs to stderr, filtered by `SWAMP_LOG`; with `traces`, request spans are exported
+/// too, filtered on their own (the log filter does not turn traces off, nor the
+/// reverse).
+fn init_tracing(format: LogFormat, traces: Option<&swamp_telemetry::Traces>) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG").unwrap_or_else(|_| {
+        // The exporter's own warnings (a collector that cannot be reached) are logged.
+        tracing_subscriber::EnvFilter::new("swamp_server=info,opentelemetry=warn")
+    });
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Json => logs.json().boxed(),
+        LogFormat::Text => logs.boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
+    match traces {
+        Some(traces) => registry.with(traces.layer(&["swamp_server"])).init(),
+        None => registry.init(),
     }
 }

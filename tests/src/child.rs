@@ -34,62 +34,70 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// If the binary cannot be built.
 pub fn server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("SWAMP_SERVER_BIN") {
-            return PathBuf::from(path);
+    BIN.get_or_init(|| binary("SWAMP_SERVER_BIN", "swamp-server", "swamp-server"))
+        .clone()
+}
+
+/// The `tahoe` command line: `$SWAMP_TAHOE_BIN` if set, otherwise built as
+/// [`server_binary`] is.
+///
+/// # Panics
+/// If the binary cannot be built.
+pub fn tahoe_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| binary("SWAMP_TAHOE_BIN", "swamp-client", "tahoe"))
+        .clone()
+}
+
+/// `$variable` if set, else `bin` of `package` built into this test's target
+/// directory and profile (see [`server_binary`]).
+fn binary(variable: &str, package: &str, bin: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries run from <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a profile directory name");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    // Cargo gives a running test its package's variables (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR, OUT_DIR...). Build scripts ask to rerun when those
+    // change (ring's does), so inheriting them would make this build and the
+    // next ordinary one each rebuild half the tree.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if cargo_sets_for_tests(&name) {
+            build.env_remove(&*name);
         }
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binaries run from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a target directory");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a profile directory name");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        // Cargo gives a running test its package's variables (CARGO_PKG_NAME,
-        // CARGO_MANIFEST_DIR, OUT_DIR...). Build scripts ask to rerun when those
-        // change (ring's does), so inheriting them would make this build and the
-        // next ordinary one each rebuild half the tree.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if cargo_sets_for_tests(&name) {
-                build.env_remove(&*name);
-            }
+    }
+    build
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
         }
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "swamp-server",
-                "--bin",
-                "swamp-server",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            other => {
-                build.args(["--profile", other]);
-            }
+        other => {
+            build.args(["--profile", other]);
         }
-        let out = build.output().expect("running cargo to build swamp-server");
-        assert!(
-            out.status.success(),
-            "building swamp-server failed (set SWAMP_SERVER_BIN to use a built one): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir.join("swamp-server")
-    })
-    .clone()
+    }
+    let out = build.output().expect("running cargo to build a binary");
+    assert!(
+        out.status.success(),
+        "building {bin} failed (set {variable} to use a built one): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join(bin)
 }
 
 /// Whether `name` is one of the variables Cargo sets for the crate it runs (not one
@@ -250,6 +258,27 @@ impl NodeProcess {
             "the node had exited by itself ({exited_before:?}); {}",
             self.log_tail(30)
         );
+    }
+
+    /// Stops the node the way an operator does (SIGTERM: a graceful shutdown) and
+    /// waits for it to exit.
+    ///
+    /// # Panics
+    /// If it is not running, does not exit within a minute, or exits with an error.
+    pub async fn stop(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process};
+        let mut child = self.child.take().expect("the node is running");
+        let pid = child
+            .id()
+            .and_then(|id| Pid::from_raw(id as i32))
+            .expect("a running child has a pid");
+        kill_process(pid, Signal::TERM).expect("SIGTERM");
+        let status = tokio::time::timeout(START_TIMEOUT, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit within {START_TIMEOUT:?} of SIGTERM"))
+            .expect("reaping the node");
+        self.stdout = None;
+        assert!(status.success(), "{status}; {}", self.log_tail(30));
     }
 
     /// How many times the node was spawned.

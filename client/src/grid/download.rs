@@ -14,6 +14,7 @@ use futures::StreamExt;
 use swamp_formats::cap::ChkCap;
 use swamp_formats::chk::{self, Decoder, SegmentError, ShareMeta};
 use swamp_proto::ShareNumber;
+use tracing::Instrument;
 
 use super::upload::FileError;
 use super::{Grid, GridError, Server};
@@ -217,22 +218,26 @@ impl Grid {
                 let start = decoder.block_range(first).start;
                 let end = decoder.block_range(last - 1).end;
                 let sources = sources.clone();
-                let task = tokio::spawn(async move {
-                    futures::future::join_all(sources.iter().map(
-                        |(shnum, client, data)| async move {
-                            client
-                                .immutable()
-                                .read_share_chunk(
-                                    &si,
-                                    ShareNumber::new(*shnum as u8),
-                                    data + start,
-                                    end - start,
-                                )
-                                .await
-                        },
-                    ))
-                    .await
-                });
+                let task = tokio::spawn(
+                    async move {
+                        futures::future::join_all(sources.iter().map(
+                            |(shnum, client, data)| async move {
+                                client
+                                    .immutable()
+                                    .read_share_chunk(
+                                        &si,
+                                        ShareNumber::new(*shnum as u8),
+                                        data + start,
+                                        end - start,
+                                    )
+                                    .await
+                            },
+                        ))
+                        .await
+                    }
+                    // The reads' spans stay in the caller's trace (`trace.rs`).
+                    .in_current_span(),
+                );
                 async move { (first, last, start, task.await) }
             }))
             .buffered(AHEAD);

@@ -20,6 +20,7 @@ use swamp_formats::chk::{self, Encoder, LIT_MAX};
 use swamp_proto::secrets::UploadSecret;
 use swamp_proto::{ShareNumber, StorageIndex};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::pool::Pool;
 use super::source::{Progress, Source, hash_file};
@@ -74,20 +75,24 @@ fn spawn_writer(
     secret: UploadSecret,
 ) -> (Queue, WriteTask) {
     let (tx, rx) = mpsc::channel::<(u64, Bytes)>(QUEUE);
-    let task = tokio::spawn(async move {
-        rx.map(|(offset, bytes)| {
-            let (client, secret) = (client.clone(), secret.clone());
-            async move {
-                client
-                    .immutable()
-                    .write_share_chunk(&si, shnum, &secret, offset, bytes)
-                    .await
-            }
-        })
-        .buffered(IN_FLIGHT)
-        .try_for_each(|_| futures::future::ready(Ok(())))
-        .await
-    });
+    let task = tokio::spawn(
+        async move {
+            rx.map(|(offset, bytes)| {
+                let (client, secret) = (client.clone(), secret.clone());
+                async move {
+                    client
+                        .immutable()
+                        .write_share_chunk(&si, shnum, &secret, offset, bytes)
+                        .await
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .try_for_each(|_| futures::future::ready(Ok(())))
+            .await
+        }
+        // The writes' spans stay in the caller's trace (`trace.rs`).
+        .in_current_span(),
+    );
     (tx, task)
 }
 

@@ -1,5 +1,9 @@
 //! One span per request: method, route, storage index, share number, status, bytes in
 //! and out, duration. No headers and no bodies are recorded, so no secret can leak.
+//!
+//! With OpenTelemetry traces on (`swamp_telemetry`, `OTEL_*`), the same span is the
+//! exported one: named by the endpoint, of kind server, its fields as attributes, and
+//! the child of the W3C `traceparent` the request carries (that header alone is read).
 
 use std::time::Instant;
 
@@ -8,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use swamp_proto::v1::endpoint;
 use tracing::Instrument;
+use tracing::field::Empty;
 
 /// The middleware.
 pub async fn trace_request(
@@ -22,22 +27,40 @@ pub async fn trace_request(
     // is logged as `other`, never echoed (it is the client's text).
     let matched = endpoint::find(method.as_str(), request.uri().path());
     let route = matched.as_ref().map_or("other", |m| m.endpoint.name);
-    let si = matched
-        .as_ref()
-        .and_then(|m| m.si)
-        .map(|si| si.to_string())
-        .unwrap_or_default();
-    let shnum = matched
-        .as_ref()
-        .and_then(|m| m.shnum)
-        .map(|n| n.to_string())
-        .unwrap_or_default();
     let bytes_in = content_length(request.headers());
     let version = format!("{:?}", request.version());
-    let span = tracing::info_span!("request", %method, route, si, shnum, http = version, status = tracing::field::Empty);
+    // The `otel.*` fields name the exported span; they are declared only when traces
+    // are on, so that logs do not carry them (recording an undeclared field is a no-op).
+    macro_rules! request_span {
+        ($($otel:tt)*) => {
+            tracing::info_span!("request", $($otel)* %method, route, si = Empty, shnum = Empty, http = version, status = Empty)
+        };
+    }
+    let span = if swamp_telemetry::enabled() {
+        request_span!(
+            otel.name = route,
+            otel.kind = "server",
+            otel.status_code = Empty,
+        )
+    } else {
+        request_span!()
+    };
+    if let Some(m) = &matched {
+        if let Some(si) = &m.si {
+            span.record("si", tracing::field::display(si));
+        }
+        if let Some(shnum) = m.shnum {
+            span.record("shnum", tracing::field::display(shnum));
+        }
+    }
+    swamp_telemetry::continue_trace(&span, request.headers());
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    span.record("status", status);
+    // As i64: the OpenTelemetry layer keeps that a number (a u64 becomes text).
+    span.record("status", i64::from(status));
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     let bytes_out = content_length(response.headers());
     {
         use crate::activity::Counter;

@@ -27,6 +27,7 @@ mod magic_folder;
 mod mirror;
 mod mutable;
 mod operator;
+mod otel;
 mod publish;
 mod races;
 mod transport;

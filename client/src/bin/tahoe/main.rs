@@ -13,6 +13,7 @@ mod magic_folder_push;
 mod paths;
 mod progress;
 mod push_format;
+mod traces;
 mod transfer;
 mod watch_cmd;
 mod watch_format;
@@ -20,10 +21,11 @@ mod watch_format;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use swamp_client::grid::Grid;
 use swamp_client::nodedir::{load_aliases, load_grid};
 use swamp_formats::cap::{Cap, MutableFormat};
+use tracing::Instrument;
 
 use crate::fail::Failure;
 
@@ -229,7 +231,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let traces = traces::start();
+    let span = traces::command_span(matches.subcommand_name().unwrap_or_default());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -237,7 +242,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli).instrument(span));
+    // Tasks still running hold spans: end them, then send what is queued.
+    drop(runtime);
+    traces::finish(traces);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {}", failure.message);
