@@ -221,6 +221,13 @@ impl Storage {
         Ok(())
     }
 
+    /// At a clean shutdown: makes the share files durable and moves the log's
+    /// checkpoint past every applied slot write, so the next start replays nothing
+    /// (`Wal::checkpoint_at_shutdown` says why). Blocks on `syncfs`.
+    pub fn checkpoint_at_shutdown(&self) {
+        self.wal.checkpoint_at_shutdown();
+    }
+
     /// Whether a slot of `si` waits for a repair (reads must not go around it).
     pub(crate) fn needs_repair(&self, si: &StorageIndex) -> bool {
         self.wal.needs_repair(si)

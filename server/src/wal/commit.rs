@@ -206,11 +206,29 @@ impl Wal {
         self.repairs.waiting(si)
     }
 
+    /// Checkpoints past every slot write applied so far, at a clean shutdown, so the
+    /// next start replays nothing. Why: whatever changes the share files before then
+    /// must not be undone by old redo. An operator may serve the directory with
+    /// Tahoe's own storage node meanwhile (a roll-back), and replaying Swamp's older
+    /// slot writes over Tahoe's newer ones would lose them. A write still in flight
+    /// (the grace period ran out) stays after the checkpoint, as during running.
+    pub fn checkpoint_at_shutdown(&self) {
+        let Some(upto) = self.log().final_checkpoint() else {
+            return;
+        };
+        self.checkpoint(upto);
+    }
+
     /// The redo of the batch logged at `ticket` is applied: checkpoints if one is due.
     fn applied(&self, ticket: u64) {
         let Some(upto) = self.log().applied(ticket) else {
             return;
         };
+        self.checkpoint(upto);
+    }
+
+    /// Makes the share files durable, then records `upto` as the checkpoint.
+    fn checkpoint(&self, upto: u64) {
         let dir = self.log().dir().to_path_buf();
         // Outside the lock: writers go on while the share files are flushed.
         let done = self
