@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use swamp_server::node::create::{CreateOptions, create_node};
 use swamp_server::node::{Config, LogFormat};
-use swamp_server::start::{describe_node, load_node};
+use swamp_server::start::{announcement, describe_node, load_node};
 use swamp_server::system_clock;
 use tokio_util::sync::CancellationToken;
 
@@ -96,11 +96,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Announcement { dir } => {
-            let (config, identity) = describe_node(&dir, env)?;
-            print!(
-                "{}",
-                identity.announcement_yaml(&config.nickname, &config.location)
-            );
+            print!("{}", announcement(&dir, env)?);
             Ok(())
         }
     }
@@ -143,6 +139,11 @@ fn run(dir: &Path) -> anyhow::Result<()> {
         tracing::info!(listen = %node.config.listen, server_id = %node.identity.server_id, "storage node serving");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        tokio::spawn(swamp_server::node::grid_manager::watch_expiry(
+            node.certificates.clone(),
+            system_clock(),
+            shutdown.clone(),
+        ));
         swamp_server::serve(listener, node.server, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
@@ -165,11 +166,15 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// Logs go to stderr; colour codes only when it is a terminal, so that a file, a pipe
+/// or a container's log collector gets plain text.
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("swamp_server=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

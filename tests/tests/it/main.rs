@@ -25,6 +25,7 @@ mod leases;
 mod magic_folder;
 mod mirror;
 mod mutable;
+mod node_dir;
 mod publish;
 mod races;
 mod transport;
