@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use swamp_server::node::config::env_name;
 use swamp_server::node::create::{CreateOptions, create_node};
 use swamp_server::node::{Config, LogFormat};
-use swamp_server::start::{describe_node, load_node};
+use swamp_server::start::{announcement, describe_node, load_node};
 use swamp_server::system_clock;
 use tokio_util::sync::CancellationToken;
 
@@ -120,11 +120,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Announcement { dir } => {
-            let (config, identity) = describe_node(&dir, env)?;
-            print!(
-                "{}",
-                identity.announcement_yaml(&config.nickname, &config.location)
-            );
+            print!("{}", announcement(&dir, env)?);
             Ok(())
         }
     }
@@ -199,7 +195,7 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
         if let Some(at) = node.config.operator {
             let operator = tokio::net::TcpListener::bind(at)
                 .await
-                .with_context(|| format!("listening on {at} for the operator ([swamp] operator_port)"))?;
+                .with_context(|| format!("listening on {at} for the operator ([storageserver.plugins.swamp] operator_port)"))?;
             let bound = operator.local_addr()?;
             write_operator_url(dir, bound)?;
             tracing::info!(listen = %bound, "operator listener serving /metrics, /healthz, /readyz");
@@ -209,6 +205,11 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
                 shutdown.clone(),
             ));
         }
+        tokio::spawn(swamp_server::node::grid_manager::watch_expiry(
+            node.certificates.clone(),
+            system_clock(),
+            shutdown.clone(),
+        ));
         swamp_server::serve(listener, node.server, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
@@ -247,16 +248,19 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Logs to stderr, filtered by `SWAMP_LOG`; with `traces`, request spans are exported
-/// too, filtered on their own (the log filter does not turn traces off, nor the
-/// reverse).
+/// Logs to stderr, filtered by `SWAMP_LOG`, with colour codes only when stderr is a
+/// terminal (a file, a pipe or a container's log collector gets plain text); with
+/// `traces`, request spans are exported too, filtered on their own (the log filter
+/// does not turn traces off, nor the reverse).
 fn init_tracing(format: LogFormat, traces: Option<&swamp_telemetry::Traces>) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG").unwrap_or_else(|_| {
         // The exporter's own warnings (a collector that cannot be reached) are logged.
         tracing_subscriber::EnvFilter::new("swamp_server=info,opentelemetry=warn")
     });
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let logs = match format {
         LogFormat::Json => logs.json().boxed(),
         LogFormat::Text => logs.boxed(),

@@ -133,6 +133,10 @@ pub async fn serve(
     {
         tracing::warn!(grace = ?limits.shutdown_grace, "requests still open after the grace period; closing them");
     }
+    let storage = Arc::clone(&server.app.storage);
+    if let Err(e) = tokio::task::spawn_blocking(move || storage.checkpoint_at_shutdown()).await {
+        tracing::error!(error = %e, "the shutdown checkpoint did not finish");
+    }
     Ok(())
 }
 

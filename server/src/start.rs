@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::backend::{Clock, Storage, StorageSettings, layout};
 use crate::http::{App, AppState};
+use crate::node::grid_manager::{GridCertificates, load_certificates};
+use crate::node::migrate::{MigrateError, migrate_node_dir};
 use crate::node::{Config, Limits, NodeIdentity};
 use crate::serve::Server;
 
@@ -23,6 +25,9 @@ pub enum StartError {
     /// The certificate or key is unusable for TLS.
     #[error("the node's certificate or key cannot be used for TLS")]
     Tls(#[source] rustls::Error),
+    /// The node directory could not be brought up to date (`node::migrate`).
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
 }
 
 /// A node's server, identity and configuration, ready for `serve`.
@@ -33,10 +38,14 @@ pub struct Node {
     pub identity: Arc<NodeIdentity>,
     /// The resolved configuration.
     pub config: Config,
+    /// The grid-manager certificates, checked (announced, and watched for expiry).
+    pub certificates: Arc<GridCertificates>,
 }
 
-/// Loads a node directory: configuration, identity (created if missing; the operator
-/// secret from the file `SWAMP_OPERATOR_SECRET_FILE` names, if it is set), storage.
+/// Loads a node directory: brings an older Swamp directory up to date
+/// (`node::migrate`), then configuration, identity (created if missing; the operator
+/// secret from the file `SWAMP_OPERATOR_SECRET_FILE` names, if it is set), grid-manager
+/// certificates (checked, states logged), storage.
 ///
 /// # Errors
 /// [`StartError`] saying which part failed.
@@ -45,6 +54,19 @@ pub fn load_node(
     env: impl Fn(&str) -> Option<String>,
     clock: Clock,
 ) -> Result<Node, StartError> {
+    let migration = migrate_node_dir(node_dir)?;
+    if migration.renamed_section {
+        tracing::info!(
+            path = %node_dir.join("tahoe.cfg").display(),
+            "moved Swamp's settings from [swamp], which Tahoe rejects, to [storageserver.plugins.swamp]"
+        );
+    }
+    if migration.wrote_tac {
+        tracing::info!(
+            path = %node_dir.join(crate::node::migrate::TAC_FILE).display(),
+            "wrote the file Tahoe's `tahoe run` recognises a node directory by"
+        );
+    }
     let config = Config::load(node_dir, &env)?;
     let has_shares = has_any_share(&config.storage_dir());
     let mut identity = NodeIdentity::load_or_create(node_dir, has_shares, &config.location)?;
@@ -52,6 +74,8 @@ pub fn load_node(
         identity.operator_secret = crate::node::OperatorSecret::from_file(Path::new(&path))?;
     }
     let identity = Arc::new(identity);
+    let certificates = Arc::new(load_certificates(&config, &identity.server_id)?);
+    certificates.log_states(clock());
     let server = assemble(
         &config.storage_dir(),
         StorageSettings {
@@ -76,7 +100,24 @@ pub fn load_node(
         server,
         identity,
         config,
+        certificates,
     })
+}
+
+/// The `servers.yaml` stanza a Tahoe client needs for this node (`swamp-server
+/// announcement`): its announcement with its grid-manager certificates, checked as at
+/// start. Changes nothing.
+///
+/// # Errors
+/// [`StartError`] if the configuration or a certificate is bad, or the identity files
+/// are missing.
+pub fn announcement(
+    node_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, StartError> {
+    let (config, identity) = describe_node(node_dir, env)?;
+    let certificates = load_certificates(&config, &identity.server_id)?;
+    Ok(identity.announcement_yaml(&config.nickname, &config.location, &certificates))
 }
 
 /// A node's configuration and identity, read without changing anything (for `nurl`

@@ -384,6 +384,13 @@ def python_node_announcement(nodedir: Path) -> dict:
         "anonymous-storage-NURLs": python_node_nurls(nodedir),
         "permutation-seed-base32": (nodedir / "permutation-seed").read_text().strip(),
     }
+    cfg = read_tahoe_cfg(nodedir)
+    if cfg.getboolean("storage", "grid_management", fallback=False):
+        # client.py: the certificate files' objects, unchanged.
+        names = cfg["grid_manager_certificates"] if cfg.has_section("grid_manager_certificates") else {}
+        ann["grid-manager-certificates"] = [
+            json.loads((nodedir / names[name]).read_text()) for name in names
+        ]
     return {server_id: {"ann": ann}}
 
 
@@ -816,3 +823,47 @@ def random_bytes(n: int, seed: int) -> bytes:
     import random
 
     return random.Random(seed).randbytes(n)
+
+
+# --------------------------------------------------------------------------
+# grid manager (Tahoe 1.20's own `grid-manager` command)
+
+
+def grid_manager_bin() -> str:
+    """`grid-manager`, installed with tahoe-lafs next to `tahoe`."""
+    return str(Path(tahoe_bin()).parent / "grid-manager")
+
+
+class GridManager:
+    """A grid manager's configuration directory, driven by Tahoe's own tool."""
+
+    def __init__(self, config_dir: Path):
+        self.config_dir = Path(config_dir)
+
+    def create(self) -> "GridManager":
+        run_cmd([grid_manager_bin(), "--config", self.config_dir, "create"])
+        return self
+
+    def public_identity(self) -> str:
+        """pub-v0-<base32>: what clients list under [grid_managers]."""
+        out = run_cmd([grid_manager_bin(), "--config", self.config_dir, "public-identity"])
+        return out.stdout.decode().strip()
+
+    def certify(self, name: str, nodedir: Path, days: int = 30) -> Path:
+        """`add NAME <node.pubkey>` then `sign NAME DAYS`; returns the certificate
+        file written beside the configuration directory."""
+        pubkey = (Path(nodedir) / "node.pubkey").read_text().strip()
+        run_cmd([grid_manager_bin(), "--config", self.config_dir, "add", name, pubkey])
+        out = run_cmd([grid_manager_bin(), "--config", self.config_dir, "sign", name, str(days)])
+        cert = self.config_dir.parent / f"{name}.cert"
+        cert.write_bytes(out.stdout)
+        return cert
+
+
+def add_grid_manager_cert(nodedir: Path, name: str, cert: Path,
+                          check: bool = True) -> subprocess.CompletedProcess:
+    """Tahoe's own `tahoe admin add-grid-manager-cert` on a node directory: it
+    validates tahoe.cfg, rewrites it with [storage] grid_management and
+    [grid_manager_certificates], and copies the file in as NAME.cert."""
+    return run_cmd([tahoe_bin(), "-d", nodedir, "admin", "add-grid-manager-cert",
+                    "--name", name, "--filename", cert], check=check)

@@ -143,6 +143,18 @@ def env(workdir_factory, request):
     L.Grid(base, [node], client).stop()
 
 
+def start_with_client(node: L.StorageNode, client: L.TahoeClient, impl: str) -> dict:
+    """Serve the node dir with impl, then create and start the client with the
+    node's announcement as its only server; returns the announcement."""
+    node.start(impl)
+    ann = node.announcement(impl)
+    client.create()
+    client.write_servers([ann])
+    client.start()
+    client.wait_for_servers(1, procs=[node.proc])
+    return ann
+
+
 def switch(node: L.StorageNode, client: L.TahoeClient, impl: str) -> None:
     """Stop whatever serves the node dir, serve it with impl, and wait until
     the (unchanged) client has polled the new server successfully."""
@@ -157,12 +169,7 @@ def switch(node: L.StorageNode, client: L.TahoeClient, impl: str) -> None:
 def test_python_shares_served_by_swamp(env):
     node, client = env
     node.create(L.PYTHON)
-    node.start(L.PYTHON)
-    py_ann = node.announcement(L.PYTHON)
-    client.create()
-    client.write_servers([py_ann])
-    client.start()
-    client.wait_for_servers(1, procs=[node.proc])
+    py_ann = start_with_client(node, client, L.PYTHON)
 
     corpus = Corpus(client, tag=1000).upload()
     corpus.verify()
@@ -201,18 +208,13 @@ def test_swamp_on_fresh_tahoe_node_dir_then_python(env):
     node.create(L.PYTHON)  # `tahoe create-node`, never run by Python
     if not L.dry_run_python_servers():
         assert not (node.nodedir / "private" / "node.pem").exists()
-    node.start(L.SWAMP)  # Swamp must create a Tahoe-compatible identity here
-    swamp_ann = node.announcement(L.SWAMP)
+    # Swamp must create a Tahoe-compatible identity here.
+    swamp_ann = start_with_client(node, client, L.SWAMP)
     der = L.node_certificate_der(node.nodedir)
     (_, entry), = swamp_ann.items()
     furl = L.parse_furl(entry["ann"]["anonymous-storage-FURL"])
     assert furl["tubid"] == L.tubid_of_der_cert(der), "Python refuses a storage.furl whose tubid != SHA-1(cert)"
     assert L.parse_nurl(node.nurl(L.SWAMP))["hash"] == L.spki_hash_of_der_cert(der)
-
-    client.create()
-    client.write_servers([swamp_ann])
-    client.start()
-    client.wait_for_servers(1, procs=[node.proc])
 
     corpus = Corpus(client, tag=5000).upload()
     corpus.verify()

@@ -123,15 +123,19 @@ pub struct StorageSettings {
     /// Refuse new shares (Tahoe's `[storage] readonly`).
     pub readonly: bool,
     /// Write uploads around the page cache (`O_DIRECT`) where the file system allows
-    /// it (`[swamp] direct_upload_writes`, on by default; `staging.rs`).
+    /// it (`[storageserver.plugins.swamp] direct_upload_writes`, on by default;
+    /// `staging.rs`).
     pub direct_upload_writes: bool,
     /// Unix time source.
     pub clock: Clock,
-    /// Immutable uploads in progress at once (`[swamp] max_uploads_in_progress`).
+    /// Immutable uploads in progress at once (`[storageserver.plugins.swamp]
+    /// max_uploads_in_progress`).
     pub max_uploads_in_progress: usize,
-    /// The largest mutable share kept (`[swamp] max_mutable_share_size`).
+    /// The largest mutable share kept (`[storageserver.plugins.swamp]
+    /// max_mutable_share_size`).
     pub max_mutable_share_size: u64,
-    /// Bytes one read-test-write answer may carry (`[swamp] max_read_answer_size`).
+    /// Bytes one read-test-write answer may carry (`[storageserver.plugins.swamp]
+    /// max_read_answer_size`).
     pub max_read_answer_size: u64,
     /// Injected disk faults (tests only; empty in a node).
     pub faults: faults::Faults,
@@ -228,6 +232,13 @@ impl Storage {
             self.wal.repair(si)?;
         }
         Ok(())
+    }
+
+    /// At a clean shutdown: makes the share files durable and moves the log's
+    /// checkpoint past every applied slot write, so the next start replays nothing
+    /// (`Wal::checkpoint_at_shutdown` says why). Blocks on `syncfs`.
+    pub fn checkpoint_at_shutdown(&self) {
+        self.wal.checkpoint_at_shutdown();
     }
 
     /// Whether a slot of `si` waits for a repair (reads must not go around it).

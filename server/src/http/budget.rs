@@ -1,5 +1,5 @@
 //! One byte budget for the request bodies held in memory, over all connections and
-//! HTTP/2 streams (`[swamp] max_bodies_in_flight`).
+//! HTTP/2 streams (`[storageserver.plugins.swamp] max_bodies_in_flight`).
 //!
 //! Why: each endpoint bounds its own body (64 MiB a PATCH, 256 MiB a read-test-write),
 //! but thousands of connections each sending one such body at once would still add up
@@ -7,8 +7,8 @@
 //! its size (the `Content-Length`, or the largest body any endpoint takes when the
 //! length is not announced) and keeps the reservation until the answer is ready, which
 //! covers the copies the handler makes of it. A request that finds no room waits for
-//! one, at most `[swamp] body_budget_wait` (30 s), then gets a 503: the node slows its writers down
-//! instead of running out of memory.
+//! one, at most `[storageserver.plugins.swamp] body_budget_wait` (30 s), then gets a
+//! 503: the node slows its writers down instead of running out of memory.
 
 use std::sync::Arc;
 

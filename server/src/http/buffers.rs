@@ -139,11 +139,17 @@ impl PooledBody {
     /// Moves the body back to `phase` if its buffer grew (and moved) while it was read:
     /// only bodies without a Content-Length, or longer than it said.
     fn realign(&mut self, phase: usize) {
-        let start = phase_gap(self.buf.as_ptr(), phase);
+        let mut start = phase_gap(self.buf.as_ptr(), phase);
         if start == self.start {
             return;
         }
         let len = self.buf.len() - self.start;
+        if start + len > self.buf.capacity() {
+            // Growing may move the buffer, and the gap depends on its address: make
+            // room for the largest gap first, then measure it where the buffer is.
+            self.buf.reserve(BLOCK);
+            start = phase_gap(self.buf.as_ptr(), phase);
+        }
         if start > self.start {
             self.buf.resize(start + len, 0);
         }

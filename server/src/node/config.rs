@@ -1,5 +1,12 @@
-//! The node's configuration: `tahoe.cfg` as Tahoe defines it, our own `[swamp]`
-//! section, and environment variables over both (for containers).
+//! The node's configuration: `tahoe.cfg` as Tahoe defines it, Swamp's own settings in
+//! its `[storageserver.plugins.swamp]` section, and environment variables over both (for
+//! containers).
+//!
+//! Swamp's section has that name because Tahoe's config validator accepts any section
+//! named `storageserver.plugins.*`, so Tahoe and its tools keep working on a Swamp node
+//! directory (`migrate.rs`; older Swamp directories used `[swamp]`, which is renamed at
+//! start and still read before that). In this file the section is called `swamp` for
+//! short, as in the environment names.
 //!
 //! Precedence: built-in defaults < `tahoe.cfg` < environment. Every key has an
 //! environment name: `SWAMP_<SECTION>_<KEY>` in upper case with dots as underscores
@@ -8,7 +15,9 @@
 //! holds the value (a secret the container runtime mounts, say): setting both is an
 //! error. Keys of other Tahoe sections (`[client]`,
 //! `[helper]`...) are ignored, since a storage node does not use them; an unknown key
-//! in `[swamp]` is an error, since it can only be a typo.
+//! in Swamp's section is an error, since it can only be a typo. Grid-manager
+//! certificates (`[grid_manager_certificates]`, `[grid_managers]`) are read as Tahoe
+//! reads them (`grid_manager.rs`).
 
 use std::collections::HashMap;
 use std::io::Read as _;
@@ -16,6 +25,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::grid_manager::{GridManagerConfig, parse_public_key};
+use super::migrate::{MigrateError, SWAMP_SECTION, migrated_config_text};
 use super::settings::{
     LocationHint, parse_bool, parse_date, parse_duration, parse_location, parse_port, parse_size,
 };
@@ -46,6 +57,16 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A grid-manager certificate is unusable (`grid_manager.rs`).
+    #[error("grid-manager certificate {name} ({path}): {reason}")]
+    Certificate {
+        /// Its name in `[grid_manager_certificates]`.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Keys this node reads, by section; each also comes from the environment.
@@ -62,6 +83,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("storage", "expire.cutoff_date"),
     ("storage", "expire.immutable"),
     ("storage", "expire.mutable"),
+    ("storage", "grid_management"),
     ("swamp", "max_connections"),
     ("swamp", "max_patch_size"),
     ("swamp", "max_read_test_write_size"),
@@ -93,6 +115,16 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "feed_max_connections_per_token"),
     ("swamp", "feed_progress_seconds"),
 ];
+
+/// The `tahoe.cfg` section a section of [`KNOWN_KEYS`] is read from: `swamp` is short
+/// for [`SWAMP_SECTION`].
+fn file_section(section: &str) -> &str {
+    if section == "swamp" {
+        SWAMP_SECTION
+    } else {
+        section
+    }
+}
 
 /// The environment variable that overrides a key.
 pub fn env_name(section: &str, key: &str) -> String {
@@ -216,19 +248,22 @@ pub struct Config {
     pub readonly: bool,
     /// Lease expiry, when `[storage] expire.enabled` is true.
     pub expiry: Option<ExpiryPolicy>,
-    /// Limits (`[swamp]`).
+    /// Limits (Swamp's section, `[storageserver.plugins.swamp]`).
     pub limits: Limits,
-    /// `[swamp] log_format`.
+    /// `log_format` (Swamp's section).
     pub log_format: LogFormat,
-    /// `[swamp] direct_upload_writes`: uploads written around the page cache where the
-    /// file system allows it (default true).
+    /// `direct_upload_writes` (Swamp's section): uploads written around the page cache
+    /// where the file system allows it (default true).
     pub direct_upload_writes: bool,
-    /// Change feed settings (`[swamp] feed_*`).
+    /// Change feed settings (Swamp's section, `feed_*`).
     pub feeds: crate::feeds::FeedSettings,
-    /// Where the operator listener listens (`[swamp] operator_port`, a Tahoe-style
+    /// Where the operator listener listens (`operator_port` in Swamp's section, a Tahoe-style
     /// endpoint like `tcp:9464:interface=127.0.0.1`, or `disabled`); by default a free
     /// loopback port chosen at start and written to `<node>/operator.url`.
     pub operator: Option<SocketAddr>,
+    /// Grid-manager certificates to announce and the grid managers trusted to sign
+    /// them (checked by `grid_manager::load_certificates`).
+    pub grid_manager: GridManagerConfig,
 }
 
 impl Config {
@@ -252,6 +287,23 @@ impl Config {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         let file_origin = path.display().to_string();
+        // A directory not yet migrated (`migrate.rs`) reads as if it were.
+        let text = match migrated_config_text(&text, &path) {
+            Ok(migrated) => migrated.unwrap_or(text),
+            Err(MigrateError::Conflict { key, old, new, .. }) => {
+                return Err(ConfigError::Invalid {
+                    origin: file_origin,
+                    section: SWAMP_SECTION.into(),
+                    key,
+                    reason: format!(
+                        "set to {new:?} here and to {old:?} in the old [swamp] section; keep one"
+                    ),
+                });
+            }
+            Err(MigrateError::Io { path, source, .. }) => {
+                return Err(ConfigError::Read { path, source });
+            }
+        };
         let ini = Ini::parse(&text).map_err(|reason| ConfigError::Invalid {
             origin: file_origin.clone(),
             section: String::new(),
@@ -259,13 +311,13 @@ impl Config {
             reason,
         })?;
         if let Some(key) = ini
-            .keys("swamp")
+            .keys(SWAMP_SECTION)
             .into_iter()
             .find(|k| !KNOWN_KEYS.contains(&("swamp", k)))
         {
             return Err(ConfigError::Invalid {
                 origin: file_origin,
-                section: "swamp".into(),
+                section: SWAMP_SECTION.into(),
                 key: key.into(),
                 reason: "unknown setting".into(),
             });
@@ -347,7 +399,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             return Some((v, format!("environment variable {var}")));
         }
         self.ini
-            .get(section, key)
+            .get(file_section(section), key)
             .map(|v| (v.to_string(), self.file_origin.clone()))
     }
 
@@ -363,7 +415,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             Some((value, _)) if value.trim().is_empty() => Ok(default),
             Some((value, origin)) => f(&value).map_err(|reason| ConfigError::Invalid {
                 origin,
-                section: section.into(),
+                section: file_section(section).into(),
                 key: key.into(),
                 reason,
             }),
@@ -609,7 +661,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
         if limits.max_bodies_in_flight < largest_body {
             return Err(ConfigError::Invalid {
                 origin: "tahoe.cfg or the environment".into(),
-                section: "swamp".into(),
+                section: SWAMP_SECTION.into(),
                 key: "max_bodies_in_flight".into(),
                 reason: format!(
                     "must be at least the largest request body allowed ({largest_body} bytes)"
@@ -640,6 +692,44 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 parse_port,
             )?,
             feeds: self.feed_settings()?,
+            grid_manager: self.grid_manager(node_dir)?,
+        })
+    }
+
+    /// `[storage] grid_management`, `[grid_manager_certificates]` (`NAME = FILE`,
+    /// relative to the node directory, as Tahoe resolves them) and `[grid_managers]`
+    /// (`NAME = pub-v0-...`). Names and keys come from `tahoe.cfg` only: they are
+    /// open-ended, so they have no environment names.
+    fn grid_manager(&self, node_dir: &Path) -> Result<GridManagerConfig, ConfigError> {
+        let certificates = self
+            .ini
+            .keys("grid_manager_certificates")
+            .into_iter()
+            .filter_map(|name| {
+                let file = self.ini.get("grid_manager_certificates", name)?.trim();
+                Some((name.to_string(), node_dir.join(file)))
+            })
+            .collect();
+        let trusted = self
+            .ini
+            .keys("grid_managers")
+            .into_iter()
+            .map(|name| {
+                let key = self.ini.get("grid_managers", name).unwrap_or_default();
+                parse_public_key(key)
+                    .map(|k| (name.to_string(), k))
+                    .map_err(|reason| ConfigError::Invalid {
+                        origin: self.file_origin.clone(),
+                        section: "grid_managers".into(),
+                        key: name.into(),
+                        reason,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(GridManagerConfig {
+            enabled: self.parse("storage", "grid_management", false, parse_bool)?,
+            certificates,
+            trusted,
         })
     }
 }
@@ -692,16 +782,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("SWAMP_NODE_TUB_PORT"), "{e}");
-        let e = load("[swamp]\nmax_conections = 3\n", &[])
+        let e = load("[storageserver.plugins.swamp]\nmax_conections = 3\n", &[])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("max_conections") && e.contains("unknown"), "{e}");
+        assert!(
+            e.contains("[storageserver.plugins.swamp] max_conections") && e.contains("unknown"),
+            "{e}"
+        );
     }
 
     #[test]
     fn time_bounds_are_whole_positive_seconds() {
         let c = load(
-            "[swamp]\nidle_timeout = 5\nwrite_timeout = 7s\nfeed_max_connections_per_token = 3\n",
+            "[storageserver.plugins.swamp]\nidle_timeout = 5\nwrite_timeout = 7s\nfeed_max_connections_per_token = 3\n",
             &[("SWAMP_HEADER_READ_TIMEOUT", "9")],
         )
         .unwrap();
@@ -710,7 +803,7 @@ mod tests {
         assert_eq!(c.limits.header_read_timeout, Duration::from_secs(9));
         assert_eq!(c.feeds.max_connections_per_token, 3);
         assert_eq!(c.limits.ping_interval, Limits::default().ping_interval);
-        let e = load("[swamp]\nping_timeout = 0\n", &[])
+        let e = load("[storageserver.plugins.swamp]\nping_timeout = 0\n", &[])
             .unwrap_err()
             .to_string();
         assert!(
@@ -765,5 +858,71 @@ mod tests {
         assert!(c.expiry.is_none());
         assert_eq!(c.reserved_space, 0);
         assert_eq!(c.location[0].host, "127.0.0.1");
+    }
+
+    #[test]
+    fn an_old_swamp_section_is_read_as_the_new_one() {
+        let c = load(
+            "[swamp]\nmax_connections = 9\n[storageserver.plugins.swamp]\nidle_timeout = 6\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections, 9);
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(6));
+        let e = load("[swamp]\nmax_conections = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[storageserver.plugins.swamp] max_conections"),
+            "{e}"
+        );
+        let e = load(
+            "[swamp]\nmax_connections = 9\n[storageserver.plugins.swamp]\nmax_connections = 8\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("max_connections") && e.contains("keep one"),
+            "{e}"
+        );
+        // Errors name the section the value is in now.
+        let e = load("[swamp]\nmax_connections = many\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[storageserver.plugins.swamp] max_connections"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn grid_manager_settings_are_read_as_tahoe_reads_them() {
+        let key = "pub-v0-ev4fhyzgezoo4hqbf4mqgdko27rxecokadnhgjzvnsiaxcfhtzga";
+        let c = load(
+            &format!(
+                "[storage]\ngrid_management = True\n[grid_manager_certificates]\nB = b.cert\na = /abs/a.cert\n[grid_managers]\nmain = {key}\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let gm = c.grid_manager;
+        assert!(gm.enabled);
+        assert_eq!(
+            gm.certificates,
+            vec![
+                ("a".to_string(), PathBuf::from("/abs/a.cert")),
+                ("b".to_string(), c.node_dir.join("b.cert")),
+            ]
+        );
+        assert_eq!(gm.trusted.len(), 1);
+        assert_eq!(gm.trusted[0].0, "main");
+        assert!(!load("", &[]).unwrap().grid_manager.enabled);
+        let on = load("", &[("SWAMP_STORAGE_GRID_MANAGEMENT", "true")]).unwrap();
+        assert!(on.grid_manager.enabled);
+        let e = load("[grid_managers]\nmain = pub-v0-nope\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[grid_managers] main"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! `swamp-server create-node`: a new node directory in Tahoe's layout.
+//! `swamp-server create-node`: a new node directory in Tahoe's layout, which Tahoe's
+//! own `tahoe run` also accepts (`migrate.rs` says what that takes).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -34,6 +35,9 @@ pub enum CreateError {
     /// The identity files could not be created.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The file Tahoe recognises a node directory by could not be written.
+    #[error(transparent)]
+    Tac(#[from] super::migrate::MigrateError),
 }
 
 /// Creates a node directory with `tahoe.cfg`, identity files and `storage/`.
@@ -84,9 +88,11 @@ pub fn create_node(dir: &Path, opts: &CreateOptions) -> Result<NodeIdentity, Cre
     let _ = writeln!(cfg, "[storage]\nenabled = true\nreserved_space = 1G\n");
     let _ = writeln!(
         cfg,
-        "[swamp]\n# Swamp's own settings; see docs/configuration.md."
+        "[{}]\n# Swamp's own settings; see docs/configuration.md. Tahoe accepts and ignores\n# this section.",
+        super::migrate::SWAMP_SECTION
     );
     fs::write(dir.join("tahoe.cfg"), cfg).map_err(CreateError::Io)?;
+    super::migrate::write_tac_file(dir)?;
     let hints = super::settings::parse_location(&location)
         .map_err(|e| CreateError::Io(std::io::Error::other(e)))?;
     Ok(NodeIdentity::load_or_create(dir, false, &hints)?)

@@ -363,20 +363,27 @@ impl NodeIdentity {
         )
     }
 
-    /// A `servers.yaml` stanza (to go under `storage:`) for a Tahoe client.
-    pub fn announcement_yaml(&self, nickname: &str, location: &[LocationHint]) -> String {
+    /// A `servers.yaml` stanza (to go under `storage:`) for a Tahoe client, with the
+    /// grid-manager certificates the node announces.
+    pub fn announcement_yaml(
+        &self,
+        nickname: &str,
+        location: &[LocationHint],
+        certificates: &super::grid_manager::GridCertificates,
+    ) -> String {
         let nurls: Vec<String> = self
             .nurls(location)
             .iter()
             .map(|n| format!("      - \"{n}\"\n"))
             .collect();
         format!(
-            "{}:\n  ann:\n    nickname: \"{}\"\n    anonymous-storage-FURL: \"{}\"\n    anonymous-storage-NURLs:\n{}    permutation-seed-base32: \"{}\"\n",
+            "{}:\n  ann:\n    nickname: \"{}\"\n    anonymous-storage-FURL: \"{}\"\n    anonymous-storage-NURLs:\n{}    permutation-seed-base32: \"{}\"\n{}",
             self.server_id,
             nickname.replace(['"', '\\'], ""),
             self.furl(location),
             nurls.concat(),
             self.permutation_seed,
+            certificates.announcement_yaml(),
         )
     }
 

@@ -271,6 +271,19 @@ impl Wal {
         self.repairs.waiting(si)
     }
 
+    /// Checkpoints past every slot write applied so far, at a clean shutdown, so the
+    /// next start replays nothing. Why: whatever changes the share files before then
+    /// must not be undone by old redo. An operator may serve the directory with
+    /// Tahoe's own storage node meanwhile (a roll-back), and replaying Swamp's older
+    /// slot writes over Tahoe's newer ones would lose them. A write still in flight
+    /// (the grace period ran out) stays after the checkpoint, as during running.
+    pub fn checkpoint_at_shutdown(&self) {
+        let Some(upto) = self.log().final_checkpoint() else {
+            return;
+        };
+        self.checkpoint(upto);
+    }
+
     /// The redo of the batch logged at `ticket` is applied: says whether a checkpoint
     /// is due.
     fn applied(&self, ticket: u64) -> Due {

@@ -334,6 +334,17 @@ impl Log {
         Some(self.unapplied.first().map_or(self.head, |first| first - 1))
     }
 
+    /// At a clean shutdown: the sequence number to checkpoint at so that the next start
+    /// replays nothing already applied, if any redo waits and no checkpoint runs (the
+    /// caller proceeds as after [`Log::applied`]).
+    pub fn final_checkpoint(&mut self) -> Option<u64> {
+        if self.checkpointing || self.syncer.has_failed() || self.pending_redo.is_empty() {
+            return None;
+        }
+        self.checkpointing = true;
+        Some(self.unapplied.first().map_or(self.head, |first| first - 1))
+    }
+
     /// The checkpoint [`Log::applied`] asked for is done (`Some(seq)`: durable at
     /// `seq`, so redo up to it is no longer needed) or failed (`None`).
     pub fn checkpointed(&mut self, done: Option<u64>) {

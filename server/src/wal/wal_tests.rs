@@ -296,6 +296,35 @@ fn a_failed_sync_stops_the_checkpoint_and_the_restart_replays_everything_after_i
 }
 
 #[test]
+fn a_clean_shutdown_checkpoints_so_a_later_change_by_another_server_is_kept() {
+    // Swamp writes two versions and stops; Tahoe's own storage node (a roll-back)
+    // then changes the share, here back to the first version's bytes; Swamp starts
+    // again. The second version's redo must not be replayed over Tahoe's write.
+    let run = |clean_shutdown: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, feeds) = open(dir.path(), Retention::default());
+        write(&storage, 0, b"first version");
+        let first = fs::read(share_file(dir.path())).unwrap();
+        write(&storage, 0, b"second version");
+        let checkpoint = || super::records::read_checkpoint(&dir.path().join("swamp-feed"));
+        assert_eq!(checkpoint(), 0, "no checkpoint due while running");
+        if clean_shutdown {
+            storage.checkpoint_at_shutdown();
+            assert_eq!(checkpoint(), feeds.head().seq);
+            storage.checkpoint_at_shutdown(); // nothing left: no change
+            assert_eq!(checkpoint(), feeds.head().seq);
+        }
+        drop((storage, feeds));
+        fs::write(share_file(dir.path()), &first).unwrap();
+        let (storage, _feeds) = open(dir.path(), Retention::default());
+        data(&storage)
+    };
+    assert_eq!(run(true), b"first version");
+    // Without it (a crash), the redo is replayed, as recovery must.
+    assert_eq!(run(false), b"second version");
+}
+
+#[test]
 fn a_failed_checkpoint_sync_stops_acknowledgements() {
     let dir = tempfile::tempdir().unwrap();
     let (syncer, fail) = failing(SyncKind::Storage);

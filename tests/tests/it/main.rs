@@ -26,6 +26,7 @@ mod leases;
 mod magic_folder;
 mod mirror;
 mod mutable;
+mod node_dir;
 mod operator;
 mod otel;
 mod publish;
