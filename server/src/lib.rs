@@ -25,6 +25,8 @@
 //! - `tasks`: background work (idle uploads, lease expiry), given the storage and
 //!   counters it works on, not the HTTP state.
 //! - [`start`]: assembling a [`Server`] from a node directory.
+//! - [`operator`]: the operator listener (plain HTTP): metrics, health, the live
+//!   dashboard, `/status`, and the client half of `swamp-server status`.
 //!
 //! `docs/architecture.md` draws how they fit together.
 
