@@ -26,6 +26,8 @@
 //!   counters it works on, not the HTTP state.
 //! - [`start`]: assembling a [`Server`] from a node directory.
 //! - [`healthcheck`]: asking a node on its own port whether it serves (containers).
+//! - [`operator`]: the operator listener (plain HTTP): metrics, health, the live
+//!   dashboard, `/status`, and the client half of `swamp-server status`.
 //!
 //! `docs/architecture.md` draws how they fit together.
 

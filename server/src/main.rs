@@ -75,6 +75,16 @@ enum Command {
         #[arg(default_value = "swamp-node", env = "SWAMP_NODE_DIR")]
         dir: PathBuf,
     },
+    /// Ask a running node (its operator listener) for its state: NURL, uptime, disk,
+    /// shares, feeds, certificates. Exit status 3 if it is not running.
+    Status {
+        /// The node directory.
+        #[arg(default_value = "swamp-node", env = "SWAMP_NODE_DIR")]
+        dir: PathBuf,
+        /// Print the node's JSON answer instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,6 +133,30 @@ fn main() -> anyhow::Result<()> {
             print!("{}", announcement(&dir, env)?);
             Ok(())
         }
+        Command::Status { dir, json } => status(&dir, json),
+    }
+}
+
+fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
+    use swamp_server::operator::status_cli;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match runtime.block_on(status_cli::ask(dir, env)) {
+        Ok(report) if json => {
+            println!("{}", serde_json::to_string_pretty(&report.status)?);
+            Ok(())
+        }
+        Ok(report) => {
+            print!("{}", status_cli::render(&report));
+            Ok(())
+        }
+        Err(e) if e.not_running() => {
+            eprintln!("swamp-server status: {e}");
+            std::process::exit(3);
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -182,14 +216,6 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(node.config.listen)
             .await
             .with_context(|| format!("listening on {}", node.config.listen))?;
-        if !quiet {
-            for nurl in node.identity.nurls(&node.config.location) {
-                // The NURL carries the swissnum: it goes to the operator's terminal, not
-                // the log.
-                println!("{nurl}");
-            }
-        }
-        tracing::info!(listen = %node.config.listen, server_id = %node.identity.server_id, "storage node serving");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         if let Some(at) = node.config.operator {
@@ -198,7 +224,7 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {at} for the operator ([storageserver.plugins.swamp] operator_port)"))?;
             let bound = operator.local_addr()?;
             write_operator_url(dir, bound)?;
-            tracing::info!(listen = %bound, "operator listener serving /metrics, /healthz, /readyz");
+            tracing::info!(listen = %bound, "operator listener serving /metrics, /healthz, /readyz, /dashboard, /status");
             tokio::spawn(swamp_server::serve_operator(
                 operator,
                 node.server.app.clone(),
@@ -210,6 +236,16 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
             system_clock(),
             shutdown.clone(),
         ));
+        // Printed once both listeners are up (and operator.url written): tools and
+        // tests take the NURL line as "serving".
+        if !quiet {
+            for nurl in node.identity.nurls(&node.config.location) {
+                // The NURL carries the swissnum: it goes to the operator's terminal, not
+                // the log.
+                println!("{nurl}");
+            }
+        }
+        tracing::info!(listen = %node.config.listen, server_id = %node.identity.server_id, "storage node serving");
         swamp_server::serve(listener, node.server, shutdown).await?;
         tracing::info!("stopped");
         Ok(())

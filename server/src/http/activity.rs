@@ -4,7 +4,9 @@
 //! the feed connection and subscription counts; otherwise the totals once, as JSON.
 //!
 //! Authorization: `Authorization: Swamp-Operator <operator secret>` or `?key=<secret>`
-//! (for dashboards using `EventSource`); the secret is `private/operator.secret`.
+//! (for dashboards using `EventSource`); the secret is `private/operator.secret`. The
+//! operator listener serves the same stream at `/activity` (`respond`), where a
+//! browser uses the session cookie its login set instead of a key in the URL.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -65,7 +67,16 @@ pub async fn activity(State(app): State<App>, request: Request) -> Result<Respon
     if !authorized(&app, &request) {
         return Err(ApiError::Unauthorized);
     }
-    let interval = match query_value(&request, "interval") {
+    respond(app, &request)
+}
+
+/// The stream (or the totals) for a request already authorized; the operator listener
+/// serves it too, behind its own guard (`crate::operator::session`).
+///
+/// # Errors
+/// [`ApiError::BadBody`] for an `interval` that is not a number.
+pub(crate) fn respond(app: App, request: &Request) -> Result<Response, ApiError> {
+    let interval = match query_value(request, "interval") {
         None => Duration::from_secs(1),
         Some(v) => Duration::from_secs(
             v.parse::<u64>()

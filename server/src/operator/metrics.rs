@@ -202,6 +202,11 @@ impl Metrics {
         self.bytes_out.increment(bytes.1);
     }
 
+    /// Time since the node started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     fn gauge(&self, name: &'static str) -> Gauge {
         self.recorder
             .register_gauge(&Key::from_static_name(name), &META)

@@ -8,11 +8,20 @@
 //! operator sees may hang off the storage port's authority; and Prometheus, health
 //! probes and a browser speak plain HTTP to a port a firewall keeps local.
 //!
+//! Behind the operator secret (a header, or the cookie a login sets: `session`): the
+//! live dashboard (`/dashboard`, `dashboard`), the activity stream (`/activity`, as on
+//! the storage port) and the node's state as JSON (`/status`, `status`, read by
+//! `swamp-server status`, `status_cli`).
+//!
 //! `serve_operator(listener, app, shutdown)` follows `serve`: tests bind
 //! `127.0.0.1:0` and pass the listener in.
 
+pub(crate) mod dashboard;
 pub mod health;
 pub mod metrics;
+pub(crate) mod session;
+pub mod status;
+pub mod status_cli;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +30,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -36,6 +45,16 @@ pub const METRICS: &str = "/metrics";
 pub const HEALTHZ: &str = "/healthz";
 /// Readiness.
 pub const READYZ: &str = "/readyz";
+/// The dashboard page (and its login form).
+pub const DASHBOARD: &str = "/dashboard";
+/// Login: `secret=<operator secret>`, form-encoded; sets the session cookie.
+pub const LOGIN: &str = "/login";
+/// Logout: clears the session cookie.
+pub const LOGOUT: &str = "/logout";
+/// The activity stream (guarded).
+pub const ACTIVITY: &str = "/activity";
+/// The node's state as JSON (guarded).
+pub const STATUS: &str = "/status";
 
 /// How long a scrape or probe may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,12 +68,29 @@ const MAX_CONNECTIONS: usize = 32;
 
 /// The operator listener's routes.
 pub fn router(app: App) -> Router {
+    let guarded = Router::new()
+        .route(ACTIVITY, get(activity))
+        .route(STATUS, get(status::status))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            session::require,
+        ));
     Router::new()
         .route(METRICS, get(metrics))
         .route(HEALTHZ, get(health::healthz))
         .route(READYZ, get(health::readyz))
+        .route("/", get(dashboard::root))
+        .route(DASHBOARD, get(dashboard::page))
+        .route(LOGIN, post(session::login))
+        .route(LOGOUT, post(session::logout))
+        .merge(guarded)
         .layer(axum::middleware::from_fn(bounded))
         .with_state(app)
+}
+
+/// `GET /activity`: the activity stream, as on the storage port.
+async fn activity(State(app): State<App>, request: axum::extract::Request) -> Response {
+    crate::http::activity::respond(app, &request).into_response()
 }
 
 /// Answers 503 to a request that takes longer than [`REQUEST_TIMEOUT`].

@@ -245,6 +245,6 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
         .unwrap()
         .unwrap();
     let text = String::from_utf8_lossy(&log);
-    assert!(text.contains("storage node serving"), "{text}");
+    assert!(text.contains("open file limit"), "{text}");
     assert!(!log.contains(&0x1b), "an escape byte in the log: {text:?}");
 }

@@ -214,3 +214,138 @@ async fn readiness_fails_when_the_storage_directory_takes_no_files() {
     assert_eq!(checks["storage_writable"], false);
     assert_eq!(checks["log_open"], true);
 }
+
+#[tokio::test]
+async fn the_dashboard_and_its_data_need_the_operator_secret_or_its_cookie() {
+    let server = TestServer::start().await;
+    let base = format!("http://{}", server.operator_addr);
+    let http = server.raw_client();
+    let secret = server.identity.operator_secret.expose().to_string();
+
+    // The page itself holds no figures: it loads, with a policy that keeps it local.
+    let page = http.get(format!("{base}/dashboard")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Operator login"));
+    for external in ["http://", "https://", "src=", "@import", "url("] {
+        assert!(!html.contains(external), "the page refers to {external}");
+    }
+
+    // The data: 401 without the secret, 200 with it.
+    for path in ["/status", "/activity"] {
+        let anonymous = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let wrong = http
+            .get(format!("{base}{path}"))
+            .header("authorization", "Swamp-Operator not-the-secret-at-all")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let right = http
+            .get(format!("{base}{path}"))
+            .header("authorization", format!("Swamp-Operator {secret}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), StatusCode::OK, "{path}");
+    }
+    // The swissnum opens nothing here, and the secret is not taken from the URL.
+    let swissnum = http
+        .get(format!("{base}/status"))
+        .header("authorization", server.nurl.swissnum.authorization_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(swissnum.status(), StatusCode::UNAUTHORIZED);
+    let in_url = http
+        .get(format!("{base}/activity?key={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_url.status(), StatusCode::UNAUTHORIZED);
+
+    // Login: a wrong secret is refused and sets nothing.
+    let refused = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("secret=wrong-wrong-wrong-wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get("set-cookie").is_none());
+    // The right one sets an HttpOnly, SameSite=Strict cookie that is not the secret.
+    let login = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("secret={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.starts_with("swamp_operator="), "{set_cookie}");
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    assert!(!set_cookie.contains(&secret), "the cookie holds the secret");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let status = http
+        .get(format!("{base}/status"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), StatusCode::OK);
+    let status: serde_json::Value = serde_json::from_slice(&status.bytes().await.unwrap()).unwrap();
+    assert_eq!(status["certificates"], serde_json::json!([]));
+    assert!(status["disk"]["total"].as_u64().unwrap() > 0);
+    // A tampered cookie opens nothing.
+    let tampered = format!("{}x", cookie.trim_end_matches(|c: char| c != '.'));
+    let refused = http
+        .get(format!("{base}/status"))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    // The activity stream, with the cookie: the storage port's format.
+    let mut stream = http
+        .get(format!("{base}/activity"))
+        .header("cookie", &cookie)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let (si, s) = (random_si(), Secrets::random());
+    server
+        .client
+        .mutable()
+        .read_test_write(&si, &s.we, &s.renew, &s.cancel, &rtw(b"x"))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let event = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an activity event within 10 s")
+            .unwrap()
+            .expect("the stream goes on");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        if let Some(data) = text
+            .split("\n\n")
+            .filter_map(|frame| frame.strip_prefix("event: activity\ndata: "))
+            .map(|data| serde_json::from_str::<serde_json::Value>(data).unwrap())
+            .find(|event| event["totals"]["read_test_write"] == 1)
+        {
+            break data;
+        }
+    };
+    assert!(event["delta"].is_object() && event["feeds"]["connections"].is_number());
+}

@@ -1,0 +1,412 @@
+//! `swamp-server status DIR`: asks a running node's operator listener for its state
+//! (`GET /status`, `status`) and prints it for a person.
+//!
+//! The listener's address is `<DIR>/operator.url` (written at start); the secret is
+//! `<DIR>/private/operator.secret`; the NURL comes from the node directory, as
+//! `swamp-server nurl` prints it (the listener never hands out the swissnum). A node
+//! that does not answer is reported as not running, which `main` turns into exit
+//! status 3 (as `systemctl status` does), so scripts can tell it from other failures.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+
+use super::status::Status;
+use crate::node::OperatorSecret;
+
+/// How long connecting, and then the whole exchange, may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest answer read.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// Why the status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The node directory's configuration or identity cannot be read.
+    #[error("cannot read the node directory {dir}")]
+    Node {
+        /// The node directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::start::StartError,
+    },
+    /// `[swamp] operator_port = disabled`.
+    #[error("the node's operator listener is disabled (operator_port = disabled); status asks it")]
+    Disabled,
+    /// No `operator.url`: the node never ran (with its operator listener).
+    #[error("the node in {dir} is not running ({path} is missing: it has not started)")]
+    NoUrl {
+        /// The node directory.
+        dir: PathBuf,
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// `operator.url` holds something else.
+    #[error("{path} does not hold an http://ADDRESS:PORT/ URL")]
+    BadUrl {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Nothing accepts connections at the URL.
+    #[error("the node in {dir} is not running: nothing answers at {url}")]
+    NotRunning {
+        /// The node directory.
+        dir: PathBuf,
+        /// Where it was asked.
+        url: String,
+        /// The connection error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connected, but no answer in time.
+    #[error("{url} did not answer within {} s", TIMEOUT.as_secs())]
+    Timeout {
+        /// Where it was asked.
+        url: String,
+    },
+    /// The listener refused the directory's secret.
+    #[error(
+        "{url} refused the operator secret in {dir}/private/operator.secret (is it this node's listener? was the secret changed since the node started?)"
+    )]
+    WrongSecret {
+        /// The node directory.
+        dir: PathBuf,
+        /// Where it was asked.
+        url: String,
+    },
+    /// Another HTTP failure.
+    #[error("{url}status answered {status}: {body}")]
+    Http {
+        /// Where it was asked.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The HTTP exchange failed.
+    #[error("talking to {url} failed")]
+    Transport {
+        /// Where it was asked.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The answer is not a status document.
+    #[error("{url}status answered something that is not a status document")]
+    BadAnswer {
+        /// Where it was asked.
+        url: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StatusError {
+    /// Whether the node is simply not running.
+    pub fn not_running(&self) -> bool {
+        matches!(self, Self::NoUrl { .. } | Self::NotRunning { .. })
+    }
+}
+
+/// What `status` learnt.
+#[derive(Debug)]
+pub struct Report {
+    /// The node directory.
+    pub dir: PathBuf,
+    /// The node's NURLs (from the directory).
+    pub nurls: Vec<String>,
+    /// The operator listener's URL.
+    pub url: String,
+    /// The node's answer.
+    pub status: Status,
+}
+
+/// Reads `dir`'s operator URL and secret and asks the node.
+///
+/// # Errors
+/// [`StatusError`]; [`StatusError::not_running`] tells a stopped node apart.
+pub async fn ask(dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Report, StatusError> {
+    let (config, identity) =
+        crate::start::describe_node(dir, env).map_err(|source| StatusError::Node {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    if config.operator.is_none() {
+        return Err(StatusError::Disabled);
+    }
+    let path = dir.join("operator.url");
+    let url = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => {
+            return Err(StatusError::NoUrl {
+                dir: dir.to_path_buf(),
+                path,
+            });
+        }
+    };
+    let addr: SocketAddr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| StatusError::BadUrl { path: path.clone() })?;
+    let body = get_status(dir, &url, addr, &identity.operator_secret).await?;
+    let status = serde_json::from_slice(&body).map_err(|source| StatusError::BadAnswer {
+        url: url.clone(),
+        source,
+    })?;
+    Ok(Report {
+        dir: dir.to_path_buf(),
+        nurls: identity
+            .nurls(&config.location)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        url,
+        status,
+    })
+}
+
+async fn get_status(
+    dir: &Path,
+    url: &str,
+    addr: SocketAddr,
+    secret: &OperatorSecret,
+) -> Result<Bytes, StatusError> {
+    let transport = |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Transport {
+        url: url.to_string(),
+        source,
+    };
+    let timeout = || StatusError::Timeout {
+        url: url.to_string(),
+    };
+    let tcp = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| timeout())?
+        .map_err(|source| StatusError::NotRunning {
+            dir: dir.to_path_buf(),
+            url: url.to_string(),
+            source,
+        })?;
+    let exchange = async {
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+                .await
+                .map_err(|e| transport(e.into()))?;
+        tokio::spawn(connection);
+        let request = http::Request::get(super::STATUS)
+            .header(http::header::HOST, addr.to_string())
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Swamp-Operator {}", secret.expose()),
+            )
+            .body(Empty::new())
+            .map_err(|e| transport(e.into()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| transport(e.into()))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        Ok::<_, StatusError>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| timeout())??;
+    match status.as_u16() {
+        200 => Ok(body),
+        401 => Err(StatusError::WrongSecret {
+            dir: dir.to_path_buf(),
+            url: url.to_string(),
+        }),
+        code => Err(StatusError::Http {
+            url: url.to_string(),
+            status: code,
+            body: String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string(),
+        }),
+    }
+}
+
+/// The report for a person, one line per subject.
+pub fn render(report: &Report) -> String {
+    let s = &report.status;
+    let mut out = String::new();
+    let mut line = |label: &str, text: &str| {
+        let _ = writeln!(out, "{:<14}{text}", format!("{label}:"));
+    };
+    line(
+        "node",
+        &format!(
+            "{} (running, swamp-server {})",
+            report.dir.display(),
+            s.version
+        ),
+    );
+    for nurl in &report.nurls {
+        line("NURL", nurl);
+    }
+    line("operator", &report.url);
+    line("uptime", &duration(s.uptime_seconds));
+    match &s.disk {
+        Some(d) => line(
+            "disk",
+            &format!(
+                "{} used of {}; {} free; {} available for shares ({} reserved)",
+                bytes(d.used),
+                bytes(d.total),
+                bytes(d.free),
+                bytes(d.avail),
+                bytes(s.reserved_space)
+            ),
+        ),
+        None => line(
+            "disk",
+            &format!(
+                "unknown (statvfs failed); {} reserved",
+                bytes(s.reserved_space)
+            ),
+        ),
+    }
+    line(
+        "accepting",
+        if s.accepting_immutable_shares {
+            "immutable shares: yes"
+        } else {
+            "immutable shares: no (read-only, or no room above the reserve)"
+        },
+    );
+    let sh = &s.shares;
+    let bound = if sh.complete {
+        ""
+    } else {
+        " (at least: the count stopped at its bound)"
+    };
+    line(
+        "shares",
+        &format!(
+            "{} in {}{bound}; {} in progress",
+            plural(sh.shares, "share"),
+            plural(sh.storage_indexes, "storage index"),
+            plural(sh.uploads_in_progress as u64, "upload"),
+        ),
+    );
+    let f = &s.feeds;
+    let open: usize = f.connections.values().sum();
+    let by_transport = f
+        .connections
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    line(
+        "feeds",
+        &format!(
+            "{} ({by_transport}), {}; {}, {} coalesced, {}; {} queued",
+            plural(open as u64, "connection"),
+            plural(f.subscriptions as u64, "subscription"),
+            plural(f.deliveries, "delivery"),
+            f.coalesced,
+            plural(f.slow_closes, "slow close"),
+            bytes(f.queued_bytes as u64)
+        ),
+    );
+    line(
+        "requests",
+        &format!(
+            "{} since start (4xx: {}, 5xx: {})",
+            s.requests.total, s.requests.client_errors, s.requests.server_errors
+        ),
+    );
+    if s.certificates.is_empty() {
+        line("certificates", "none configured");
+    }
+    for c in &s.certificates {
+        line(
+            "certificates",
+            &format!(
+                "{}: {}, expires at {} (unix time)",
+                c.name,
+                if c.valid { "valid" } else { "NOT VALID" },
+                c.expires
+            ),
+        );
+    }
+    out
+}
+
+fn plural(n: u64, what: &str) -> String {
+    let many = match what {
+        "storage index" => "storage indexes".to_string(),
+        "delivery" => "deliveries".to_string(),
+        w => format!("{w}s"),
+    };
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// Bytes in binary units, three significant figures.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    let total = seconds.max(0.0) as u64;
+    let (d, h, m, s) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_for_a_person() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(10 << 30), "10.0 GiB");
+        assert_eq!(duration(59.9), "59s");
+        assert_eq!(duration(3725.0), "1h 2m 5s");
+        assert_eq!(duration(90_061.0), "1d 1h 1m 1s");
+        assert_eq!(plural(1, "storage index"), "1 storage index");
+        assert_eq!(plural(2, "delivery"), "2 deliveries");
+        assert_eq!(plural(0, "share"), "0 shares");
+    }
+}
