@@ -141,6 +141,23 @@ impl Core {
     }
 }
 
+/// The feeds' figures, read when the operator asks (`crate::operator`).
+pub struct FeedFigures {
+    /// Open feed connections, by transport.
+    pub connections: [(&'static str, usize); 3],
+    /// Subscriptions held.
+    pub subscriptions: usize,
+    /// Events handed to transports so far.
+    pub deliveries: u64,
+    /// Events dropped by coalescing so far (a newer state of the same share replaced
+    /// them in a slow subscriber's queue).
+    pub coalesced: u64,
+    /// Streams closed because their subscriber read too slowly, so far.
+    pub slow_closes: u64,
+    /// Bytes queued for subscribers now.
+    pub queued_bytes: usize,
+}
+
 /// Subscriptions and history: the publisher the storage is opened with.
 pub struct Hub {
     core: Mutex<Core>,
@@ -326,21 +343,16 @@ impl Feeds {
 
     /// The feeds' figures for the metrics: one look at each subscriber (its transport
     /// and queue), under the hub's lock.
-    pub fn figures(&self) -> crate::operator::metrics::FeedFigures {
+    pub fn figures(&self) -> FeedFigures {
         let core = self.core();
-        let mut connections = Transport::ALL.map(|t| (t.name(), 0));
+        let mut open = [0; Transport::ALL.len()];
         let mut queued_bytes = 0;
         for conn in core.conns.values() {
             queued_bytes += conn.outbox.queued_bytes();
-            if let Some(slot) = connections
-                .iter_mut()
-                .find(|(n, _)| *n == conn.transport.name())
-            {
-                slot.1 += 1;
-            }
+            open[conn.transport as usize] += 1;
         }
-        crate::operator::metrics::FeedFigures {
-            connections,
+        FeedFigures {
+            connections: Transport::ALL.map(|t| (t.name(), open[t as usize])),
             subscriptions: core.total_subs,
             deliveries: self.hub.delivered.load(Ordering::Relaxed),
             coalesced: self.hub.coalesced.load(Ordering::Relaxed),

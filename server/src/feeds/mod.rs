@@ -26,5 +26,5 @@ pub mod token;
 pub mod token_shares;
 
 pub use history::Retention;
-pub use hub::{FeedError, FeedSettings, Feeds, Hub, SubscribeError, Transport};
+pub use hub::{FeedError, FeedFigures, FeedSettings, Feeds, Hub, SubscribeError, Transport};
 pub use outbox::CloseReason;

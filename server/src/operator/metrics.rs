@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::{
 use swamp_proto::v1::endpoint as e;
 
 use crate::activity::{Counter as Activity, Reading};
+use crate::feeds::FeedFigures;
 
 /// Bucket bounds of Swamp's latency histograms, in seconds: 50 µs to 30 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -37,15 +38,15 @@ const TAHOE_QUANTILES: &[f64] = &[0.01, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999];
 
 static META: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
 
-/// Tahoe's name for the latency category of an endpoint, where Tahoe has one.
+/// Tahoe's latency summary for an endpoint, where Tahoe has one.
 fn tahoe_latency(endpoint: &str) -> Option<&'static str> {
     Some(match endpoint {
-        n if n == e::ALLOCATE.name => "allocate",
-        n if n == e::WRITE_IMMUTABLE.name => "write",
-        n if n == e::READ_IMMUTABLE.name => "read",
-        n if n == e::LIST_IMMUTABLE.name => "get",
-        n if n == e::READ_MUTABLE.name => "readv",
-        n if n == e::READ_TEST_WRITE.name => "writev",
+        n if n == e::ALLOCATE.name => "tahoe_stats_storage_server_latencies_allocate",
+        n if n == e::WRITE_IMMUTABLE.name => "tahoe_stats_storage_server_latencies_write",
+        n if n == e::READ_IMMUTABLE.name => "tahoe_stats_storage_server_latencies_read",
+        n if n == e::LIST_IMMUTABLE.name => "tahoe_stats_storage_server_latencies_get",
+        n if n == e::READ_MUTABLE.name => "tahoe_stats_storage_server_latencies_readv",
+        n if n == e::READ_TEST_WRITE.name => "tahoe_stats_storage_server_latencies_writev",
         _ => return None,
     })
 }
@@ -94,23 +95,6 @@ pub struct Disk {
     pub free_for_root: u64,
     /// What a new share may use: free for unprivileged users less the reserve.
     pub avail: u64,
-}
-
-/// Feed figures read at scrape time.
-pub struct FeedFigures {
-    /// Open feed connections, by transport.
-    pub connections: [(&'static str, usize); 3],
-    /// Subscriptions held.
-    pub subscriptions: usize,
-    /// Events handed to transports so far.
-    pub deliveries: u64,
-    /// Events dropped by coalescing so far (a newer state of the same share replaced
-    /// them in a slow subscriber's queue).
-    pub coalesced: u64,
-    /// Streams closed because their subscriber read too slowly, so far.
-    pub slow_closes: u64,
-    /// Bytes queued for subscribers now.
-    pub queued_bytes: usize,
 }
 
 /// One node's metrics.
@@ -185,15 +169,7 @@ impl Metrics {
                 &META,
             )
             .record(took.as_secs_f64());
-        if let Some(category) = tahoe_latency(endpoint) {
-            let name = match category {
-                "allocate" => "tahoe_stats_storage_server_latencies_allocate",
-                "write" => "tahoe_stats_storage_server_latencies_write",
-                "read" => "tahoe_stats_storage_server_latencies_read",
-                "get" => "tahoe_stats_storage_server_latencies_get",
-                "readv" => "tahoe_stats_storage_server_latencies_readv",
-                _ => "tahoe_stats_storage_server_latencies_writev",
-            };
+        if let Some(name) = tahoe_latency(endpoint) {
             self.recorder
                 .register_histogram(&Key::from_static_name(name), &META)
                 .record(took.as_secs_f64());

@@ -223,7 +223,7 @@ impl Wal {
             .iter()
             .try_for_each(|redo| redo.apply_live(&self.layout, open(redo.shnum), &self.faults));
         match &applied {
-            Ok(()) => due.checkpoint = self.applied(ticket).checkpoint,
+            Ok(()) => due.checkpoint = self.applied(ticket),
             Err(e) => {
                 tracing::warn!(si = %si, error = %e, "a logged slot write could not be applied in place; it is retried before the slot is next used");
                 self.repairs.add(si, ticket, redos);
@@ -254,8 +254,9 @@ impl Wal {
                 return Err(e).op("write in place", &self.layout.bucket_dir(si));
             }
             tracing::info!(si = %si, "a slot write that had failed is now applied");
-            let due = self.applied(ticket);
-            self.run_due(due);
+            if let Some(upto) = self.applied(ticket) {
+                self.checkpoint(upto);
+            }
         }
         Ok(())
     }
@@ -284,13 +285,10 @@ impl Wal {
         self.checkpoint(upto);
     }
 
-    /// The redo of the batch logged at `ticket` is applied: says whether a checkpoint
-    /// is due.
-    fn applied(&self, ticket: u64) -> Due {
-        Due {
-            compaction: None,
-            checkpoint: self.log().applied(ticket),
-        }
+    /// The redo of the batch logged at `ticket` is applied: the sequence number to
+    /// checkpoint at, if a checkpoint is due.
+    fn applied(&self, ticket: u64) -> Option<u64> {
+        self.log().applied(ticket)
     }
 
     /// Runs what a commit left due, on this thread. Errors are logged; the work is

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret, WriteEnabler};
+use swamp_proto::secrets::WriteEnabler;
 use swamp_proto::v1::mutable::{TestVector, TestWriteVectors, ValidReadTestWrite, WriteVector};
 use swamp_proto::{ShareNumber, StorageIndex};
 
-use super::wal_tests::{SI, data, open, open_with_journal_gate, write};
+use super::wal_tests::{SI, data, grant, open, open_with_journal_gate, write};
 use crate::backend::{LeaseGrant, Storage, StorageError, slots::ReadTestWriteOutcome};
 use crate::feeds::Retention;
 
@@ -37,18 +37,11 @@ fn swap(old: Option<u64>, new: u64) -> (WriteEnabler, LeaseGrant, ValidReadTestW
             new_length: None,
         },
     )]);
-    let grant = LeaseGrant {
-        owner: 1,
-        renew: LeaseRenewSecret::from_bytes([3; 32]),
-        cancel: LeaseCancelSecret::from_bytes([4; 32]),
-        expiry: 2_000_000_000,
-        nodeid: [1; 20],
-    };
     let request = ValidReadTestWrite {
         shares,
         read_vector: Vec::new(),
     };
-    (WriteEnabler::from_bytes([2; 32]), grant, request)
+    (WriteEnabler::from_bytes([2; 32]), grant(), request)
 }
 
 async fn inline(

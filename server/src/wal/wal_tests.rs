@@ -90,22 +90,26 @@ pub(super) fn try_write_to(
             new_length: None,
         },
     );
-    let grant = LeaseGrant {
-        owner: 1,
-        renew: LeaseRenewSecret::from_bytes([3; 32]),
-        cancel: LeaseCancelSecret::from_bytes([4; 32]),
-        expiry: 2_000_000_000,
-        nodeid: [1; 20],
-    };
     storage.read_test_write(
         si,
         &WriteEnabler::from_bytes([2; 32]),
-        &grant,
+        &grant(),
         &ValidReadTestWrite {
             shares,
             read_vector: Vec::new(),
         },
     )
+}
+
+/// The lease every test write adds or renews.
+pub(super) fn grant() -> LeaseGrant {
+    LeaseGrant {
+        owner: 1,
+        renew: LeaseRenewSecret::from_bytes([3; 32]),
+        cancel: LeaseCancelSecret::from_bytes([4; 32]),
+        expiry: 2_000_000_000,
+        nodeid: [1; 20],
+    }
 }
 
 pub(super) fn data(storage: &Storage) -> Vec<u8> {
