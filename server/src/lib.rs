@@ -37,8 +37,10 @@ pub(crate) mod connection;
 pub(crate) mod feeds;
 pub mod healthcheck;
 pub(crate) mod http;
+pub mod live;
 pub mod node;
 pub mod operator;
+pub(crate) mod permits;
 pub mod serve;
 pub mod start;
 pub(crate) mod tasks;
@@ -56,7 +58,8 @@ pub use serve::{Server, serve};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::backend::{
-        Storage, StorageError, StorageSettings, expiry, faults, immutable, lease, mutable,
+        Storage, StorageError, StorageLimits, StorageSettings, expiry, faults, immutable, lease,
+        mutable,
     };
     pub use crate::feeds::{FeedSettings, Feeds, Retention, encode, token};
     pub use crate::http::extract;

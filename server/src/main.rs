@@ -232,7 +232,7 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
             ));
         }
         tokio::spawn(swamp_server::node::grid_manager::watch_expiry(
-            node.certificates.clone(),
+            node.server.app.certificates.clone(),
             system_clock(),
             shutdown.clone(),
         ));

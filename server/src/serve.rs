@@ -14,12 +14,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::BufWriter;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::expiry::ExpiryPolicy;
 use crate::connection::ConnectionService;
 use crate::connection::in_flight::{IdleBounds, InFlight};
 use crate::connection::io::TimedIo;
@@ -34,8 +33,6 @@ pub struct Server {
     pub app: App,
     /// TLS configuration.
     pub tls: Arc<rustls::ServerConfig>,
-    /// Lease expiry, if enabled.
-    pub expiry: Option<ExpiryPolicy>,
 }
 
 /// Encrypted bytes a connection may hold for the socket (rustls's default is 64 KiB).
@@ -61,15 +58,18 @@ pub async fn serve(
     let background = tasks::Background {
         storage: Arc::clone(&server.app.storage),
         activity: Arc::clone(&server.app.activity),
-        upload_idle_timeout: server.app.limits.upload_idle_timeout,
-        expiry: server.expiry.clone(),
+        limits: server.app.limits.clone(),
+        expiry: server.app.expiry.clone(),
     };
     tasks::spawn_all(&tracker, background, &shutdown);
     let router = http::router(server.app.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&server.tls));
-    let limits = server.app.limits.clone();
-    let builder = connection_builder(&limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // A reload changes the limits: each connection is served under the ones in force
+    // when it was accepted, and the connection limit follows at once.
+    let mut limit_changes = server.app.limits.changes();
+    let mut limits = server.app.limits.get();
+    let mut builder = connection_builder(&limits);
+    let permits = crate::permits::Permits::new(limits.max_connections);
     // True while every connection place is taken: idle connections then get the short
     // idle bound, so that they make room for the clients waiting (`in_flight.rs`).
     let (full, _) = watch::channel(false);
@@ -77,13 +77,20 @@ pub async fn serve(
     let accepting = Arc::clone(&server.app.accepting);
     accepting.store(true, std::sync::atomic::Ordering::Relaxed);
     loop {
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
+        if limit_changes.has_changed().unwrap_or(false) {
+            limits = Arc::clone(&limit_changes.borrow_and_update());
+            builder = connection_builder(&limits);
+            permits.resize(limits.max_connections);
+        }
+        let permit = match Arc::clone(permits.semaphore()).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 full.send_replace(true);
                 let permit = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    permit = Arc::clone(&permits).acquire_owned() => permit.expect("invariant: semaphore never closed"),
+                    // A reload may add places: look again.
+                    _ = limit_changes.changed() => { full.send_replace(false); continue; }
+                    permit = Arc::clone(permits.semaphore()).acquire_owned() => permit.expect("invariant: semaphore never closed"),
                 };
                 full.send_replace(false);
                 permit
@@ -107,7 +114,7 @@ pub async fn serve(
             acceptor: acceptor.clone(),
             builder: builder.clone(),
             router: router.clone(),
-            limits: limits.clone(),
+            limits: Arc::clone(&limits),
             shutdown: shutdown.clone(),
             full: full.subscribe(),
             peer,
@@ -127,6 +134,7 @@ pub async fn serve(
         .feeds
         .close_all(crate::feeds::CloseReason::Shutdown);
     tracker.close();
+    let limits = server.app.limits.get();
     if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
         .await
         .is_err()
@@ -165,7 +173,7 @@ struct Connection {
     acceptor: tokio_rustls::TlsAcceptor,
     builder: auto::Builder<TokioExecutor>,
     router: axum::Router,
-    limits: Limits,
+    limits: Arc<Limits>,
     shutdown: CancellationToken,
     full: watch::Receiver<bool>,
     peer: std::net::SocketAddr,

@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::backend::{Clock, Storage, StorageSettings, layout};
+use crate::backend::{Clock, Storage, StorageLimits, StorageSettings, layout};
 use crate::http::{App, AppState};
-use crate::node::grid_manager::{GridCertificates, load_certificates};
+use crate::live::Live;
+use crate::node::grid_manager::load_certificates;
 use crate::node::migrate::{MigrateError, migrate_node_dir};
 use crate::node::{Config, Limits, NodeIdentity};
 use crate::serve::Server;
@@ -38,8 +39,6 @@ pub struct Node {
     pub identity: Arc<NodeIdentity>,
     /// The resolved configuration.
     pub config: Config,
-    /// The grid-manager certificates, checked (announced, and watched for expiry).
-    pub certificates: Arc<GridCertificates>,
 }
 
 /// Loads a node directory: brings an older Swamp directory up to date
@@ -74,19 +73,15 @@ pub fn load_node(
         identity.operator_secret = crate::node::OperatorSecret::from_file(Path::new(&path))?;
     }
     let identity = Arc::new(identity);
-    let certificates = Arc::new(load_certificates(&config, &identity.server_id)?);
+    let certificates = load_certificates(&config, &identity.server_id)?;
     certificates.log_states(clock());
     let server = assemble(
         &config.storage_dir(),
         StorageSettings {
             nodeid: identity.tubid,
-            reserved_space: config.reserved_space,
-            readonly: config.readonly,
+            limits: StorageLimits::of(&config),
             direct_upload_writes: config.direct_upload_writes,
             clock,
-            max_uploads_in_progress: config.limits.max_uploads_in_progress,
-            max_mutable_share_size: config.limits.max_mutable_share_size,
-            max_read_answer_size: config.limits.max_read_answer_size,
             faults: crate::backend::faults::Faults::default(),
             // Set by `assemble`, which makes the node's metrics.
             group_metrics: crate::wal::GroupMetrics::default(),
@@ -96,11 +91,11 @@ pub fn load_node(
         config.expiry.clone(),
         config.feeds.clone(),
     )?;
+    server.app.certificates.set(certificates);
     Ok(Node {
         server,
         identity,
         config,
-        certificates,
     })
 }
 
@@ -174,19 +169,20 @@ pub fn assemble(
             swissnum: identity.swissnum.clone(),
             feeds,
             activity: Arc::default(),
-            operator_secret: identity.operator_secret.clone(),
+            operator_secret: Live::new(identity.operator_secret.clone()),
+            expiry: Live::new(expiry),
+            certificates: Live::default(),
             buffers: Arc::default(),
             reads: Arc::default(),
             budget: Arc::new(crate::http::budget::BodyBudget::new(
                 limits.max_bodies_in_flight,
                 limits.max_patch_size.max(limits.max_read_test_write_size),
             )),
-            limits,
+            limits: Live::new(limits),
             metrics,
             accepting: Arc::default(),
         }),
         tls,
-        expiry,
     })
 }
 

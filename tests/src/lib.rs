@@ -18,7 +18,7 @@ use swamp_proto::{Nurl, StorageIndex};
 use swamp_server::Clock;
 use swamp_server::node::settings::LocationHint;
 use swamp_server::node::{Limits, NodeIdentity};
-use swamp_server::testing::{Storage, StorageSettings};
+use swamp_server::testing::{Storage, StorageLimits, StorageSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -155,11 +155,11 @@ impl TestServer {
         let server = swamp_server::start::assemble(
             &storage_dir,
             StorageSettings {
-                reserved_space: options.reserved_space,
+                limits: StorageLimits {
+                    reserved_space: options.reserved_space,
+                    ..StorageLimits::from_limits(&options.limits)
+                },
                 direct_upload_writes: options.direct_upload_writes,
-                max_uploads_in_progress: options.limits.max_uploads_in_progress,
-                max_mutable_share_size: options.limits.max_mutable_share_size,
-                max_read_answer_size: options.limits.max_read_answer_size,
                 faults: options.faults.clone(),
                 ..StorageSettings::new(identity.tubid, options.clock.as_clock())
             },

@@ -112,22 +112,13 @@ pub struct ShareState {
     pub prefix: Vec<u8>,
 }
 
-/// Settings of the storage backend.
-#[derive(Clone)]
-pub struct StorageSettings {
-    /// This server's node id (the Foolscap tubid bytes), written into mutable containers
-    /// and leases.
-    pub nodeid: [u8; 20],
+/// The storage backend's limits an operator may change while it runs (`reload`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageLimits {
     /// Space to leave free on the disk.
     pub reserved_space: u64,
     /// Refuse new shares (Tahoe's `[storage] readonly`).
     pub readonly: bool,
-    /// Write uploads around the page cache (`O_DIRECT`) where the file system allows
-    /// it (`[storageserver.plugins.swamp] direct_upload_writes`, on by default;
-    /// `staging.rs`).
-    pub direct_upload_writes: bool,
-    /// Unix time source.
-    pub clock: Clock,
     /// Immutable uploads in progress at once (`[storageserver.plugins.swamp]
     /// max_uploads_in_progress`).
     pub max_uploads_in_progress: usize,
@@ -137,6 +128,50 @@ pub struct StorageSettings {
     /// Bytes one read-test-write answer may carry (`[storageserver.plugins.swamp]
     /// max_read_answer_size`).
     pub max_read_answer_size: u64,
+}
+
+impl StorageLimits {
+    /// The storage part of a node's configuration.
+    pub fn of(config: &crate::node::Config) -> Self {
+        Self {
+            reserved_space: config.reserved_space,
+            readonly: config.readonly,
+            ..Self::from_limits(&config.limits)
+        }
+    }
+
+    /// The storage part of `limits`, with no reserve, not read-only.
+    pub fn from_limits(limits: &crate::node::Limits) -> Self {
+        Self {
+            reserved_space: 0,
+            readonly: false,
+            max_uploads_in_progress: limits.max_uploads_in_progress,
+            max_mutable_share_size: limits.max_mutable_share_size,
+            max_read_answer_size: limits.max_read_answer_size,
+        }
+    }
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        Self::from_limits(&crate::node::Limits::default())
+    }
+}
+
+/// Settings of the storage backend.
+#[derive(Clone)]
+pub struct StorageSettings {
+    /// This server's node id (the Foolscap tubid bytes), written into mutable containers
+    /// and leases.
+    pub nodeid: [u8; 20],
+    /// The limits it starts with ([`Storage::set_limits`] changes them).
+    pub limits: StorageLimits,
+    /// Write uploads around the page cache (`O_DIRECT`) where the file system allows
+    /// it (`[storageserver.plugins.swamp] direct_upload_writes`, on by default;
+    /// `staging.rs`).
+    pub direct_upload_writes: bool,
+    /// Unix time source.
+    pub clock: Clock,
     /// Injected disk faults (tests only; empty in a node).
     pub faults: faults::Faults,
     /// Where the write-ahead log reports its group commits (nowhere by default).
@@ -146,16 +181,11 @@ pub struct StorageSettings {
 impl StorageSettings {
     /// Settings with every limit at its default: for tests and tools.
     pub fn new(nodeid: [u8; 20], clock: Clock) -> Self {
-        let limits = crate::node::Limits::default();
         Self {
             nodeid,
-            reserved_space: 0,
-            readonly: false,
+            limits: StorageLimits::default(),
             direct_upload_writes: true,
             clock,
-            max_uploads_in_progress: limits.max_uploads_in_progress,
-            max_mutable_share_size: limits.max_mutable_share_size,
-            max_read_answer_size: limits.max_read_answer_size,
             faults: faults::Faults::default(),
             group_metrics: crate::wal::GroupMetrics::default(),
         }
@@ -166,6 +196,8 @@ impl StorageSettings {
 pub struct Storage {
     layout: Layout,
     settings: StorageSettings,
+    /// The limits now (`settings.limits` is only where they started).
+    limits: crate::live::Live<StorageLimits>,
     locks: locks::SiLocks,
     uploads: uploads::Uploads,
     /// The write-ahead log (`crate::wal`), which hands committed changes to the feeds.
@@ -218,6 +250,7 @@ impl Storage {
         layout::create_dir_durable(&layout.incoming).op("create", &layout.incoming)?;
         Ok(Self {
             layout,
+            limits: crate::live::Live::new(settings.limits.clone()),
             settings,
             locks: locks::SiLocks::new(),
             uploads: uploads::Uploads::default(),
@@ -305,6 +338,16 @@ impl Storage {
         &self.settings
     }
 
+    /// The limits in force now.
+    pub fn limits(&self) -> Arc<StorageLimits> {
+        self.limits.get()
+    }
+
+    /// Replaces the limits (a reload); uploads and writes already admitted keep going.
+    pub fn set_limits(&self, limits: StorageLimits) {
+        self.limits.set(limits);
+    }
+
     /// Unix seconds now, from the injected clock.
     pub fn now(&self) -> u64 {
         (self.settings.clock)()
@@ -331,14 +374,15 @@ impl Storage {
     /// Bytes free for new shares: the disk's available space, minus the reserve, minus
     /// what open uploads have been promised (0 when read-only).
     pub fn available_space(&self) -> u64 {
-        if self.settings.readonly {
+        let limits = self.limits();
+        if limits.readonly {
             return 0;
         }
         let free = match rustix::fs::statvfs(&self.layout.shares) {
             Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
             Err(_) => 0,
         };
-        free.saturating_sub(self.settings.reserved_space)
+        free.saturating_sub(limits.reserved_space)
             .saturating_sub(self.uploads.promised_bytes())
     }
 

@@ -119,7 +119,7 @@ impl Storage {
         &self,
         request: &ValidReadTestWrite,
     ) -> Result<(), StorageError> {
-        let max = self.settings.max_mutable_share_size;
+        let max = self.limits().max_mutable_share_size;
         for vectors in request.shares.values() {
             for w in &vectors.write {
                 let end = w.offset.saturating_add(w.data.len() as u64);
@@ -214,11 +214,9 @@ impl Storage {
                     .map(|rv| share.clipped(rv.offset, rv.size))
             })
             .fold(0, u64::saturating_add);
-        if answer > self.settings.max_read_answer_size {
-            return Err(StorageError::AnswerTooLarge {
-                size: answer,
-                max: self.settings.max_read_answer_size,
-            });
+        let max = self.limits().max_read_answer_size;
+        if answer > max {
+            return Err(StorageError::AnswerTooLarge { size: answer, max });
         }
         let mut reads = BTreeMap::new();
         for (shnum, share) in &existing {

@@ -139,7 +139,7 @@ impl Storage {
         let mut remaining = self.available_space();
         let mut allocated = BTreeSet::new();
         let mut over_cap = false;
-        let max = self.settings.max_uploads_in_progress;
+        let max = self.limits().max_uploads_in_progress;
         let mut map = self.uploads.map();
         for &shnum in share_numbers {
             let key = (*si, shnum);

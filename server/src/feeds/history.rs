@@ -82,6 +82,12 @@ impl History {
         }
     }
 
+    /// Changes how much history is kept (a reload); applied as the history next grows
+    /// or is saved.
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
     /// Rebuilds the history from what the log's files hold.
     pub fn restore(&mut self, epoch: u64, saved: Saved) {
         let upto = saved.latest.upto;

@@ -161,7 +161,8 @@ pub struct FeedFigures {
 /// Subscriptions and history: the publisher the storage is opened with.
 pub struct Hub {
     core: Mutex<Core>,
-    settings: FeedSettings,
+    /// Read when a connection opens or subscribes (a reload changes them).
+    settings: crate::live::Live<FeedSettings>,
     next_id: AtomicU64,
     slow_closes: AtomicU64,
     /// Events dropped by coalescing in slow subscribers' queues.
@@ -184,7 +185,7 @@ impl Hub {
                 conns: HashMap::new(),
                 total_subs: 0,
             }),
-            settings,
+            settings: crate::live::Live::new(settings),
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
@@ -263,7 +264,7 @@ impl Feeds {
         Arc::new(Self {
             storage,
             token_shares: super::token_shares::TokenShares::new(
-                hub.settings.max_connections_per_token,
+                hub.settings.get().max_connections_per_token,
             ),
             hub,
             closing: tokio_util::sync::CancellationToken::new(),
@@ -274,9 +275,21 @@ impl Feeds {
         self.hub.core()
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &FeedSettings {
-        &self.hub.settings
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<FeedSettings> {
+        self.hub.settings.get()
+    }
+
+    /// Replaces the settings (a reload). Connections and subscriptions already open
+    /// stay, also over a lowered limit; new ones meet the new limits; the history is
+    /// pruned to the new retention as it next grows.
+    pub fn set_settings(&self, settings: FeedSettings) {
+        self.core()
+            .history
+            .set_retention(settings.retention.clone());
+        self.token_shares
+            .set_max_per_token(settings.max_connections_per_token);
+        self.hub.settings.set(settings);
     }
 
     /// Each token's share of the connection limit.
@@ -295,7 +308,7 @@ impl Feeds {
     /// [`FeedError::TooManyConnections`].
     pub fn open(self: &Arc<Self>, transport: Transport) -> Result<Subscriber, FeedError> {
         let mut core = self.core();
-        let settings = &self.hub.settings;
+        let settings = self.hub.settings.get();
         if core.conns.len() >= settings.max_connections {
             return Err(FeedError::TooManyConnections(settings.max_connections));
         }
@@ -465,11 +478,12 @@ impl Subscriber {
             .iter()
             .filter(|si| !conn.is_some_and(|c| c.subs.contains(si)))
             .count();
-        let per_conn = self.feeds.hub.settings.max_subscriptions_per_connection;
+        let settings = self.feeds.hub.settings.get();
+        let per_conn = settings.max_subscriptions_per_connection;
         if have + adding > per_conn {
             return Err(FeedError::TooManySubscriptions(per_conn));
         }
-        let max = self.feeds.hub.settings.max_subscriptions;
+        let max = settings.max_subscriptions;
         if core.total_subs + adding > max {
             return Err(FeedError::TooManySubscriptions(max));
         }

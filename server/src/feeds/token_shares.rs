@@ -9,6 +9,7 @@
 //! can mint tokens at will, and they are already trusted to write to the node.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::FeedError;
@@ -19,7 +20,7 @@ type TokenKey = [u8; 32];
 #[derive(Debug)]
 pub struct TokenShares {
     open: Mutex<HashMap<TokenKey, usize>>,
-    max_per_token: usize,
+    max_per_token: AtomicUsize,
 }
 
 /// One connection's hold on its token's share; dropping it gives the place back.
@@ -34,8 +35,13 @@ impl TokenShares {
     pub fn new(max_per_token: usize) -> Arc<Self> {
         Arc::new(Self {
             open: Mutex::new(HashMap::new()),
-            max_per_token,
+            max_per_token: AtomicUsize::new(max_per_token),
         })
+    }
+
+    /// Changes the limit (a reload); connections over a lowered one stay open.
+    pub fn set_max_per_token(&self, max_per_token: usize) {
+        self.max_per_token.store(max_per_token, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, usize>> {
@@ -52,8 +58,9 @@ impl TokenShares {
         key.copy_from_slice(digest.as_ref());
         let mut open = self.lock();
         let count = open.entry(key).or_insert(0);
-        if *count >= self.max_per_token {
-            return Err(FeedError::TooManyForToken(self.max_per_token));
+        let max = self.max_per_token.load(Ordering::Relaxed);
+        if *count >= max {
+            return Err(FeedError::TooManyForToken(max));
         }
         *count += 1;
         Ok(TokenShare {

@@ -29,9 +29,9 @@ fn authorized(app: &App, request: &Request) -> bool {
     {
         return value
             .strip_prefix("Swamp-Operator ")
-            .is_some_and(|s| app.operator_secret.matches(s));
+            .is_some_and(|s| app.operator_secret.get().matches(s));
     }
-    query_value(request, "key").is_some_and(|k| app.operator_secret.matches(&k))
+    query_value(request, "key").is_some_and(|k| app.operator_secret.get().matches(&k))
 }
 
 fn query_value(request: &Request, name: &str) -> Option<String> {

@@ -79,7 +79,7 @@ pub async fn write(
             ByteRange::parse_content_range(v).map_err(|e| ApiError::BadRange(e.to_string()))
         })?;
     negotiate::require_cbor_accept(&headers)?;
-    let limit = app.limits.max_patch_size;
+    let limit = app.limits.get().max_patch_size;
     if range.len() > limit as u64 {
         return Err(ApiError::BodyTooLarge { limit });
     }

@@ -59,14 +59,19 @@ pub struct AppState {
     pub storage: Arc<Storage>,
     /// The swissnum clients must present.
     pub swissnum: Swissnum,
-    /// Request size limits.
-    pub limits: Limits,
+    /// Request limits and timeouts (changed by a reload; a connection keeps the ones
+    /// it was accepted under).
+    pub limits: crate::live::Live<Limits>,
     /// The change feeds.
     pub feeds: Arc<crate::feeds::Feeds>,
     /// Activity counters for the operator's stream.
     pub activity: Arc<crate::activity::Activity>,
-    /// The operator's secret.
-    pub operator_secret: crate::node::OperatorSecret,
+    /// The operator's secret (a reload may change it).
+    pub operator_secret: crate::live::Live<crate::node::OperatorSecret>,
+    /// Lease expiry, if enabled (the sweep reads it at each storage index prefix).
+    pub expiry: crate::live::Live<Option<crate::backend::expiry::ExpiryPolicy>>,
+    /// The grid-manager certificates announced, as last checked.
+    pub certificates: crate::live::Live<crate::node::grid_manager::GridCertificates>,
     /// Reused upload body buffers.
     pub buffers: Arc<buffers::BufferPool>,
     /// Reused buffers for reads answered from the page cache.

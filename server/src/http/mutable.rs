@@ -33,7 +33,7 @@ pub async fn read_test_write(
     )?;
     negotiate::require_cbor_accept(&headers)?;
     let request: ReadTestWriteRequest =
-        extract::cbor_body(&headers, body, app.limits.max_read_test_write_size).await?;
+        extract::cbor_body(&headers, body, app.limits.get().max_read_test_write_size).await?;
     let request = request
         .validated()
         .map_err(|e| ApiError::BadBody(e.to_string()))?;

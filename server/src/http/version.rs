@@ -23,7 +23,7 @@ pub async fn version(State(app): State<App>, headers: HeaderMap) -> Result<Respo
         storage: StorageVersion {
             // Tahoe reports its free space as the largest immutable share it takes.
             maximum_immutable_share_size: available,
-            maximum_mutable_share_size: app.storage.settings().max_mutable_share_size,
+            maximum_mutable_share_size: app.storage.limits().max_mutable_share_size,
             available_space: available,
         },
         application_version: application_version(),

@@ -378,40 +378,49 @@ fn next_change(certificates: &GridCertificates, now: u64) -> Option<u64> {
 }
 
 /// Logs a certificate whenever its state changes while the node runs, and once a day
-/// while one is expiring or expired, until `shutdown`.
+/// while one is expiring or expired, until `shutdown`. A reload that replaces the
+/// certificates (and logs their states itself) starts the watch again on the new ones.
 pub async fn watch_expiry(
-    certificates: std::sync::Arc<GridCertificates>,
+    live: crate::live::Live<GridCertificates>,
     clock: Clock,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     const DAY: u64 = 86_400;
-    let mut last: Vec<CertificateState> = certificates
-        .certificates
-        .iter()
-        .map(|c| c.state(clock()))
-        .collect();
-    let mut last_reminder = clock();
-    loop {
-        let now = clock();
-        // Wake at the next change, but at least hourly: the wall clock may jump.
-        let wait = next_change(&certificates, now)
-            .map_or(3_600, |t| t.saturating_sub(now))
-            .clamp(1, 3_600);
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(wait)) => {}
-        }
-        let now = clock();
-        let remind = now.saturating_sub(last_reminder) >= DAY;
-        if remind {
-            last_reminder = now;
-        }
-        for (c, previous) in certificates.certificates.iter().zip(last.iter_mut()) {
-            let state = c.state(now);
-            if state != *previous || (remind && state != CertificateState::Valid) {
-                log_state(c, state);
+    let mut changes = live.changes();
+    'watch: loop {
+        let certificates = live.get();
+        let mut last: Vec<CertificateState> = certificates
+            .certificates
+            .iter()
+            .map(|c| c.state(clock()))
+            .collect();
+        let mut last_reminder = clock();
+        loop {
+            let now = clock();
+            // Wake at the next change, but at least hourly: the wall clock may jump.
+            let wait = next_change(&certificates, now)
+                .map_or(3_600, |t| t.saturating_sub(now))
+                .clamp(1, 3_600);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => match changed {
+                    Ok(()) => continue 'watch,
+                    Err(_) => return,
+                },
+                () = tokio::time::sleep(Duration::from_secs(wait)) => {}
             }
-            *previous = state;
+            let now = clock();
+            let remind = now.saturating_sub(last_reminder) >= DAY;
+            if remind {
+                last_reminder = now;
+            }
+            for (c, previous) in certificates.certificates.iter().zip(last.iter_mut()) {
+                let state = c.state(now);
+                if state != *previous || (remind && state != CertificateState::Valid) {
+                    log_state(c, state);
+                }
+                *previous = state;
+            }
         }
     }
 }

@@ -57,7 +57,7 @@ pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Readiness>) {
 /// Disk figures, uploads in progress, the reserve and whether immutable shares are
 /// accepted now (blocking: `statvfs`).
 pub fn snapshot(storage: &Storage) -> (Option<Disk>, usize, u64, bool) {
-    let reserved = storage.settings().reserved_space;
+    let reserved = storage.limits().reserved_space;
     let disk = rustix::fs::statvfs(&storage.layout().shares)
         .ok()
         .map(|st| {

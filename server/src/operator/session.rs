@@ -88,9 +88,9 @@ pub fn authorized(app: &App, headers: &HeaderMap) -> bool {
     {
         return value
             .strip_prefix("Swamp-Operator ")
-            .is_some_and(|s| app.operator_secret.matches(s));
+            .is_some_and(|s| app.operator_secret.get().matches(s));
     }
-    cookie(headers, COOKIE).is_some_and(|v| valid(&app.operator_secret, v, app.storage.now()))
+    cookie(headers, COOKIE).is_some_and(|v| valid(&app.operator_secret.get(), v, app.storage.now()))
 }
 
 /// Middleware: 401 unless [`authorized`].
@@ -117,7 +117,7 @@ pub async fn login(State(app): State<App>, request: Request) -> Response {
             .into_response();
     };
     let presented = form_field(&body, "secret").unwrap_or_default();
-    if !app.operator_secret.matches(&presented) {
+    if !app.operator_secret.get().matches(&presented) {
         tracing::warn!("operator login refused: wrong secret");
         return (
             StatusCode::UNAUTHORIZED,
@@ -126,7 +126,7 @@ pub async fn login(State(app): State<App>, request: Request) -> Response {
         )
             .into_response();
     }
-    let value = issue(&app.operator_secret, app.storage.now());
+    let value = issue(&app.operator_secret.get(), app.storage.now());
     set_cookie(&format!(
         "{COOKIE}={value}; Path=/; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Strict"
     ))

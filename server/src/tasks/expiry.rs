@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Storage;
 use crate::backend::expiry::{ExpiryPolicy, SweepReport};
+use crate::live::Live;
 
 const PAUSE_BETWEEN_PREFIXES: Duration = Duration::from_millis(20);
 const PAUSE_BETWEEN_PASSES: Duration = Duration::from_secs(3600);
@@ -23,12 +24,27 @@ fn prefixes() -> impl Iterator<Item = String> {
     })
 }
 
-/// Runs passes until cancelled.
-pub async fn run(storage: Arc<Storage>, policy: ExpiryPolicy, shutdown: CancellationToken) {
+/// Runs passes until cancelled, while a policy is set: each prefix is swept with the
+/// policy in force when it starts (a reload may change it, or turn expiry off or on).
+pub async fn run(
+    storage: Arc<Storage>,
+    policy: Live<Option<ExpiryPolicy>>,
+    shutdown: CancellationToken,
+) {
+    let mut changes = policy.changes();
     loop {
+        if policy.get().is_none() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            continue;
+        }
         let mut total = SweepReport::default();
         for prefix in prefixes() {
-            let policy = policy.clone();
+            let Some(policy) = Option::clone(&policy.get()) else {
+                break;
+            };
             let result = super::on_blocking_pool(&storage, move |s| {
                 let mut report = SweepReport::default();
                 for si in s.buckets_in_prefix(&prefix)? {
@@ -58,6 +74,8 @@ pub async fn run(storage: Arc<Storage>, policy: ExpiryPolicy, shutdown: Cancella
         );
         tokio::select! {
             () = shutdown.cancelled() => return,
+            // A new policy starts a new pass at once.
+            changed = changes.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(PAUSE_BETWEEN_PASSES) => {}
         }
     }

@@ -8,7 +8,6 @@ pub mod expiry;
 pub mod uploads;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,6 +15,8 @@ use tokio_util::task::TaskTracker;
 use crate::activity::Activity;
 use crate::backend::expiry::ExpiryPolicy;
 use crate::backend::{Storage, StorageError};
+use crate::live::Live;
+use crate::node::Limits;
 
 /// What the background tasks of a node work on.
 pub struct Background {
@@ -23,10 +24,10 @@ pub struct Background {
     pub storage: Arc<Storage>,
     /// The operator's counters (idle uploads aborted).
     pub activity: Arc<Activity>,
-    /// An upload with no write for this long is aborted.
-    pub upload_idle_timeout: Duration,
+    /// The limits (an upload with no write for `upload_idle_timeout` is aborted).
+    pub limits: Live<Limits>,
     /// Lease expiry, if enabled.
-    pub expiry: Option<ExpiryPolicy>,
+    pub expiry: Live<Option<ExpiryPolicy>>,
 }
 
 /// Starts every background task of a node.
@@ -34,12 +35,14 @@ pub fn spawn_all(tracker: &TaskTracker, background: Background, shutdown: &Cance
     tracker.spawn(uploads::run(
         Arc::clone(&background.storage),
         background.activity,
-        background.upload_idle_timeout,
+        background.limits,
         shutdown.clone(),
     ));
-    if let Some(policy) = background.expiry {
-        tracker.spawn(expiry::run(background.storage, policy, shutdown.clone()));
-    }
+    tracker.spawn(expiry::run(
+        background.storage,
+        background.expiry,
+        shutdown.clone(),
+    ));
 }
 
 /// Runs storage work on the blocking pool (it does file I/O and takes share locks).

@@ -8,18 +8,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Counter};
 use crate::backend::Storage;
+use crate::live::Live;
+use crate::node::Limits;
 
-/// Runs until cancelled, checking a few times per timeout period.
+/// Runs until cancelled, checking a few times per timeout period (the timeout in force
+/// at each check: a reload may change it).
 pub async fn run(
     storage: Arc<Storage>,
     activity: Arc<Activity>,
-    idle: Duration,
+    limits: Live<Limits>,
     shutdown: CancellationToken,
 ) {
-    let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(60));
+    let mut changes = limits.changes();
     loop {
+        let idle = limits.get().upload_idle_timeout;
+        let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(60));
         tokio::select! {
             () = shutdown.cancelled() => return,
+            // A new timeout: start the wait again with it.
+            _ = changes.changed() => continue,
             () = tokio::time::sleep(every) => {}
         }
         match super::on_blocking_pool(&storage, move |s| Ok(s.abort_idle_uploads(idle))).await {

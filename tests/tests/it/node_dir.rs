@@ -114,7 +114,10 @@ fn a_certificate_made_by_tahoes_grid_manager_is_checked_and_announced() {
     let started = start_at(&node, MADE).unwrap();
     assert_eq!(started.identity.server_id, CERTIFIED_SERVER_ID);
     let states: Vec<(String, &str)> = started
+        .server
+        .app
         .certificates
+        .get()
         .statuses(MADE)
         .into_iter()
         .map(|s| (s.name, s.state.as_str()))
@@ -131,7 +134,10 @@ fn a_certificate_made_by_tahoes_grid_manager_is_checked_and_announced() {
     let later = start_at(&node, MADE + 6 * 365 * 86_400).unwrap();
     assert!(
         later
+            .server
+            .app
             .certificates
+            .get()
             .statuses(MADE + 6 * 365 * 86_400)
             .iter()
             .all(|s| s.state.as_str() == "expired")
@@ -210,8 +216,9 @@ fn bad_certificates_stop_the_node_at_start_with_a_clear_error() {
     )
     .unwrap();
     let started = start_at(&node, MADE).unwrap();
-    assert!(!started.certificates.enabled);
-    assert_eq!(started.certificates.ignored, 1);
+    let certificates = started.server.app.certificates.get();
+    assert!(!certificates.enabled);
+    assert_eq!(certificates.ignored, 1);
 }
 
 #[tokio::test]

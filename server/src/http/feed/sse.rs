@@ -42,7 +42,7 @@ pub async fn stream(app: App, query: FeedQuery, access: Access) -> Result<Respon
     // A small channel: the stream's backlog lives in the subscriber's outbox, where it
     // is bounded and coalesced; this only decouples the socket from the pump.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let write_timeout = app.limits.write_timeout;
+    let write_timeout = app.limits.get().write_timeout;
     tokio::spawn(async move {
         // Held for the stream's life: a token's place in its share of the limits.
         let _access = access;

@@ -186,7 +186,8 @@ struct Session {
 async fn open(socket: &mut WebSocket, start: Box<Start>) -> Option<Session> {
     let Start { app, query, access } = *start;
     let cbor = socket.protocol().and_then(|p| p.to_str().ok()) == Some(FEED_CBOR_PROTOCOL);
-    let write_timeout = app.limits.write_timeout;
+    let limits = app.limits.get();
+    let write_timeout = limits.write_timeout;
     let subscriber = match app.feeds.open(crate::feeds::Transport::WebSocket) {
         Ok(s) => s,
         Err(e) => {
@@ -221,7 +222,7 @@ async fn open(socket: &mut WebSocket, start: Box<Start>) -> Option<Session> {
         access,
         cbor,
         write_timeout,
-        liveness: Liveness::new(app.limits.ping_interval, app.limits.ping_timeout),
+        liveness: Liveness::new(limits.ping_interval, limits.ping_timeout),
     })
 }
 
