@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use swamp_server::node::Config;
 use swamp_server::node::config::env_name;
 use swamp_server::node::create::{CreateOptions, create_node};
-use swamp_server::node::{Config, LogFormat};
 use swamp_server::start::{announcement, describe_node, load_node};
 use swamp_server::system_clock;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +75,20 @@ enum Command {
         #[arg(default_value = "swamp-node", env = "SWAMP_NODE_DIR")]
         dir: PathBuf,
     },
+    /// Make a running node read its configuration again (tahoe.cfg, the files
+    /// SWAMP_..._FILE variables name, the operator secret, grid-manager certificates)
+    /// and apply what can change without a restart; prints what changed and what
+    /// still needs a restart. Sending the node SIGHUP does the same, with the report in
+    /// its log. Exit status 1 if the configuration is refused (the node keeps the one
+    /// it has), 3 if the node is not running.
+    Reload {
+        /// The node directory.
+        #[arg(default_value = "swamp-node", env = "SWAMP_NODE_DIR")]
+        dir: PathBuf,
+        /// Print the node's JSON answer instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running node (its operator listener) for its state: NURL, uptime, disk,
     /// shares, feeds, certificates. Exit status 3 if it is not running.
     Status {
@@ -134,7 +148,65 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { dir, json } => status(&dir, json),
+        Command::Reload { dir, json } => reload(&dir, json),
     }
+}
+
+fn reload(dir: &Path, json: bool) -> anyhow::Result<()> {
+    use swamp_server::operator::status_cli;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match runtime.block_on(status_cli::reload(dir, env)) {
+        Ok(report) if json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Ok(report) => {
+            print!("{}", render_reload(&report));
+            Ok(())
+        }
+        Err(e) if e.not_running() => {
+            eprintln!("swamp-server reload: {e}");
+            std::process::exit(3);
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reload report for a person.
+fn render_reload(report: &swamp_server::reload::ReloadReport) -> String {
+    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(default)".into());
+    let mut out = String::new();
+    if report.applied.is_empty() && report.needs_restart.is_empty() {
+        out.push_str("Reloaded: nothing changed.\n");
+    }
+    if !report.applied.is_empty() {
+        out.push_str("Reloaded; now in force:\n");
+        for c in &report.applied {
+            out.push_str(&format!(
+                "  {}: {} -> {}\n",
+                c.setting,
+                value(&c.from),
+                value(&c.to)
+            ));
+        }
+    }
+    if !report.needs_restart.is_empty() {
+        out.push_str(
+            "Changed, but only a restart applies (the node runs on with the old value):\n",
+        );
+        for c in &report.needs_restart {
+            out.push_str(&format!(
+                "  {}: {} -> {}\n",
+                c.setting,
+                value(&c.from),
+                value(&c.to)
+            ));
+        }
+    }
+    out
 }
 
 fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
@@ -180,7 +252,14 @@ fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     let config = Config::load(dir, env)?;
     let traces = swamp_telemetry::Traces::from_env("swamp-server", env!("CARGO_PKG_VERSION"))
         .context("OpenTelemetry traces (the OTEL_* environment variables)")?;
-    init_tracing(config.log_format, traces.as_ref());
+    let logs = swamp_server::logging::init(
+        config.log_format,
+        &config.log_filter,
+        traces
+            .as_ref()
+            .map(|t| tracing_subscriber::Layer::boxed(t.layer(&["swamp_server"]))),
+    )
+    .map_err(|e| anyhow::anyhow!("starting the log: {e}"))?;
     if let Some(traces) = &traces {
         tracing::info!(
             endpoint = traces.endpoint(),
@@ -199,7 +278,7 @@ fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit to the hard limit"),
     }
-    let served = serve_node(dir, quiet);
+    let served = serve_node(dir, quiet, logs);
     // After the graceful shutdown (or a failed start): send the spans still queued.
     if let Some(traces) = traces
         && let Err(e) = traces.shutdown()
@@ -209,8 +288,16 @@ fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     served
 }
 
-fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
+fn serve_node(dir: &Path, quiet: bool, logs: swamp_server::logging::Logs) -> anyhow::Result<()> {
     let node = load_node(dir, env, system_clock())?;
+    let reloader = node
+        .server
+        .app
+        .reload
+        .get()
+        .cloned()
+        .context("a node started from a directory can reload")?;
+    reloader.control_logs(logs);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(node.config.listen)
@@ -218,6 +305,7 @@ fn serve_node(dir: &Path, quiet: bool) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", node.config.listen))?;
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        tokio::spawn(reload_on_signal(reloader, shutdown.clone()));
         if let Some(at) = node.config.operator {
             let operator = tokio::net::TcpListener::bind(at)
                 .await
@@ -284,26 +372,31 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Logs to stderr, filtered by `SWAMP_LOG`, with colour codes only when stderr is a
-/// terminal (a file, a pipe or a container's log collector gets plain text); with
-/// `traces`, request spans are exported too, filtered on their own (the log filter
-/// does not turn traces off, nor the reverse).
-fn init_tracing(format: LogFormat, traces: Option<&swamp_telemetry::Traces>) {
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG").unwrap_or_else(|_| {
-        // The exporter's own warnings (a collector that cannot be reached) are logged.
-        tracing_subscriber::EnvFilter::new("swamp_server=info,opentelemetry=warn")
-    });
-    let logs = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let logs = match format {
-        LogFormat::Json => logs.json().boxed(),
-        LogFormat::Text => logs.boxed(),
+/// Reloads the configuration at each SIGHUP until `shutdown`; the report (or why the
+/// configuration was refused) goes to the log.
+async fn reload_on_signal(
+    reloader: std::sync::Arc<swamp_server::reload::Reloader>,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload with `swamp-server reload`");
+        return;
     };
-    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
-    match traces {
-        Some(traces) => registry.with(traces.layer(&["swamp_server"])).init(),
-        None => registry.init(),
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = hangup.recv() => {}
+        }
+        tracing::info!("SIGHUP: reloading the configuration");
+        let reloader = std::sync::Arc::clone(&reloader);
+        match tokio::task::spawn_blocking(move || reloader.reload()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(
+                error = %swamp_server::reload::explain(&e),
+                "reload refused; the node keeps its configuration"
+            ),
+            Err(e) => tracing::error!(error = %e, "the reload failed"),
+        }
     }
 }

@@ -76,12 +76,19 @@ pub async fn serve(
     let mut backoff = Duration::from_millis(10);
     let accepting = Arc::clone(&server.app.accepting);
     accepting.store(true, std::sync::atomic::Ordering::Relaxed);
-    loop {
-        if limit_changes.has_changed().unwrap_or(false) {
-            limits = Arc::clone(&limit_changes.borrow_and_update());
-            builder = connection_builder(&limits);
+    // After a reload: the new limits for the next connection, and the new number of
+    // places.
+    let refresh = |changes: &mut watch::Receiver<Arc<Limits>>,
+                   limits: &mut Arc<Limits>,
+                   builder: &mut auto::Builder<TokioExecutor>| {
+        if changes.has_changed().unwrap_or(false) {
+            *limits = Arc::clone(&changes.borrow_and_update());
+            *builder = connection_builder(limits);
             permits.resize(limits.max_connections);
         }
+    };
+    loop {
+        refresh(&mut limit_changes, &mut limits, &mut builder);
         let permit = match Arc::clone(permits.semaphore()).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -109,6 +116,8 @@ pub async fn serve(
                 }
             },
         };
+        // The accept waited: a reload may have come meanwhile.
+        refresh(&mut limit_changes, &mut limits, &mut builder);
         let _ = tcp.set_nodelay(true);
         let connection = Connection {
             acceptor: acceptor.clone(),

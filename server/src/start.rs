@@ -50,9 +50,10 @@ pub struct Node {
 /// [`StartError`] saying which part failed.
 pub fn load_node(
     node_dir: &Path,
-    env: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     clock: Clock,
 ) -> Result<Node, StartError> {
+    let env: crate::reload::Env = Arc::new(env);
     let migration = migrate_node_dir(node_dir)?;
     if migration.renamed_section {
         tracing::info!(
@@ -66,7 +67,7 @@ pub fn load_node(
             "wrote the file Tahoe's `tahoe run` recognises a node directory by"
         );
     }
-    let config = Config::load(node_dir, &env)?;
+    let config = Config::load(node_dir, &*env)?;
     let has_shares = has_any_share(&config.storage_dir());
     let mut identity = NodeIdentity::load_or_create(node_dir, has_shares, &config.location)?;
     if let Some(path) = env(crate::node::identity::OPERATOR_SECRET_FILE_VAR) {
@@ -81,7 +82,7 @@ pub fn load_node(
             nodeid: identity.tubid,
             limits: StorageLimits::of(&config),
             direct_upload_writes: config.direct_upload_writes,
-            clock,
+            clock: clock.clone(),
             faults: crate::backend::faults::Faults::default(),
             // Set by `assemble`, which makes the node's metrics.
             group_metrics: crate::wal::GroupMetrics::default(),
@@ -92,6 +93,9 @@ pub fn load_node(
         config.feeds.clone(),
     )?;
     server.app.certificates.set(certificates);
+    let reloader =
+        crate::reload::Reloader::new(&server.app, config.clone(), &identity.server_id, env, clock);
+    let _ = server.app.reload.set(Arc::new(reloader));
     Ok(Node {
         server,
         identity,
@@ -180,6 +184,7 @@ pub fn assemble(
             )),
             limits: Live::new(limits),
             metrics,
+            reload: std::sync::OnceLock::new(),
             accepting: Arc::default(),
         }),
         tls,

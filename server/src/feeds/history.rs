@@ -24,7 +24,7 @@ use crate::wal::Saved;
 use crate::wal::records::Entry;
 
 /// How much history to keep.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retention {
     /// Keep at least this many events.
     pub min_events: usize,

@@ -39,7 +39,7 @@ use crate::wal::records::Entry;
 use crate::wal::{Publisher, Saved};
 
 /// Feed limits and timings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedSettings {
     /// Exact history kept.
     pub retention: Retention,

@@ -80,6 +80,9 @@ pub struct AppState {
     pub budget: Arc<budget::BodyBudget>,
     /// The node's metrics (`crate::operator`).
     pub metrics: Arc<crate::operator::metrics::Metrics>,
+    /// Reloads the node's configuration (set when it was started from a node
+    /// directory; `crate::reload`).
+    pub reload: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
     /// Whether the storage listener accepts connections (for readiness).
     pub accepting: Arc<std::sync::atomic::AtomicBool>,
 }

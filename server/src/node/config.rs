@@ -102,6 +102,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "body_budget_wait"),
     ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
+    ("swamp", "log_filter"),
     ("swamp", "direct_upload_writes"),
     ("swamp", "operator_port"),
     ("swamp", "feed_history_events"),
@@ -115,6 +116,38 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "feed_max_connections_per_token"),
     ("swamp", "feed_progress_seconds"),
 ];
+
+/// Keys a running node cannot change (`reload`): the listeners are bound, the NURLs
+/// announced, and uploads in progress opened their files one way. Every other key
+/// takes effect at a reload.
+const RESTART_KEYS: &[(&str, &str)] = &[
+    ("node", "tub.port"),
+    ("node", "tub.location"),
+    ("storage", "enabled"),
+    ("swamp", "operator_port"),
+    ("swamp", "direct_upload_writes"),
+];
+
+/// Whether a reload applies the setting `[section] key` (as [`Config::values`] names
+/// it) to the running node; the rest need a restart.
+pub fn applies_at_reload(setting: &str) -> bool {
+    !RESTART_KEYS
+        .iter()
+        .any(|(section, key)| setting == setting_name(section, key))
+}
+
+/// How a setting is named to people: `[storage] reserved_space`,
+/// `[storageserver.plugins.swamp] max_connections`.
+fn setting_name(section: &str, key: &str) -> String {
+    format!("[{}] {key}", file_section(section))
+}
+
+/// The log filter a node uses when none is set.
+pub const DEFAULT_LOG_FILTER: &str = "swamp_server=info,opentelemetry=warn";
+
+/// The environment variable older Swamp versions took the log filter from; still read
+/// when `SWAMP_LOG_FILTER` is not set.
+const LEGACY_LOG_FILTER_VAR: &str = "SWAMP_LOG";
 
 /// The `tahoe.cfg` section a section of [`KNOWN_KEYS`] is read from: `swamp` is short
 /// for [`SWAMP_SECTION`].
@@ -143,7 +176,7 @@ pub fn env_name(section: &str, key: &str) -> String {
 /// `handshake_timeout` before TLS, and within `header_read_timeout` after it (also a
 /// kept-alive one, once the node is full). None of them counts time in which the
 /// server is the one working or waiting (a long-poll wait, a slow disk).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
@@ -252,6 +285,10 @@ pub struct Config {
     pub limits: Limits,
     /// `log_format` (Swamp's section).
     pub log_format: LogFormat,
+    /// `log_filter` (Swamp's section; `SWAMP_LOG_FILTER`, or `SWAMP_LOG` as before):
+    /// which log lines are written, in `tracing`'s `EnvFilter` syntax
+    /// (`swamp_server=debug`, `info`). Checked when read.
+    pub log_filter: String,
     /// `direct_upload_writes` (Swamp's section): uploads written around the page cache
     /// where the file system allows it (default true).
     pub direct_upload_writes: bool,
@@ -264,6 +301,9 @@ pub struct Config {
     /// Grid-manager certificates to announce and the grid managers trusted to sign
     /// them (checked by `grid_manager::load_certificates`).
     pub grid_manager: GridManagerConfig,
+    /// Every setting given a value, from `tahoe.cfg` or the environment, by its name
+    /// for people (`[storage] reserved_space`), as written: what a reload compares.
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -397,6 +437,11 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
         let var = env_name(section, key);
         if let Some(v) = (self.env)(&var) {
             return Some((v, format!("environment variable {var}")));
+        }
+        if (section, key) == ("swamp", "log_filter")
+            && let Some(v) = (self.env)(LEGACY_LOG_FILTER_VAR)
+        {
+            return Some((v, format!("environment variable {LEGACY_LOG_FILTER_VAR}")));
         }
         self.ini
             .get(file_section(section), key)
@@ -674,6 +719,12 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
                 "json" => Ok(LogFormat::Json),
                 other => Err(format!("{other:?} is not 'text' or 'json'")),
             })?;
+        let log_filter =
+            self.parse("swamp", "log_filter", DEFAULT_LOG_FILTER.to_string(), |s| {
+                tracing_subscriber::EnvFilter::try_new(s.trim())
+                    .map(|_| s.trim().to_string())
+                    .map_err(|e| format!("{s:?} is not a log filter like swamp_server=debug: {e}"))
+            })?;
         Ok(Config {
             node_dir: node_dir.to_path_buf(),
             nickname,
@@ -684,6 +735,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             expiry,
             limits,
             log_format,
+            log_filter,
             direct_upload_writes: self.parse("swamp", "direct_upload_writes", true, parse_bool)?,
             operator: self.parse(
                 "swamp",
@@ -693,7 +745,26 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             )?,
             feeds: self.feed_settings()?,
             grid_manager: self.grid_manager(node_dir)?,
+            values: self.values(),
         })
+    }
+
+    /// [`Config::values`]: the known keys that have a value, and the grid-manager
+    /// sections' entries (their certificates' contents are compared apart).
+    fn values(&self) -> std::collections::BTreeMap<String, String> {
+        let known = KNOWN_KEYS.iter().filter_map(|(section, key)| {
+            self.get(section, key)
+                .map(|(value, _)| (setting_name(section, key), value.trim().to_string()))
+        });
+        let grid = ["grid_manager_certificates", "grid_managers"]
+            .into_iter()
+            .flat_map(|section| {
+                self.ini.keys(section).into_iter().map(move |name| {
+                    let value = self.ini.get(section, name).unwrap_or_default();
+                    (format!("[{section}] {name}"), value.trim().to_string())
+                })
+            });
+        known.chain(grid).collect()
     }
 
     /// `[storage] grid_management`, `[grid_manager_certificates]` (`NAME = FILE`,

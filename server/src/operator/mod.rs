@@ -11,7 +11,8 @@
 //! Behind the operator secret (a header, or the cookie a login sets: `session`): the
 //! live dashboard (`/dashboard`, `dashboard`), the activity stream (`/activity`, as on
 //! the storage port) and the node's state as JSON (`/status`, `status`, read by
-//! `swamp-server status`, `status_cli`).
+//! `swamp-server status`, `status_cli`); and `POST /reload` (`reload`), with the secret
+//! in a header.
 //!
 //! `serve_operator(listener, app, shutdown)` follows `serve`: tests bind
 //! `127.0.0.1:0` and pass the listener in.
@@ -19,6 +20,7 @@
 pub(crate) mod dashboard;
 pub mod health;
 pub mod metrics;
+pub mod reload;
 pub(crate) mod session;
 pub mod status;
 pub mod status_cli;
@@ -55,6 +57,8 @@ pub const LOGOUT: &str = "/logout";
 pub const ACTIVITY: &str = "/activity";
 /// The node's state as JSON (guarded).
 pub const STATUS: &str = "/status";
+/// Reload the configuration (`POST`, guarded by the secret in a header).
+pub const RELOAD: &str = "/reload";
 
 /// How long a scrape or probe may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,6 +87,7 @@ pub fn router(app: App) -> Router {
         .route(DASHBOARD, get(dashboard::page))
         .route(LOGIN, post(session::login))
         .route(LOGOUT, post(session::logout))
+        .route(RELOAD, post(reload::reload))
         .merge(guarded)
         .layer(axum::middleware::from_fn(bounded))
         .with_state(app)

@@ -100,6 +100,12 @@ pub enum StatusError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The node refused the configuration and runs on with the one it had.
+    #[error("the node did not reload; it runs on with the configuration it had: {reason}")]
+    ReloadRefused {
+        /// What is wrong with the configuration.
+        reason: String,
+    },
     /// The answer is not a status document.
     #[error("{url}status answered something that is not a status document")]
     BadAnswer {
@@ -136,29 +142,8 @@ pub struct Report {
 /// # Errors
 /// [`StatusError`]; [`StatusError::not_running`] tells a stopped node apart.
 pub async fn ask(dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Report, StatusError> {
-    let (config, identity) =
-        crate::start::describe_node(dir, env).map_err(|source| StatusError::Node {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-    if config.operator.is_none() {
-        return Err(StatusError::Disabled);
-    }
-    let path = dir.join("operator.url");
-    let url = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().to_string(),
-        Err(_) => {
-            return Err(StatusError::NoUrl {
-                dir: dir.to_path_buf(),
-                path,
-            });
-        }
-    };
-    let addr: SocketAddr = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
-        .ok_or_else(|| StatusError::BadUrl { path: path.clone() })?;
-    let body = get_status(dir, &url, addr, &identity.operator_secret).await?;
+    let (config, identity, url, addr) = locate(dir, &env)?;
+    let body = call(dir, &url, addr, &identity.operator_secret, Call::Status).await?;
     let status = serde_json::from_slice(&body).map_err(|source| StatusError::BadAnswer {
         url: url.clone(),
         source,
@@ -175,11 +160,90 @@ pub async fn ask(dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Rep
     })
 }
 
-async fn get_status(
+/// The node directory's configuration and identity, and its operator listener's URL
+/// and address.
+fn locate(
+    dir: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<
+    (
+        crate::node::Config,
+        crate::node::NodeIdentity,
+        String,
+        SocketAddr,
+    ),
+    StatusError,
+> {
+    let (config, identity) =
+        crate::start::describe_node(dir, env).map_err(|source| StatusError::Node {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    if config.operator.is_none() {
+        return Err(StatusError::Disabled);
+    }
+    let (url, addr) = operator_url(dir)?;
+    Ok((config, identity, url, addr))
+}
+
+/// The operator listener's URL and address, from `<dir>/operator.url` (written at
+/// start).
+fn operator_url(dir: &Path) -> Result<(String, SocketAddr), StatusError> {
+    let path = dir.join("operator.url");
+    let url = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => {
+            return Err(StatusError::NoUrl {
+                dir: dir.to_path_buf(),
+                path,
+            });
+        }
+    };
+    let addr: SocketAddr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| StatusError::BadUrl { path: path.clone() })?;
+    Ok((url, addr))
+}
+
+/// Asks the node of `dir` to reload its configuration (`POST /reload`), with the
+/// operator secret as the directory holds it now. The configuration is not read here:
+/// the node reads it, and says what is wrong with it.
+///
+/// # Errors
+/// [`StatusError`]; [`StatusError::ReloadRefused`] when the configuration is wrong.
+pub async fn reload(
+    dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<crate::reload::ReloadReport, StatusError> {
+    let (url, addr) = operator_url(dir)?;
+    let secret_file = env(crate::node::identity::OPERATOR_SECRET_FILE_VAR).map_or_else(
+        || dir.join("private").join("operator.secret"),
+        PathBuf::from,
+    );
+    let secret = OperatorSecret::from_file(&secret_file).map_err(|e| StatusError::Node {
+        dir: dir.to_path_buf(),
+        source: e.into(),
+    })?;
+    let body = call(dir, &url, addr, &secret, Call::Reload).await?;
+    serde_json::from_slice(&body).map_err(|source| StatusError::BadAnswer { url, source })
+}
+
+/// What to ask the operator listener.
+#[derive(Clone, Copy)]
+enum Call {
+    /// `GET /status`.
+    Status,
+    /// `POST /reload`.
+    Reload,
+}
+
+async fn call(
     dir: &Path,
     url: &str,
     addr: SocketAddr,
     secret: &OperatorSecret,
+    call: Call,
 ) -> Result<Bytes, StatusError> {
     let transport = |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Transport {
         url: url.to_string(),
@@ -202,7 +266,11 @@ async fn get_status(
                 .await
                 .map_err(|e| transport(e.into()))?;
         tokio::spawn(connection);
-        let request = http::Request::get(super::STATUS)
+        let request = match call {
+            Call::Status => http::Request::get(super::STATUS),
+            Call::Reload => http::Request::post(super::RELOAD),
+        };
+        let request = request
             .header(http::header::HOST, addr.to_string())
             .header(
                 http::header::AUTHORIZATION,
@@ -231,6 +299,16 @@ async fn get_status(
             dir: dir.to_path_buf(),
             url: url.to_string(),
         }),
+        422 if matches!(call, Call::Reload) => {
+            let refused: super::reload::Refused =
+                serde_json::from_slice(&body).map_err(|source| StatusError::BadAnswer {
+                    url: url.to_string(),
+                    source,
+                })?;
+            Err(StatusError::ReloadRefused {
+                reason: refused.error,
+            })
+        }
         code => Err(StatusError::Http {
             url: url.to_string(),
             status: code,

@@ -32,5 +32,6 @@ mod operator;
 mod otel;
 mod publish;
 mod races;
+mod reload;
 mod status;
 mod transport;
