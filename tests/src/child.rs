@@ -126,6 +126,7 @@ pub struct NodeProcess {
     nurl: Option<Nurl>,
     starts: u32,
     env: Vec<(String, String)>,
+    log_from_config: bool,
 }
 
 impl NodeProcess {
@@ -153,7 +154,14 @@ impl NodeProcess {
             nurl: None,
             starts: 0,
             env: Vec::new(),
+            log_from_config: false,
         }
+    }
+
+    /// Leaves `SWAMP_LOG` (which the node is started with, at info) unset, so the log
+    /// filter comes from `tahoe.cfg`.
+    pub fn log_filter_from_config(&mut self) {
+        self.log_from_config = true;
     }
 
     /// Sets an environment variable (a setting, see `docs/configuration.md`) for the
@@ -178,6 +186,21 @@ impl NodeProcess {
         self.dir.path().join("server.log")
     }
 
+    /// Sends the running node `signal` (SIGHUP reloads it).
+    ///
+    /// # Panics
+    /// If it is not running.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        use rustix::process::{Pid, kill_process};
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .and_then(|id| Pid::from_raw(id as i32))
+            .expect("the node is running");
+        kill_process(pid, signal).expect("signalling the node");
+    }
+
     /// The NURL of the last completed start.
     ///
     /// # Panics
@@ -199,10 +222,15 @@ impl NodeProcess {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let mut child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        if self.log_from_config {
+            command.env_remove("SWAMP_LOG");
+        } else {
+            command.env("SWAMP_LOG", "swamp_server=info");
+        }
+        let mut child = command
             .arg("run")
             .arg(self.node_dir())
-            .env("SWAMP_LOG", "swamp_server=info")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())

@@ -15,6 +15,7 @@ use swamp_client::{ClientError, StorageClient};
 use swamp_proto::ShareNumber;
 use swamp_server::node::settings::LocationHint;
 use swamp_server::reload::{ReloadReport, Reloader};
+use swamp_tests::child::{NodeProcess, server_binary};
 use swamp_tests::{Secrets, random_si, upload_share};
 use tokio_util::sync::CancellationToken;
 
@@ -494,4 +495,99 @@ async fn settings_that_need_a_restart_are_named_until_it() {
     // Both listeners serve as before.
     node.client.general().version().await.unwrap();
     assert!(node.status().await["version"].is_string());
+}
+
+/// Waits (up to a minute) for a line of the node's log that `wanted` accepts.
+async fn log_line(node: &NodeProcess, wanted: impl Fn(&str) -> bool) -> String {
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let log = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+            if let Some(line) = log.lines().find(|l| wanted(l)) {
+                return line.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no such line; {}", node.log_tail(20)))
+}
+
+/// Makes the node log a line at debug level: a TLS handshake that fails.
+async fn failed_handshake(node: &NodeProcess) {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect((node.nurl().host.as_str(), node.nurl().port))
+        .await
+        .unwrap();
+    tcp.write_all(b"this is not a TLS client hello\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = tcp.shutdown().await;
+}
+
+fn reload_command(node: &NodeProcess) -> std::process::Output {
+    std::process::Command::new(server_binary())
+        .arg("reload")
+        .arg(node.node_dir())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sighup_and_the_reload_command_change_the_log_output() {
+    let mut node = NodeProcess::create();
+    node.log_filter_from_config();
+    node.start().await;
+    let dir = node.node_dir();
+
+    // The command: JSON lines, debug level.
+    set_in_cfg(&dir, SWAMP, "log_format", Some("json"));
+    set_in_cfg(&dir, SWAMP, "log_filter", Some("swamp_server=debug"));
+    let out = reload_command(&node);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains(&format!("[{SWAMP}] log_format: (default) -> json")),
+        "{printed}"
+    );
+    failed_handshake(&node).await;
+    let debug = log_line(&node, |l| l.contains("TLS handshake failed")).await;
+    let debug: serde_json::Value = serde_json::from_str(&debug).expect("a JSON line");
+    assert_eq!(debug["level"], "DEBUG");
+
+    // SIGHUP: text again, info level.
+    set_in_cfg(&dir, SWAMP, "log_format", Some("text"));
+    set_in_cfg(&dir, SWAMP, "log_filter", Some("swamp_server=info"));
+    node.signal(rustix::process::Signal::HUP);
+    let line = log_line(&node, |l| {
+        !l.starts_with('{') && l.contains("reloaded: applied") && l.contains("log_filter")
+    })
+    .await;
+    assert!(line.contains("INFO"), "{line}");
+
+    // A wrong configuration: the command says why and fails; the node runs on.
+    set_in_cfg(&dir, "storage", "reserved_space", Some("plenty"));
+    let out = reload_command(&node);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("reserved_space") && said.contains("plenty"),
+        "{said}"
+    );
+    assert!(
+        said.contains("runs on with the configuration it had"),
+        "{said}"
+    );
+    let client = StorageClient::new(node.nurl()).unwrap();
+    let version = client.general().version().await.unwrap();
+    assert!(version.storage.available_space > 0);
+    // Fixed, then stopped: not running is status 3.
+    set_in_cfg(&dir, "storage", "reserved_space", None);
+    node.stop().await;
+    // Not running: status 3.
+    assert_eq!(reload_command(&node).status.code(), Some(3));
 }
