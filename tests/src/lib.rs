@@ -16,8 +16,11 @@ use swamp_client::{ClientOptions, StorageClient};
 use swamp_proto::secrets::{LeaseCancelSecret, LeaseRenewSecret, UploadSecret, WriteEnabler};
 use swamp_proto::{Nurl, StorageIndex};
 use swamp_server::Clock;
+use swamp_server::live::Live;
+use swamp_server::node::grid_manager::GridCertificates;
 use swamp_server::node::settings::LocationHint;
 use swamp_server::node::{Limits, NodeIdentity};
+use swamp_server::testing::expiry::ExpiryPolicy;
 use swamp_server::testing::{Storage, StorageLimits, StorageSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -115,6 +118,11 @@ pub struct TestServer {
     pub storage: Arc<Storage>,
     /// The server's change feeds.
     pub feeds: Arc<swamp_server::testing::Feeds>,
+    /// The lease expiry policy the node reads (none at start): setting it is what a
+    /// reload that turns expiry on does, and starts a sweep at once.
+    pub expiry: Live<Option<ExpiryPolicy>>,
+    /// The grid-manager certificates the node reports (what a reload replaces).
+    pub certificates: Live<GridCertificates>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -169,7 +177,40 @@ impl TestServer {
             options.feeds.clone(),
         )
         .expect("assemble");
+        Self::serve_assembled(server, storage_dir, identity, options.clock, addr).await
+    }
+
+    /// A node loaded from a node directory (`swamp_server::start::load_node`, with
+    /// `clock`'s time), served as `swamp-server run` would serve it; `dir` (holding the
+    /// node directory) lives as long as the server.
+    pub async fn from_node(
+        node: swamp_server::start::Node,
+        clock: TestClock,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        let any_port = "127.0.0.1:0".parse().expect("address");
+        let mut server = Self::serve_assembled(
+            node.server,
+            node.config.storage_dir(),
+            node.identity,
+            clock,
+            any_port,
+        )
+        .await;
+        server._dir = dir;
+        server
+    }
+
+    async fn serve_assembled(
+        server: swamp_server::Server,
+        storage_dir: PathBuf,
+        identity: Arc<NodeIdentity>,
+        clock: TestClock,
+        addr: SocketAddr,
+    ) -> Self {
         let storage = Arc::clone(&server.app.storage);
+        let expiry = server.app.expiry.clone();
+        let certificates = server.app.certificates.clone();
         let feeds = Arc::clone(&server.app.feeds);
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -198,9 +239,11 @@ impl TestServer {
             client,
             storage_dir,
             identity,
-            clock: options.clock,
+            clock,
             storage,
             feeds,
+            expiry,
+            certificates,
             shutdown,
             handle: Some(handle),
             _dir: None,

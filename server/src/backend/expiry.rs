@@ -4,6 +4,7 @@
 //! directories go too. With expiry off (Tahoe's default) nothing is ever deleted.
 
 use std::fs::{self, OpenOptions};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use swamp_proto::StorageIndex;
 
@@ -55,7 +56,86 @@ pub struct SweepReport {
     pub deleted: usize,
 }
 
+/// How far the lease expiry sweep (`tasks::expiry`) has got: written by the sweep as
+/// it goes, read by the operator listener (`/metrics`, `/status`) when asked, so the
+/// figures cost nothing between reads. Totals count from the node's start.
+#[derive(Debug, Default)]
+pub struct SweepProgress {
+    running: AtomicBool,
+    prefixes_done: AtomicU64,
+    passes: AtomicU64,
+    /// Unix seconds; 0 before the first pass ends.
+    last_pass_end: AtomicU64,
+    examined: AtomicU64,
+    deleted: AtomicU64,
+}
+
+/// A reading of [`SweepProgress`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReading {
+    /// A pass is under way.
+    pub running: bool,
+    /// Prefix directories swept in the current pass, or in the last one when none
+    /// runs (all of them if it completed).
+    pub prefixes_done: u64,
+    /// Passes completed.
+    pub passes: u64,
+    /// When the last complete pass ended (Unix seconds).
+    pub last_pass_end: Option<u64>,
+    /// Shares examined.
+    pub shares_examined: u64,
+    /// Shares deleted because every lease had expired.
+    pub shares_deleted: u64,
+}
+
+impl SweepProgress {
+    /// A pass starts.
+    pub fn pass_started(&self) {
+        self.prefixes_done.store(0, Ordering::Relaxed);
+        self.running.store(true, Ordering::Relaxed);
+    }
+
+    /// One prefix directory is done, having done `report`.
+    pub fn prefix_done(&self, report: &SweepReport) {
+        self.examined
+            .fetch_add(report.examined as u64, Ordering::Relaxed);
+        self.deleted
+            .fetch_add(report.deleted as u64, Ordering::Relaxed);
+        self.prefixes_done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The pass ended: completed at `now` (Unix seconds), or cut short (`None`:
+    /// expiry was turned off, or the node stops).
+    pub fn pass_ended(&self, completed_at: Option<u64>) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(now) = completed_at {
+            self.last_pass_end.store(now, Ordering::Relaxed);
+            // Release: whoever reads the new count reads the rest of the pass too.
+            self.passes.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The figures now.
+    pub fn read(&self) -> SweepReading {
+        let passes = self.passes.load(Ordering::Acquire);
+        let last = self.last_pass_end.load(Ordering::Relaxed);
+        SweepReading {
+            running: self.running.load(Ordering::Relaxed),
+            prefixes_done: self.prefixes_done.load(Ordering::Relaxed),
+            passes,
+            last_pass_end: (last > 0).then_some(last),
+            shares_examined: self.examined.load(Ordering::Relaxed),
+            shares_deleted: self.deleted.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl Storage {
+    /// The lease expiry sweep's progress.
+    pub fn expiry_progress(&self) -> &SweepProgress {
+        &self.expiry_progress
+    }
+
     /// The storage indexes under one two-character prefix directory.
     ///
     /// # Errors

@@ -202,6 +202,8 @@ pub struct Storage {
     uploads: uploads::Uploads,
     /// The write-ahead log (`crate::wal`), which hands committed changes to the feeds.
     wal: Wal,
+    /// How far the lease expiry sweep has got (`tasks::expiry` writes it).
+    expiry_progress: expiry::SweepProgress,
 }
 
 impl Storage {
@@ -255,6 +257,7 @@ impl Storage {
             locks: locks::SiLocks::new(),
             uploads: uploads::Uploads::default(),
             wal,
+            expiry_progress: expiry::SweepProgress::default(),
         })
     }
 

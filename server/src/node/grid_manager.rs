@@ -90,6 +90,9 @@ pub struct GridCertificate {
     pub expires_text: String,
     /// The `[grid_managers]` entry whose key signed it; `None` when none is configured.
     pub signed_by: Option<String>,
+    /// That grid manager's key (`pub-v0-<base32>`); `None` when none is configured
+    /// (the signature's shape was then all that could be checked).
+    pub grid_manager_key: Option<String>,
     /// The signed JSON text, announced unchanged.
     certificate: String,
     /// The signature's base32, announced unchanged.
@@ -108,6 +111,14 @@ pub enum CertificateState {
 }
 
 impl CertificateState {
+    /// Every state, for counts by state that show zeros too.
+    pub const ALL: [Self; 3] = [Self::Valid, Self::Expiring, Self::Expired];
+
+    /// Whether clients still count the certificate (valid or expiring).
+    pub fn is_usable(self) -> bool {
+        matches!(self, Self::Valid | Self::Expiring)
+    }
+
     /// `valid`, `expiring` or `expired` (for metrics labels and status pages).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,15 +129,22 @@ impl CertificateState {
     }
 }
 
-/// A certificate's name, expiry and state at one moment.
+/// A certificate's name, expiry, signer and state at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateStatus {
     /// Its name in `[grid_manager_certificates]`.
     pub name: String,
     /// Expiry, Unix seconds.
     pub expires: i64,
+    /// Seconds from the moment asked about to the expiry; negative once expired.
+    pub seconds_left: i64,
     /// State at the moment asked about.
     pub state: CertificateState,
+    /// The `[grid_managers]` entry whose key verified its signature; `None` when
+    /// `[grid_managers]` is absent and the signature was not checked.
+    pub signed_by: Option<String>,
+    /// That grid manager's key (`pub-v0-<base32>`), when checked.
+    pub grid_manager_key: Option<String>,
 }
 
 /// The node's grid-manager certificates, checked ([`load_certificates`]).
@@ -230,8 +248,8 @@ fn load_one(
         .and_then(serde_json::Value::as_str)
         .ok_or("the certificate has no \"expires\" string")?;
     let expires = parse_expires(expires_text)?;
-    let signed_by = if trusted.is_empty() {
-        None
+    let (signed_by, grid_manager_key) = if trusted.is_empty() {
+        (None, None)
     } else {
         let signer = trusted.iter().find(|(_, key)| {
             UnparsedPublicKey::new(&ED25519, key)
@@ -239,7 +257,10 @@ fn load_one(
                 .is_ok()
         });
         match signer {
-            Some((gm_name, _)) => Some(gm_name.clone()),
+            Some((gm_name, key)) => (
+                Some(gm_name.clone()),
+                Some(format!("pub-v0-{}", base32::encode(key))),
+            ),
             None => {
                 let names: Vec<&str> = trusted.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(format!(
@@ -255,6 +276,7 @@ fn load_one(
         expires,
         expires_text: expires_text.to_string(),
         signed_by,
+        grid_manager_key,
         certificate: certificate.to_string(),
         signature: signature.to_string(),
     })
@@ -291,14 +313,18 @@ impl GridCertificate {
 }
 
 impl GridCertificates {
-    /// Each certificate's name, expiry and state at `now` (Unix seconds).
+    /// Each certificate's name, expiry, signer and state at `now` (Unix seconds).
     pub fn statuses(&self, now: u64) -> Vec<CertificateStatus> {
+        let signed_now = i64::try_from(now).unwrap_or(i64::MAX);
         self.certificates
             .iter()
             .map(|c| CertificateStatus {
                 name: c.name.clone(),
                 expires: c.expires,
+                seconds_left: c.expires.saturating_sub(signed_now),
                 state: c.state(now),
+                signed_by: c.signed_by.clone(),
+                grid_manager_key: c.grid_manager_key.clone(),
             })
             .collect()
     }
@@ -554,6 +580,7 @@ mod tests {
         assert_eq!(c.expires_text, "2031-12-05T20:21:09.059275+00:00");
         assert_eq!(c.expires, 1_954_268_469);
         assert_eq!(c.signed_by.as_deref(), Some("gm0"));
+        assert_eq!(c.grid_manager_key.as_deref(), Some(GM_KEY));
         assert_eq!(c.state(MADE), CertificateState::Valid);
         assert_eq!(c.state(1_954_268_469), CertificateState::Expired);
         let short = load(CERT_1D, &[GM_KEY], NODE_SERVER_ID).unwrap();
@@ -735,10 +762,14 @@ mod tests {
             vec![CertificateStatus {
                 name: "c".into(),
                 expires: c.expires,
-                state: CertificateState::Expiring
+                seconds_left: 86_400,
+                state: CertificateState::Expiring,
+                signed_by: None,
+                grid_manager_key: None,
             }]
         );
         assert_eq!(statuses[0].state.as_str(), "expiring");
+        assert_eq!(certs.statuses(expires + 5)[0].seconds_left, -5);
     }
 
     #[test]

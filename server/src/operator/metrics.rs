@@ -11,7 +11,14 @@
 //! `tahoe_stats_storage_server_*`, `tahoe_stats_node_uptime`, as Tahoe 1.20's
 //! `/statistics?t=openmetrics` exports them, so dashboards built on those read a Swamp
 //! node), Swamp's own under `swamp_` with units in the name. Tahoe's latency
-//! percentiles are summaries with the same `quantile` labels Tahoe writes.
+//! percentiles are summaries with the same `quantile` labels Tahoe writes. Tahoe
+//! exports nothing of its grid-manager certificates or its lease checker (whose
+//! progress is only on its `/storage` page), so those are Swamp's own names.
+//!
+//! Every gauge is set at scrape time, from what the node holds then, and a gauge not
+//! set for [`GAUGE_IDLE`] is dropped from the output: so the series of a certificate
+//! removed by a reload goes away instead of showing its last value forever. (The
+//! exporter has no way to remove one series; its idle timeout is that way.)
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +29,9 @@ use metrics_exporter_prometheus::{
 use swamp_proto::v1::endpoint as e;
 
 use crate::activity::{Counter as Activity, Reading};
+use crate::backend::expiry::SweepReading;
 use crate::feeds::FeedFigures;
+use crate::node::grid_manager::{CertificateState, CertificateStatus};
 
 /// Bucket bounds of Swamp's latency histograms, in seconds: 50 µs to 30 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -32,6 +41,11 @@ const SECONDS_BUCKETS: &[f64] = &[
 
 /// Bucket bounds of the group-commit size histogram, in entries.
 const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// A gauge not set for this long is left out of the output. Gauges are set just
+/// before each render, so only those nothing sets any more (a removed certificate's)
+/// go; the margin covers two scrapes overlapping.
+const GAUGE_IDLE: Duration = Duration::from_secs(2);
 
 /// Tahoe's latency percentiles (its `01_0_percentile` ... `99_9_percentile`).
 const TAHOE_QUANTILES: &[f64] = &[0.01, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999];
@@ -81,6 +95,12 @@ pub struct Snapshot {
     pub uploads_in_progress: usize,
     /// Feed figures.
     pub feeds: FeedFigures,
+    /// The grid-manager certificates' states now.
+    pub certificates: Vec<CertificateStatus>,
+    /// Whether a lease expiry policy is in force.
+    pub lease_expiry_enabled: bool,
+    /// The lease expiry sweep's progress.
+    pub lease_expiry: SweepReading,
 }
 
 /// The storage file system's space, in bytes.
@@ -132,6 +152,7 @@ impl Metrics {
                 )
             })
             .expect("invariant: the bucket and quantile lists are constant and valid")
+            .idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(GAUGE_IDLE))
             .build_recorder();
         let handle = recorder.handle();
         let counter =
@@ -186,6 +207,15 @@ impl Metrics {
     fn gauge(&self, name: &'static str) -> Gauge {
         self.recorder
             .register_gauge(&Key::from_static_name(name), &META)
+    }
+
+    fn labelled_gauge(&self, name: &'static str, label: (&'static str, &str), value: f64) {
+        self.recorder
+            .register_gauge(
+                &Key::from_parts(name, vec![Label::new(label.0, label.1.to_string())]),
+                &META,
+            )
+            .set(value);
     }
 
     fn absolute(&self, name: impl Into<metrics::KeyName>, labels: Vec<Label>, value: u64) {
@@ -253,6 +283,53 @@ impl Metrics {
             Vec::new(),
             feeds.slow_closes,
         );
+        self.render_certificates(&now.certificates);
+        self.render_lease_expiry(now.lease_expiry_enabled, &now.lease_expiry);
         self.handle.render()
+    }
+
+    fn render_certificates(&self, certificates: &[CertificateStatus]) {
+        for c in certificates {
+            self.labelled_gauge(
+                "swamp_grid_manager_certificate_expiry_timestamp_seconds",
+                ("name", &c.name),
+                c.expires as f64,
+            );
+            self.labelled_gauge(
+                "swamp_grid_manager_certificate_valid",
+                ("name", &c.name),
+                f64::from(u8::from(c.state.is_usable())),
+            );
+        }
+        for state in CertificateState::ALL {
+            let count = certificates.iter().filter(|c| c.state == state).count();
+            self.labelled_gauge(
+                "swamp_grid_manager_certificates",
+                ("state", state.as_str()),
+                count as f64,
+            );
+        }
+    }
+
+    fn render_lease_expiry(&self, enabled: bool, sweep: &SweepReading) {
+        self.gauge("swamp_lease_expiry_enabled")
+            .set(f64::from(u8::from(enabled)));
+        self.gauge("swamp_lease_expiry_prefixes_done")
+            .set(sweep.prefixes_done as f64);
+        self.absolute("swamp_lease_expiry_passes_total", Vec::new(), sweep.passes);
+        if let Some(end) = sweep.last_pass_end {
+            self.gauge("swamp_lease_expiry_last_pass_end_timestamp_seconds")
+                .set(end as f64);
+        }
+        self.absolute(
+            "swamp_lease_expiry_shares_examined_total",
+            Vec::new(),
+            sweep.shares_examined,
+        );
+        self.absolute(
+            "swamp_lease_expiry_shares_deleted_total",
+            Vec::new(),
+            sweep.shares_deleted,
+        );
     }
 }

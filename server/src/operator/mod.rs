@@ -172,6 +172,10 @@ async fn metrics(State(app): State<App>) -> Response {
         accepting_immutable_shares: accepting,
         uploads_in_progress,
         feeds: app.feeds.figures(),
+        // Read now: a reload may have replaced them, and states change with time.
+        certificates: app.certificates.get().statuses(app.storage.now()),
+        lease_expiry_enabled: app.expiry.get().is_some(),
+        lease_expiry: app.storage.expiry_progress().read(),
     };
     let body = app.metrics.render(&now);
     (

@@ -49,9 +49,18 @@ pub struct Status {
     pub feeds: FeedStatus,
     /// Requests served since start.
     pub requests: RequestCounts,
-    /// Grid-manager certificates (`[grid_manager_certificates]`): none yet; the
-    /// certificates' names and expiry go here once the node loads them.
+    /// `[storage] grid_management`: the node announces its certificates.
+    #[serde(default)]
+    pub grid_management: bool,
+    /// Grid-manager certificates (`[grid_manager_certificates]`), sorted by name, in
+    /// their state now; empty when grid management is off.
     pub certificates: Vec<CertificateStatus>,
+    /// Certificates listed in `tahoe.cfg` but not read because grid management is off.
+    #[serde(default)]
+    pub certificates_ignored: usize,
+    /// The lease expiry sweep.
+    #[serde(default)]
+    pub lease_expiry: LeaseExpiryStatus,
 }
 
 /// Disk figures, bytes.
@@ -108,15 +117,62 @@ pub struct RequestCounts {
     pub server_errors: u64,
 }
 
-/// One grid-manager certificate's state (filled in once certificates are loaded).
+/// One grid-manager certificate, as the node checked it at start (or at the last
+/// reload), in its state now.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertificateStatus {
-    /// The grid manager's name, as `[grid_manager_certificates]` has it.
+    /// Its name in `[grid_manager_certificates]`.
     pub name: String,
+    /// `valid`, `expiring` (within `grid_manager::EXPIRY_WARNING`) or `expired`
+    /// (`CertificateState::as_str`); a string, so that an older `status` reads a
+    /// newer node's states.
+    pub state: String,
     /// Unix seconds at which it expires.
-    pub expires: u64,
-    /// Whether it verifies and has not expired.
-    pub valid: bool,
+    pub expires: i64,
+    /// Seconds until then; negative once expired.
+    pub seconds_left: i64,
+    /// Whether its signature was verified against a key in `[grid_managers]` (without
+    /// that section only its shape is checked).
+    pub signature_checked: bool,
+    /// The `[grid_managers]` entry whose key verified it.
+    pub signed_by: Option<String>,
+    /// That grid manager's public key, `pub-v0-<base32>`.
+    pub grid_manager_key: Option<String>,
+}
+
+impl From<crate::node::grid_manager::CertificateStatus> for CertificateStatus {
+    fn from(c: crate::node::grid_manager::CertificateStatus) -> Self {
+        Self {
+            name: c.name,
+            state: c.state.as_str().to_string(),
+            expires: c.expires,
+            seconds_left: c.seconds_left,
+            signature_checked: c.grid_manager_key.is_some(),
+            signed_by: c.signed_by,
+            grid_manager_key: c.grid_manager_key,
+        }
+    }
+}
+
+/// The lease expiry sweep (`tasks::expiry`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseExpiryStatus {
+    /// A policy is in force (`[storage] expire.enabled`).
+    pub enabled: bool,
+    /// A pass is under way.
+    pub running: bool,
+    /// Prefix directories swept in the current pass (or the last, when none runs).
+    pub prefixes_done: u64,
+    /// Prefix directories in a pass (1,024).
+    pub prefixes_total: u64,
+    /// Passes completed since start.
+    pub passes: u64,
+    /// When the last complete pass ended, Unix seconds.
+    pub last_pass_end: Option<u64>,
+    /// Shares examined since start.
+    pub shares_examined: u64,
+    /// Shares deleted since start because every lease had expired.
+    pub shares_deleted: u64,
 }
 
 /// Counters of the activity stream that are requests (not bytes or outcomes).
@@ -154,6 +210,10 @@ pub async fn status(State(app): State<App>) -> Response {
     let activity = app.activity.read();
     let counter = |name: &str| activity.0.get(name).copied().unwrap_or(0);
     let feeds = app.feeds.figures();
+    // Read now: a reload may have replaced them, and states change with time.
+    let certificates = app.certificates.get();
+    let now = app.storage.now();
+    let sweep = app.storage.expiry_progress().read();
     Json(Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_seconds: app.metrics.uptime().as_secs_f64(),
@@ -186,7 +246,23 @@ pub async fn status(State(app): State<App>) -> Response {
             client_errors: counter("client_errors"),
             server_errors: counter("server_errors"),
         },
-        certificates: Vec::new(),
+        grid_management: certificates.enabled,
+        certificates: certificates
+            .statuses(now)
+            .into_iter()
+            .map(CertificateStatus::from)
+            .collect(),
+        certificates_ignored: certificates.ignored,
+        lease_expiry: LeaseExpiryStatus {
+            enabled: app.expiry.get().is_some(),
+            running: sweep.running,
+            prefixes_done: sweep.prefixes_done,
+            prefixes_total: crate::tasks::expiry::PREFIX_COUNT,
+            passes: sweep.passes,
+            last_pass_end: sweep.last_pass_end,
+            shares_examined: sweep.shares_examined,
+            shares_deleted: sweep.shares_deleted,
+        },
     })
     .into_response()
 }

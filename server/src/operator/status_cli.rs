@@ -409,26 +409,117 @@ pub fn render(report: &Report) -> String {
             s.requests.total, s.requests.client_errors, s.requests.server_errors
         ),
     );
-    if s.certificates.is_empty() {
-        line("certificates", "none configured");
+    for text in certificate_lines(s) {
+        line("certificates", &text);
     }
-    for c in &s.certificates {
-        line(
-            "certificates",
-            &format!(
-                "{}: {}, expires at {} (unix time)",
-                c.name,
-                if c.valid { "valid" } else { "NOT VALID" },
-                c.expires
-            ),
-        );
-    }
+    line("lease expiry", &lease_expiry(&s.lease_expiry));
     out
+}
+
+/// One line per certificate (name, state, expiry date, time left), or one saying why
+/// there are none.
+fn certificate_lines(s: &Status) -> Vec<String> {
+    if s.certificates.is_empty() {
+        return vec![match (s.grid_management, s.certificates_ignored) {
+            (true, _) => "none configured, but grid management is on: clients that use a grid manager will not upload here".to_string(),
+            (false, 0) => "none configured".to_string(),
+            (false, n) => format!(
+                "grid management is off ([storage] grid_management): {} in [grid_manager_certificates] not announced",
+                plural(n as u64, "certificate")
+            ),
+        }];
+    }
+    s.certificates
+        .iter()
+        .map(|c| {
+            let state = if c.state == "valid" {
+                c.state.clone()
+            } else {
+                c.state.to_uppercase()
+            };
+            let signer = match &c.signed_by {
+                Some(gm) => format!("signed by {gm}"),
+                None => "signature not checked (no [grid_managers])".to_string(),
+            };
+            format!(
+                "{}: {state}, expires {} ({}); {signer}",
+                c.name,
+                utc(c.expires),
+                time_left(c.seconds_left)
+            )
+        })
+        .collect()
+}
+
+fn lease_expiry(e: &super::status::LeaseExpiryStatus) -> String {
+    let totals = format!(
+        "{} examined, {} deleted since start",
+        plural(e.shares_examined, "share"),
+        e.shares_deleted
+    );
+    let last = match e.last_pass_end {
+        Some(t) => format!(
+            "last pass ended {}",
+            utc(i64::try_from(t).unwrap_or(i64::MAX))
+        ),
+        None => "no pass completed yet".to_string(),
+    };
+    if !e.enabled {
+        return format!("off ([storage] expire.enabled); {last}; {totals}");
+    }
+    if e.running {
+        let percent = e.prefixes_done * 100 / e.prefixes_total.max(1);
+        format!(
+            "on; pass under way: {} of {} prefixes ({percent}%); {last}; {totals}",
+            e.prefixes_done, e.prefixes_total
+        )
+    } else {
+        format!("on; {} done, {last}; {totals}", plural(e.passes, "pass"))
+    }
+}
+
+/// Time left before an expiry, or since it, for a person.
+fn time_left(seconds: i64) -> String {
+    let (span, future) = (seconds.unsigned_abs(), seconds > 0);
+    let amount = if span >= 86_400 {
+        plural(span / 86_400, "day")
+    } else if span >= 3_600 {
+        plural(span / 3_600, "hour")
+    } else {
+        "less than an hour".to_string()
+    };
+    if future {
+        format!("{amount} left")
+    } else {
+        format!("expired {amount} ago")
+    }
+}
+
+/// Unix seconds as a UTC date and time, `2031-12-05 20:21 UTC`.
+fn utc(seconds: i64) -> String {
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3_600,
+        rest / 60 % 60
+    )
 }
 
 fn plural(n: u64, what: &str) -> String {
     let many = match what {
         "storage index" => "storage indexes".to_string(),
+        "pass" => "passes".to_string(),
         "delivery" => "deliveries".to_string(),
         w => format!("{w}s"),
     };
@@ -473,7 +564,101 @@ fn duration(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::status::{
+        CertificateStatus, FeedStatus, LeaseExpiryStatus, RequestCounts, ShareCount,
+    };
     use super::*;
+
+    fn report(certificates: Vec<CertificateStatus>, lease_expiry: LeaseExpiryStatus) -> Report {
+        Report {
+            dir: PathBuf::from("/srv/node"),
+            nurls: Vec::new(),
+            url: "http://127.0.0.1:1/".into(),
+            status: Status {
+                version: "0.1.0".into(),
+                uptime_seconds: 1.0,
+                disk: None,
+                reserved_space: 0,
+                accepting_immutable_shares: true,
+                shares: ShareCount::default(),
+                feeds: FeedStatus {
+                    connections: Default::default(),
+                    subscriptions: 0,
+                    deliveries: 0,
+                    coalesced: 0,
+                    slow_closes: 0,
+                    queued_bytes: 0,
+                },
+                requests: RequestCounts {
+                    total: 0,
+                    client_errors: 0,
+                    server_errors: 0,
+                },
+                grid_management: !certificates.is_empty(),
+                certificates,
+                certificates_ignored: 0,
+                lease_expiry,
+            },
+        }
+    }
+
+    fn lines<'a>(out: &'a str, label: &str) -> Vec<&'a str> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{label}:")))
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn certificates_and_lease_expiry_read_for_a_person() {
+        let certificate =
+            |name: &str, state: &str, left: i64, signed_by: Option<&str>| CertificateStatus {
+                name: name.into(),
+                state: state.into(),
+                expires: 1_954_268_469,
+                seconds_left: left,
+                signature_checked: signed_by.is_some(),
+                signed_by: signed_by.map(Into::into),
+                grid_manager_key: None,
+            };
+        let out = render(&report(
+            vec![
+                certificate("main", "valid", 157_680_000, Some("gm")),
+                certificate("old", "expired", -2 * 86_400, None),
+            ],
+            LeaseExpiryStatus {
+                enabled: true,
+                running: true,
+                prefixes_done: 256,
+                prefixes_total: 1024,
+                passes: 3,
+                last_pass_end: Some(0),
+                shares_examined: 10,
+                shares_deleted: 1,
+            },
+        ));
+        assert_eq!(
+            lines(&out, "certificates"),
+            [
+                "main: valid, expires 2031-12-05 20:21 UTC (1825 days left); signed by gm",
+                "old: EXPIRED, expires 2031-12-05 20:21 UTC (expired 2 days ago); signature not checked (no [grid_managers])",
+            ]
+        );
+        assert_eq!(
+            lines(&out, "lease expiry"),
+            [
+                "on; pass under way: 256 of 1024 prefixes (25%); last pass ended 1970-01-01 00:00 UTC; 10 shares examined, 1 deleted since start"
+            ]
+        );
+        let out = render(&report(Vec::new(), LeaseExpiryStatus::default()));
+        assert_eq!(lines(&out, "certificates"), ["none configured"]);
+        assert_eq!(
+            lines(&out, "lease expiry"),
+            [
+                "off ([storage] expire.enabled); no pass completed yet; 0 shares examined, 0 deleted since start"
+            ]
+        );
+    }
 
     #[test]
     fn figures_read_for_a_person() {
@@ -486,5 +671,16 @@ mod tests {
         assert_eq!(plural(1, "storage index"), "1 storage index");
         assert_eq!(plural(2, "delivery"), "2 deliveries");
         assert_eq!(plural(0, "share"), "0 shares");
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        // The grid-manager fixtures' expiry (2031-12-05T20:21:09.059275+00:00).
+        assert_eq!(utc(1_954_268_469), "2031-12-05 20:21 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59 UTC");
+        assert_eq!(time_left(157_680_000), "1825 days left");
+        assert_eq!(time_left(86_400), "1 day left");
+        assert_eq!(time_left(7_200), "2 hours left");
+        assert_eq!(time_left(59), "less than an hour left");
+        assert_eq!(time_left(0), "expired less than an hour ago");
+        assert_eq!(time_left(-3 * 86_400 - 5), "expired 3 days ago");
     }
 }

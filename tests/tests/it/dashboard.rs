@@ -1,6 +1,9 @@
 //! The operator's dashboard in a real browser: headless Chromium loads `/dashboard` from
 //! the operator listener, is refused with a wrong secret, logs in with the right one,
-//! shows live figures while clients write, and says so when the node goes away.
+//! shows live figures while clients write, the node's grid-manager certificates and
+//! its lease expiry sweep, and says so when the node goes away. The node is served
+//! from a node directory with two certificates (`node_dir::certified_node`) and lease
+//! expiry on.
 //!
 //! The page is the node's own, so the test reads it through Chromium's DevTools
 //! protocol (`--remote-debugging-port=0`: Chromium prints the browser's WebSocket URL
@@ -22,7 +25,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use swamp_client::feed::{FeedOptions, FeedRequest, Transport};
 use swamp_proto::ShareNumber;
-use swamp_tests::{Secrets, TestServer, mdmf_share, random_si, upload_share, write_slot};
+use swamp_tests::{Secrets, mdmf_share, random_si, upload_share, write_slot};
 use tokio_tungstenite::tungstenite::Message;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -42,7 +45,9 @@ async fn dashboard_refuses_a_wrong_secret_then_shows_live_load_and_a_dropped_nod
         return;
     }
     let screenshot = std::env::var_os("SWAMP_DASHBOARD_SCREENSHOT");
-    let server = TestServer::start().await;
+    let (dir, node) = crate::node_dir::certified_node("expire.enabled = true\n");
+    let clock = swamp_tests::TestClock::new(crate::node_dir::MADE);
+    let server = crate::node_dir::serve_node(dir, &node, clock).await;
     let browser = Browser::launch().await;
     let mut page = browser
         .open(&format!("http://{}/dashboard", server.operator_addr))
@@ -134,8 +139,37 @@ async fn dashboard_refuses_a_wrong_secret_then_shows_live_load_and_a_dropped_nod
     );
     page.wait_until("document.querySelector('#kinds #kind-read_test_write') !== null")
         .await;
-    page.wait_until("document.getElementById('certificates').textContent === 'none configured'")
+    // The certificates, in their states on the node's clock, and the sweep's pass
+    // (which ran at start, on an empty node).
+    page.wait_until(
+        "document.querySelector('#cert-list li[data-name=\"soon\"]')?.dataset.state === 'expiring'",
+    )
+    .await;
+    let certificates = page
+        .eval(
+            "[...document.querySelectorAll('#cert-list li')].map((li) => \
+               [li.dataset.name, li.dataset.state, li.querySelector('.left').textContent, \
+                getComputedStyle(li.querySelector('.pill')).color])",
+        )
         .await;
+    let row = |i: usize| Value::from(certificates[i].as_array().unwrap()[..3].to_vec());
+    assert_eq!(row(0), json!(["main", "valid", "1,825 days left"]));
+    assert_eq!(row(1), json!(["soon", "expiring", "1 day left"]));
+    assert_ne!(
+        certificates[0][3], certificates[1][3],
+        "the states are told apart by colour too"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('certificates').textContent")
+            .await,
+        "1 valid · 1 expiring · announced to clients"
+    );
+    page.wait_until(
+        "document.getElementById('expiry-state').dataset.state === 'idle' && \
+         document.getElementById('expiry-state').textContent === 'idle · 1 pass done' && \
+         document.getElementById('expiry-detail').textContent.startsWith('1,024 of 1,024 prefixes')",
+    )
+    .await;
     // The feed: its connection, and deliveries as the slots change.
     page.wait_until(
         "document.getElementById('feed-conns').textContent === '1' && \

@@ -1,5 +1,6 @@
 //! Leases: added at upload, added or renewed by the lease endpoint and read-test-write,
-//! stored hashed (v2 containers), and expired by policy.
+//! stored hashed (v2 containers), and expired by policy: bucket by bucket, and by the
+//! node's own sweep, whose progress shows on the operator listener.
 
 use std::fs::File;
 
@@ -203,5 +204,75 @@ async fn expired_shares_are_collected_and_live_ones_kept() {
             .len(),
         1,
         "expire.immutable = false"
+    );
+}
+
+#[tokio::test]
+async fn turning_expiry_on_starts_a_sweep_whose_progress_shows_in_metrics_and_status() {
+    use crate::operator::{operator_status, scrape, scrape_until, value};
+    let server = TestServer::start().await;
+    let (old, young) = (random_si(), random_si());
+    upload(&server, &old, &Secrets::random()).await;
+    server.clock.advance(20 * 86_400);
+    upload(&server, &young, &Secrets::random()).await;
+    server.clock.advance(15 * 86_400);
+
+    // Off (Tahoe's default): no pass, nothing deleted.
+    let off = scrape(&server).await;
+    assert_eq!(value(&off, "swamp_lease_expiry_enabled"), 0.0);
+    assert_eq!(value(&off, "swamp_lease_expiry_passes_total"), 0.0);
+    assert_eq!(value(&off, "swamp_lease_expiry_prefixes_done"), 0.0);
+    assert!(!off.contains_key("swamp_lease_expiry_last_pass_end_timestamp_seconds"));
+
+    // On, as a reload would turn it on: a pass starts at once.
+    server.expiry.set(Some(ExpiryPolicy {
+        mode: ExpiryMode::Age,
+        immutable: true,
+        mutable: true,
+    }));
+    let got = scrape_until(&server, "a completed lease expiry pass", |m| {
+        m.get("swamp_lease_expiry_passes_total") == Some(&1.0)
+    })
+    .await;
+    assert_eq!(value(&got, "swamp_lease_expiry_enabled"), 1.0);
+    assert_eq!(value(&got, "swamp_lease_expiry_prefixes_done"), 1024.0);
+    assert_eq!(value(&got, "swamp_lease_expiry_shares_examined_total"), 2.0);
+    assert_eq!(value(&got, "swamp_lease_expiry_shares_deleted_total"), 1.0);
+    let now = server.clock.now();
+    assert_eq!(
+        value(&got, "swamp_lease_expiry_last_pass_end_timestamp_seconds"),
+        now as f64
+    );
+    assert!(
+        server
+            .client
+            .immutable()
+            .list_shares(&old)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        server
+            .client
+            .immutable()
+            .list_shares(&young)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        operator_status(&server).await["lease_expiry"],
+        serde_json::json!({
+            "enabled": true,
+            "running": false,
+            "prefixes_done": 1024,
+            "prefixes_total": 1024,
+            "passes": 1,
+            "last_pass_end": now,
+            "shares_examined": 2,
+            "shares_deleted": 1,
+        })
     );
 }

@@ -1,27 +1,35 @@
 //! A node directory stays Tahoe's: what `create-node` writes, the migration of older
 //! Swamp directories at start, grid-manager certificates checked at start (with
-//! certificates made by Tahoe 1.20's own `grid-manager`), and logs without colour codes
-//! when they do not go to a terminal. Tahoe itself running such a directory is
+//! certificates made by Tahoe 1.20's own `grid-manager`) and their states on the
+//! operator listener (`/status`, `/metrics`), and logs without colour codes when they
+//! do not go to a terminal. Tahoe itself running such a directory is
 //! `tests/interop/test_node_dir.py`.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde_json::json;
+use swamp_server::node::Config;
+use swamp_server::node::grid_manager::load_certificates;
 use swamp_server::node::migrate::{SWAMP_SECTION, TAC_FILE};
-use swamp_tests::TestClock;
 use swamp_tests::child::{NodeProcess, server_binary};
+use swamp_tests::{TestClock, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/grid-manager");
 /// The grid manager that signed the fixtures (`fixtures/grid-manager/README.md`).
-const GM_KEY: &str = "pub-v0-ev4fhyzgezoo4hqbf4mqgdko27rxecokadnhgjzvnsiaxcfhtzga";
+pub(crate) const GM_KEY: &str = "pub-v0-ev4fhyzgezoo4hqbf4mqgdko27rxecokadnhgjzvnsiaxcfhtzga";
 /// The node key the fixtures certify.
 const CERTIFIED_SERVER_ID: &str = "v0-2q23o4dykbtloiyjdjstl3zcpzchsb6r247aqjhrfkpgxafhvtjq";
 /// 2026-12-06T20:21:09Z, when the fixtures were made.
-const MADE: u64 = 1_796_588_469;
+pub(crate) const MADE: u64 = 1_796_588_469;
+/// When `storage0-5y.cert` expires (2031-12-05T20:21:09.059275+00:00), Unix seconds.
+const FIVE_YEARS_EXPIRES: u64 = 1_954_268_469;
+/// When `storage0-1d.cert` expires, a day after `MADE` (the fraction dropped).
+const ONE_DAY_EXPIRES: u64 = MADE + 86_400;
 
-fn new_node() -> (tempfile::TempDir, std::path::PathBuf) {
+pub(crate) fn new_node() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let node = dir.path().join("node");
     swamp_server::node::create::create_node(&node, &Default::default()).unwrap();
@@ -29,7 +37,7 @@ fn new_node() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 /// Gives the node the key the fixture certificates are for.
-fn use_certified_key(node: &Path) {
+pub(crate) fn use_certified_key(node: &Path) {
     std::fs::copy(
         Path::new(FIXTURES).join("node.privkey"),
         node.join("private/node.privkey"),
@@ -38,19 +46,46 @@ fn use_certified_key(node: &Path) {
     std::fs::remove_file(node.join("node.pubkey")).unwrap();
 }
 
-fn append(node: &Path, text: &str) {
+pub(crate) fn append(node: &Path, text: &str) {
     let cfg = node.join("tahoe.cfg");
     let mut all = std::fs::read_to_string(&cfg).unwrap();
     all.push_str(text);
     std::fs::write(cfg, all).unwrap();
 }
 
-fn install_certificate(node: &Path, name: &str, fixture: &str) {
+pub(crate) fn install_certificate(node: &Path, name: &str, fixture: &str) {
     std::fs::copy(
         Path::new(FIXTURES).join(fixture),
         node.join(format!("{name}.cert")),
     )
     .unwrap();
+}
+
+/// A node directory with the certified key and two certificates signed by a trusted
+/// grid manager: `main` (five years) and `soon` (one day), with `extra` appended to
+/// `tahoe.cfg`'s `[storage]` section.
+pub(crate) fn certified_node(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, node) = new_node();
+    use_certified_key(&node);
+    install_certificate(&node, "main", "storage0-5y.cert");
+    install_certificate(&node, "soon", "storage0-1d.cert");
+    append(
+        &node,
+        &format!(
+            "\n[storage]\ngrid_management = True\n{extra}[grid_manager_certificates]\nmain = main.cert\nsoon = soon.cert\n[grid_managers]\ngm = {GM_KEY}\n"
+        ),
+    );
+    (dir, node)
+}
+
+/// Loads the node directory `node` (in `dir`) at `clock`'s time and serves it.
+pub(crate) async fn serve_node(
+    dir: tempfile::TempDir,
+    node: &Path,
+    clock: TestClock,
+) -> TestServer {
+    let loaded = swamp_server::start::load_node(node, |_| None, clock.as_clock()).unwrap();
+    TestServer::from_node(loaded, clock, Some(dir)).await
 }
 
 fn start_at(node: &Path, now: u64) -> Result<swamp_server::start::Node, String> {
@@ -101,16 +136,7 @@ fn an_old_node_directory_is_migrated_at_start_and_keeps_its_settings() {
 
 #[test]
 fn a_certificate_made_by_tahoes_grid_manager_is_checked_and_announced() {
-    let (_dir, node) = new_node();
-    use_certified_key(&node);
-    install_certificate(&node, "main", "storage0-5y.cert");
-    install_certificate(&node, "soon", "storage0-1d.cert");
-    append(
-        &node,
-        &format!(
-            "\n[storage]\ngrid_management = True\n[grid_manager_certificates]\nmain = main.cert\nsoon = soon.cert\n[grid_managers]\ngm = {GM_KEY}\n"
-        ),
-    );
+    let (_dir, node) = certified_node("");
     let started = start_at(&node, MADE).unwrap();
     assert_eq!(started.identity.server_id, CERTIFIED_SERVER_ID);
     let states: Vec<(String, &str)> = started
@@ -155,6 +181,83 @@ fn a_certificate_made_by_tahoes_grid_manager_is_checked_and_announced() {
         )),
         "{yaml}"
     );
+}
+
+#[tokio::test]
+async fn certificate_states_show_in_status_and_metrics_as_they_are_when_asked() {
+    use crate::operator::{operator_status, scrape, scrape_until, value};
+    let (dir, node) = certified_node("");
+    let clock = TestClock::new(MADE);
+    let server = serve_node(dir, &node, clock.clone()).await;
+
+    let status = operator_status(&server).await;
+    assert_eq!(status["grid_management"], true);
+    let entry = |name: &str, state: &str, expires: u64, now: u64| {
+        json!({
+            "name": name,
+            "state": state,
+            "expires": expires,
+            "seconds_left": expires as i64 - now as i64,
+            "signature_checked": true,
+            "signed_by": "gm",
+            "grid_manager_key": GM_KEY,
+        })
+    };
+    assert_eq!(
+        status["certificates"],
+        json!([
+            entry("main", "valid", FIVE_YEARS_EXPIRES, MADE),
+            entry("soon", "expiring", ONE_DAY_EXPIRES, MADE),
+        ])
+    );
+    let expiry = |name: &str| {
+        format!("swamp_grid_manager_certificate_expiry_timestamp_seconds{{name=\"{name}\"}}")
+    };
+    let valid = |name: &str| format!("swamp_grid_manager_certificate_valid{{name=\"{name}\"}}");
+    let count = |state: &str| format!("swamp_grid_manager_certificates{{state=\"{state}\"}}");
+    let got = scrape(&server).await;
+    assert_eq!(value(&got, &expiry("main")), FIVE_YEARS_EXPIRES as f64);
+    assert_eq!(value(&got, &expiry("soon")), ONE_DAY_EXPIRES as f64);
+    assert_eq!(value(&got, &valid("main")), 1.0);
+    assert_eq!(value(&got, &valid("soon")), 1.0, "expiring still counts");
+    assert_eq!(value(&got, &count("valid")), 1.0);
+    assert_eq!(value(&got, &count("expiring")), 1.0);
+    assert_eq!(value(&got, &count("expired")), 0.0);
+
+    // Two days on, `soon` has expired: states are worked out when asked.
+    clock.advance(2 * 86_400);
+    let later = MADE + 2 * 86_400;
+    let got = scrape(&server).await;
+    assert_eq!(value(&got, &valid("main")), 1.0);
+    assert_eq!(value(&got, &valid("soon")), 0.0);
+    assert_eq!(value(&got, &count("expiring")), 0.0);
+    assert_eq!(value(&got, &count("expired")), 1.0);
+    assert_eq!(
+        operator_status(&server).await["certificates"][1],
+        entry("soon", "expired", ONE_DAY_EXPIRES, later)
+    );
+
+    // A reload that drops `soon` (as `[grid_manager_certificates]` edited and read
+    // again): `/status` follows at once, and `soon`'s series leave `/metrics`.
+    let cfg = node.join("tahoe.cfg");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("soon = soon.cert\n", "")).unwrap();
+    let config = Config::load(&node, |_| None).unwrap();
+    server
+        .certificates
+        .set(load_certificates(&config, &server.identity.server_id).unwrap());
+    assert_eq!(
+        operator_status(&server).await["certificates"],
+        json!([entry("main", "valid", FIVE_YEARS_EXPIRES, later)])
+    );
+    let got = scrape_until(
+        &server,
+        "no series for the removed certificate",
+        |samples| !samples.keys().any(|k| k.contains("name=\"soon\"")),
+    )
+    .await;
+    assert_eq!(value(&got, &valid("main")), 1.0);
+    assert_eq!(value(&got, &count("expired")), 0.0);
 }
 
 #[test]

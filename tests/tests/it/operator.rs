@@ -14,7 +14,7 @@ use swamp_proto::v1::{ReadTestWriteRequest, TestWriteVectors, WriteVector};
 use swamp_tests::{Secrets, TestServer, random_si};
 
 /// Every sample of `/metrics`: name with labels, and value.
-async fn scrape(server: &TestServer) -> BTreeMap<String, f64> {
+pub(crate) async fn scrape(server: &TestServer) -> BTreeMap<String, f64> {
     let text = server
         .raw_client()
         .get(format!("http://{}/metrics", server.operator_addr))
@@ -33,10 +33,45 @@ async fn scrape(server: &TestServer) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
+pub(crate) fn value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
     *samples
         .get(name)
         .unwrap_or_else(|| panic!("{name} is not in /metrics: {samples:#?}"))
+}
+
+/// Scrapes `/metrics` until `done` holds for its samples (at most a minute), and
+/// returns them.
+pub(crate) async fn scrape_until(
+    server: &TestServer,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let samples = scrape(server).await;
+        if done(&samples) {
+            return samples;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/metrics never showed {what}: {samples:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `GET /status` with the operator secret.
+pub(crate) async fn operator_status(server: &TestServer) -> serde_json::Value {
+    let secret = server.identity.operator_secret.expose().to_string();
+    let answer = server
+        .raw_client()
+        .get(format!("http://{}/status", server.operator_addr))
+        .header("authorization", format!("Swamp-Operator {secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
 }
 
 fn rtw(data: &[u8]) -> ReadTestWriteRequest {
@@ -126,6 +161,13 @@ async fn metrics_count_what_clients_did() {
     );
     assert!(value(&got, "swamp_request_body_bytes_total") >= 1000.0 + 700.0);
     assert_eq!(value(&got, "swamp_uploads_in_progress"), 0.0);
+    // No certificates (counts by state still there, at zero) and no lease expiry.
+    for state in ["valid", "expiring", "expired"] {
+        let name = format!("swamp_grid_manager_certificates{{state=\"{state}\"}}");
+        assert_eq!(value(&got, &name), 0.0);
+    }
+    assert_eq!(value(&got, "swamp_lease_expiry_enabled"), 0.0);
+    assert_eq!(value(&got, "swamp_lease_expiry_passes_total"), 0.0);
 }
 
 #[tokio::test]
@@ -303,6 +345,9 @@ async fn the_dashboard_and_its_data_need_the_operator_secret_or_its_cookie() {
     assert_eq!(status.status(), StatusCode::OK);
     let status: serde_json::Value = serde_json::from_slice(&status.bytes().await.unwrap()).unwrap();
     assert_eq!(status["certificates"], serde_json::json!([]));
+    assert_eq!(status["grid_management"], false);
+    assert_eq!(status["lease_expiry"]["enabled"], false);
+    assert_eq!(status["lease_expiry"]["prefixes_total"], 1024);
     assert!(status["disk"]["total"].as_u64().unwrap() > 0);
     // A tampered cookie opens nothing.
     let tampered = format!("{}x", cookie.trim_end_matches(|c: char| c != '.'));
