@@ -81,8 +81,11 @@ pub async fn serve(
     let refresh = |changes: &mut watch::Receiver<Arc<Limits>>,
                    limits: &mut Arc<Limits>,
                    builder: &mut auto::Builder<TokioExecutor>| {
-        if changes.has_changed().unwrap_or(false) {
-            *limits = Arc::clone(&changes.borrow_and_update());
+        // Compared by identity, not `has_changed`: the wait for a place below has
+        // already marked the change seen when it wakes for it.
+        let now = Arc::clone(&changes.borrow_and_update());
+        if !Arc::ptr_eq(&now, limits) {
+            *limits = now;
             *builder = connection_builder(limits);
             permits.resize(limits.max_connections);
         }

@@ -123,6 +123,9 @@ pub struct TestServer {
     pub expiry: Live<Option<ExpiryPolicy>>,
     /// The grid-manager certificates the node reports (what a reload replaces).
     pub certificates: Live<GridCertificates>,
+    /// What reloads the node's configuration: for a node served
+    /// [`from_node`](Self::from_node) (one started from a node directory).
+    pub reloader: Option<Arc<swamp_server::reload::Reloader>>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -211,6 +214,7 @@ impl TestServer {
         let storage = Arc::clone(&server.app.storage);
         let expiry = server.app.expiry.clone();
         let certificates = server.app.certificates.clone();
+        let reloader = server.app.reload.get().cloned();
         let feeds = Arc::clone(&server.app.feeds);
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -244,10 +248,26 @@ impl TestServer {
             feeds,
             expiry,
             certificates,
+            reloader,
             shutdown,
             handle: Some(handle),
             _dir: None,
         }
+    }
+
+    /// Reloads the node's configuration, as SIGHUP does (for a node served
+    /// [`from_node`](Self::from_node)).
+    ///
+    /// # Errors
+    /// Why the configuration was refused.
+    ///
+    /// # Panics
+    /// For a node not started from a node directory.
+    pub async fn reload(&self) -> Result<swamp_server::reload::ReloadReport, String> {
+        let reloader = Arc::clone(self.reloader.as_ref().expect("a node from a directory"));
+        tokio::task::spawn_blocking(move || reloader.reload().map_err(|e| e.to_string()))
+            .await
+            .expect("the reload task")
     }
 
     /// A client with other options.

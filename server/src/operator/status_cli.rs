@@ -35,7 +35,7 @@ pub enum StatusError {
         dir: PathBuf,
         /// Why.
         #[source]
-        source: crate::start::StartError,
+        source: Box<crate::start::StartError>,
     },
     /// `[swamp] operator_port = disabled`.
     #[error("the node's operator listener is disabled (operator_port = disabled); status asks it")]
@@ -177,7 +177,7 @@ fn locate(
     let (config, identity) =
         crate::start::describe_node(dir, env).map_err(|source| StatusError::Node {
             dir: dir.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
     if config.operator.is_none() {
         return Err(StatusError::Disabled);
@@ -223,7 +223,7 @@ pub async fn reload(
     );
     let secret = OperatorSecret::from_file(&secret_file).map_err(|e| StatusError::Node {
         dir: dir.to_path_buf(),
-        source: e.into(),
+        source: Box::new(e.into()),
     })?;
     let body = call(dir, &url, addr, &secret, Call::Reload).await?;
     serde_json::from_slice(&body).map_err(|source| StatusError::BadAnswer { url, source })

@@ -10,8 +10,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use swamp_server::node::Config;
-use swamp_server::node::grid_manager::load_certificates;
 use swamp_server::node::migrate::{SWAMP_SECTION, TAC_FILE};
 use swamp_tests::child::{NodeProcess, server_binary};
 use swamp_tests::{TestClock, TestServer};
@@ -237,15 +235,40 @@ async fn certificate_states_show_in_status_and_metrics_as_they_are_when_asked() 
         entry("soon", "expired", ONE_DAY_EXPIRES, later)
     );
 
-    // A reload that drops `soon` (as `[grid_manager_certificates]` edited and read
-    // again): `/status` follows at once, and `soon`'s series leave `/metrics`.
+    // A certificate file that is not one: the reload is refused, both stay.
     let cfg = node.join("tahoe.cfg");
     let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(node.join("broken.cert"), "{not json").unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("soon = soon.cert\n", "soon = broken.cert\n"),
+    )
+    .unwrap();
+    let refused = server.reload().await.unwrap_err();
+    assert!(
+        refused.contains("soon") && refused.contains("broken.cert"),
+        "{refused}"
+    );
+    assert_eq!(server.certificates.get().certificates.len(), 2);
+
+    // A reload that drops `soon` (`[grid_manager_certificates]` edited): `/status`
+    // follows at once, and `soon`'s series leave `/metrics`.
     std::fs::write(&cfg, text.replace("soon = soon.cert\n", "")).unwrap();
-    let config = Config::load(&node, |_| None).unwrap();
-    server
-        .certificates
-        .set(load_certificates(&config, &server.identity.server_id).unwrap());
+    let report = server.reload().await.unwrap();
+    let change = report
+        .applied
+        .iter()
+        .find(|c| c.setting == "grid-manager certificates")
+        .expect("the certificates are reported");
+    assert_eq!(change.from.as_deref(), Some("main valid, soon expired"));
+    assert_eq!(change.to.as_deref(), Some("main valid"));
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|c| c.setting == "[grid_manager_certificates] soon" && c.to.is_none()),
+        "{report:?}"
+    );
     assert_eq!(
         operator_status(&server).await["certificates"],
         json!([entry("main", "valid", FIVE_YEARS_EXPIRES, later)])

@@ -5,7 +5,6 @@
 //! (beside their fixtures); SIGHUP, `swamp-server reload` and the log settings, which
 //! need a process of their own, are at the end.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,30 +12,24 @@ use std::time::Duration;
 use http::StatusCode;
 use swamp_client::{ClientError, StorageClient};
 use swamp_proto::ShareNumber;
-use swamp_server::node::settings::LocationHint;
-use swamp_server::reload::{ReloadReport, Reloader};
+use swamp_server::reload::ReloadReport;
 use swamp_tests::child::{NodeProcess, server_binary};
-use swamp_tests::{Secrets, random_si, upload_share};
-use tokio_util::sync::CancellationToken;
+use swamp_tests::{Secrets, TestClock, TestServer, random_si, upload_share};
 
 /// A node started from a fresh node directory (`load_node`), served in this process.
 struct DirNode {
-    _dir: tempfile::TempDir,
+    server: TestServer,
     node: PathBuf,
-    client: StorageClient,
-    storage_addr: SocketAddr,
-    pin: swamp_proto::SpkiHash,
-    operator_addr: SocketAddr,
     secret: String,
-    reloader: Arc<Reloader>,
-    shutdown: CancellationToken,
     /// For the operator listener (plain HTTP).
     http: reqwest::Client,
 }
 
-impl Drop for DirNode {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for DirNode {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
     }
 }
 
@@ -45,61 +38,21 @@ impl DirNode {
         let dir = tempfile::tempdir().unwrap();
         let node = dir.path().join("node");
         swamp_server::node::create::create_node(&node, &Default::default()).unwrap();
-        let started =
-            swamp_server::start::load_node(&node, |_| None, swamp_server::system_clock()).unwrap();
-        let reloader = Arc::clone(started.server.app.reload.get().expect("a reloader"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let storage_addr = listener.local_addr().unwrap();
-        let operator = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let operator_addr = operator.local_addr().unwrap();
-        let nurl = started
-            .identity
-            .nurls(&[LocationHint {
-                host: "127.0.0.1".into(),
-                port: storage_addr.port(),
-            }])
-            .remove(0);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(swamp_server::serve_operator(
-            operator,
-            started.server.app.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(swamp_server::serve(
-            listener,
-            started.server,
-            shutdown.clone(),
-        ));
+        let clock = TestClock::new(swamp_server::system_clock()());
+        let loaded = swamp_server::start::load_node(&node, |_| None, clock.as_clock()).unwrap();
+        let secret = loaded.identity.operator_secret.expose().to_string();
+        let server = TestServer::from_node(loaded, clock, Some(dir)).await;
         Self {
-            _dir: dir,
+            http: server.raw_client(),
+            server,
             node,
-            client: StorageClient::new(&nurl).unwrap(),
-            pin: nurl.spki_hash,
-            storage_addr,
-            operator_addr,
-            secret: started.identity.operator_secret.expose().to_string(),
-            reloader,
-            shutdown,
-            http: reqwest::Client::builder()
-                .tls_backend_preconfigured(swamp_client::tls::pinned_config(
-                    nurl.spki_hash,
-                    &[b"http/1.1"],
-                ))
-                .build()
-                .unwrap(),
+            secret,
         }
     }
 
     /// Sets `key` in `[section]` of `tahoe.cfg` (`None` removes it).
     fn set(&self, section: &str, key: &str, value: Option<&str>) {
         set_in_cfg(&self.node, section, key, value);
-    }
-
-    async fn reload(&self) -> Result<ReloadReport, String> {
-        let reloader = Arc::clone(&self.reloader);
-        tokio::task::spawn_blocking(move || reloader.reload().map_err(|e| e.to_string()))
-            .await
-            .unwrap()
     }
 
     async fn status(&self) -> serde_json::Value {
@@ -278,11 +231,9 @@ async fn a_lower_connection_limit_holds_new_connections_until_one_closes() {
 /// without the swissnum: the node is serving it).
 async fn tls_connection(node: &DirNode) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let config = swamp_client::tls::pinned_config(node.pin, &[b"http/1.1"]);
+    let config = swamp_client::tls::pinned_config(node.nurl.spki_hash, &[b"http/1.1"]);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(node.storage_addr)
-        .await
-        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let mut tls = connector
         .connect("127.0.0.1".try_into().unwrap(), tcp)
         .await
@@ -304,9 +255,7 @@ async fn a_shorter_handshake_timeout_applies_to_the_next_connection() {
     node.reload().await.unwrap();
     // A client that connects and says nothing: the default (15 s) would keep it
     // longer than this test waits.
-    let mut silent = tokio::net::TcpStream::connect(node.storage_addr)
-        .await
-        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf))
         .await
