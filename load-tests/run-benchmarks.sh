@@ -30,6 +30,8 @@
 #                     every round (HTTP/2 and HTTP/1.1), and is compared with the
 #                     current one, so before/after comes from the same run
 #   QUIET_TRIES       3-second checks for an idle machine before each measurement [100]
+#   PYTHON_SERVER=0   leave the Python server out (Swamp against BASELINE_SERVER only;
+#                     the system's python3 runs the helpers, no Tahoe venv needed)
 #   TAHOE_CLIENT=1    also drive Swamp and Python with Tahoe's own Python storage client
 #                     (load-tests/tahoe-client-calibration.py) in every round, and print
 #                     each server's CPU per unit of work and Swamp's over Python's
@@ -50,7 +52,9 @@ ROUNDS=${ROUNDS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/swamp-bench-results.XXXXXX)}
 mkdir -p "$OUT"
 
+PYTHON_SERVER=${PYTHON_SERVER:-1}
 PY="$TAHOE_VENV/bin/python"
+[[ "$PYTHON_SERVER" == 0 ]] && PY=python3
 TAHOE="$TAHOE_VENV/bin/tahoe"
 SERVER="$TARGET_DIR/release/swamp-server"
 LOAD="$TARGET_DIR/release/swamp-load"
@@ -117,6 +121,7 @@ if [[ -n "${BASELINE_SERVER:-}" ]]; then
 fi
 
 # --- Python Tahoe-LAFS ------------------------------------------------------------
+if [[ "$PYTHON_SERVER" != 0 ]]; then
 TAHOE_PORT=$(free_port)
 "$TAHOE" create-node --webport=none --port "tcp:$TAHOE_PORT:interface=127.0.0.1" \
     --location "tcp:127.0.0.1:$TAHOE_PORT" "$WORK/tahoe" >/dev/null
@@ -140,6 +145,7 @@ swissnum = open(f"{node}/private/storage.furl").read().strip().rsplit("/", 1)[1]
 print(f"pb://{spki_hash}@127.0.0.1:{port}/{swissnum}#v=1")
 EOF
 wait_ready "$WORK/tahoe.nurl" "$TAHOE_PID"
+fi
 
 # --- Scenarios --------------------------------------------------------------------
 COMMON=(--duration "$DURATION" --upload-bytes "$UPLOAD_BYTES" --download-set "$DOWNLOAD_SET" --json)
@@ -228,8 +234,10 @@ for round in $(seq "$ROUNDS"); do
     fi
     echo "=== round $round: Swamp (HTTP/2) ===" >&2
     bench swamp "$WORK/swamp.nurl" "$SWAMP_PID" "$round"
-    echo "=== round $round: Python Tahoe-LAFS 1.20 (HTTP/1.1: it offers no ALPN) ===" >&2
-    bench python "$WORK/tahoe.nurl" "$TAHOE_PID" "$round"
+    if [[ "$PYTHON_SERVER" != 0 ]]; then
+        echo "=== round $round: Python Tahoe-LAFS 1.20 (HTTP/1.1: it offers no ALPN) ===" >&2
+        bench python "$WORK/tahoe.nurl" "$TAHOE_PID" "$round"
+    fi
     echo "=== round $round: Swamp, HTTP/1.1 only ===" >&2
     bench swamp-http1 "$WORK/swamp.nurl" "$SWAMP_PID" "$round" --http1
     if [[ -n "${BASELINE_SERVER:-}" ]]; then
@@ -245,6 +253,7 @@ echo "Parameters: SCENARIOS=\"$SCENARIOS\" DURATION=$DURATION CONCURRENCY=$CONCU
 for round in $(seq "$ROUNDS"); do
     # Nothing to compare when only Tahoe's own client ran (SCENARIOS= RTW_WRITERS=).
     [[ -s "$OUT/swamp.round$round.jsonl" ]] || continue
+    if [[ "$PYTHON_SERVER" != 0 ]]; then
     echo
     echo "## Round $round: Swamp (HTTP/2) vs Python (HTTP/1.1)"
     echo
@@ -255,6 +264,7 @@ for round in $(seq "$ROUNDS"); do
     echo
     "$LOAD" compare --candidate "$OUT/swamp-http1.round$round.jsonl" --baseline "$OUT/python.round$round.jsonl" \
         --candidate-name "Swamp h1" --baseline-name Python
+    fi
     if [[ -n "${BASELINE_SERVER:-}" ]]; then
         for proto in "" -http1; do
             echo
@@ -262,6 +272,7 @@ for round in $(seq "$ROUNDS"); do
             echo
             "$LOAD" compare --candidate "$OUT/swamp$proto.round$round.jsonl" --baseline "$OUT/swamp-base$proto.round$round.jsonl" \
                 --candidate-name "Swamp$proto" --baseline-name "before$proto"
+            [[ "$PYTHON_SERVER" != 0 ]] || continue
             echo
             "$LOAD" compare --candidate "$OUT/swamp-base$proto.round$round.jsonl" --baseline "$OUT/python.round$round.jsonl" \
                 --candidate-name "before$proto" --baseline-name Python

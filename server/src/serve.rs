@@ -60,6 +60,7 @@ pub async fn serve(
         activity: Arc::clone(&server.app.activity),
         limits: server.app.limits.clone(),
         expiry: server.app.expiry.clone(),
+        metrics: Arc::clone(&server.app.metrics),
     };
     tasks::spawn_all(&tracker, background, &shutdown);
     let router = http::router(server.app.clone());

@@ -91,6 +91,7 @@ pub fn load_node(
         config.limits.clone(),
         config.expiry.clone(),
         config.feeds.clone(),
+        config.metrics,
     )?;
     server.app.certificates.set(certificates);
     let reloader =
@@ -152,9 +153,10 @@ pub fn assemble(
     limits: Limits,
     expiry: Option<crate::backend::expiry::ExpiryPolicy>,
     feed_settings: crate::feeds::FeedSettings,
+    record_metrics: bool,
 ) -> Result<Server, StartError> {
     let tls = crate::tls::server_config(identity).map_err(StartError::Tls)?;
-    let metrics = Arc::new(crate::operator::metrics::Metrics::new());
+    let metrics = Arc::new(crate::operator::metrics::Metrics::new(record_metrics));
     storage_settings.group_metrics = metrics.group.clone();
     let hub = crate::feeds::Hub::new(
         feed_settings,

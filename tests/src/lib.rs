@@ -178,6 +178,7 @@ impl TestServer {
             options.limits.clone(),
             None,
             options.feeds.clone(),
+            true,
         )
         .expect("assemble");
         Self::serve_assembled(server, storage_dir, identity, options.clock, addr).await

@@ -103,6 +103,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("swamp", "max_mutable_share_size"),
     ("swamp", "log_format"),
     ("swamp", "log_filter"),
+    ("swamp", "metrics"),
     ("swamp", "direct_upload_writes"),
     ("swamp", "operator_port"),
     ("swamp", "feed_history_events"),
@@ -126,6 +127,7 @@ const RESTART_KEYS: &[(&str, &str)] = &[
     ("storage", "enabled"),
     ("swamp", "operator_port"),
     ("swamp", "direct_upload_writes"),
+    ("swamp", "metrics"),
 ];
 
 /// Whether a reload applies the setting `[section] key` (as [`Config::values`] names
@@ -301,6 +303,10 @@ pub struct Config {
     /// Grid-manager certificates to announce and the grid managers trusted to sign
     /// them (checked by `grid_manager::load_certificates`).
     pub grid_manager: GridManagerConfig,
+    /// `metrics` (Swamp's section, default true): record requests, write-ahead-log
+    /// commits and feed deliveries for `/metrics`. Off only to measure what recording
+    /// costs; the figures read at scrape time stay.
+    pub metrics: bool,
     /// Every setting given a value, from `tahoe.cfg` or the environment, by its name
     /// for people (`[storage] reserved_space`), as written: what a reload compares.
     pub values: std::collections::BTreeMap<String, String>,
@@ -736,6 +742,7 @@ impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
             limits,
             log_format,
             log_filter,
+            metrics: self.parse("swamp", "metrics", true, parse_bool)?,
             direct_upload_writes: self.parse("swamp", "direct_upload_writes", true, parse_bool)?,
             operator: self.parse(
                 "swamp",

@@ -128,18 +128,22 @@ pub struct Metrics {
     pub group: crate::wal::GroupMetrics,
     /// Time from a change's publication to its hand-over to a transport.
     pub feed_lag: Histogram,
+    /// Whether requests, group commits and feed deliveries are recorded
+    /// (`[storageserver.plugins.swamp] metrics`); scrape-time figures always are.
+    recording: bool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(true)
     }
 }
 
 impl Metrics {
     /// A recorder of its own, with Swamp's histograms as Prometheus histograms and
-    /// Tahoe's latencies as summaries.
-    pub fn new() -> Self {
+    /// Tahoe's latencies as summaries. With `recording` off, nothing is recorded on
+    /// the request path (to measure what recording costs: `docs/benchmarks.md`).
+    pub fn new(recording: bool) -> Self {
         let recorder = PrometheusBuilder::new()
             .set_quantiles(TAHOE_QUANTILES)
             .and_then(|b| {
@@ -157,8 +161,13 @@ impl Metrics {
         let handle = recorder.handle();
         let counter =
             |name: &'static str| recorder.register_counter(&Key::from_static_name(name), &META);
-        let histogram =
-            |name: &'static str| recorder.register_histogram(&Key::from_static_name(name), &META);
+        let histogram = |name: &'static str| {
+            if recording {
+                recorder.register_histogram(&Key::from_static_name(name), &META)
+            } else {
+                Histogram::noop()
+            }
+        };
         Self {
             bytes_in: counter("swamp_request_body_bytes_total"),
             bytes_out: counter("swamp_response_body_bytes_total"),
@@ -170,12 +179,24 @@ impl Metrics {
             recorder,
             handle,
             started: Instant::now(),
+            recording,
         }
+    }
+
+    /// Folds the histogram samples recorded since the last call into their buckets
+    /// and summaries. The exporter keeps each sample until then, so without this a
+    /// node nobody scrapes would grow by a few words per request: it runs every few
+    /// seconds (`tasks::metrics_upkeep`) and at each scrape.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
     }
 
     /// Records one request: its endpoint (from the endpoint table, `other` for none),
     /// status, time and body sizes.
     pub fn request(&self, endpoint: &'static str, status: u16, took: Duration, bytes: (u64, u64)) {
+        if !self.recording {
+            return;
+        }
         let labels = vec![
             Label::new("endpoint", endpoint),
             Label::new("status", status.to_string()),
@@ -331,5 +352,31 @@ impl Metrics {
             Vec::new(),
             sweep.shares_deleted,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_recorded_only_when_recording_is_on() {
+        for recording in [true, false] {
+            let metrics = Metrics::new(recording);
+            metrics.request(e::VERSION.name, 200, Duration::from_millis(3), (0, 10));
+            metrics.group.sync_seconds.record(0.001);
+            metrics.run_upkeep();
+            let text = metrics.handle.render();
+            assert_eq!(
+                text.contains("swamp_requests_total{endpoint=\"version\",status=\"200\"} 1"),
+                recording,
+                "{text}"
+            );
+            assert_eq!(
+                text.contains("swamp_wal_sync_seconds_count 1"),
+                recording,
+                "{text}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Background work, each task stopping when the shutdown token is cancelled:
-//! `uploads` aborts idle uploads; `expiry` applies the lease expiry policy.
+//! `uploads` aborts idle uploads; `expiry` applies the lease expiry policy; the metrics'
+//! histogram samples are folded in every few seconds.
 //!
 //! Tasks take the parts of the node they use (storage, counters, settings), not the
 //! HTTP layer's state, so nothing here depends on how requests are served.
@@ -28,6 +29,8 @@ pub struct Background {
     pub limits: Live<Limits>,
     /// Lease expiry, if enabled.
     pub expiry: Live<Option<ExpiryPolicy>>,
+    /// The node's metrics (their samples are folded in every few seconds).
+    pub metrics: Arc<crate::operator::metrics::Metrics>,
 }
 
 /// Starts every background task of a node.
@@ -38,11 +41,32 @@ pub fn spawn_all(tracker: &TaskTracker, background: Background, shutdown: &Cance
         background.limits,
         shutdown.clone(),
     ));
+    tracker.spawn(metrics_upkeep(
+        Arc::clone(&background.metrics),
+        shutdown.clone(),
+    ));
     tracker.spawn(expiry::run(
         background.storage,
         background.expiry,
         shutdown.clone(),
     ));
+}
+
+/// How often the metrics' histogram samples are folded in.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds the metrics' histogram samples in every [`METRICS_UPKEEP`], so memory stays
+/// bounded when nobody scrapes (`Metrics::run_upkeep`).
+async fn metrics_upkeep(
+    metrics: Arc<crate::operator::metrics::Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(METRICS_UPKEEP) => metrics.run_upkeep(),
+        }
+    }
 }
 
 /// Runs storage work on the blocking pool (it does file I/O and takes share locks).
