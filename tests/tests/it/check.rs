@@ -460,3 +460,73 @@ async fn deep_check_walks_a_tree_and_repairs_what_it_finds() {
     let again = grid.deep_check(&root, VERIFY, false).await.unwrap();
     assert_eq!(again.to_json()["count-objects-healthy"], 4);
 }
+
+#[tokio::test]
+async fn garbage_and_truncated_shares_are_corrupt_not_a_panic() {
+    let mut servers: Vec<TestServer> = TestServer::three().await.into();
+    let data = random_bytes(300_000);
+    let grid = grid_of(&servers);
+    let chk = grid.upload(&data).await.unwrap();
+    let mutable = grid
+        .create_mutable(&data, MutableFormat::Mdmf)
+        .await
+        .unwrap();
+    let chk_si = chk.storage_index().unwrap();
+    let mut_si = mutable.storage_index();
+    // Immutable share 0 cut short inside its blocks; share 1 overwritten with noise
+    // (its container header kept); a mutable share's offsets and all after them noise.
+    let a = holder(&servers, &chk_si, 0, false).await;
+    tamper(&mut servers, a, &chk_si, 0, |p| {
+        let bytes = std::fs::read(p).unwrap();
+        std::fs::write(p, &bytes[..bytes.len() / 3]).unwrap();
+    })
+    .await;
+    let b = holder(&servers, &chk_si, 1, false).await;
+    tamper(&mut servers, b, &chk_si, 1, |p| {
+        let mut bytes = std::fs::read(p).unwrap();
+        let noise = random_bytes(bytes.len() - 12);
+        bytes[12..].copy_from_slice(&noise);
+        std::fs::write(p, bytes).unwrap();
+    })
+    .await;
+    let c = holder(&servers, &mut_si, 2, true).await;
+    tamper(&mut servers, c, &mut_si, 2, |p| {
+        let mut bytes = std::fs::read(p).unwrap();
+        // The container's own fields (its data length, the leases after the data)
+        // stay as they were: the server must still be able to replace the share.
+        let len = u64::from_be_bytes(bytes[84..92].try_into().unwrap()) as usize;
+        let (from, to) = (468 + 60, 468 + len);
+        let noise = random_bytes(to - from);
+        bytes[from..to].copy_from_slice(&noise);
+        std::fs::write(p, bytes).unwrap();
+    })
+    .await;
+    let grid = grid_of(&servers);
+
+    let verified = grid.check(&chk, VERIFY).await.unwrap();
+    assert!(!verified.is_recoverable(), "{verified:?}");
+    assert_eq!(counts(&verified).count_corrupt_shares, 2);
+    assert_eq!(
+        counts(&verified).count_unrecoverable_versions,
+        1,
+        "Tahoe counts an unrecoverable file as one unrecoverable version"
+    );
+    let repaired = grid.check_and_repair(&chk, VERIFY).await.unwrap();
+    assert_eq!(
+        repaired.repair_successful,
+        Some(false),
+        "one good share of two"
+    );
+
+    let file = Cap::Mutable(mutable);
+    let checked = grid.check(&file, CHECK).await.unwrap();
+    assert!(!checked.is_healthy());
+    assert_eq!(counts(&checked).count_shares_good, 2);
+    let verified = grid.check(&file, VERIFY).await.unwrap();
+    assert_eq!(counts(&verified).count_corrupt_shares, 1);
+    let repaired = grid.check_and_repair(&file, VERIFY).await.unwrap();
+    assert_eq!(repaired.repair_successful, Some(true), "{repaired:?}");
+    let post = repaired.post_repair_results.unwrap();
+    assert!(post.is_healthy(), "{post:#?}");
+    assert!(grid.read_mutable(&mutable).await.unwrap().data == data);
+}
