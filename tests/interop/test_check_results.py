@@ -113,3 +113,64 @@ def test_same_corrupt_shares_as_tahoe(grid, fmt):
     verified = assert_same(grid, cap)
     assert verified["results"]["count-corrupt-shares"] == 1, verified
     assert verified["results"]["healthy"] is False, verified
+
+
+def tahoe_deep_check(grid, dircap: str, *flags: str) -> dict:
+    """Tahoe's deep-check operation, started and followed to its end."""
+    import time
+    handle = f"deep{time.monotonic_ns()}"
+    extra = "".join(f"&{f}=true" for f in flags)
+    grid.client.web("POST", grid.client._q(dircap)
+                    + f"?t=start-deep-check&ophandle={handle}&output=JSON{extra}")
+    return L.wait_until(
+        lambda: (lambda r: r if r["finished"] else None)(
+            json.loads(grid.client.web("GET", f"operations/{handle}?output=JSON"))),
+        60, "the deep-check to finish", interval=0.1,
+    )
+
+
+def comparable(deep: dict) -> dict:
+    deep = json.loads(json.dumps(deep))
+    deep.pop("stats", None)
+    for key in ("list-unhealthy-files", "list-corrupt-shares", "list-remaining-corrupt-shares"):
+        if key in deep:
+            deep[key] = sorted((normalised_pair(x) for x in deep[key]), key=json.dumps)
+    return deep
+
+
+def normalised_pair(item):
+    if isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict):
+        return [item[0], normalised(item[1])]
+    return item
+
+
+def test_same_deep_check_as_tahoe_and_a_deep_repair(grid):
+    c = grid.client
+    root = c.web_mkdir()
+    sub = c.web("POST", c._q(root) + "?t=mkdir&name=sub").decode().strip()
+    c.web_put(f"{root}/top.bin", L.random_bytes(100_000, 61))
+    c.web_put(f"{root}/tiny.txt", b"lit")
+    deep_file = c.web("PUT", c._q(f"{sub}/deep.bin") + "?format=MDMF",
+                      L.random_bytes(120_000, 62)).decode().strip()
+    chk = c.web_put(f"{sub}/chk.bin", L.random_bytes(90_000, 63))
+
+    healthy = tahoe_deep_check(grid, root, "verify")
+    assert healthy["count-objects-checked"] == 5, healthy
+    assert comparable(swamp_check(grid, root, "deep", "verify")) == comparable(healthy)
+
+    chk_si = c.web_check(chk)["storage-index"]
+    drop_share(grid, chk_si, 2)
+    deep_si = c.web_check(deep_file)["storage-index"]
+    holder = next(n for n in grid.nodes if n.share_path(deep_si, 1).exists())
+    corrupt_first_block(holder.share_path(deep_si, 1), mutable=True)
+    for flags in ((), ("verify",)):
+        tahoe = tahoe_deep_check(grid, root, *flags)
+        swamp = swamp_check(grid, root, "deep", *flags)
+        assert comparable(swamp) == comparable(tahoe), (flags, swamp, tahoe)
+    assert tahoe["count-objects-unhealthy"] == 2, tahoe
+
+    repaired = swamp_check(grid, root, "deep", "verify", "repair")
+    assert repaired["count-repairs-attempted"] == 2, repaired
+    assert repaired["count-repairs-successful"] == 2, repaired
+    after = tahoe_deep_check(grid, root, "verify")
+    assert after["count-objects-healthy"] == 5, after

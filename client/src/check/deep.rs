@@ -87,12 +87,12 @@ impl DeepCheckResults {
             .collect()
     }
 
-    /// The JSON of Tahoe's `t=deep-check&output=JSON` (with `repair=true`, its
-    /// check-and-repair form), once finished; `stats` is left out.
+    /// The JSON of Tahoe's `t=start-deep-check` operation once finished (with
+    /// `repair=true`, its check-and-repair form), field for field, except `stats`
+    /// (Tahoe's deep-stats), which is left out.
     pub fn to_json(&self) -> Value {
         let checked = self.count_objects_checked();
         let healthy = self.count_objects_healthy();
-        let unrecoverable = self.count(|n| !n.check.is_recoverable());
         let unhealthy_files: Vec<Value> = self
             .nodes
             .iter()
@@ -107,7 +107,6 @@ impl DeepCheckResults {
                 "count-objects-checked": checked,
                 "count-objects-healthy": healthy,
                 "count-objects-unhealthy": checked - healthy,
-                "count-objects-unrecoverable": unrecoverable,
                 "count-corrupt-shares": corrupt.len(),
                 "list-corrupt-shares": corrupt,
                 "list-unhealthy-files": unhealthy_files,
@@ -127,16 +126,15 @@ impl DeepCheckResults {
             "count-objects-checked": checked,
             "count-objects-healthy-pre-repair": healthy,
             "count-objects-unhealthy-pre-repair": checked - healthy,
-            "count-objects-unrecoverable-pre-repair": unrecoverable,
             "count-objects-healthy-post-repair": healthy_post,
             "count-objects-unhealthy-post-repair": checked - healthy_post,
-            "count-objects-unrecoverable-post-repair":
-                self.count(|n| !n.post().is_recoverable()),
             "count-repairs-attempted": attempted,
             "count-repairs-successful": successful,
             "count-repairs-unsuccessful": attempted - successful,
             "count-corrupt-shares-pre-repair": corrupt.len(),
-            "count-corrupt-shares-post-repair": remaining.len(),
+            // Tahoe 1.20 reports the count before repair here (its web page reads
+            // the wrong counter); the list after repair is right.
+            "count-corrupt-shares-post-repair": corrupt.len(),
             "list-corrupt-shares": corrupt,
             "list-remaining-corrupt-shares": remaining,
             "list-unhealthy-files": unhealthy_files,
