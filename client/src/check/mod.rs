@@ -3,9 +3,10 @@
 //! `mutable/repairer.py`), reported in Tahoe's shapes so that its web API and CLI
 //! output can be produced from them unchanged.
 //!
-//! - A *check* asks every server which shares it holds and believes the answer (for
-//!   a mutable file it also reads each share's signed prefix, as Tahoe's servermap
-//!   does): it is cheap and finds missing shares, not damaged ones.
+//! - A *check* asks every server which shares it holds and believes the answer (a
+//!   mutable file's shares are read, and each trusted once its signed prefix
+//!   verifies, as Tahoe's servermap trusts them): it finds missing shares, not
+//!   damaged blocks.
 //! - A *verify* reads every share whole and checks every hash: for an immutable
 //!   file the UEB against the cap, the share hash chain against the UEB's share
 //!   root, the block hash tree and every block, and the ciphertext hash tree; for a
@@ -51,8 +52,10 @@ pub struct CheckOptions {
 
 /// The id Tahoe reports a server by (its "longname": the key of its `servers.yaml`
 /// entry). A storage server's id is `v0-` and the base32 of its Ed25519 node key,
-/// which is also its permutation seed; a server announced otherwise is named by its
-/// tubid.
+/// which is also its permutation seed (what Tahoe and Swamp servers announce); a
+/// server whose seed is something else is named by its tubid. [`Server`] does not
+/// keep the key itself, so an entry whose key does not follow that rule is named
+/// differently from Tahoe.
 pub(crate) fn server_id(server: &Server) -> String {
     if server.permutation_seed.len() == 32 {
         format!("v0-{}", base32::encode(&server.permutation_seed))

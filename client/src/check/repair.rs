@@ -6,7 +6,9 @@
 //! does not hold it, those holding the fewest good shares first (then in permuted
 //! order), which restores happiness as far as the grid allows.
 //!
-//! The file and the shares it lacks are held in memory while they are uploaded.
+//! The file and all N of its shares are held in memory while it is encoded (Tahoe's
+//! repairer streams; doing the same here is left to do), and each share is written
+//! a few MiB per request.
 
 use std::collections::BTreeSet;
 
