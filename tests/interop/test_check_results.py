@@ -157,6 +157,7 @@ def test_same_deep_check_as_tahoe_and_a_deep_repair(grid):
     healthy = tahoe_deep_check(grid, root, "verify")
     assert healthy["count-objects-checked"] == 5, healthy
     assert comparable(swamp_check(grid, root, "deep", "verify")) == comparable(healthy)
+    assert_same_stream(grid, root)
 
     chk_si = c.web_check(chk)["storage-index"]
     drop_share(grid, chk_si, 2)
@@ -168,9 +169,29 @@ def test_same_deep_check_as_tahoe_and_a_deep_repair(grid):
         swamp = swamp_check(grid, root, "deep", *flags)
         assert comparable(swamp) == comparable(tahoe), (flags, swamp, tahoe)
     assert tahoe["count-objects-unhealthy"] == 2, tahoe
+    assert_same_stream(grid, root)
 
     repaired = swamp_check(grid, root, "deep", "verify", "repair")
     assert repaired["count-repairs-attempted"] == 2, repaired
     assert repaired["count-repairs-successful"] == 2, repaired
     after = tahoe_deep_check(grid, root, "verify")
     assert after["count-objects-healthy"] == 5, after
+
+
+def assert_same_stream(grid, root: str) -> None:
+    """`tahoe deep-check --raw --verify` (Tahoe's t=stream-deep-check) and the
+    library's lines, object by object."""
+    def by_path(lines):
+        out = {}
+        for d in lines:
+            if d.get("type") == "stats":
+                continue
+            if "check-results" in d:
+                d["check-results"] = normalised(d["check-results"])
+            out["/".join(d["path"])] = d
+        return out
+    tahoe = by_path(grid.client.deep_check_json(root, "--verify"))
+    out = L.run_cmd([str(check_bin()), str(grid.client.nodedir), root, "stream", "verify"]).stdout
+    swamp = by_path(json.loads(line) for line in out.decode().splitlines() if line.strip())
+    assert len(tahoe) == 6, tahoe  # the root, sub, three files and the LIT file
+    assert swamp == tahoe, (swamp, tahoe)

@@ -35,6 +35,32 @@ impl DeepNode {
             .unwrap_or(&self.check)
     }
 
+    /// This object's line of Tahoe's `t=stream-deep-check` (one JSON object per
+    /// line, in the order visited).
+    pub fn to_stream_json(&self) -> Value {
+        // Tahoe repairs an immutable file from its verify cap and a mutable one
+        // from its write cap; read-only mutables and immutable directories have none.
+        let repair_cap = match &self.cap {
+            Cap::Chk(_) => self.cap.verify_cap(),
+            cap if cap.is_writable() => Some(cap.clone()),
+            _ => None,
+        };
+        let text = |cap: Option<Cap>| cap.map(|c| c.to_string()).unwrap_or_default();
+        let mut line = json!({
+            "path": self.path,
+            "cap": self.cap.to_string(),
+            "type": if self.cap.is_dir() { "directory" } else { "file" },
+            "verifycap": text(self.cap.verify_cap()),
+            "repaircap": text(repair_cap),
+            "storage-index": si_string_of(&self.cap),
+        });
+        match &self.repair {
+            Some(repair) => line["check-and-repair-results"] = repair.to_json(),
+            None => line["check-results"] = self.check.to_json(),
+        }
+        line
+    }
+
     fn counted(&self) -> bool {
         !self.check.storage_index.is_empty()
     }

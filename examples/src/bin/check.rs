@@ -1,8 +1,9 @@
-//! Run with: `cargo run -p swamp-examples --bin check -- <client node dir> <cap> [verify] [repair] [add-lease] [deep]`
+//! Run with: `cargo run -p swamp-examples --bin check -- <client node dir> <cap> [verify] [repair] [add-lease] [deep|stream]`
 //!
 //! Checks a file or directory (deep: the tree under it) with the client library and
 //! prints the results as the JSON Tahoe's web API gives for `t=check&output=JSON`
-//! (or `t=deep-check`), from the servers and secrets of an existing Tahoe client node
+//! (or `t=deep-check`; `stream`: one line per object, as `t=stream-deep-check`),
+//! from the servers and secrets of an existing Tahoe client node
 //! directory: the interop tests compare it with what Tahoe's own client says.
 
 use swamp_client::check::CheckOptions;
@@ -13,7 +14,7 @@ use swamp_formats::cap::Cap;
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, cap, flags @ ..] = args.as_slice() else {
-        anyhow::bail!("usage: check <node dir> <cap> [verify] [repair] [add-lease] [deep]");
+        anyhow::bail!("usage: check <node dir> <cap> [verify] [repair] [add-lease] [deep|stream]");
     };
     let has = |flag: &str| flags.iter().any(|f| f == flag);
     let grid = load_grid(std::path::Path::new(dir))?;
@@ -22,6 +23,13 @@ async fn main() -> anyhow::Result<()> {
         verify: has("verify"),
         add_lease: has("add-lease"),
     };
+    if has("stream") {
+        let results = grid.deep_check(&cap, options, has("repair")).await?;
+        for node in &results.nodes {
+            println!("{}", serde_json::to_string(&node.to_stream_json())?);
+        }
+        return Ok(());
+    }
     let json = if has("deep") {
         grid.deep_check(&cap, options, has("repair"))
             .await?

@@ -423,6 +423,31 @@ async fn deep_check_walks_a_tree_and_repairs_what_it_finds() {
         5,
         "the LIT file is walked, not counted"
     );
+    // Tahoe's stream-deep-check lines.
+    let lines: Vec<serde_json::Value> = results.nodes.iter().map(|n| n.to_stream_json()).collect();
+    assert_eq!(lines[0]["type"], "directory");
+    assert_eq!(lines[0]["path"], serde_json::json!([]));
+    assert_eq!(lines[0]["repaircap"], root.to_string());
+    let tiny = lines
+        .iter()
+        .find(|l| l["path"] == serde_json::json!(["sub", "tiny"]))
+        .unwrap();
+    assert_eq!(tiny["verifycap"], "");
+    assert_eq!(
+        tiny["check-results"],
+        serde_json::json!({"storage-index": "", "results": {"healthy": true}})
+    );
+    let top = lines
+        .iter()
+        .find(|l| l["path"] == serde_json::json!(["top"]))
+        .unwrap();
+    assert!(
+        top["verifycap"]
+            .as_str()
+            .unwrap()
+            .starts_with("URI:CHK-Verifier:")
+    );
+    assert_eq!(top["repaircap"], top["verifycap"]);
 
     // Damage the deep file and the subdirectory.
     let deep_si = deep_file.storage_index().unwrap();
