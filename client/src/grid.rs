@@ -18,6 +18,7 @@ mod pool;
 mod source;
 mod upload;
 
+pub(crate) use download::{Failure, READ_BYTES, fetch_meta};
 pub use source::Progress;
 pub use upload::FileError;
 

@@ -14,6 +14,8 @@
 //!   `grid/download.rs`: immutable upload and download, streamed and concurrent.
 //! - `servermap.rs`: a mutable file's shares across the grid, verified.
 //! - `publish.rs`: creating and overwriting mutable files.
+//! - `check/`: check, verify and repair (one file, or a whole tree), reported as
+//!   Tahoe reports them.
 //! - `create.rs`: new client node directories and their servers.
 //! - `nodedir.rs`: reading a client node directory (`tahoe.cfg`, secrets, `servers.yaml`).
 //! - `dirs.rs`: reading directories and following paths.
@@ -24,6 +26,7 @@
 //! - `feed.rs`: the change-feed client (WebSocket, SSE, long-poll; resume).
 //! - `error.rs`: [`ClientError`].
 
+pub mod check;
 pub mod create;
 pub mod dir_edit;
 pub mod dirs;

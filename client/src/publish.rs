@@ -270,7 +270,7 @@ fn overwrite_goal(map: &ServerMap<'_>, total: usize) -> Vec<Placement> {
             shnum: usize::from(f.shnum.get()),
             expect: match &f.state {
                 ShareState::Good(share) => share.checkstring().to_vec(),
-                ShareState::Bad { checkstring } => checkstring.clone(),
+                ShareState::Bad { checkstring, .. } => checkstring.clone(),
             },
         })
         .collect();

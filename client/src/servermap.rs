@@ -36,6 +36,9 @@ pub(crate) enum ShareState {
     Bad {
         /// The share's first bytes (up to a checkstring's length).
         checkstring: Vec<u8>,
+        /// The share, if it parsed and its signed prefix verified (its blocks or
+        /// hash chain are what failed): a checker that does not verify counts it.
+        signed: Option<Box<MutableShare>>,
     },
 }
 
@@ -125,6 +128,11 @@ impl Grid {
     /// parallel). Shares that fail verification are reported to their server with a
     /// corruption advisory, as Tahoe does.
     pub(crate) async fn map_mutable(&self, cap: &MutableCap) -> ServerMap<'_> {
+        self.map_mutable_with(cap, true).await
+    }
+
+    /// [`Grid::map_mutable`], with advisories sent only if `advise`.
+    pub(crate) async fn map_mutable_with(&self, cap: &MutableCap, advise: bool) -> ServerMap<'_> {
         let si = cap.storage_index();
         let servers = self.permuted(&si);
         let per_server = join_all(
@@ -141,29 +149,35 @@ impl Grid {
                         else {
                             continue;
                         };
-                        let state = match MutableShare::parse(&bytes) {
-                            Ok(share)
+                        let share = MutableShare::parse(&bytes).ok();
+                        let state = match share {
+                            Some(share)
                                 if share
                                     .verify(usize::from(shnum.get()), &cap.fingerprint)
                                     .is_ok() =>
                             {
                                 ShareState::Good(Box::new(share))
                             }
-                            _ => {
-                                let _ = server
-                                    .client
-                                    .mutable()
-                                    .advise_corrupt(
-                                        &si,
-                                        shnum,
-                                        "share failed verification (swamp client)",
-                                    )
-                                    .await;
+                            share => {
+                                if advise {
+                                    let _ = server
+                                        .client
+                                        .mutable()
+                                        .advise_corrupt(
+                                            &si,
+                                            shnum,
+                                            "share failed verification (swamp client)",
+                                        )
+                                        .await;
+                                }
                                 let len = bytes
                                     .first()
                                     .map_or(0, |v| checkstring_len(*v).min(bytes.len()));
                                 ShareState::Bad {
                                     checkstring: bytes[..len].to_vec(),
+                                    signed: share
+                                        .filter(|s| s.verify_signature(&cap.fingerprint).is_ok())
+                                        .map(Box::new),
                                 }
                             }
                         };

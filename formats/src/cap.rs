@@ -183,6 +183,27 @@ impl Cap {
         }
     }
 
+    /// The verify cap (Tahoe's `get_verify_cap`): enough to check and verify, not to
+    /// read. None for LIT and unknown caps, which have no shares.
+    pub fn verify_cap(&self) -> Option<Self> {
+        match self {
+            Self::Lit(_) | Self::Unknown(_) => None,
+            Self::Chk(c) => Some(Self::ChkVerifier(ChkVerifierCap {
+                storage_index: c.storage_index(),
+                ueb_hash: c.ueb_hash,
+                needed: c.needed,
+                total: c.total,
+                size: c.size,
+            })),
+            Self::ChkVerifier(_) => Some(self.clone()),
+            Self::Mutable(m) => Some(Self::Mutable(MutableCap {
+                access: MutableAccess::Verify(m.storage_index()),
+                ..*m
+            })),
+            Self::Dir(inner) => inner.verify_cap().map(|v| Self::Dir(Box::new(v))),
+        }
+    }
+
     /// Whether this cap grants writing.
     pub fn is_writable(&self) -> bool {
         match self {
@@ -419,6 +440,28 @@ mod tests {
 
     const K: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaa";
     const H: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbba";
+
+    #[test]
+    fn verify_caps_keep_the_storage_index_and_drop_the_keys() {
+        let h = H.replace('b', "a");
+        for (cap, verifier) in [
+            (format!("URI:SSK:{K}:{h}"), "URI:SSK-Verifier:"),
+            (format!("URI:MDMF-RO:{K}:{h}"), "URI:MDMF-Verifier:"),
+            (format!("URI:DIR2-MDMF:{K}:{h}"), "URI:DIR2-MDMF-Verifier:"),
+            (format!("URI:CHK:{K}:{h}:3:10:1234"), "URI:CHK-Verifier:"),
+            (
+                format!("URI:DIR2-CHK:{K}:{h}:3:10:1234"),
+                "URI:DIR2-CHK-Verifier:",
+            ),
+        ] {
+            let cap = Cap::parse_strict(&cap).unwrap();
+            let v = cap.verify_cap().unwrap();
+            assert!(v.to_string().starts_with(verifier), "{v}");
+            assert_eq!(v.storage_index(), cap.storage_index());
+            assert_eq!(v.verify_cap(), Some(v.clone()));
+        }
+        assert_eq!(Cap::Lit(b"x".to_vec()).verify_cap(), None);
+    }
 
     #[test]
     fn every_kind_round_trips() {

@@ -330,6 +330,21 @@ impl MutableShare {
         })
     }
 
+    /// Checks the verification key against `fingerprint` and the signature over the
+    /// prefix, not the blocks: what Tahoe's checker trusts a share by when it does not
+    /// verify.
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] saying which check failed.
+    pub fn verify_signature(&self, fingerprint: &[u8; 32]) -> Result<(), DecodeError> {
+        verify_prefix(
+            &self.verification_key,
+            &self.signature,
+            &self.prefix,
+            fingerprint,
+        )
+    }
+
     /// Checks the verification key against `fingerprint`, the signature, and that this
     /// share's blocks chain up to the signed root hash.
     ///

@@ -21,7 +21,7 @@ use super::{Grid, GridError, Server};
 use crate::ClientError;
 
 /// Bytes read per share per request (rounded down to whole blocks, at least one).
-const READ_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const READ_BYTES: u64 = 4 * 1024 * 1024;
 /// Reads (of k shares each) in flight at once.
 const AHEAD: usize = 3;
 
@@ -34,7 +34,7 @@ struct Source<'a> {
 }
 
 /// Why a share was dropped.
-enum Failure {
+pub(crate) enum Failure {
     /// Its server failed (not the share's fault: no advisory).
     Server,
     /// It failed verification (reported to its server).
@@ -402,7 +402,11 @@ const ONE_READ_META: u64 = 1024 * 1024;
 /// trusted only up to [`ONE_READ_META`]; past that, the UEB is read first (at most
 /// [`chk::MAX_UEB_LEN`]), checked against the cap, and the hash sections must fit
 /// what its segment count allows.
-async fn fetch_meta(cap: &ChkCap, server: &Server, shnum: usize) -> Result<ShareMeta, Failure> {
+pub(crate) async fn fetch_meta(
+    cap: &ChkCap,
+    server: &Server,
+    shnum: usize,
+) -> Result<ShareMeta, Failure> {
     let si = cap.storage_index();
     let n = ShareNumber::new(shnum as u8);
     let immutable = &server.client.immutable();

@@ -6,6 +6,7 @@
 mod activity;
 mod auth_and_errors;
 mod browser;
+mod check;
 mod container;
 mod crash;
 mod dashboard;
