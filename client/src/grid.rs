@@ -116,6 +116,15 @@ pub enum GridError {
         /// Storage index.
         si: StorageIndex,
     },
+    /// A CHK file too large for the repairer, which holds it in memory
+    /// (`check/repair.rs`).
+    #[error("{size} bytes is larger than the {max} bytes a repair holds in memory; not repaired")]
+    TooLargeToRepair {
+        /// The file's size.
+        size: u64,
+        /// [`crate::check::MAX_REPAIR_SIZE`].
+        max: u64,
+    },
     /// A server failed.
     #[error("server {server}: {source}")]
     Server {

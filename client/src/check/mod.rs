@@ -38,6 +38,7 @@ mod repair;
 mod results;
 
 pub use deep::{DeepCheckResults, DeepNode};
+pub use repair::MAX_REPAIR_SIZE;
 pub use results::{CheckAndRepairResults, CheckResults, CorruptShare, Counts, ShareCounts};
 
 /// What a check does besides counting shares.

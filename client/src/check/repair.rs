@@ -7,8 +7,9 @@
 //! order), which restores happiness as far as the grid allows.
 //!
 //! The file and all N of its shares are held in memory while it is encoded (Tahoe's
-//! repairer streams; doing the same here is left to do), and each share is written
-//! a few MiB per request.
+//! repairer streams; doing the same here is left to do), so a file over
+//! [`MAX_REPAIR_SIZE`] is checked but not repaired (`GridError::TooLargeToRepair`);
+//! each share is written a few MiB per request.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +23,10 @@ use super::immutable::{ImmutableCheck, immutable_results};
 use super::results::{CheckAndRepairResults, Tally};
 use super::{CheckOptions, server_id};
 use crate::grid::{Grid, GridError, fetch_meta};
+
+/// The largest CHK file repaired: the file, then its N shares (N/k times its size),
+/// are in memory at once.
+pub const MAX_REPAIR_SIZE: u64 = 1 << 30;
 
 /// Bytes per write of a repaired share.
 const WRITE_BYTES: usize = 2 * 1024 * 1024;
@@ -77,6 +82,12 @@ impl Grid {
         };
         if have.len() < usize::from(cap.needed) {
             return Err(not_enough());
+        }
+        if cap.size > MAX_REPAIR_SIZE {
+            return Err(GridError::TooLargeToRepair {
+                size: cap.size,
+                max: MAX_REPAIR_SIZE,
+            });
         }
         // The UEB of a good share (checked against the cap) says how it was encoded.
         let mut ueb = None;
