@@ -5,6 +5,7 @@
 
 use swamp_client::dir_edit::Replace;
 use swamp_formats::cap::MutableFormat;
+use swamp_formats::mutable_key::MutableKey;
 
 use crate::error::WebError;
 
@@ -97,6 +98,20 @@ impl Args {
                 "Unknown format: {f}, I know CHK, SDMF, MDMF"
             ))),
         }
+    }
+
+    /// `private-key=`: the signing key a new mutable directory is to have
+    /// (urlsafe base64 of its DER, padded or not), as GridSync sends it.
+    pub(crate) fn private_key(&self) -> Result<Option<MutableKey>, WebError> {
+        let Some(text) = self.get("private-key") else {
+            return Ok(None);
+        };
+        let der = data_encoding::BASE64URL_NOPAD
+            .decode(text.trim().trim_end_matches('=').as_bytes())
+            .map_err(|_| WebError::bad("private-key= is not urlsafe base64"))?;
+        MutableKey::from_pkcs8_der(&der)
+            .map(Some)
+            .map_err(|e| WebError::bad(format!("private-key=: {e}")))
     }
 
     /// The mutable format a new directory gets (`format=`; SDMF when absent).

@@ -14,6 +14,7 @@ use swamp_client::dir_edit::Replace;
 use swamp_client::grid::GridError;
 use swamp_formats::cap::{Cap, MutableFormat};
 use swamp_formats::dirnode::{Entry, normalize_name, pack_immutable};
+use swamp_formats::mutable_key::MutableKey;
 
 use crate::Gateway;
 use crate::error::WebError;
@@ -60,19 +61,23 @@ pub(crate) fn update_metadata(old: Option<&Value>, new: Option<&Value>, now: f64
 }
 
 /// Creates a directory holding `children` (metadata as given): a mutable one of
-/// `format`, or, with `immutable`, an immutable one (`URI:DIR2-CHK:` or
-/// `URI:DIR2-LIT:`).
+/// `format` (signed with `key` when given), or, with `immutable`, an immutable one
+/// (`URI:DIR2-CHK:` or `URI:DIR2-LIT:`).
 pub(crate) async fn create_dir(
     gateway: &Arc<Gateway>,
     children: Vec<Entry>,
     immutable: bool,
     format: MutableFormat,
+    key: Option<MutableKey>,
 ) -> Result<Cap, WebError> {
     if immutable {
         let file = transfer::upload_bytes(gateway, pack_immutable(&children)).await?;
         return Ok(Cap::Dir(Box::new(file)));
     }
-    let dir = gateway.grid.create_dir(format).await?;
+    let dir = match key {
+        Some(key) => gateway.grid.create_dir_with_key(format, key).await?,
+        None => gateway.grid.create_dir(format).await?,
+    };
     if !children.is_empty() {
         gateway
             .grid

@@ -12,6 +12,7 @@
 //! input makes the node panic.
 //!
 //! # Layout
+//! - `serve.rs`: the accept loop and its bounds (connections, header deadline).
 //! - `route.rs`: which resource a path names; every request enters there.
 //! - `error.rs`: the one mapping from a failure to a status.
 //! - `args.rs`: query arguments as Tahoe reads them.
@@ -43,6 +44,7 @@ mod file;
 mod listing;
 mod node;
 mod route;
+mod serve;
 mod transfer;
 mod unlinked;
 mod welcome;
@@ -102,16 +104,16 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 }
 
 /// Serves the web API on `listener` until `shutdown` is cancelled, then lets the
-/// requests in flight finish.
+/// requests in flight finish (for a few seconds).
 ///
 /// # Errors
-/// When accepting fails for good.
+/// None yet: a failed accept is logged and retried; the `Result` leaves room for
+/// failures a caller must hear of.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gateway))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    serve::run(listener, router(gateway), shutdown).await;
+    Ok(())
 }

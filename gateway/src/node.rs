@@ -181,7 +181,7 @@ async fn missing(
             } else {
                 args.dir_format()?
             };
-            let dir = edit::create_dir(gateway, kids, immutable, format).await?;
+            let dir = edit::create_dir(gateway, kids, immutable, format, None).await?;
             gateway
                 .grid
                 .link(parent, name, &dir, Replace::Always)
@@ -435,7 +435,7 @@ async fn post_dir(
             } else {
                 args.dir_format()?
             };
-            let new = edit::create_dir(gateway, kids, immutable, format).await?;
+            let new = edit::create_dir(gateway, kids, immutable, format, None).await?;
             gateway.grid.link(dir, name, &new, replace).await?;
             Ok(text(StatusCode::OK, new.to_string()))
         }

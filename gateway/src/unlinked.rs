@@ -42,19 +42,16 @@ pub(crate) async fn handle(
                     "t=mkdir does not accept children=, try t=mkdir-with-children instead",
                 ));
             }
-            if args.get("private-key").is_some() {
-                return Err(WebError::NotImplemented(
-                    "private-key= is not supported by this node yet".into(),
-                ));
-            }
-            let dir = edit::create_dir(gateway, Vec::new(), false, args.dir_format()?).await?;
+            let key = args.private_key()?;
+            let dir = edit::create_dir(gateway, Vec::new(), false, args.dir_format()?, key).await?;
             Ok(text(StatusCode::OK, dir.to_string()))
         }
         ("POST", "mkdir-with-children" | "mkdir-immutable") => {
             let immutable = t == "mkdir-immutable";
             let body = read_bounded(body, gateway.limits.max_json).await?;
             let kids = children::parse(&body, immutable)?;
-            let dir = edit::create_dir(gateway, kids, immutable, args.dir_format()?).await?;
+            let key = if immutable { None } else { args.private_key()? };
+            let dir = edit::create_dir(gateway, kids, immutable, args.dir_format()?, key).await?;
             Ok(text(StatusCode::OK, dir.to_string()))
         }
         ("POST", "" | "upload") => Err(WebError::NotImplemented(

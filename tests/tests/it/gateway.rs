@@ -536,3 +536,34 @@ async fn hostile_requests_are_refused_with_tahoes_statuses() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mkdir_with_a_private_key_makes_the_directory_of_that_key() {
+    use swamp_formats::cap::{Cap, MutableFormat};
+    use swamp_formats::mutable_key::MutableKey;
+    let node = node().await;
+    let key = MutableKey::generate(&mut rand::rng()).expect("key");
+    let want = Cap::Dir(Box::new(Cap::Mutable(key.write_cap(MutableFormat::Sdmf)))).to_string();
+    // GridSync sends urlsafe base64 of the DER, padded.
+    let encoded = data_encoding::BASE64URL.encode(key.expose_pkcs8_der());
+    let got = node
+        .ok_text(
+            reqwest::Method::POST,
+            &format!("/uri?t=mkdir&private-key={encoded}"),
+            "",
+        )
+        .await;
+    assert_eq!(got, want);
+    assert_eq!(
+        node.json(&format!("/uri/{}?t=json", seg(&got))).await[1]["children"],
+        json!({})
+    );
+    let (status, _, _) = node
+        .send(
+            reqwest::Method::POST,
+            "/uri?t=mkdir&private-key=bm90IGEga2V5",
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
