@@ -110,7 +110,8 @@ pub async fn run(args: RunArgs, global_dir: PathBuf) -> Result<(), Failure> {
     if !args.allow_stdin_close {
         stop_on_stdin_close(shutdown.clone());
     }
-    let gateway = Arc::new(Gateway::new(grid, names, spool, Limits::default()));
+    let gateway =
+        Arc::new(Gateway::new(grid, names, spool, Limits::default()).with_api_token(token));
     let served = tokio::spawn(serve(listener, gateway, shutdown));
     println!("client running");
     // Whoever reads our output (GridSync) may wait for that line.

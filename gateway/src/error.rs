@@ -15,6 +15,9 @@ pub(crate) enum WebError {
     /// The request is malformed or asks for something this resource cannot do.
     #[error("{0}")]
     BadRequest(String),
+    /// `/private` without `Authorization: tahoe-lafs <api_auth_token>`.
+    #[error("Unauthorized")]
+    Unauthorized,
     /// A path names a child that does not exist, or no resource lives here.
     #[error("{0}")]
     NotFound(String),
@@ -59,6 +62,7 @@ impl WebError {
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             // ExistingChildError, "a file was in the way".
@@ -93,6 +97,12 @@ impl IntoResponse for WebError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        if matches!(self, Self::Unauthorized) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("tahoe-lafs"),
+            );
+        }
         if let Self::RangeNotSatisfiable { size } = self
             && let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}"))
         {

@@ -23,6 +23,7 @@
 //! - `transfer.rs`: uploads and downloads, each on its own thread.
 //! - `body.rs`: bounded request bodies, spooled uploads.
 //! - `listing.rs`: `t=json`; `children.rs`: children JSON in requests.
+//! - `private.rs`: `/private`, behind the node's API token.
 //! - `edit.rs`: directory changes (new directories with children, relinks).
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ mod error;
 mod file;
 mod listing;
 mod node;
+mod private;
 mod route;
 mod serve;
 mod transfer;
@@ -81,6 +83,7 @@ pub struct Gateway {
     limits: Limits,
     transfers: Arc<Semaphore>,
     status: welcome::StatusCache,
+    api_token: Option<String>,
 }
 
 impl Gateway {
@@ -94,7 +97,16 @@ impl Gateway {
             transfers: Arc::new(Semaphore::new(limits.transfers.max(1))),
             limits,
             status: welcome::StatusCache::default(),
+            api_token: None,
         }
+    }
+
+    /// The token `/private` requires (`Authorization: tahoe-lafs <token>`; Tahoe's
+    /// `private/api_auth_token`). Without one, `/private` refuses everybody.
+    #[must_use]
+    pub fn with_api_token(mut self, token: String) -> Self {
+        self.api_token = Some(token);
+        self
     }
 }
 

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{Html, IntoResponse, Response};
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 use swamp_client::dir_edit::Replace;
 use swamp_formats::cap::{Cap, MutableFormat};
 use swamp_formats::dirnode::{Entry, normalize_name};
 
 use crate::Gateway;
-use crate::args::{Args, Format};
+use crate::args::Args;
 use crate::body::read_bounded;
 use crate::error::WebError;
 use crate::listing::{dir_json, file_json, to_text, unknown_json};
@@ -195,7 +195,7 @@ async fn missing(
                 ));
             }
             let replace = args.replace()?;
-            let cap = unlinked::upload(gateway, args.format(Some(Format::Chk))?, body).await?;
+            let cap = unlinked::upload(gateway, args, body).await?;
             gateway.grid.link(parent, name, &cap, replace).await?;
             Ok(text(StatusCode::CREATED, cap.to_string()))
         }
@@ -265,7 +265,47 @@ async fn on_node(
     }
 }
 
+/// `GET` and `HEAD`; what never changes (immutable files and directories) carries
+/// Tahoe's `ETag` (`SI-t`, `DIR:SI-t` for directories), and a request that names it
+/// in `If-None-Match` gets a 304.
 async fn read(
+    gateway: &Arc<Gateway>,
+    request: &NodeRequest<'_>,
+    target: &Target,
+) -> Result<Response, WebError> {
+    let t = request.args.t();
+    let etag = match target.cap.storage_index() {
+        Some(si)
+            if !target.cap.is_mutable() && matches!(t, "" | "json" | "uri" | "readonly-uri") =>
+        {
+            let prefix = if target.cap.is_dir() { "DIR:" } else { "" };
+            HeaderValue::from_str(&format!("{prefix}{si}-{t}")).ok()
+        }
+        _ => None,
+    };
+    if let Some(etag) = &etag {
+        let cached = request
+            .headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|tags| {
+                tags.split_whitespace()
+                    .any(|tag| tag == "*" || tag.as_bytes() == etag.as_bytes())
+            });
+        if cached {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            response.headers_mut().insert(header::ETAG, etag.clone());
+            return Ok(response);
+        }
+    }
+    let mut response = read_uncached(gateway, request, target).await?;
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+async fn read_uncached(
     gateway: &Arc<Gateway>,
     request: &NodeRequest<'_>,
     target: &Target,
@@ -391,7 +431,7 @@ async fn put(
             let (parent, entry) = target.parent.as_ref().ok_or_else(|| {
                 WebError::bad("PUT to an immutable file needs a name in a directory")
             })?;
-            let cap = unlinked::upload(gateway, args.format(Some(Format::Chk))?, body).await?;
+            let cap = unlinked::upload(gateway, args, body).await?;
             gateway
                 .grid
                 .link(parent, &entry.name, &cap, replace)

@@ -13,7 +13,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
-use crate::{node, unlinked, welcome};
+use crate::{node, private, unlinked, welcome};
 
 /// Bytes of request path read at most.
 pub(crate) const MAX_PATH: usize = 64 * 1024;
@@ -110,6 +110,10 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
                 filename: Some(names.last().copied().unwrap_or("unknown")),
             };
             node::handle(gateway, request, body).await
+        }
+        ["private", rest @ ..] => {
+            let request = Request::from_parts(parts, body);
+            private::handle(gateway, rest, request).await
         }
         _ => Err(WebError::NotFound("No such resource".into())),
     }

@@ -32,7 +32,7 @@ pub(crate) async fn handle(
                     "Content-Range in PUT not yet supported".into(),
                 ));
             }
-            let cap = upload(gateway, args.format(Some(Format::Chk))?, body).await?;
+            let cap = upload(gateway, args, body).await?;
             Ok(text(StatusCode::OK, cap.to_string()))
         }
         ("PUT" | "POST", "mkdir") => {
@@ -67,18 +67,27 @@ pub(crate) async fn handle(
     }
 }
 
-/// Uploads a request body as a new file of `format` (CHK when `None`).
+/// Uploads a request body as a new file of the format `args` ask for (CHK when
+/// they name none; a mutable file signed with `private-key=` when given).
 pub(crate) async fn upload(
     gateway: &Arc<Gateway>,
-    format: Option<Format>,
+    args: &Args,
     body: Body,
 ) -> Result<Cap, WebError> {
-    match format {
+    match args.format(Some(Format::Chk))? {
         Some(Format::Mutable(format)) => {
+            let key = args.private_key()?;
             let data = read_bounded(body, gateway.limits.max_mutable).await?;
-            Ok(Cap::Mutable(
-                gateway.grid.create_mutable(&data, format).await?,
-            ))
+            let file = match key {
+                Some(key) => {
+                    gateway
+                        .grid
+                        .create_mutable_with_key(&data, format, key)
+                        .await?
+                }
+                None => gateway.grid.create_mutable(&data, format).await?,
+            };
+            Ok(Cap::Mutable(file))
         }
         Some(Format::Chk) | None => {
             let spooled = spool(body, &gateway.spool_dir, gateway.limits.max_upload).await?;

@@ -11,6 +11,9 @@ use swamp_gateway::{Gateway, Limits, serve};
 use swamp_tests::{TestServer, grid_of, random_bytes};
 use tokio_util::sync::CancellationToken;
 
+/// The node's API token (`private/api_auth_token`).
+const TOKEN: &str = "aW50ZXJvcC10b2tlbg==";
+
 /// A gateway served on loopback; stops when dropped.
 struct Node {
     url: String,
@@ -38,7 +41,8 @@ async fn node() -> Node {
         })
         .collect();
     let spool = tempfile::tempdir().expect("spool dir");
-    let gateway = Gateway::new(grid, names, spool.path().join("tmp"), Limits::default());
+    let gateway = Gateway::new(grid, names, spool.path().join("tmp"), Limits::default())
+        .with_api_token(TOKEN.into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -96,6 +100,17 @@ impl Node {
         let text = self.ok_text(reqwest::Method::GET, path, "").await;
         serde_json::from_str(&text).expect("json")
     }
+}
+
+/// The ETag of a HEAD of `cap`.
+async fn headers_of(node: &Node, cap: &str) -> String {
+    let head = node
+        .http
+        .head(format!("{}/uri/{}", node.url, seg(cap)))
+        .send()
+        .await
+        .expect("head");
+    head.headers()["etag"].to_str().expect("etag").to_string()
 }
 
 /// A cap as a path segment.
@@ -197,6 +212,18 @@ async fn immutable_files_put_get_ranges_head_and_redirect() {
         .send(reqwest::Method::GET, &format!("/uri/{}", seg(&lit)), "")
         .await;
     assert_eq!(body, b"hello");
+
+    // Immutable answers carry Tahoe's ETag, and a client that has it gets a 304.
+    let etag = headers_of(&node, &cap).await;
+    assert!(etag.ends_with('-'), "{etag}");
+    let cached = node
+        .http
+        .get(format!("{}/uri/{}", node.url, seg(&cap)))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("conditional get");
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
 
     let info = node.json(&format!("/uri/{}?t=json", seg(&cap))).await;
     assert_eq!(info[0], "filenode");
@@ -566,4 +593,34 @@ async fn mkdir_with_a_private_key_makes_the_directory_of_that_key() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_logs_need_the_api_token_and_stay_open_for_gridsync() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let node = node().await;
+    let (status, headers, _) = node
+        .send(reqwest::Method::GET, "/private/logs/v1", "")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "tahoe-lafs");
+    let url = node.url.replace("http://", "ws://") + "/private/logs/v1";
+    let mut wrong = url.as_str().into_client_request().expect("request");
+    wrong.headers_mut().insert(
+        "authorization",
+        "tahoe-lafs not-the-token".parse().expect("header"),
+    );
+    assert!(tokio_tungstenite::connect_async(wrong).await.is_err());
+    let mut right = url.as_str().into_client_request().expect("request");
+    right.headers_mut().insert(
+        "authorization",
+        format!("tahoe-lafs {TOKEN}").parse().expect("header"),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(right)
+        .await
+        .expect("connects");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    ws.send(Message::Close(None)).await.expect("close");
 }
