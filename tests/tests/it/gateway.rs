@@ -624,3 +624,105 @@ async fn private_logs_need_the_api_token_and_stay_open_for_gridsync() {
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     ws.send(Message::Close(None)).await.expect("close");
 }
+
+/// Reads `child`'s output until a line containing `wanted` (or fails at its end).
+async fn wait_for_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    wanted: &str,
+) {
+    let found = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if line.contains(wanted) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the line came in time");
+    assert!(found, "no line with {wanted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tahoe_run_serves_a_client_node_directory_as_tahoe_does() {
+    use std::process::Stdio;
+    use tokio::io::AsyncBufReadExt;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let servers = TestServer::three().await;
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("client");
+    let mut create = tokio::process::Command::new(swamp_tests::child::tahoe_binary());
+    create.args([
+        "create-client",
+        "--shares-needed=2",
+        "--shares-happy=3",
+        "--shares-total=3",
+    ]);
+    create.arg("--webport=tcp:0:interface=127.0.0.1").arg(&dir);
+    for s in &servers {
+        create.arg("--nurl").arg(s.nurl.to_string());
+    }
+    assert!(create.status().await.expect("create-client").success());
+
+    let mut child = tokio::process::Command::new(swamp_tests::child::tahoe_binary())
+        .arg("run")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tahoe run");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    wait_for_line(&mut lines, "client running").await;
+    let url = std::fs::read_to_string(dir.join("node.url")).expect("node.url");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/\n"),
+        "{url:?}"
+    );
+    let token = std::fs::read_to_string(dir.join("private/api_auth_token")).expect("token");
+    assert_eq!(token.trim().len(), 44, "urlsafe base64 of 32 bytes");
+
+    let http = reqwest::Client::new();
+    let welcome: Value = serde_json::from_slice(
+        &http
+            .get(format!("{}?t=json", url.trim()))
+            .send()
+            .await
+            .expect("welcome")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(welcome["servers"].as_array().expect("servers").len(), 3);
+    let data = random_bytes(200_000);
+    let cap = http
+        .put(format!("{}uri", url.trim()))
+        .body(data.clone())
+        .send()
+        .await
+        .expect("put")
+        .text()
+        .await
+        .expect("cap");
+    let got = http
+        .get(format!("{}uri/{}", url.trim(), seg(&cap)))
+        .send()
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(&got[..], &data[..]);
+    // The spooled upload is gone once uploaded.
+    let spool = dir.join("tmp");
+    assert_eq!(std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0), 0);
+
+    // Like Tahoe's, the node ends when its standard input closes.
+    drop(child.stdin.take());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
