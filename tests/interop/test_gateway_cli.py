@@ -147,6 +147,7 @@ def test_mkdir_ls_ln_mv_unlink_as_on_a_python_node(grid, node, tmp_path):
     cli(node.nodedir, "mkdir", f"{root}/sub")
     cli(node.nodedir, "put", src, f"{root}/sub/a.txt")
     cli(node.nodedir, "put", src, f"{root}/top.txt")
+    cli(node.nodedir, "put", src, f"{root}/ünï ☂.txt")
     cli(node.nodedir, "ln", f"{root}/sub/a.txt", f"{root}/sub/b.txt")
     cli(node.nodedir, "mv", f"{root}/top.txt", f"{root}/sub/moved.txt")
     cli(node.nodedir, "unlink", f"{root}/sub/b.txt")
@@ -161,7 +162,8 @@ def test_mkdir_ls_ln_mv_unlink_as_on_a_python_node(grid, node, tmp_path):
     for where in (root, f"{root}/sub", f"{root}/sub/a.txt"):
         path = "uri/" + "/".join(urllib.parse.quote(p, safe="") for p in where.split("/")) + "?t=json"
         assert json.loads(node.web("GET", path)) == grid.client.web_ls(where), where
-    assert out(cli(node.nodedir, "ls", root)).split() == ["sub"]
+    assert out(cli(node.nodedir, "ls", root)).splitlines() == ["sub", "ünï ☂.txt"]
+    assert cli(py, "get", f"{root}/ünï ☂.txt").stdout == src.read_bytes()
     assert cli(node.nodedir, "get", f"{root}/sub/moved.txt").stdout == src.read_bytes()
     # What the Python node changes, the Swamp node sees.
     cli(py, "put", src, f"{root}/sub/by-python.txt")
