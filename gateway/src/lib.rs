@@ -60,7 +60,8 @@ pub struct Limits {
     pub max_mutable: usize,
     /// Bytes of a JSON request body (children of a new directory).
     pub max_json: usize,
-    /// Uploads and downloads in progress at once (each has a thread); more wait.
+    /// Uploads and downloads in progress at once (each has a thread, and a download
+    /// holds a few reads of k × 4 MiB); more wait.
     pub transfers: usize,
 }
 
@@ -70,7 +71,7 @@ impl Default for Limits {
             max_upload: 1 << 40,
             max_mutable: 64 << 20,
             max_json: 16 << 20,
-            transfers: 64,
+            transfers: 16,
         }
     }
 }

@@ -12,16 +12,22 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use swamp_formats::cap::{Cap, ChkCap};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::Gateway;
 use crate::error::WebError;
 
 /// Reads (a few MiB of plaintext each) queued between a download and its client.
 const QUEUED_READS: usize = 2;
+/// How long a download waits for its client to take the next part.
+const STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a waiting download looks again.
+const SEND_POLL: Duration = Duration::from_millis(5);
 
 /// Runs `job` on a new thread, with the runtime's handle, holding one of the
 /// gateway's transfer permits until it ends.
@@ -90,16 +96,13 @@ pub(crate) async fn download(
         .name("gateway-download".into())
         .spawn(move || {
             let _permit = permit;
-            let mut sink = RangeSink {
-                tx: tx.clone(),
-                at: 0,
-                range,
-            };
+            let mut sink = RangeSink { tx, at: 0, range };
             let result = handle.block_on(grid.download_to(&cap, &mut sink));
             if let Err(e) = result
                 && !sink.done()
             {
-                let _ = futures::executor::block_on(tx.send(Err(WebError::from(e))));
+                // The client may be gone; then nobody is left to tell.
+                let _ = sink.send(Err(WebError::from(e)));
             }
         })
         .map_err(|e| WebError::Internal(format!("cannot start a download thread: {e}")))?;
@@ -119,6 +122,30 @@ impl RangeSink {
     fn done(&self) -> bool {
         self.at >= self.range.end || self.tx.is_closed()
     }
+
+    /// Queues `item` for the client, waiting while the queue is full: that wait is
+    /// what bounds the memory. The sink runs on plain threads, inside and outside
+    /// the runtime's context, so it polls rather than blocks on the channel; a
+    /// client that takes nothing for [`STALL_TIMEOUT`] loses its download (and the
+    /// transfer permit it holds).
+    fn send(&self, mut item: Chunk) -> std::io::Result<()> {
+        let deadline = Instant::now() + STALL_TIMEOUT;
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => {
+                    return Err(std::io::Error::other("the client went away"));
+                }
+                Err(TrySendError::Full(back)) => {
+                    if Instant::now() >= deadline {
+                        return Err(std::io::Error::other("the client stopped reading"));
+                    }
+                    item = back;
+                    std::thread::sleep(SEND_POLL);
+                }
+            }
+        }
+    }
 }
 
 impl Write for RangeSink {
@@ -130,9 +157,7 @@ impl Write for RangeSink {
         let to = self.range.end.min(end);
         if from < to {
             let part = Bytes::copy_from_slice(&buf[(from - start) as usize..(to - start) as usize]);
-            // Not a runtime thread: waiting here is what bounds the memory.
-            futures::executor::block_on(self.tx.send(Ok(part)))
-                .map_err(|_| std::io::Error::other("the client went away"))?;
+            self.send(Ok(part))?;
         }
         if self.done() {
             return Err(std::io::Error::other("range sent"));

@@ -30,6 +30,10 @@ impl Drop for Node {
 }
 
 async fn node() -> Node {
+    node_with(Limits::default()).await
+}
+
+async fn node_with(limits: Limits) -> Node {
     // Plain HTTP, but reqwest wants a TLS provider chosen before a client is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let servers = TestServer::three().await;
@@ -41,8 +45,8 @@ async fn node() -> Node {
         })
         .collect();
     let spool = tempfile::tempdir().expect("spool dir");
-    let gateway = Gateway::new(grid, names, spool.path().join("tmp"), Limits::default())
-        .with_api_token(TOKEN.into());
+    let gateway =
+        Gateway::new(grid, names, spool.path().join("tmp"), limits).with_api_token(TOKEN.into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -725,4 +729,45 @@ async fn tahoe_run_serves_a_client_node_directory_as_tahoe_does() {
         .expect("exits in time")
         .expect("status");
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_download_frees_its_transfer() {
+    // One transfer at a time: if an abandoned download kept its thread and permit,
+    // the next request would wait forever.
+    let node = node_with(Limits {
+        transfers: 1,
+        ..Limits::default()
+    })
+    .await;
+    let data = random_bytes(20 * 1024 * 1024);
+    let cap = node
+        .ok_text(reqwest::Method::PUT, "/uri", data.clone())
+        .await;
+    let mut response = node
+        .http
+        .get(format!("{}/uri/{}", node.url, seg(&cap)))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), StatusCode::OK);
+    let first = response.chunk().await.expect("chunk").expect("some data");
+    assert_eq!(&first[..], &data[..first.len()]);
+    drop(response);
+    // A slow reader still gets every byte, in order.
+    let mut slow = node
+        .http
+        .get(format!("{}/uri/{}", node.url, seg(&cap)))
+        .send()
+        .await
+        .expect("second get");
+    let mut got = Vec::new();
+    while let Some(chunk) = slow.chunk().await.expect("chunk") {
+        got.extend_from_slice(&chunk);
+        if got.len() < 4 * 1024 * 1024 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
 }
