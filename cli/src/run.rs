@@ -65,6 +65,20 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), Failure> {
     std::fs::rename(&temp, path).map_err(fail)
 }
 
+/// Makes `private/secret` (the lease secret) and `private/convergence` when they
+/// are missing, as Tahoe's node does at its first start: `tahoe create-client`
+/// leaves them to it.
+fn create_missing_secrets(dir: &Path) -> Result<(), Failure> {
+    for name in ["secret", "convergence"] {
+        let path = dir.join("private").join(name);
+        if !path.exists() {
+            let secret = swamp_proto::base32::encode(&rand::random::<[u8; 32]>());
+            write_atomically(&path, &format!("{secret}\n"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the node until it is told to stop.
 pub async fn run(args: RunArgs, global_dir: PathBuf) -> Result<(), Failure> {
     let dir = args.dir.unwrap_or(global_dir);
@@ -86,6 +100,7 @@ pub async fn run(args: RunArgs, global_dir: PathBuf) -> Result<(), Failure> {
     let spool = dir.join(cfg.get("node", "tempdir").unwrap_or("tmp"));
 
     println!("running node in {}", dir.display());
+    create_missing_secrets(&dir)?;
     let grid = load_grid(&dir).map_err(|e| Failure::new(chain(&e)))?;
     let names = load_server_names(&dir).map_err(|e| Failure::new(chain(&e)))?;
     let listener = tokio::net::TcpListener::bind(address)
@@ -105,6 +120,14 @@ pub async fn run(args: RunArgs, global_dir: PathBuf) -> Result<(), Failure> {
         &format!("http://127.0.0.1:{port}/\n"),
     )?;
 
+    // Failures go to stderr (SWAMP_LOG picks what, as an env filter; warnings by
+    // default). Unless traces are being exported, which installed their own.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let shutdown = CancellationToken::new();
     stop_on_signals(shutdown.clone());
     if !args.allow_stdin_close {

@@ -89,11 +89,17 @@ fn entry(name: &str, child: Value, immutable: bool) -> Result<(Entry, Option<Val
         Some(_) => return Err(bad("metadata must be an object")),
     };
     // The strongest cap given decides the child; a read cap in the write slot works,
-    // as in Tahoe.
-    let strongest = rw
-        .as_deref()
-        .or(ro.as_deref())
-        .ok_or_else(|| bad("no cap"))?;
+    // as in Tahoe. No cap at all is a child Tahoe keeps as an unknown node with
+    // empty caps: magic-folder records a deletion that way (`"ro_uri": null`).
+    let Some(strongest) = rw.as_deref().or(ro.as_deref()) else {
+        let entry = Entry {
+            name: normalize_name(name),
+            ro_uri: None,
+            rw_uri: None,
+            metadata: Value::Null,
+        };
+        return Ok((entry, metadata));
+    };
     let cap = Cap::parse_lenient(strongest).map_err(|e| bad(&e.to_string()))?;
     let (ro_uri, rw_uri) = match &cap {
         Cap::Unknown(_) => {
@@ -152,6 +158,15 @@ mod tests {
         );
         assert!(parse(body, true).is_err());
         assert!(parse(b"[1]", false).is_err());
+        // magic-folder's deletion: a child without a cap, kept with its metadata.
+        let deleted = parse(
+            br#"{"content": ["filenode", {"ro_uri": null, "metadata": {"m": 1}}]}"#,
+            true,
+        )
+        .expect("parses");
+        assert_eq!(deleted[0].ro_uri, None);
+        assert_eq!(deleted[0].rw_uri, None);
+        assert_eq!(deleted[0].metadata["m"], 1);
         assert!(parse(b"", false).expect("empty").is_empty());
     }
 }

@@ -86,6 +86,10 @@ impl IntoResponse for WebError {
                 tracing::error!(%cause, "web API request failed");
                 "Internal Server Error\n".to_string()
             }
+            other if status.is_server_error() => {
+                tracing::warn!(%status, error = %other, "web API request failed");
+                format!("{other}\n")
+            }
             other => {
                 tracing::debug!(%status, error = %other, "web API request refused");
                 format!("{other}\n")

@@ -191,7 +191,9 @@ def test_mkdir_immutable_metadata_round_trips_unchanged(grid, node):
     content = node.web("PUT", "uri", os.urandom(2000)).decode()
     metadata_text = ('{"version": 1, "snapshot": {"author": {"name": "alice", '
                      '"signature": "c2lnbmF0dXJl"}}, "mtime": 1712345678.123456}')
-    body = ('{"content": ["filenode", {"ro_uri": "%s", "metadata": %s}]}') % (content, metadata_text)
+    # "deleted" is how magic-folder records a deletion: a child without a cap.
+    body = ('{"content": ["filenode", {"ro_uri": "%s", "metadata": %s}], '
+            '"deleted": ["filenode", {"ro_uri": null, "metadata": {"mtime": 5}}]}') % (content, metadata_text)
     snapshot = node.web("POST", "uri?t=mkdir-immutable", body.encode()).decode()
     assert snapshot.startswith("URI:DIR2-CHK:")
     sent = json.loads(metadata_text)
@@ -202,6 +204,8 @@ def test_mkdir_immutable_metadata_round_trips_unchanged(grid, node):
         assert json.dumps(child["metadata"]) == json.dumps(sent)
         assert child["ro_uri"] == content
     assert swamp_listing[1]["children"].keys() == python_listing[1]["children"].keys()
+    assert swamp_listing[1]["children"]["deleted"] == python_listing[1]["children"]["deleted"]
+    assert swamp_listing[1]["children"]["deleted"][1].get("ro_uri") is None
     assert swamp_listing[1]["ro_uri"] == python_listing[1]["ro_uri"]
     # The same children made by the Python node give the same immutable directory.
     assert grid.client.web("POST", "uri?t=mkdir-immutable", body.encode()).decode() == snapshot
