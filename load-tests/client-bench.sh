@@ -25,7 +25,7 @@ if [[ -z "${TAHOE_VENV:-}" || ! -x "$TAHOE_VENV/bin/tahoe" ]]; then
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p swamp-server -p swamp-client)
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p swamp-server -p swamp-cli)
 fi
 export SWAMP_SERVER_BIN="$TARGET_DIR/release/swamp-server"
 export SWAMP_TAHOE_BIN="$TARGET_DIR/release/tahoe"

@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MF_VENV=${MF_VENV:-$("$ROOT/scripts/magic-folder-venv.sh" | tail -n 1)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p swamp-server -p swamp-client)
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p swamp-server -p swamp-cli)
 fi
 export SWAMP_SERVER_BIN="$TARGET_DIR/release/swamp-server"
 export SWAMP_TAHOE_BIN="$TARGET_DIR/release/tahoe"

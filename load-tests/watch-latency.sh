@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-5}
 VENV=${VENV:-$ROOT/.venv-interop}
 [ -x "$VENV/bin/python" ] || "$ROOT/scripts/interop-venv.sh"
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p swamp-server -p swamp-client --manifest-path "$ROOT/Cargo.toml"
+    cargo build --release -p swamp-server -p swamp-cli --manifest-path "$ROOT/Cargo.toml"
 fi
 OUT=$(mktemp -d)
 for round in $(seq 1 "$ROUNDS"); do

@@ -27,7 +27,7 @@ fi
 echo "== static release build of swamp-server and tahoe ($host)" >&2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$host" \
-    -p swamp-server -p swamp-client --bin swamp-server --bin tahoe >&2
+    -p swamp-server -p swamp-cli --bin swamp-server --bin tahoe >&2
 bin_dir="$target_dir/$host/release"
 for bin in swamp-server tahoe; do
     # A dynamic binary would start nowhere in an image with no libc: say so here.

@@ -33,7 +33,7 @@ pub struct NewClient {
     pub happy: u16,
     /// `[client] shares.total`.
     pub total: u16,
-    /// `[node] web.port` for a real Tahoe node run on this directory.
+    /// `[node] web.port`, where `tahoe run` (Swamp's or Tahoe's) serves the web API.
     pub web_port: String,
 }
 

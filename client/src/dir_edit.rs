@@ -79,6 +79,19 @@ impl Grid {
         Ok(Cap::Dir(Box::new(Cap::Mutable(file))))
     }
 
+    /// [`Grid::create_dir`] with a given signing key (Tahoe's `private-key=`).
+    ///
+    /// # Errors
+    /// As [`Grid::create_mutable_with_key`].
+    pub async fn create_dir_with_key(
+        &self,
+        format: MutableFormat,
+        key: swamp_formats::mutable_key::MutableKey,
+    ) -> Result<Cap, GridError> {
+        let file = self.create_mutable_with_key(&[], format, key).await?;
+        Ok(Cap::Dir(Box::new(Cap::Mutable(file))))
+    }
+
     /// Applies `change` to `dir`'s children and writes the result, retrying on
     /// uncoordinated writes. `change` returns `Ok(false)` when there is nothing to
     /// write. Returns what `change` last returned.

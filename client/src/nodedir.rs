@@ -161,6 +161,50 @@ pub fn load_grid(dir: &Path) -> Result<Grid, NodeDirError> {
     ))
 }
 
+/// A configured server's names, as the web API's welcome page shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerName {
+    /// Its server id (the `servers.yaml` key, `v0-...`).
+    pub id: String,
+    /// Its announced nickname ("" when it announced none).
+    pub nickname: String,
+}
+
+#[derive(Deserialize)]
+struct NamesYaml {
+    storage: std::collections::BTreeMap<String, NameEntry>,
+}
+
+#[derive(Deserialize)]
+struct NameEntry {
+    ann: NameAnnouncement,
+}
+
+#[derive(Deserialize)]
+struct NameAnnouncement {
+    #[serde(default)]
+    nickname: Option<String>,
+}
+
+/// The id and nickname of each server in `private/servers.yaml`, in the order of
+/// [`load_grid`]'s [`Grid::servers`] (both follow the file's keys in sorted order).
+///
+/// # Errors
+/// [`NodeDirError`] naming the file and the problem.
+pub fn load_server_names(dir: &Path) -> Result<Vec<ServerName>, NodeDirError> {
+    let yaml_path = dir.join("private/servers.yaml");
+    let yaml: NamesYaml =
+        serde_yaml::from_str(&read(&yaml_path)?).map_err(|e| invalid(&yaml_path, e.to_string()))?;
+    Ok(yaml
+        .storage
+        .into_iter()
+        .map(|(id, entry)| ServerName {
+            id,
+            nickname: entry.ann.nickname.unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// Reads `private/aliases` (Tahoe's `name: cap` lines); a missing file means no
 /// aliases.
 ///

@@ -50,6 +50,22 @@ impl Grid {
         data: &[u8],
         format: MutableFormat,
     ) -> Result<MutableCap, GridError> {
+        let key = MutableKey::generate(&mut rand::rng())?;
+        self.create_mutable_with_key(data, format, key).await
+    }
+
+    /// [`Grid::create_mutable`] with a given signing key (Tahoe's `private-key=`),
+    /// which decides the cap: the same key always gives the same file.
+    ///
+    /// # Errors
+    /// As [`Grid::create_mutable`]; [`GridError::UncoordinatedWrite`] when a file
+    /// with this key exists already.
+    pub async fn create_mutable_with_key(
+        &self,
+        data: &[u8],
+        format: MutableFormat,
+        key: MutableKey,
+    ) -> Result<MutableCap, GridError> {
         let byte = |n: u16| {
             u8::try_from(n).map_err(|_| {
                 DecodeError::Invalid(format!("mutable files allow at most 255 shares, not {n}"))
@@ -61,9 +77,7 @@ impl Grid {
             byte(self.params().total)?,
         )?;
         let (cap, version) = {
-            let mut rng = rand::rng();
-            let key = MutableKey::generate(&mut rng)?;
-            let version = mutable_encode::encode(&key, params, 1, data, &mut rng)?;
+            let version = mutable_encode::encode(&key, params, 1, data, &mut rand::rng())?;
             (key.write_cap(format), version)
         };
         let servers = self.permuted(&cap.storage_index());

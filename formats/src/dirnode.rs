@@ -139,6 +139,28 @@ pub fn pack(entries: &[Entry], writekey: &[u8; 16]) -> Vec<u8> {
     out
 }
 
+/// Packs the entries of an immutable directory as Tahoe does (`deep_immutable`):
+/// sorted by name, no write caps (each an empty netstring, with no key to encrypt
+/// under), read caps without their `ro.` or `imm.` prefix (an immutable directory
+/// implies both).
+pub fn pack_immutable(entries: &[Entry]) -> Vec<u8> {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for e in sorted {
+        let ro = e.ro_uri.as_deref().unwrap_or("");
+        let ro = ro
+            .strip_prefix("imm.")
+            .unwrap_or_else(|| strip_ro_prefix(ro));
+        let mut entry = netstring(e.name.as_bytes());
+        entry.extend_from_slice(&netstring(ro.as_bytes()));
+        entry.extend_from_slice(&netstring(b""));
+        entry.extend_from_slice(&netstring(python_json(&e.metadata).as_bytes()));
+        out.extend_from_slice(&netstring(&entry));
+    }
+    out
+}
+
 /// Tahoe stores read-only caps without an `ro.` prefix (an `imm.` prefix stays).
 fn strip_ro_prefix(cap: &str) -> &str {
     cap.strip_prefix("ro.").unwrap_or(cap)

@@ -280,6 +280,31 @@ class Monitor:
         self.proc.stop()
 
 
+class SwampClientNode(L.TahoeClient):
+    """A Swamp client node on the same kind of node directory: `tahoe run` of
+    Swamp's CLI, which serves Tahoe's web API (swamp-gateway) in place of the Python
+    client node. Its servers' status reads "Connected to ...", which magic-folder
+    counts as connected."""
+
+    def start(self, timeout: float = L.START_TIMEOUT) -> "SwampClientNode":
+        assert self.proc is None or not self.proc.alive()
+        self._starts += 1
+        url_file = self.nodedir / "node.url"
+        if url_file.exists():
+            url_file.unlink()
+        self.proc = L.ManagedProcess(
+            [L.swamp_tahoe_bin(), "run", "--allow-stdin-close", self.nodedir],
+            self.logdir / f"{self.nodedir.name}.swamp.{self._starts}.log", name="swamp client node",
+        )
+        L.wait_until(url_file.exists, timeout, "swamp client node.url", procs=[self.proc])
+        L.wait_until(lambda: self.welcome() is not None, timeout, "swamp client web API", procs=[self.proc])
+        return self
+
+    def connected_servers(self, since: Optional[float] = None) -> list[dict]:
+        return [s for s in self.welcome()["servers"]
+                if s.get("connection_status", "").lower().startswith("connected")]
+
+
 @dataclass
 class MfGrid:
     """Swamp storage nodes, one Tahoe client node and one magic-folder daemon per
@@ -310,12 +335,13 @@ class MfGrid:
 
 def build_mf_grid(base: Path, participants: list[str], folders: list[str], poll_interval: int,
                   scan_interval: int, n_servers: int = 3, needed: int = 2, happy: int = 2,
-                  total: int = 3) -> MfGrid:
+                  total: int = 3, client_node: type = L.TahoeClient) -> MfGrid:
     """Start n_servers Swamp nodes, a Tahoe client node and a magic-folder daemon per
     participant; the first participant creates the folders (its scan_interval as
     given), the others join them (magic-folder makes their scan interval equal to
-    poll_interval). Every folder has every participant. On failure everything
-    started is stopped."""
+    poll_interval). Every folder has every participant. client_node is the kind of
+    client node each participant runs (a Python one, or SwampClientNode). On failure
+    everything started is stopped."""
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     logdir = base / "logs"
@@ -329,7 +355,7 @@ def build_mf_grid(base: Path, participants: list[str], folders: list[str], poll_
         announcements = [n.announcement() for n in grid.nodes]
         clients = grid.clients
         for name in participants:
-            c = L.TahoeClient(base / f"node-{name}", logdir, needed=needed, happy=happy, total=total)
+            c = client_node(base / f"node-{name}", logdir, needed=needed, happy=happy, total=total)
             c.create()
             c.write_servers(announcements)
             clients[name] = c

@@ -45,7 +45,7 @@ pub fn server_binary() -> PathBuf {
 /// If the binary cannot be built.
 pub fn tahoe_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| binary("SWAMP_TAHOE_BIN", "swamp-client", "tahoe"))
+    BIN.get_or_init(|| binary("SWAMP_TAHOE_BIN", "swamp-cli", "tahoe"))
         .clone()
 }
 

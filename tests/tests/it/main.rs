@@ -17,6 +17,7 @@ mod feed_client;
 mod feed_restart;
 mod feed_wires;
 mod feeds;
+mod gateway;
 mod grid;
 mod hardening;
 mod hostile_clients;

@@ -2,7 +2,8 @@
 //! Tahoe client node directory (`tahoe.cfg`, `private/servers.yaml`, secrets,
 //! `private/aliases`) and talks to the storage servers directly: no running client
 //! node, no web API in between. Arguments, output and exit codes follow Tahoe's
-//! where Tahoe has the command.
+//! where Tahoe has the command. `tahoe run` is the other way round: it runs a client
+//! node serving Tahoe's web API (`swamp-gateway`) for programs written for Tahoe's.
 
 mod create;
 mod direct;
@@ -13,6 +14,7 @@ mod magic_folder_push;
 mod paths;
 mod progress;
 mod push_format;
+mod run;
 mod traces;
 mod transfer;
 mod watch_cmd;
@@ -44,6 +46,8 @@ struct Cli {
 enum Command {
     /// Create a client node directory; add storage servers with --nurl/--announcement.
     CreateClient(create::CreateArgs),
+    /// Run a client node: Tahoe's web API on the directory's `[node] web.port`.
+    Run(run::RunArgs),
     /// Upload a file (stdin if FROM is omitted or `-`) and print its cap; with TO,
     /// link it there (or overwrite the mutable file there, or the mutable cap TO).
     Put {
@@ -141,6 +145,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let dir = node_directory(&cli);
     match cli.command {
         Command::CreateClient(args) => create::run(args, cli.node_directory).await,
+        Command::Run(args) => run::run(args, dir).await,
         Command::Put {
             mutable,
             format,
@@ -269,6 +274,8 @@ mod tests {
             &["tahoe", "put", "-m", "f"],
             &["tahoe", "mkdir", "--format=MDMF", "alias:x"],
             &["tahoe", "unlink", "alias:x"],
+            &["tahoe", "run", "--allow-stdin-close", "n"],
+            &["tahoe", "-d", "n", "run"],
             &["tahoe", "ls", "-l", "-F", "--uri"],
             &["tahoe", "watch", "--json", "-r", "alias:"],
             &[

@@ -28,7 +28,7 @@ pub struct CreateArgs {
     /// Shares made of each file (N).
     #[arg(long = "shares-total", default_value_t = 10)]
     pub total: u16,
-    /// The web API port for a real Tahoe node run on this directory.
+    /// `[node] web.port`: where `tahoe run` (this one or real Tahoe's) serves the web API.
     #[arg(long = "webport", default_value = "tcp:3456:interface=127.0.0.1")]
     pub web_port: String,
     /// Add a storage server by its NURL (repeatable).

@@ -1,0 +1,217 @@
+//! `t=json` of files and directories, in Tahoe's shapes (`_file_json_metadata`,
+//! `_directory_json_metadata` in `web/filenode.py` and `web/directory.py`):
+//! `["filenode", {...}]`, `["dirnode", {"children": {...}, ...}]`,
+//! `["unknown", {...}]`, keys in Tahoe's order, `ro_uri`/`rw_uri`/`verify_uri`
+//! present only when there is such a cap, and each child's metadata exactly as
+//! stored (magic-folder keeps signatures there).
+//!
+//! Tahoe prints with `json.dumps(..., indent=1)`; so do we (one-space indent), so a
+//! byte comparison of the two nodes' answers differs only where Python escapes
+//! non-ASCII characters and we do not (both are the same JSON).
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use swamp_formats::cap::{Cap, ChkVerifierCap, MutableAccess, MutableFormat};
+use swamp_formats::dirnode::Entry;
+
+/// The verify cap of `cap`, when it has one (LIT files and directories have none).
+pub(crate) fn verify_cap(cap: &Cap) -> Option<Cap> {
+    match cap {
+        Cap::Chk(c) => Some(Cap::ChkVerifier(ChkVerifierCap {
+            storage_index: c.storage_index(),
+            ueb_hash: c.ueb_hash,
+            needed: c.needed,
+            total: c.total,
+            size: c.size,
+        })),
+        Cap::ChkVerifier(_) => Some(cap.clone()),
+        Cap::Mutable(m) => {
+            let mut v = *m;
+            v.access = MutableAccess::Verify(m.storage_index());
+            Some(Cap::Mutable(v))
+        }
+        Cap::Dir(inner) => verify_cap(inner).map(|v| Cap::Dir(Box::new(v))),
+        Cap::Lit(_) | Cap::Unknown(_) => None,
+    }
+}
+
+/// A file's format name as Tahoe reports it.
+fn format_name(cap: &Cap) -> &'static str {
+    match cap {
+        Cap::Mutable(m) if m.format == MutableFormat::Mdmf => "MDMF",
+        Cap::Mutable(_) => "SDMF",
+        _ => "CHK",
+    }
+}
+
+/// The size a cap itself tells (immutable files); mutable sizes need a read.
+pub(crate) fn cap_size(cap: &Cap) -> Option<u64> {
+    match cap {
+        Cap::Chk(c) => Some(c.size),
+        Cap::ChkVerifier(c) => Some(c.size),
+        Cap::Lit(data) => Some(data.len() as u64),
+        _ => None,
+    }
+}
+
+/// Appends `rw_uri`, `ro_uri` and `verify_uri` as Tahoe does (each only if there is
+/// one).
+fn add_caps(map: &mut Map<String, Value>, cap: &Cap, ro_text: Option<&str>) {
+    if cap.is_writable() {
+        map.insert("rw_uri".into(), Value::from(cap.to_string()));
+    }
+    let ro = ro_text.map_or_else(|| cap.read_only().to_string(), str::to_string);
+    if !ro.is_empty() {
+        map.insert("ro_uri".into(), Value::from(ro));
+    }
+    if let Some(v) = verify_cap(cap) {
+        map.insert("verify_uri".into(), Value::from(v.to_string()));
+    }
+}
+
+/// `["filenode", {...}]` for a file; `size` when known; `metadata` when the file was
+/// reached through a directory.
+pub(crate) fn file_json(cap: &Cap, size: Option<u64>, metadata: Option<&Value>) -> Value {
+    let mut map = Map::new();
+    map.insert("mutable".into(), Value::from(cap.is_mutable()));
+    map.insert("format".into(), Value::from(format_name(cap)));
+    if let Some(size) = size.or_else(|| cap_size(cap)) {
+        map.insert("size".into(), Value::from(size));
+    }
+    add_caps(&mut map, cap, None);
+    if let Some(md) = metadata {
+        map.insert("metadata".into(), md.clone());
+    }
+    json!(["filenode", map])
+}
+
+/// `["unknown", {...}]` for a cap this node does not understand.
+pub(crate) fn unknown_json(
+    entry_ro: Option<&str>,
+    entry_rw: Option<&str>,
+    metadata: Option<&Value>,
+) -> Value {
+    let mut map = Map::new();
+    if let Some(ro) = entry_ro {
+        map.insert("ro_uri".into(), Value::from(ro));
+    }
+    if let Some(rw) = entry_rw {
+        map.insert("rw_uri".into(), Value::from(rw));
+        map.insert("mutable".into(), Value::from(true));
+    }
+    if let Some(md) = metadata {
+        map.insert("metadata".into(), md.clone());
+    }
+    json!(["unknown", map])
+}
+
+/// One child of a listing: `[type, {..., "metadata": ...}]`.
+fn child_json(entry: &Entry) -> Value {
+    let cap = entry
+        .cap()
+        .unwrap_or_else(|_| Cap::Unknown(entry.cap_text().to_string()));
+    let (kind, mut map) = match &cap {
+        Cap::Unknown(_) => ("unknown", Map::new()),
+        Cap::Dir(_) => {
+            let mut map = Map::new();
+            map.insert("mutable".into(), Value::from(cap.is_mutable()));
+            ("dirnode", map)
+        }
+        _ => {
+            let mut map = Map::new();
+            map.insert("mutable".into(), Value::from(cap.is_mutable()));
+            map.insert("format".into(), Value::from(format_name(&cap)));
+            if let Some(size) = cap_size(&cap) {
+                map.insert("size".into(), Value::from(size));
+            }
+            ("filenode", map)
+        }
+    };
+    map.insert("metadata".into(), entry.metadata.clone());
+    match &cap {
+        Cap::Unknown(_) => {
+            if let Some(rw) = &entry.rw_uri {
+                map.insert("rw_uri".into(), Value::from(rw.as_str()));
+            }
+            if let Some(ro) = &entry.ro_uri {
+                map.insert("ro_uri".into(), Value::from(ro.as_str()));
+            }
+        }
+        known => {
+            if known.is_writable() {
+                map.insert("rw_uri".into(), Value::from(known.to_string()));
+            }
+            map.insert("ro_uri".into(), Value::from(known.read_only().to_string()));
+            if let Some(v) = verify_cap(known) {
+                map.insert("verify_uri".into(), Value::from(v.to_string()));
+            }
+        }
+    }
+    json!([kind, map])
+}
+
+/// `["dirnode", {"children": ..., "ro_uri", "rw_uri", "verify_uri", "mutable"}]`.
+pub(crate) fn dir_json(cap: &Cap, entries: &[Entry]) -> Value {
+    let children: Map<String, Value> = entries
+        .iter()
+        .map(|e| (e.name.clone(), child_json(e)))
+        .collect();
+    let mut map = Map::new();
+    map.insert("children".into(), Value::Object(children));
+    let ro = cap.read_only().to_string();
+    map.insert("ro_uri".into(), Value::from(ro));
+    if cap.is_writable() {
+        map.insert("rw_uri".into(), Value::from(cap.to_string()));
+    }
+    if let Some(v) = verify_cap(cap) {
+        map.insert("verify_uri".into(), Value::from(v.to_string()));
+    }
+    map.insert("mutable".into(), Value::from(cap.is_mutable()));
+    json!(["dirnode", map])
+}
+
+/// `json.dumps(value, indent=1) + "\n"`.
+pub(crate) fn to_text(value: &Value) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    // Serializing a Value into a Vec cannot fail.
+    if value.serialize(&mut serializer).is_err() {
+        return "null\n".into();
+    }
+    let mut text = String::from_utf8(out).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_printed_with_tahoes_indent() {
+        let text = to_text(&json!(["dirnode", {"children": {}, "mutable": true}]));
+        assert_eq!(
+            text,
+            "[\n \"dirnode\",\n {\n  \"children\": {},\n  \"mutable\": true\n }\n]\n"
+        );
+    }
+
+    #[test]
+    fn child_metadata_and_caps_come_back_as_stored() {
+        let metadata = json!({"magic_folder": {"author": {"sig": "AAAA"}}, "x": 1.5});
+        let entry = Entry {
+            name: "snap".into(),
+            ro_uri: Some("URI:LIT:nbswy3dp".into()),
+            rw_uri: None,
+            metadata: metadata.clone(),
+        };
+        let listing = dir_json(&Cap::Lit(Vec::new()), std::slice::from_ref(&entry));
+        let child = &listing[1]["children"]["snap"];
+        assert_eq!(child[0], "filenode");
+        assert_eq!(child[1]["metadata"], metadata);
+        assert_eq!(child[1]["ro_uri"], "URI:LIT:nbswy3dp");
+        assert_eq!(child[1]["size"], 5);
+        assert!(child[1].get("rw_uri").is_none());
+    }
+}

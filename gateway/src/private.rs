@@ -1,0 +1,76 @@
+//! `/private`: what Tahoe serves only to holders of the node's API token
+//! (`Authorization: tahoe-lafs <private/api_auth_token>`; 401 otherwise, as
+//! Tahoe's `web/private.py`).
+//!
+//! `/private/logs/v1` is the WebSocket GridSync opens to follow the node's log. It is
+//! accepted and kept open, but carries no messages yet: Tahoe streams its eliot log
+//! there, which this node does not have.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
+use http::header;
+
+use crate::Gateway;
+use crate::error::WebError;
+
+/// Whether `given` is `expected`, in time independent of where they differ.
+fn same(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Handles `/private/REST`.
+pub(crate) async fn handle(
+    gateway: &Arc<Gateway>,
+    rest: &[&str],
+    request: Request,
+) -> Result<Response, WebError> {
+    let expected = gateway.api_token.as_deref().ok_or(WebError::Unauthorized)?;
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("tahoe-lafs"))
+        .map(|(_, token)| token.trim());
+    if !given.is_some_and(|t| same(t.as_bytes(), expected.as_bytes())) {
+        return Err(WebError::Unauthorized);
+    }
+    match rest {
+        ["logs", "v1"] => {
+            let (mut parts, _) = request.into_parts();
+            let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
+                .await
+                .map_err(|e| WebError::bad(format!("a WebSocket is expected here: {e}")))?;
+            Ok(upgrade.on_upgrade(|mut socket| async move {
+                // Nothing to send; answer pings (axum does) until the client leaves.
+                while let Some(Ok(message)) = socket.recv().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            }))
+        }
+        _ => Err(WebError::NotFound("No such resource".into())),
+    }
+    .map(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"ab", b"abc"));
+    }
+}

@@ -1,0 +1,211 @@
+"""Tahoe 1.20's own Python `tahoe` CLI drives a Swamp client node (`tahoe run` of
+Swamp's CLI: the web API of swamp-gateway) on Swamp storage nodes, and gets what it
+gets from a Python client node on the same grid.
+
+The Swamp node's directory is a copy of the Python client node's (same secrets,
+same servers, another web port), so convergent uploads give the same caps on both
+nodes and every result can be compared one for one. The CLI finds the node through
+`node.url`, as it finds a Python node.
+"""
+
+from __future__ import annotations
+
+import configparser
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import interop_lib as L
+
+pytestmark = pytest.mark.swamp
+
+
+class SwampClientNode:
+    """`tahoe run` of Swamp's CLI on a client node directory."""
+
+    def __init__(self, nodedir: Path, logdir: Path):
+        self.nodedir = nodedir
+        self.logdir = logdir
+        self.proc = None
+
+    def start(self) -> "SwampClientNode":
+        url_file = self.nodedir / "node.url"
+        if url_file.exists():
+            url_file.unlink()
+        self.proc = L.ManagedProcess(
+            [L.swamp_tahoe_bin(), "run", "--allow-stdin-close", self.nodedir],
+            self.logdir / "swamp-client-node.log", name="swamp client node",
+        )
+        L.wait_until(url_file.exists, L.START_TIMEOUT, "swamp node.url", procs=[self.proc])
+        L.wait_until(lambda: "client running" in self.proc.log_tail(), L.START_TIMEOUT,
+                     "the 'client running' line", procs=[self.proc])
+        return self
+
+    def stop(self):
+        return self.proc.stop() if self.proc else None
+
+    @property
+    def url(self) -> str:
+        return (self.nodedir / "node.url").read_text().strip()
+
+    def web(self, method: str, path: str, data: bytes | None = None) -> bytes:
+        req = urllib.request.Request(self.url + path.lstrip("/"), data=data, method=method)
+        with urllib.request.urlopen(req, timeout=L.CLI_TIMEOUT) as r:
+            return r.read()
+
+    def welcome(self) -> dict:
+        return json.loads(self.web("GET", "?t=json"))
+
+
+@pytest.fixture(scope="module")
+def grid(swamp_grid):
+    return swamp_grid
+
+
+@pytest.fixture(scope="module")
+def node(grid, tmp_path_factory):
+    base = tmp_path_factory.mktemp("gateway")
+    nodedir = base / "swamp-client"
+    src = grid.client.nodedir
+    nodedir.mkdir()
+    (nodedir / "private").mkdir()
+    for name in ("secret", "convergence", "servers.yaml"):
+        shutil.copy(src / "private" / name, nodedir / "private" / name)
+    cfg = configparser.ConfigParser()
+    cfg.read(src / "tahoe.cfg")
+    cfg["node"]["web.port"] = f"tcp:{L.free_port()}:interface=127.0.0.1"
+    with open(nodedir / "tahoe.cfg", "w") as f:
+        cfg.write(f)
+    n = SwampClientNode(nodedir, base / "logs").start()
+    yield n
+    n.stop()
+
+
+def cli(nodedir: Path, *args, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Tahoe's own Python CLI against the node in nodedir."""
+    env = dict(os.environ, TZ="UTC")
+    cp = subprocess.run([L.tahoe_bin(), "-d", str(nodedir), *map(str, args)], input=input,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=L.CLI_TIMEOUT, env=env)
+    if check:
+        assert cp.returncode == 0, f"tahoe {' '.join(map(str, args))}: {cp.stderr.decode()}"
+    return cp
+
+
+def out(cp: subprocess.CompletedProcess) -> str:
+    return cp.stdout.decode().strip()
+
+
+def test_welcome_satisfies_magic_folder_and_gridsync(node):
+    servers = node.welcome()["servers"]
+    assert len(servers) == 3
+    for s in servers:
+        assert s["connection_status"].startswith("Connected"), s  # GridSync
+        assert s["connection_status"].lower().startswith("connected"), s  # magic-folder
+        assert isinstance(s["available_space"], int), s
+    tokens = (node.nodedir / "private" / "api_auth_token").read_text().strip()
+    assert len(tokens) >= 43
+    assert node.url.startswith("http://127.0.0.1:")
+
+
+def test_put_get_same_caps_and_bytes_as_python_node(grid, node, tmp_path):
+    py = grid.client.nodedir
+    for size in (10, 5_000, 1_500_000):
+        src = tmp_path / f"f{size}"
+        data = os.urandom(size)
+        src.write_bytes(data)
+        swamp_cap = out(cli(node.nodedir, "put", src))
+        python_cap = out(cli(py, "put", src))
+        assert swamp_cap == python_cap, "same secrets, same convergent cap"
+        got = tmp_path / f"got{size}"
+        cli(node.nodedir, "get", swamp_cap, got)
+        assert got.read_bytes() == data
+        assert cli(py, "get", swamp_cap).stdout == data
+    # Mutable: made on Swamp, overwritten through Swamp, read by both.
+    src = tmp_path / "m"
+    src.write_bytes(b"mutable one")
+    mcap = out(cli(node.nodedir, "put", "--mutable", src))
+    assert mcap.startswith("URI:SSK:")
+    src.write_bytes(b"mutable two, longer")
+    cli(node.nodedir, "put", src, mcap)
+    assert cli(py, "get", mcap).stdout == b"mutable two, longer"
+    assert cli(node.nodedir, "get", mcap).stdout == b"mutable two, longer"
+
+
+def test_mkdir_ls_ln_mv_unlink_as_on_a_python_node(grid, node, tmp_path):
+    py = grid.client.nodedir
+    root = out(cli(node.nodedir, "mkdir"))
+    assert root.startswith("URI:DIR2:")
+    src = tmp_path / "a.txt"
+    src.write_bytes(os.urandom(3000))
+    cli(node.nodedir, "mkdir", f"{root}/sub")
+    cli(node.nodedir, "put", src, f"{root}/sub/a.txt")
+    cli(node.nodedir, "put", src, f"{root}/top.txt")
+    cli(node.nodedir, "put", src, f"{root}/ünï ☂.txt")
+    cli(node.nodedir, "ln", f"{root}/sub/a.txt", f"{root}/sub/b.txt")
+    cli(node.nodedir, "mv", f"{root}/top.txt", f"{root}/sub/moved.txt")
+    cli(node.nodedir, "unlink", f"{root}/sub/b.txt")
+    for where in (root, f"{root}/sub"):
+        for flags in ([], ["-l"], ["--uri"], ["-l", "-F", "--uri"]):
+            want = out(cli(py, "ls", *flags, where))
+            got = out(cli(node.nodedir, "ls", *flags, where))
+            assert got == want, (where, flags)
+    assert out(cli(node.nodedir, "ls", f"{root}/sub")).split() == ["a.txt", "moved.txt"]
+    # t=json answers equal the Python node's, for directories and for files reached
+    # through them (metadata, caps, verify caps, sizes).
+    for where in (root, f"{root}/sub", f"{root}/sub/a.txt"):
+        path = "uri/" + "/".join(urllib.parse.quote(p, safe="") for p in where.split("/")) + "?t=json"
+        assert json.loads(node.web("GET", path)) == grid.client.web_ls(where), where
+    assert out(cli(node.nodedir, "ls", root)).splitlines() == ["sub", "ünï ☂.txt"]
+    assert cli(py, "get", f"{root}/ünï ☂.txt").stdout == src.read_bytes()
+    assert cli(node.nodedir, "get", f"{root}/sub/moved.txt").stdout == src.read_bytes()
+    # What the Python node changes, the Swamp node sees.
+    cli(py, "put", src, f"{root}/sub/by-python.txt")
+    assert "by-python.txt" in out(cli(node.nodedir, "ls", f"{root}/sub")).split()
+    # Errors come back as from a Python node.
+    for args in (["ls", f"{root}/missing"], ["get", f"{root}/missing"], ["unlink", f"{root}/missing"]):
+        assert cli(node.nodedir, *args, check=False).returncode == cli(py, *args, check=False).returncode, args
+
+
+def test_aliases_and_cp_of_a_small_tree(grid, node, tmp_path):
+    cli(node.nodedir, "create-alias", "gw")
+    tree = tmp_path / "tree"
+    (tree / "inner").mkdir(parents=True)
+    (tree / "one.txt").write_bytes(b"one")
+    (tree / "inner" / "two.bin").write_bytes(os.urandom(70_000))
+    cli(node.nodedir, "cp", "-r", tree, "gw:")
+    assert sorted(out(cli(node.nodedir, "ls", "gw:tree")).split()) == ["inner", "one.txt"]
+    back = tmp_path / "back"
+    cli(node.nodedir, "cp", "-r", "gw:tree", back)
+    assert not filecmp.dircmp(tree, back / "tree").diff_files
+    assert (back / "tree" / "inner" / "two.bin").read_bytes() == (tree / "inner" / "two.bin").read_bytes()
+
+
+def test_mkdir_immutable_metadata_round_trips_unchanged(grid, node):
+    content = node.web("PUT", "uri", os.urandom(2000)).decode()
+    metadata_text = ('{"version": 1, "snapshot": {"author": {"name": "alice", '
+                     '"signature": "c2lnbmF0dXJl"}}, "mtime": 1712345678.123456}')
+    # "deleted" is how magic-folder records a deletion: a child without a cap.
+    body = ('{"content": ["filenode", {"ro_uri": "%s", "metadata": %s}], '
+            '"deleted": ["filenode", {"ro_uri": null, "metadata": {"mtime": 5}}]}') % (content, metadata_text)
+    snapshot = node.web("POST", "uri?t=mkdir-immutable", body.encode()).decode()
+    assert snapshot.startswith("URI:DIR2-CHK:")
+    sent = json.loads(metadata_text)
+    swamp_listing = json.loads(node.web("GET", f"uri/{urllib.parse.quote(snapshot)}?t=json"))
+    python_listing = grid.client.web_ls(snapshot)
+    for listing in (swamp_listing, python_listing):
+        child = listing[1]["children"]["content"][1]
+        assert json.dumps(child["metadata"]) == json.dumps(sent)
+        assert child["ro_uri"] == content
+    assert swamp_listing[1]["children"].keys() == python_listing[1]["children"].keys()
+    assert swamp_listing[1]["children"]["deleted"] == python_listing[1]["children"]["deleted"]
+    assert swamp_listing[1]["children"]["deleted"][1].get("ro_uri") is None
+    assert swamp_listing[1]["ro_uri"] == python_listing[1]["ro_uri"]
+    # The same children made by the Python node give the same immutable directory.
+    assert grid.client.web("POST", "uri?t=mkdir-immutable", body.encode()).decode() == snapshot
