@@ -25,6 +25,7 @@
 //! - `listing.rs`: `t=json`; `children.rs`: children JSON in requests.
 //! - `private.rs`: `/private`, behind the node's API token.
 //! - `edit.rs`: directory changes (new directories with children, relinks).
+//! - `check.rs`: `t=check` (check, verify, repair; the client library's).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 mod args;
 mod body;
+mod check;
 mod children;
 mod edit;
 mod error;

@@ -246,9 +246,7 @@ async fn on_node(
             post_dir(gateway, request.args, &target.cap, body).await
         }
         Method::POST => match t {
-            "check" => Err(WebError::NotImplemented(
-                "t=check is not supported by this node yet".into(),
-            )),
+            "check" => crate::check::check(gateway, &target.cap, request.args).await,
             _ => Err(WebError::bad(format!("POST to file: bad t={t}"))),
         },
         Method::DELETE => {
@@ -450,6 +448,7 @@ async fn post_dir(
 ) -> Result<Response, WebError> {
     let t = args.t();
     match t {
+        "check" => crate::check::check(gateway, dir, args).await,
         "mkdir" | "mkdir-with-children" | "mkdir-immutable" => {
             let Some(name) = args.get("name").filter(|n| !n.is_empty()) else {
                 // The directory was made on the way here (or is this one).
@@ -545,10 +544,10 @@ async fn post_dir(
         "upload" => Err(WebError::NotImplemented(
             "POST t=upload (an HTML form) is not supported by this node yet; use PUT".into(),
         )),
-        "check" | "start-deep-check" | "stream-deep-check" | "start-manifest"
-        | "start-deep-size" | "start-deep-stats" | "stream-manifest" => Err(
-            WebError::NotImplemented(format!("t={t} is not supported by this node yet")),
-        ),
+        "start-deep-check" | "stream-deep-check" | "start-manifest" | "start-deep-size"
+        | "start-deep-stats" | "stream-manifest" => Err(WebError::NotImplemented(format!(
+            "t={t} is not supported by this node yet"
+        ))),
         _ => Err(WebError::bad(format!("POST to a directory with bad t={t}"))),
     }
 }

@@ -169,3 +169,27 @@ impl Write for RangeSink {
         Ok(())
     }
 }
+
+/// Checks `cap` (with `repair`, checks and repairs it) on a transfer thread: a verify
+/// reads and hashes every share, a repair downloads and uploads; returns Tahoe's JSON.
+pub(crate) async fn check(
+    gateway: &Arc<Gateway>,
+    cap: Cap,
+    options: swamp_client::check::CheckOptions,
+    repair: bool,
+) -> Result<serde_json::Value, WebError> {
+    let grid = gateway.grid.clone();
+    on_own_thread(gateway, move |handle| {
+        handle.block_on(async {
+            if repair {
+                grid.check_and_repair(&cap, options)
+                    .await
+                    .map(|r| r.to_json())
+            } else {
+                grid.check(&cap, options).await.map(|r| r.to_json())
+            }
+        })
+    })
+    .await?
+    .map_err(WebError::from)
+}

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use swamp_client::nodedir::ServerName;
 use swamp_gateway::{Gateway, Limits, serve};
-use swamp_tests::{TestServer, grid_of, random_bytes};
+use swamp_tests::{TestServer, grid_of, random_bytes, share_file};
 use tokio_util::sync::CancellationToken;
 
 /// The node's API token (`private/api_auth_token`).
@@ -19,7 +19,7 @@ struct Node {
     url: String,
     http: reqwest::Client,
     stop: CancellationToken,
-    _servers: [TestServer; 3],
+    servers: [TestServer; 3],
     _spool: tempfile::TempDir,
 }
 
@@ -60,7 +60,7 @@ async fn node_with(limits: Limits) -> Node {
             .build()
             .expect("client"),
         stop,
-        _servers: servers,
+        servers,
         _spool: spool,
     }
 }
@@ -770,4 +770,72 @@ async fn a_client_that_leaves_mid_download_frees_its_transfer() {
     }
     assert_eq!(got.len(), data.len());
     assert!(got == data);
+}
+
+#[tokio::test]
+async fn check_verify_and_repair_through_t_check() {
+    let node = node().await;
+    let data = random_bytes(200_000);
+    let (status, _, cap) = node.send(reqwest::Method::PUT, "/uri", data.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let cap = String::from_utf8(cap).unwrap();
+    let check = |args: &'static str| {
+        let path = format!("/uri/{}?t=check&output=JSON{args}", seg(&cap));
+        let node = &node;
+        async move {
+            let (status, headers, body) = node.send(reqwest::Method::POST, &path, "").await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            assert!(
+                headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain")
+            );
+            serde_json::from_slice::<Value>(&body).unwrap()
+        }
+    };
+    let healthy = check("&verify=true").await;
+    assert_eq!(healthy["results"]["healthy"], true, "{healthy}");
+    assert_eq!(healthy["results"]["count-shares-good"], 3);
+
+    // One share gone from the disk of the server that held it.
+    let parsed: swamp_formats::cap::Cap = cap.parse().unwrap();
+    let si = parsed.storage_index().unwrap();
+    let holder = node
+        .servers
+        .iter()
+        .find_map(|s| {
+            let path = share_file(&s.storage_dir.join("shares"), &si, 0);
+            path.exists().then_some(path)
+        })
+        .expect("somebody holds share 0");
+    std::fs::remove_file(holder).unwrap();
+    let damaged = check("").await;
+    assert_eq!(damaged["results"]["healthy"], false, "{damaged}");
+    assert_eq!(damaged["results"]["count-shares-good"], 2);
+
+    let repaired = check("&repair=true").await;
+    assert_eq!(repaired["repair-attempted"], true, "{repaired}");
+    assert_eq!(repaired["repair-successful"], true, "{repaired}");
+    assert_eq!(check("").await["results"]["count-shares-good"], 3);
+    let (status, _, back) = node
+        .send(reqwest::Method::GET, &format!("/uri/{}", seg(&cap)), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(back, data);
+
+    // Without output=JSON: a page with the summary; a bad boolean is a 400.
+    let path = format!("/uri/{}?t=check", seg(&cap));
+    let (status, _, page) = node.send(reqwest::Method::POST, &path, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        String::from_utf8_lossy(&page).contains("Healthy"),
+        "{}",
+        String::from_utf8_lossy(&page)
+    );
+    let path = format!("/uri/{}?t=check&verify=perhaps", seg(&cap));
+    assert_eq!(
+        node.send(reqwest::Method::POST, &path, "").await.0,
+        StatusCode::BAD_REQUEST
+    );
 }
