@@ -14,7 +14,7 @@ use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
 use crate::listing::to_text;
-use crate::route::text;
+use crate::reply::text;
 use crate::welcome::escape;
 
 /// Checks `cap` as the arguments ask.

@@ -14,6 +14,7 @@
 //! # Layout
 //! - `serve.rs`: the accept loop and its bounds (connections, header deadline).
 //! - `route.rs`: which resource a path names; every request enters there.
+//! - `reply.rs`: the plain-text answer and path-segment encoding every handler uses.
 //! - `error.rs`: the one mapping from a failure to a status.
 //! - `args.rs`: query arguments as Tahoe reads them.
 //! - `welcome.rs`: `GET /`, the servers and their connection status.
@@ -47,6 +48,7 @@ mod file;
 mod listing;
 mod node;
 mod private;
+mod reply;
 mod route;
 mod serve;
 mod transfer;

@@ -21,7 +21,7 @@ use crate::args::Args;
 use crate::body::read_bounded;
 use crate::error::WebError;
 use crate::listing::{dir_json, file_json, to_text, unknown_json};
-use crate::route::{encode_segment, text};
+use crate::reply::{encode_segment, text};
 use crate::welcome::escape;
 use crate::{children, edit, file, unlinked};
 

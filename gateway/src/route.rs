@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{Method, StatusCode, header};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use http::Method;
+use percent_encoding::percent_decode_str;
 
 use crate::Gateway;
 use crate::args::Args;
@@ -17,29 +17,6 @@ use crate::{node, private, unlinked, welcome};
 
 /// Bytes of request path read at most.
 pub(crate) const MAX_PATH: usize = 64 * 1024;
-
-/// What `encode_segment` leaves as is (Python's `urllib.parse.quote` safe set,
-/// without `/`).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'-')
-    .remove(b'~');
-
-/// A path segment, percent-encoded.
-pub(crate) fn encode_segment(text: &str) -> String {
-    utf8_percent_encode(text, SEGMENT).to_string()
-}
-
-/// A `text/plain` answer.
-pub(crate) fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
 
 /// Every request comes here.
 pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {

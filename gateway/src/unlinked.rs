@@ -12,7 +12,7 @@ use crate::Gateway;
 use crate::args::{Args, Format};
 use crate::body::{read_bounded, spool};
 use crate::error::WebError;
-use crate::route::{encode_segment, text};
+use crate::reply::{encode_segment, text};
 use crate::{children, edit, transfer};
 
 /// Handles a request for `/uri`.

@@ -290,13 +290,7 @@ fn run(dir: &Path, quiet: bool) -> anyhow::Result<()> {
 
 fn serve_node(dir: &Path, quiet: bool, logs: swamp_server::logging::Logs) -> anyhow::Result<()> {
     let node = load_node(dir, env, system_clock())?;
-    let reloader = node
-        .server
-        .app
-        .reload
-        .get()
-        .cloned()
-        .context("a node started from a directory can reload")?;
+    let reloader = std::sync::Arc::clone(&node.reloader);
     reloader.control_logs(logs);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

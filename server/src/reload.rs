@@ -31,7 +31,6 @@ use crate::node::config::applies_at_reload;
 use crate::node::grid_manager::{GridCertificates, load_certificates};
 use crate::node::identity::OPERATOR_SECRET_FILE_VAR;
 use crate::node::{Config, OperatorSecret};
-use crate::start::StartError;
 
 /// Where the node reads its environment (the process's, or a test's).
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -110,9 +109,9 @@ impl Reloader {
     /// Reads everything again and applies what changed.
     ///
     /// # Errors
-    /// [`StartError`] naming the file, setting or certificate that is wrong; nothing
+    /// [`ReloadError`] naming the file, setting or certificate that is wrong; nothing
     /// has changed then.
-    pub fn reload(&self) -> Result<ReloadReport, StartError> {
+    pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         let config = Config::load(&self.node_dir, &*self.env)?;
         let certificates = load_certificates(&config, &self.server_id)?;
@@ -214,7 +213,7 @@ impl Reloader {
     /// `SWAMP_OPERATOR_SECRET_FILE` names, or `private/operator.secret`. `None` when
     /// the latter is missing (a new one is made at the next start; until then the
     /// one in use stays).
-    fn operator_secret_on_disk(&self) -> Result<Option<OperatorSecret>, StartError> {
+    fn operator_secret_on_disk(&self) -> Result<Option<OperatorSecret>, ReloadError> {
         if let Some(path) = (self.env)(OPERATOR_SECRET_FILE_VAR) {
             return Ok(Some(OperatorSecret::from_file(Path::new(&path))?));
         }
@@ -223,6 +222,28 @@ impl Reloader {
             return Ok(None);
         }
         Ok(Some(OperatorSecret::from_file(&path)?))
+    }
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A setting or a certificate is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::node::ConfigError),
+    /// The operator secret cannot be read or is too short.
+    #[error(transparent)]
+    Identity(#[from] crate::node::IdentityError),
+}
+
+impl crate::http::Reload for Reloader {
+    fn reload_now(&self) -> Result<serde_json::Value, String> {
+        let report = self.reload().map_err(|e| explain(&e))?;
+        serde_json::to_value(report).map_err(|e| e.to_string())
+    }
+
+    fn is_secret_on_disk(&self, presented: &str) -> bool {
+        Reloader::is_secret_on_disk(self, presented)
     }
 }
 

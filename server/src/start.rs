@@ -39,6 +39,8 @@ pub struct Node {
     pub identity: Arc<NodeIdentity>,
     /// The resolved configuration.
     pub config: Config,
+    /// What reloads it (SIGHUP, `POST /reload`).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// Loads a node directory: brings an older Swamp directory up to date
@@ -96,11 +98,16 @@ pub fn load_node(
     server.app.certificates.set(certificates);
     let reloader =
         crate::reload::Reloader::new(&server.app, config.clone(), &identity.server_id, env, clock);
-    let _ = server.app.reload.set(Arc::new(reloader));
+    let reloader = Arc::new(reloader);
+    let _ = server
+        .app
+        .reload
+        .set(Arc::clone(&reloader) as Arc<dyn crate::http::Reload>);
     Ok(Node {
         server,
         identity,
         config,
+        reloader,
     })
 }
 

@@ -202,6 +202,7 @@ impl TestServer {
         )
         .await;
         server._dir = dir;
+        server.reloader = Some(node.reloader);
         server
     }
 
@@ -215,7 +216,6 @@ impl TestServer {
         let storage = Arc::clone(&server.app.storage);
         let expiry = server.app.expiry.clone();
         let certificates = server.app.certificates.clone();
-        let reloader = server.app.reload.get().cloned();
         let feeds = Arc::clone(&server.app.feeds);
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -249,7 +249,7 @@ impl TestServer {
             feeds,
             expiry,
             certificates,
-            reloader,
+            reloader: None,
             shutdown,
             handle: Some(handle),
             _dir: None,

@@ -82,9 +82,24 @@ pub struct AppState {
     pub metrics: Arc<crate::operator::metrics::Metrics>,
     /// Reloads the node's configuration (set when it was started from a node
     /// directory; `crate::reload`).
-    pub reload: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
+    pub reload: std::sync::OnceLock<Arc<dyn Reload>>,
     /// Whether the storage listener accepts connections (for readiness).
     pub accepting: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What reloads the node's configuration (`crate::reload::Reloader`), as the operator
+/// listener asks for it: a trait here, so that the HTTP layer does not depend on the
+/// layer that assembles and reloads a node.
+pub trait Reload: Send + Sync {
+    /// Reads the configuration again and applies it: the report (as JSON), or why
+    /// the configuration was refused (nothing changed then). Blocks on file reads.
+    ///
+    /// # Errors
+    /// The reason, for a person.
+    fn reload_now(&self) -> Result<serde_json::Value, String>;
+
+    /// Whether `presented` is the operator secret the node directory holds now.
+    fn is_secret_on_disk(&self, presented: &str) -> bool;
 }
 
 impl App {

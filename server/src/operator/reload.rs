@@ -41,10 +41,9 @@ pub(crate) async fn reload(State(app): State<App>, headers: HeaderMap) -> Respon
     if !app.operator_secret.get().matches(presented) && !reloader.is_secret_on_disk(presented) {
         return unauthorized();
     }
-    match tokio::task::spawn_blocking(move || reloader.reload()).await {
+    match tokio::task::spawn_blocking(move || reloader.reload_now()).await {
         Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(e)) => {
-            let error = crate::reload::explain(&e);
+        Ok(Err(error)) => {
             tracing::error!(%error, "reload refused; the node keeps its configuration");
             (StatusCode::UNPROCESSABLE_ENTITY, Json(Refused { error })).into_response()
         }
