@@ -106,20 +106,7 @@ enum Command {
     MagicFolderPush(magic_folder_push::PushArgs),
 }
 
-/// An error and its causes, on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use swamp_proto::error::chain;
 
 fn node_directory(cli: &Cli) -> PathBuf {
     cli.node_directory.clone().unwrap_or_else(|| {

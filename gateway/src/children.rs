@@ -17,12 +17,8 @@ use crate::error::WebError;
 /// Children in one request at most.
 pub(crate) const MAX_CHILDREN: usize = 100_000;
 
-/// Parses a children body; `immutable` refuses children that could change (what an
-/// immutable directory may not hold).
-pub(crate) fn parse(body: &[u8], immutable: bool) -> Result<Vec<Entry>, WebError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
-    }
+/// A children body's object of `name: [type, {...}]`, within [`MAX_CHILDREN`].
+fn children_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, WebError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| WebError::bad(format!("children JSON: {e}")))?;
     let Value::Object(map) = value else {
@@ -35,6 +31,16 @@ pub(crate) fn parse(body: &[u8], immutable: bool) -> Result<Vec<Entry>, WebError
             "more than {MAX_CHILDREN} children in one request"
         )));
     }
+    Ok(map)
+}
+
+/// Parses a children body; `immutable` refuses children that could change (what an
+/// immutable directory may not hold).
+pub(crate) fn parse(body: &[u8], immutable: bool) -> Result<Vec<Entry>, WebError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let map = children_object(body)?;
     map.into_iter()
         .map(|(name, child)| {
             entry(&name, child, immutable).map(|(mut entry, metadata)| {
@@ -48,18 +54,7 @@ pub(crate) fn parse(body: &[u8], immutable: bool) -> Result<Vec<Entry>, WebError
 /// Parses a `t=set_children` body: each child with the metadata given, if any
 /// (none keeps what the old link had).
 pub(crate) fn parse_with_metadata(body: &[u8]) -> Result<Vec<(Entry, Option<Value>)>, WebError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| WebError::bad(format!("children JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(WebError::bad(
-            "children JSON must be an object of name: [type, {...}]",
-        ));
-    };
-    if map.len() > MAX_CHILDREN {
-        return Err(WebError::bad(format!(
-            "more than {MAX_CHILDREN} children in one request"
-        )));
-    }
+    let map = children_object(body)?;
     map.into_iter()
         .map(|(name, child)| entry(&name, child, false))
         .collect()

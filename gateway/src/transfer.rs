@@ -29,18 +29,23 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a waiting download looks again.
 const SEND_POLL: Duration = Duration::from_millis(5);
 
+/// One of the gateway's transfer places, waited for.
+async fn transfer_permit(gateway: &Gateway) -> Result<tokio::sync::OwnedSemaphorePermit, WebError> {
+    gateway
+        .transfers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| WebError::Internal("transfer limit closed".into()))
+}
+
 /// Runs `job` on a new thread, with the runtime's handle, holding one of the
 /// gateway's transfer permits until it ends.
 async fn on_own_thread<T: Send + 'static>(
     gateway: &Arc<Gateway>,
     job: impl FnOnce(&tokio::runtime::Handle) -> T + Send + 'static,
 ) -> Result<T, WebError> {
-    let permit = gateway
-        .transfers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| WebError::Internal("transfer limit closed".into()))?;
+    let permit = transfer_permit(gateway).await?;
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -85,12 +90,7 @@ pub(crate) async fn download(
 ) -> Result<mpsc::Receiver<Chunk>, WebError> {
     let (tx, rx) = mpsc::channel(QUEUED_READS);
     let grid = gateway.grid.clone();
-    let permit = gateway
-        .transfers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| WebError::Internal("transfer limit closed".into()))?;
+    let permit = transfer_permit(gateway).await?;
     let handle = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("gateway-download".into())

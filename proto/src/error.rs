@@ -1,4 +1,5 @@
-//! The one error type of this crate: input that does not decode.
+//! The one error type of this crate: input that does not decode; and how any error
+//! is told to a person on one line ([`chain`]).
 
 /// Why some bytes or text could not be decoded into a protocol value.
 ///
@@ -37,4 +38,20 @@ pub enum DecodeError {
     /// Any other malformed value, described.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// An error and its causes on one line (`outer: cause: root cause`), leaving out a
+/// cause whose text the line already holds (wrappers often repeat their source's).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -177,27 +177,25 @@ fn reload(dir: &Path, json: bool) -> anyhow::Result<()> {
 
 /// The reload report for a person.
 fn render_reload(report: &swamp_server::reload::ReloadReport) -> String {
-    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(default)".into());
     let mut out = String::new();
     if report.applied.is_empty() && report.needs_restart.is_empty() {
         out.push_str("Reloaded: nothing changed.\n");
     }
-    if !report.applied.is_empty() {
-        out.push_str("Reloaded; now in force:\n");
-        for c in &report.applied {
-            out.push_str(&format!(
-                "  {}: {} -> {}\n",
-                c.setting,
-                value(&c.from),
-                value(&c.to)
-            ));
+    let lists = [
+        ("Reloaded; now in force:", &report.applied),
+        (
+            "Changed, but only a restart applies (the node runs on with the old value):",
+            &report.needs_restart,
+        ),
+    ];
+    for (heading, changes) in lists {
+        if changes.is_empty() {
+            continue;
         }
-    }
-    if !report.needs_restart.is_empty() {
-        out.push_str(
-            "Changed, but only a restart applies (the node runs on with the old value):\n",
-        );
-        for c in &report.needs_restart {
+        out.push_str(heading);
+        out.push('\n');
+        for c in changes {
+            let value = |v: &Option<String>| v.as_deref().unwrap_or("(default)").to_string();
             out.push_str(&format!(
                 "  {}: {} -> {}\n",
                 c.setting,
@@ -387,7 +385,7 @@ async fn reload_on_signal(
         match tokio::task::spawn_blocking(move || reloader.reload()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(
-                error = %swamp_server::reload::explain(&e),
+                error = %swamp_proto::error::chain(&e),
                 "reload refused; the node keeps its configuration"
             ),
             Err(e) => tracing::error!(error = %e, "the reload failed"),

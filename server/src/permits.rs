@@ -4,6 +4,7 @@
 //! newcomers wait (tokio's semaphore is first come, first served, and the shrink
 //! stands in the queue like any other waiter).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Semaphore;
@@ -11,7 +12,10 @@ use tokio::sync::Semaphore;
 /// The places, and how many there are meant to be.
 pub(crate) struct Permits {
     semaphore: Arc<Semaphore>,
-    size: Mutex<usize>,
+    /// Read on every request body ([`Permits::size`]), so not behind the lock.
+    size: AtomicUsize,
+    /// Taken by a resize: resizes take turns.
+    resizing: Mutex<()>,
 }
 
 impl Permits {
@@ -20,7 +24,8 @@ impl Permits {
         let size = size.min(Semaphore::MAX_PERMITS);
         Self {
             semaphore: Arc::new(Semaphore::new(size)),
-            size: Mutex::new(size),
+            size: AtomicUsize::new(size),
+            resizing: Mutex::new(()),
         }
     }
 
@@ -31,18 +36,19 @@ impl Permits {
 
     /// How many places there are meant to be.
     pub(crate) fn size(&self) -> usize {
-        *self.size.lock().unwrap_or_else(PoisonError::into_inner)
+        self.size.load(Ordering::Relaxed)
     }
 
     /// Changes the number of places to `size`. Must run inside a tokio runtime when
     /// shrinking below what is held (a task waits for the places to come back).
     pub(crate) fn resize(&self, size: usize) {
         let size = size.min(Semaphore::MAX_PERMITS);
-        let mut current = self.size.lock().unwrap_or_else(PoisonError::into_inner);
-        if size > *current {
-            self.semaphore.add_permits(size - *current);
-        } else if size < *current {
-            let owed = (*current - size) - self.semaphore.forget_permits(*current - size);
+        let _turn = self.resizing.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.size.load(Ordering::Relaxed);
+        if size > current {
+            self.semaphore.add_permits(size - current);
+        } else if size < current {
+            let owed = (current - size) - self.semaphore.forget_permits(current - size);
             if owed > 0 {
                 let semaphore = Arc::clone(&self.semaphore);
                 // Whole u32 chunks: acquire_many takes at most u32::MAX at once.
@@ -59,7 +65,7 @@ impl Permits {
                 });
             }
         }
-        *current = size;
+        self.size.store(size, Ordering::Relaxed);
     }
 }
 

@@ -238,7 +238,7 @@ pub enum ReloadError {
 
 impl crate::http::Reload for Reloader {
     fn reload_now(&self) -> Result<serde_json::Value, String> {
-        let report = self.reload().map_err(|e| explain(&e))?;
+        let report = self.reload().map_err(|e| swamp_proto::error::chain(&e))?;
         serde_json::to_value(report).map_err(|e| e.to_string())
     }
 
@@ -261,18 +261,6 @@ fn describe(certificates: &GridCertificates, now: u64) -> String {
         .map(|s| format!("{} {}", s.name, s.state.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// An error and its causes in one line, for the log and the operator.
-pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl ReloadReport {

@@ -95,18 +95,6 @@ pub struct DaemonApi {
     poll_timeout: Duration,
 }
 
-/// An error and its causes on one line (reqwest's own text says little).
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Path segment encoding for a folder name (anything but unreserved characters).
 fn segment(name: &str) -> String {
     name.bytes()
@@ -170,14 +158,14 @@ impl DaemonApi {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| DaemonError::Unreachable(error_text(&e)))?;
+            .map_err(|e| DaemonError::Unreachable(swamp_proto::error::chain(&e)))?;
         let status = response.status();
         let mut body = Vec::new();
         let mut stream = response;
         while let Some(chunk) = stream
             .chunk()
             .await
-            .map_err(|e| DaemonError::Unreachable(error_text(&e)))?
+            .map_err(|e| DaemonError::Unreachable(swamp_proto::error::chain(&e)))?
         {
             if body.len() + chunk.len() > MAX_LISTING {
                 return Err(DaemonError::Decode(format!(
