@@ -24,10 +24,13 @@
 //! - `transfer.rs`: uploads and downloads, each on its own thread.
 //! - `body.rs`: bounded request bodies, spooled uploads.
 //! - `listing.rs`: `t=json`; `children.rs`: children JSON in requests.
-//! - `private.rs`: `/private`, behind the node's API token.
+//! - `private.rs`: `/private`, behind the node's API token; `logs.rs`: the log it
+//!   streams.
 //! - `edit.rs`: directory changes (new directories with children, relinks).
 //! - `check.rs`: `t=check` (check, verify, repair; the client library's).
 //! - `deep.rs`: `t=stream-manifest`, `t=stream-deep-check`: a tree, line by line.
+//! - `info.rs`: `t=info`, the "More Info" page.
+//! - `statistics.rs`: `/statistics` (JSON, OpenMetrics) under Tahoe's names.
 //! - `operations.rs`: `t=start-*` with `ophandle=`, and `/operations/$HANDLE`.
 
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use logs::LogFeed;
+
 mod args;
 mod body;
 mod check;
@@ -48,13 +53,16 @@ mod deep;
 mod edit;
 mod error;
 mod file;
+mod info;
 mod listing;
+mod logs;
 mod node;
 mod operations;
 mod private;
 mod reply;
 mod route;
 mod serve;
+mod statistics;
 mod transfer;
 mod unlinked;
 mod welcome;
@@ -94,6 +102,8 @@ pub struct Gateway {
     status: welcome::StatusCache,
     api_token: Option<String>,
     operations: operations::Operations,
+    statistics: statistics::Statistics,
+    logs: LogFeed,
 }
 
 impl Gateway {
@@ -109,6 +119,8 @@ impl Gateway {
             status: welcome::StatusCache::default(),
             api_token: None,
             operations: operations::Operations::default(),
+            statistics: statistics::Statistics::default(),
+            logs: LogFeed::default(),
         }
     }
 
@@ -117,6 +129,14 @@ impl Gateway {
     #[must_use]
     pub fn with_api_token(mut self, token: String) -> Self {
         self.api_token = Some(token);
+        self
+    }
+
+    /// The feed `/private/logs/v1` streams (the node's log, published by whoever
+    /// runs the gateway; without one the socket stays open and quiet).
+    #[must_use]
+    pub fn with_log_feed(mut self, logs: LogFeed) -> Self {
+        self.logs = logs;
         self
     }
 }

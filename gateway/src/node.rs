@@ -22,6 +22,7 @@ use crate::body::read_bounded;
 use crate::error::WebError;
 use crate::listing::{dir_json, file_json, to_text, unknown_json};
 use crate::reply::{encode_segment, text};
+use crate::statistics::Counter;
 use crate::welcome::escape;
 use crate::{children, deep, edit, file, operations, unlinked};
 
@@ -314,6 +315,7 @@ async fn read_uncached(
     let cap = &target.cap;
     match cap {
         Cap::Unknown(_) => match t {
+            "info" => Ok(crate::info::page(cap, None)),
             "json" => {
                 let entry = target.parent.as_ref().map(|(_, e)| e);
                 Ok(json_response(&unknown_json(
@@ -337,9 +339,10 @@ async fn read_uncached(
                 let listing = gateway.grid.read_dir(cap).await?;
                 Ok(dir_html(cap, &listing.entries))
             }
-            "info" | "rename-form" => Err(WebError::NotImplemented(format!(
-                "t={t} is not supported by this node yet"
-            ))),
+            "info" => Ok(crate::info::page(cap, None)),
+            "rename-form" => Err(WebError::NotImplemented(
+                "t=rename-form is not supported by this node yet".into(),
+            )),
             _ => Err(WebError::bad(format!("GET directory: bad t={t}"))),
         },
         _ => match t {
@@ -362,9 +365,13 @@ async fn read_uncached(
             }
             "uri" => Ok(text(StatusCode::OK, cap.to_string())),
             "readonly-uri" => Ok(text(StatusCode::OK, cap.read_only().to_string())),
-            "info" => Err(WebError::NotImplemented(
-                "t=info is not supported by this node yet".into(),
-            )),
+            "info" => {
+                let size = match cap {
+                    Cap::Mutable(m) => Some(gateway.grid.read_mutable(m).await?.data.len() as u64),
+                    other => crate::listing::cap_size(other),
+                };
+                Ok(crate::info::page(cap, size))
+            }
             _ => Err(WebError::bad(format!("GET file: bad t={t}"))),
         },
     }
@@ -424,6 +431,11 @@ async fn put(
                 }
                 let data = read_bounded(body, gateway.limits.max_mutable).await?;
                 gateway.grid.overwrite_mutable(m, &data, None).await?;
+                gateway.statistics.count_file(
+                    Counter::FilesPublished,
+                    Counter::BytesPublished,
+                    data.len() as u64,
+                );
                 return Ok(text(StatusCode::OK, target.cap.to_string()));
             }
             let (parent, entry) = target.parent.as_ref().ok_or_else(|| {

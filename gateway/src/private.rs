@@ -2,9 +2,8 @@
 //! (`Authorization: tahoe-lafs <private/api_auth_token>`; 401 otherwise, as
 //! Tahoe's `web/private.py`).
 //!
-//! `/private/logs/v1` is the WebSocket GridSync opens to follow the node's log. It is
-//! accepted and kept open, but carries no messages yet: Tahoe streams its eliot log
-//! there, which this node does not have.
+//! `/private/logs/v1` is the WebSocket GridSync opens to follow the node's log: each
+//! message a JSON text frame (`logs.rs`), until the client leaves.
 
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use http::header;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::Gateway;
 use crate::error::WebError;
@@ -49,11 +49,29 @@ pub(crate) async fn handle(
             let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
                 .await
                 .map_err(|e| WebError::bad(format!("a WebSocket is expected here: {e}")))?;
+            let mut log = gateway.logs.follow();
             Ok(upgrade.on_upgrade(|mut socket| async move {
-                // Nothing to send; answer pings (axum does) until the client leaves.
-                while let Some(Ok(message)) = socket.recv().await {
-                    if matches!(message, Message::Close(_)) {
-                        break;
+                loop {
+                    tokio::select! {
+                        message = log.recv() => {
+                            let text = match message {
+                                Ok(text) => text.to_string(),
+                                Err(RecvError::Lagged(missed)) => serde_json::json!({
+                                    "message_type": "swamp:log-skipped",
+                                    "skipped": missed,
+                                })
+                                .to_string(),
+                                Err(RecvError::Closed) => break,
+                            };
+                            if socket.send(Message::Text(text.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        // Pings are answered by axum; anything else is ignored.
+                        incoming = socket.recv() => match incoming {
+                            None | Some(Err(_) | Ok(Message::Close(_))) => break,
+                            Some(Ok(_)) => {}
+                        },
                     }
                 }
             }))
