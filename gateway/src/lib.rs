@@ -27,6 +27,8 @@
 //! - `private.rs`: `/private`, behind the node's API token.
 //! - `edit.rs`: directory changes (new directories with children, relinks).
 //! - `check.rs`: `t=check` (check, verify, repair; the client library's).
+//! - `watch.rs`: `t=watch`, changes pushed over SSE or WebSocket (not Tahoe's);
+//!   `watch_session.rs`: its sessions, cursors and bounds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,7 +55,11 @@ mod route;
 mod serve;
 mod transfer;
 mod unlinked;
+mod watch;
+mod watch_session;
 mod welcome;
+
+pub use watch_session::WatchLimits;
 
 /// Bounds on what one request may make the node hold or do.
 #[derive(Clone, Debug)]
@@ -67,6 +73,8 @@ pub struct Limits {
     /// Uploads and downloads in progress at once (each has a thread, and a download
     /// holds a few reads of k × 4 MiB); more wait.
     pub transfers: usize,
+    /// Bounds on `t=watch` (sessions, backlog, linger, keep-alive).
+    pub watch: WatchLimits,
 }
 
 impl Default for Limits {
@@ -76,6 +84,7 @@ impl Default for Limits {
             max_mutable: 64 << 20,
             max_json: 16 << 20,
             transfers: 16,
+            watch: WatchLimits::default(),
         }
     }
 }
@@ -89,6 +98,7 @@ pub struct Gateway {
     transfers: Arc<Semaphore>,
     status: welcome::StatusCache,
     api_token: Option<String>,
+    watches: watch_session::Sessions,
 }
 
 impl Gateway {
@@ -103,6 +113,7 @@ impl Gateway {
             limits,
             status: welcome::StatusCache::default(),
             api_token: None,
+            watches: watch_session::Sessions::default(),
         }
     }
 
@@ -112,6 +123,11 @@ impl Gateway {
     pub fn with_api_token(mut self, token: String) -> Self {
         self.api_token = Some(token);
         self
+    }
+
+    /// `t=watch` sessions running now, lingering ones included (a gauge).
+    pub fn active_watches(&self) -> usize {
+        self.watches.count()
     }
 }
 
