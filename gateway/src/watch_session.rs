@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use swamp_client::watch::{WatchEvent, WatchOptions, watch};
+use swamp_client::watch::{WatchOptions, watch};
 use swamp_formats::cap::Cap;
 use tokio::sync::{mpsc, watch as signal};
 use tokio_util::sync::CancellationToken;
@@ -178,12 +178,17 @@ impl Session {
             }
             if tokio::time::timeout(STALL, taken.changed()).await.is_err() {
                 let mut st = self.lock();
-                st.lagged = st.attached;
-                st.attached = 0;
+                let lagging = st.attached;
+                if lagging != 0 {
+                    st.lagged = lagging;
+                    st.attached = 0;
+                }
                 st.backlog.pop_front();
                 drop(st);
-                self.head.send_modify(|_| {});
-                self.linger();
+                if lagging != 0 {
+                    self.head.send_modify(|_| {});
+                    self.linger();
+                }
                 break;
             }
         }
@@ -320,6 +325,8 @@ impl Drop for Reader {
         if st.attached == self.connection {
             st.attached = 0;
             drop(st);
+            // A pump waiting for this connection to take events waits no longer.
+            self.session.taken.send_modify(|_| {});
             self.session.linger();
         }
     }
@@ -394,20 +401,22 @@ pub(crate) async fn start(
         WebError::Internal("invariant: a new session accepts its first reader".into())
     })?;
     let mut head = session.head.subscribe();
+    // The watch's first event (after `first`), or its end, shows whether the first
+    // read worked.
+    let wanted = 1 + u64::from(first.is_some());
     tokio::spawn(pump(
         Arc::clone(gateway),
         Arc::clone(&session),
         target,
         first,
     ));
-    // The first event (or the end) shows whether the first read worked.
     loop {
         {
             let mut st = session.lock();
             if let Some(e) = st.failed.take() {
                 return Err(e);
             }
-            if st.ended || !st.backlog.is_empty() {
+            if st.ended || st.next_seq >= wanted {
                 break;
             }
         }
@@ -437,7 +446,7 @@ async fn pump(gateway: Arc<Gateway>, session: Arc<Session>, target: Target, firs
                 break;
             }
             event = rx.recv() => match event {
-                Some(event) => session.push(event_json(&event)).await,
+                Some(event) => session.push(event.to_json()).await,
                 None => break,
             },
         }
@@ -446,10 +455,6 @@ async fn pump(gateway: Arc<Gateway>, session: Arc<Session>, target: Target, firs
     session.lock().ended = true;
     session.head.send_modify(|_| {});
     gateway.watches.lock().remove(&session.id);
-}
-
-fn event_json(event: &WatchEvent) -> Value {
-    event.to_json()
 }
 
 #[cfg(test)]

@@ -221,6 +221,27 @@ async fn watch_needs_the_token_and_a_directory_that_can_change() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = get(format!("/uri/{r}/nope?t=watch&{}", token_arg()), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A directory nobody wrote (another write key): the first read's 410, no stream.
+    let (_, missing) = new_dir(&node).await;
+    let key_at = missing.find("DIR2%3A").expect("a DIR2 cap") + "DIR2%3A".len();
+    let other = if &missing[key_at..=key_at] == "a" {
+        "b"
+    } else {
+        "a"
+    };
+    let missing = format!("{}{other}{}", &missing[..key_at], &missing[key_at + 1..]);
+    let (status, body) = get(format!("/uri/{missing}?t=watch&{}", token_arg()), None).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    // Also when it comes with a cursor this node does not know.
+    let (status, _) = get(
+        format!(
+            "/uri/{missing}?t=watch&cursor=0123456789abcdef-1&{}",
+            token_arg()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::GONE);
     let (status, _) = get(format!("/uri/{r}?t=watch&depth=0&{}", token_arg()), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = get(
