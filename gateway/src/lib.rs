@@ -137,7 +137,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 }
 
 /// Serves the web API on `listener` until `shutdown` is cancelled, then lets the
-/// requests in flight finish (for a few seconds).
+/// requests in flight finish (for a few seconds); `t=watch` streams end at once.
 ///
 /// # Errors
 /// None yet: a failed accept is logged and retried; the `Result` leaves room for
@@ -147,6 +147,14 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let watches = {
+        let (gateway, shutdown) = (Arc::clone(&gateway), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            gateway.watches.stop_all();
+        })
+    };
     serve::run(listener, router(gateway), shutdown).await;
+    watches.abort();
     Ok(())
 }

@@ -84,6 +84,14 @@ impl Sessions {
     pub(crate) fn count(&self) -> usize {
         self.lock().len()
     }
+
+    /// Stops every session (the node is shutting down): their connections end after
+    /// the events already produced, so a graceful shutdown does not wait on them.
+    pub(crate) fn stop_all(&self) {
+        for session in self.lock().values() {
+            session.stop.cancel();
+        }
+    }
 }
 
 /// A parsed cursor.
@@ -188,7 +196,11 @@ impl Session {
                     break;
                 }
             }
-            if tokio::time::timeout(STALL, taken.changed()).await.is_err() {
+            let waited = tokio::select! {
+                waited = tokio::time::timeout(STALL, taken.changed()) => waited,
+                () = self.stop.cancelled() => return,
+            };
+            if waited.is_err() {
                 let mut st = self.lock();
                 let lagging = st.attached;
                 if lagging != 0 {
@@ -462,9 +474,11 @@ async fn pump(gateway: Arc<Gateway>, session: Arc<Session>, target: Target, firs
         }
     }
     session.stop.cancel();
+    // Forgotten before its readers are told, so a client that saw its stream end
+    // sees the session gone.
+    gateway.watches.lock().remove(&session.id);
     session.lock().ended = true;
     session.head.send_modify(|_| {});
-    gateway.watches.lock().remove(&session.id);
 }
 
 #[cfg(test)]

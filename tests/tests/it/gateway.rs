@@ -19,7 +19,7 @@ pub(crate) struct Node {
     pub(crate) url: String,
     pub(crate) http: reqwest::Client,
     pub(crate) gateway: Arc<Gateway>,
-    stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     servers: [TestServer; 3],
     _spool: tempfile::TempDir,
 }

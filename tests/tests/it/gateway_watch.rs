@@ -409,6 +409,21 @@ async fn a_client_that_leaves_ends_its_watch_and_watches_are_bounded() {
     }
     let mut again = Sse::open(&node, &path, &[]).await;
     assert_eq!(again.change().await["event"], "ready");
+
+    // Shutting the node down ends the stream (the watch does not hold the shutdown).
+    node.stop.cancel();
+    let end = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match again.body.next().await {
+                Some(Ok(_)) => {}
+                other => return other.is_none(),
+            }
+        }
+    })
+    .await
+    .expect("the stream ended in time");
+    assert!(end, "ended cleanly, not cut off");
+    assert_eq!(node.gateway.active_watches(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
