@@ -182,6 +182,31 @@ async fn recursive_watch_reports_changes_in_subdirectories_by_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutable_file_is_watched_by_version() {
+    let node = node_with(Limits::default()).await;
+    let cap = node
+        .ok_text(reqwest::Method::PUT, "/uri?format=MDMF", "first")
+        .await;
+    let f = seg(&cap);
+    let mut sse = Sse::open(
+        &node,
+        &format!("/uri/{f}?t=watch&snapshot=true&{}", token_arg()),
+        &[],
+    )
+    .await;
+    let first = sse.change().await;
+    assert_eq!(first["event"], "version", "{first}");
+    assert_eq!(first["size"], 5);
+    assert_eq!(sse.change().await["event"], "ready");
+    node.ok_text(reqwest::Method::PUT, &format!("/uri/{f}"), "second!")
+        .await;
+    let second = sse.change().await;
+    assert_eq!(second["event"], "version", "{second}");
+    assert_eq!(second["size"], 7);
+    assert!(second["seqnum"].as_u64() > first["seqnum"].as_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_needs_the_token_and_a_directory_that_can_change() {
     let node = node_with(Limits::default()).await;
     let (_, r) = new_dir(&node).await;
