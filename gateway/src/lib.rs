@@ -32,6 +32,8 @@
 //! - `info.rs`: `t=info`, the "More Info" page.
 //! - `statistics.rs`: `/statistics` (JSON, OpenMetrics) under Tahoe's names.
 //! - `operations.rs`: `t=start-*` with `ophandle=`, and `/operations/$HANDLE`.
+//! - `watch.rs`: `t=watch`, changes pushed over SSE or WebSocket (not Tahoe's);
+//!   `watch_session.rs`: its sessions, cursors and bounds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,7 +67,11 @@ mod serve;
 mod statistics;
 mod transfer;
 mod unlinked;
+mod watch;
+mod watch_session;
 mod welcome;
+
+pub use watch_session::WatchLimits;
 
 /// Bounds on what one request may make the node hold or do.
 #[derive(Clone, Debug)]
@@ -79,6 +85,8 @@ pub struct Limits {
     /// Uploads and downloads in progress at once (each has a thread, and a download
     /// holds a few reads of k × 4 MiB); more wait.
     pub transfers: usize,
+    /// Bounds on `t=watch` (sessions, backlog, linger, keep-alive).
+    pub watch: WatchLimits,
 }
 
 impl Default for Limits {
@@ -88,6 +96,7 @@ impl Default for Limits {
             max_mutable: 64 << 20,
             max_json: 16 << 20,
             transfers: 16,
+            watch: WatchLimits::default(),
         }
     }
 }
@@ -104,6 +113,7 @@ pub struct Gateway {
     operations: operations::Operations,
     statistics: statistics::Statistics,
     logs: LogFeed,
+    watches: watch_session::Sessions,
 }
 
 impl Gateway {
@@ -121,6 +131,7 @@ impl Gateway {
             operations: operations::Operations::default(),
             statistics: statistics::Statistics::default(),
             logs: LogFeed::default(),
+            watches: watch_session::Sessions::default(),
         }
     }
 
@@ -139,6 +150,11 @@ impl Gateway {
         self.logs = logs;
         self
     }
+
+    /// `t=watch` sessions running now, lingering ones included (a gauge).
+    pub fn active_watches(&self) -> usize {
+        self.watches.count()
+    }
 }
 
 /// The web API as a router (for tests and embedding).
@@ -147,7 +163,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 }
 
 /// Serves the web API on `listener` until `shutdown` is cancelled, then lets the
-/// requests in flight finish (for a few seconds).
+/// requests in flight finish (for a few seconds); `t=watch` streams end at once.
 ///
 /// # Errors
 /// None yet: a failed accept is logged and retried; the `Result` leaves room for
@@ -157,6 +173,14 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let watches = {
+        let (gateway, shutdown) = (Arc::clone(&gateway), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            gateway.watches.stop_all();
+        })
+    };
     serve::run(listener, router(gateway), shutdown).await;
+    watches.abort();
     Ok(())
 }

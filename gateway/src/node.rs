@@ -64,26 +64,8 @@ pub(crate) async fn handle(
     request: NodeRequest<'_>,
     body: Body,
 ) -> Result<Response, WebError> {
-    let root = Cap::parse_lenient(request.cap).map_err(|_| {
-        WebError::bad(format!(
-            "'{}' is not a valid file- or directory- cap",
-            request.cap
-        ))
-    })?;
-    let mut names = request.names;
-    if let [rest @ .., ""] = names {
-        names = rest;
-    }
-    if names.iter().any(|n| n.is_empty()) {
-        return Err(WebError::bad(
-            "The webapi does not allow empty pathname components, i.e. a double slash",
-        ));
-    }
-    if names.len() > MAX_DEPTH {
-        return Err(WebError::bad(format!(
-            "paths may have at most {MAX_DEPTH} names"
-        )));
-    }
+    let root = root_cap(request.cap)?;
+    let names = path_names(request.names)?;
     let t = request.args.t();
     let creating = matches!(*request.method, Method::PUT | Method::POST)
         && !matches!(t, "delete" | "rename" | "rename-form" | "check");
@@ -111,6 +93,32 @@ pub(crate) async fn handle(
         }
         None => missing(gateway, &request, &here, &name, body).await,
     }
+}
+
+/// The cap a `/uri/$CAP` path starts from.
+pub(crate) fn root_cap(text: &str) -> Result<Cap, WebError> {
+    Cap::parse_lenient(text)
+        .map_err(|_| WebError::bad(format!("'{text}' is not a valid file- or directory- cap")))
+}
+
+/// The names after the cap, checked (a trailing `/` is dropped; no empty names, at
+/// most [`MAX_DEPTH`]).
+pub(crate) fn path_names<'a>(names: &'a [&'a str]) -> Result<&'a [&'a str], WebError> {
+    let mut names = names;
+    if let [rest @ .., ""] = names {
+        names = rest;
+    }
+    if names.iter().any(|n| n.is_empty()) {
+        return Err(WebError::bad(
+            "The webapi does not allow empty pathname components, i.e. a double slash",
+        ));
+    }
+    if names.len() > MAX_DEPTH {
+        return Err(WebError::bad(format!(
+            "paths may have at most {MAX_DEPTH} names"
+        )));
+    }
+    Ok(names)
 }
 
 /// The children of `dir`, which `name` is to be found in.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use http::header;
+use http::{HeaderMap, header};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Gateway;
@@ -26,23 +26,37 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// Checks the node's API token: `Authorization: tahoe-lafs <token>`, or `query_token`
+/// (for `t=watch`, whose browser clients cannot set headers) when there is no such
+/// header. [`WebError::Unauthorized`] without a token, with a wrong one, or when the
+/// node has none.
+pub(crate) fn authorize(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(), WebError> {
+    let expected = gateway.api_token.as_deref().ok_or(WebError::Unauthorized)?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("tahoe-lafs"))
+        .map(|(_, token)| token.trim())
+        .or(query_token);
+    if given.is_some_and(|t| same(t.as_bytes(), expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(WebError::Unauthorized)
+    }
+}
+
 /// Handles `/private/REST`.
 pub(crate) async fn handle(
     gateway: &Arc<Gateway>,
     rest: &[&str],
     request: Request,
 ) -> Result<Response, WebError> {
-    let expected = gateway.api_token.as_deref().ok_or(WebError::Unauthorized)?;
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("tahoe-lafs"))
-        .map(|(_, token)| token.trim());
-    if !given.is_some_and(|t| same(t.as_bytes(), expected.as_bytes())) {
-        return Err(WebError::Unauthorized);
-    }
+    authorize(gateway, request.headers(), None)?;
     match rest {
         ["logs", "v1"] => {
             let (mut parts, _) = request.into_parts();

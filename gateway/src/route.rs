@@ -13,7 +13,7 @@ use percent_encoding::percent_decode_str;
 use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
-use crate::{node, private, unlinked, welcome};
+use crate::{node, private, unlinked, watch, welcome};
 
 /// Bytes of request path read at most.
 pub(crate) const MAX_PATH: usize = 64 * 1024;
@@ -92,6 +92,9 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
         },
         ["uri" | "cap"] | ["uri" | "cap", ""] => {
             unlinked::handle(gateway, &parts.method, &parts.headers, &args, body).await
+        }
+        ["uri" | "cap", cap, names @ ..] if args.t() == "watch" => {
+            Ok(watch::handle(gateway, parts, &args, cap, names).await)
         }
         ["uri" | "cap", cap, names @ ..] => {
             let request = node::NodeRequest {

@@ -12,13 +12,14 @@ use swamp_tests::{TestServer, grid_of, random_bytes, share_file};
 use tokio_util::sync::CancellationToken;
 
 /// The node's API token (`private/api_auth_token`).
-const TOKEN: &str = "aW50ZXJvcC10b2tlbg==";
+pub(crate) const TOKEN: &str = "aW50ZXJvcC10b2tlbg==";
 
-/// A gateway served on loopback; stops when dropped.
-struct Node {
-    url: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
+/// A gateway served on loopback; stops when dropped. (Shared with `gateway_watch`.)
+pub(crate) struct Node {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) stop: CancellationToken,
     servers: [TestServer; 3],
     _spool: tempfile::TempDir,
 }
@@ -33,7 +34,7 @@ async fn node() -> Node {
     node_with(Limits::default()).await
 }
 
-async fn node_with(limits: Limits) -> Node {
+pub(crate) async fn node_with(limits: Limits) -> Node {
     // Plain HTTP, but reqwest wants a TLS provider chosen before a client is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let servers = TestServer::three().await;
@@ -52,9 +53,11 @@ async fn node_with(limits: Limits) -> Node {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, Arc::new(gateway), stop.clone()));
+    let gateway = Arc::new(gateway);
+    tokio::spawn(serve(listener, Arc::clone(&gateway), stop.clone()));
     Node {
         url,
+        gateway,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -66,7 +69,7 @@ async fn node_with(limits: Limits) -> Node {
 }
 
 impl Node {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -88,7 +91,7 @@ impl Node {
         )
     }
 
-    async fn ok_text(
+    pub(crate) async fn ok_text(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -118,7 +121,7 @@ async fn headers_of(node: &Node, cap: &str) -> String {
 }
 
 /// A cap as a path segment.
-fn seg(cap: &str) -> String {
+pub(crate) fn seg(cap: &str) -> String {
     cap.replace(':', "%3A")
 }
 

@@ -6,6 +6,7 @@
 mod activity;
 mod auth_and_errors;
 mod browser;
+mod browser_kit;
 mod check;
 mod container;
 mod crash;
@@ -18,6 +19,7 @@ mod feed_restart;
 mod feed_wires;
 mod feeds;
 mod gateway;
+mod gateway_watch;
 mod grid;
 mod hardening;
 mod hostile_clients;
