@@ -13,20 +13,79 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::ser::{CharEscape, Formatter, Serializer};
 
-/// Python's default `json.dumps` separators and escaping.
-struct PythonFormatter;
+/// Python's `json.dumps` separators and escaping; with `indent`, its layout for
+/// `indent=N` (items on their own lines, `","` then a newline between them, and
+/// empty arrays and objects as `[]` and `{}`).
+struct PythonFormatter {
+    indent: Option<usize>,
+    depth: usize,
+    /// Whether the array or object being written has had an item (so its end goes
+    /// on a line of its own).
+    has_value: bool,
+}
+
+impl PythonFormatter {
+    fn newline<W: ?Sized + io::Write>(&self, writer: &mut W) -> io::Result<()> {
+        if let Some(indent) = self.indent {
+            writer.write_all(b"\n")?;
+            for _ in 0..indent * self.depth {
+                writer.write_all(b" ")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn separator<W: ?Sized + io::Write>(&self, writer: &mut W, first: bool) -> io::Result<()> {
+        if !first {
+            writer.write_all(if self.indent.is_some() { b"," } else { b", " })?;
+        }
+        self.newline(writer)
+    }
+
+    fn begin<W: ?Sized + io::Write>(&mut self, writer: &mut W, open: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        writer.write_all(open)
+    }
+
+    fn end<W: ?Sized + io::Write>(&mut self, writer: &mut W, close: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.newline(writer)?;
+        }
+        self.has_value = true;
+        writer.write_all(close)
+    }
+}
 
 impl Formatter for PythonFormatter {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.begin(writer, b"[")
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.end(writer, b"]")
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.begin(writer, b"{")
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.end(writer, b"}")
+    }
+
     fn begin_array_value<W: ?Sized + io::Write>(
         &mut self,
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        self.separator(writer, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _writer: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(
@@ -34,11 +93,12 @@ impl Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        self.separator(writer, first)
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _writer: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
@@ -85,8 +145,23 @@ impl Formatter for PythonFormatter {
 
 /// `json.dumps(value)`, as Python writes it.
 pub fn dumps(value: &Value) -> String {
+    write(value, None)
+}
+
+/// `json.dumps(value, indent=indent)`, as Python writes it (what Tahoe's web API
+/// answers with `indent=1`).
+pub fn dumps_indented(value: &Value, indent: usize) -> String {
+    write(value, Some(indent))
+}
+
+fn write(value: &Value, indent: Option<usize>) -> String {
     let mut out = Vec::new();
-    let mut serializer = Serializer::with_formatter(&mut out, PythonFormatter);
+    let formatter = PythonFormatter {
+        indent,
+        depth: 0,
+        has_value: false,
+    };
+    let mut serializer = Serializer::with_formatter(&mut out, formatter);
     // Writing a Value into a Vec cannot fail, and the formatter writes only ASCII.
     if value.serialize(&mut serializer).is_err() {
         return "null".into();
@@ -108,6 +183,12 @@ mod tests {
         assert_eq!(
             dumps(&value),
             r#"{"path": ["a", "\u00e9", "\ud83d\ude00"], "n": 1, "e": [], "o": {}, "c": "\u007f\u0001\t\"\\/"}"#
+        );
+        // json.dumps(value, indent=1)
+        let nested = json!(["dirnode", {"children": {"ü": ["filenode", {"size": 3, "e": {}, "l": []}]}, "mutable": true}]);
+        assert_eq!(
+            dumps_indented(&nested, 1),
+            "[\n \"dirnode\",\n {\n  \"children\": {\n   \"\\u00fc\": [\n    \"filenode\",\n    {\n     \"size\": 3,\n     \"e\": {},\n     \"l\": []\n    }\n   ]\n  },\n  \"mutable\": true\n }\n]"
         );
     }
 }

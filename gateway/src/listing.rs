@@ -172,14 +172,7 @@ pub(crate) fn dir_json(cap: &Cap, entries: &[Entry]) -> Value {
 
 /// `json.dumps(value, indent=1) + "\n"`.
 pub(crate) fn to_text(value: &Value) -> String {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    // Serializing a Value into a Vec cannot fail.
-    if value.serialize(&mut serializer).is_err() {
-        return "null\n".into();
-    }
-    let mut text = String::from_utf8(out).unwrap_or_default();
+    let mut text = swamp_formats::pyjson::dumps_indented(value, 1);
     text.push('\n');
     text
 }

@@ -163,6 +163,8 @@ def test_mkdir_ls_ln_mv_unlink_as_on_a_python_node(grid, node, tmp_path):
     for where in (root, f"{root}/sub", f"{root}/sub/a.txt"):
         path = "uri/" + "/".join(urllib.parse.quote(p, safe="") for p in where.split("/")) + "?t=json"
         assert json.loads(node.web("GET", path)) == grid.client.web_ls(where), where
+        # Byte for byte, too: Python's json.dumps(indent=1), non-ASCII names escaped.
+        assert node.web("GET", path) == grid.client.web("GET", path), where
     assert out(cli(node.nodedir, "ls", root)).splitlines() == ["sub", "ünï ☂.txt"]
     assert cli(py, "get", f"{root}/ünï ☂.txt").stdout == src.read_bytes()
     assert cli(node.nodedir, "get", f"{root}/sub/moved.txt").stdout == src.read_bytes()
