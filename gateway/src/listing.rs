@@ -9,7 +9,6 @@
 //! byte comparison of the two nodes' answers differs only where Python escapes
 //! non-ASCII characters and we do not (both are the same JSON).
 
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use swamp_formats::cap::{Cap, ChkVerifierCap, MutableAccess, MutableFormat};
 use swamp_formats::dirnode::Entry;
