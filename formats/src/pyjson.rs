@@ -27,9 +27,13 @@ struct PythonFormatter {
 impl PythonFormatter {
     fn newline<W: ?Sized + io::Write>(&self, writer: &mut W) -> io::Result<()> {
         if let Some(indent) = self.indent {
+            const SPACES: &[u8; 64] = &[b' '; 64];
             writer.write_all(b"\n")?;
-            for _ in 0..indent * self.depth {
-                writer.write_all(b" ")?;
+            let mut left = indent * self.depth;
+            while left > 0 {
+                let n = left.min(SPACES.len());
+                writer.write_all(&SPACES[..n])?;
+                left -= n;
             }
         }
         Ok(())
@@ -110,16 +114,18 @@ impl Formatter for PythonFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        for c in fragment.chars() {
-            if (' '..='~').contains(&c) {
-                writer.write_all(&[c as u8])?;
-            } else {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write!(writer, "\\u{unit:04x}")?;
-                }
+        // Printable ASCII passes in runs; anything else is escaped on its own.
+        let mut rest = fragment;
+        while let Some(at) = rest.find(|c: char| !(' '..='~').contains(&c)) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            let c = rest[at..].chars().next().unwrap_or(' ');
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
             }
+            rest = &rest[at + c.len_utf8()..];
         }
+        writer.write_all(rest.as_bytes())?;
         Ok(())
     }
 
