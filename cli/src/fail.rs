@@ -11,6 +11,8 @@ pub struct Failure {
     pub message: String,
     /// The process exit code.
     pub code: u8,
+    /// Printed as it is, without `error: ` (Tahoe's own wording for this failure).
+    pub bare: bool,
 }
 
 impl Failure {
@@ -19,6 +21,24 @@ impl Failure {
         Self {
             message: message.into(),
             code: 1,
+            bare: false,
+        }
+    }
+
+    /// Exit code 1, the message printed exactly as given (Tahoe's words).
+    pub fn said(message: impl Into<String>) -> Self {
+        Self {
+            bare: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// What goes to stderr.
+    pub fn text(&self) -> String {
+        if self.bare {
+            self.message.clone()
+        } else {
+            format!("error: {}", self.message)
         }
     }
 

@@ -5,6 +5,8 @@
 //! where Tahoe has the command. `tahoe run` is the other way round: it runs a client
 //! node serving Tahoe's web API (`swamp-gateway`) for programs written for Tahoe's.
 
+mod aliases;
+mod cp;
 mod create;
 mod direct;
 mod edit;
@@ -14,6 +16,7 @@ mod magic_folder_push;
 mod paths;
 mod progress;
 mod push_format;
+mod quote;
 mod run;
 mod traces;
 mod transfer;
@@ -25,8 +28,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use swamp_client::grid::Grid;
-use swamp_client::nodedir::{load_aliases, load_grid};
-use swamp_formats::cap::{Cap, MutableFormat};
+use swamp_client::nodedir::load_grid;
+use swamp_formats::cap::MutableFormat;
 use tracing::Instrument;
 
 use crate::fail::Failure;
@@ -50,18 +53,7 @@ enum Command {
     Run(run::RunArgs),
     /// Upload a file (stdin if FROM is omitted or `-`) and print its cap; with TO,
     /// link it there (or overwrite the mutable file there, or the mutable cap TO).
-    Put {
-        /// Make a mutable file (SDMF unless `--format` says otherwise).
-        #[arg(short = 'm', long)]
-        mutable: bool,
-        /// CHK (immutable), SDMF or MDMF (mutable).
-        #[arg(long, value_parser = edit::parse_format)]
-        format: Option<edit::FileFormat>,
-        /// The local file.
-        from: Option<PathBuf>,
-        /// Where to link it: a path, or a mutable file's write cap.
-        to: Option<String>,
-    },
+    Put(transfer::PutArgs),
     /// Create a directory (unlinked without PATH) and print its cap.
     Mkdir {
         /// SDMF or MDMF.
@@ -84,8 +76,13 @@ enum Command {
         /// The new path.
         to: String,
     },
-    /// Remove a link from a directory.
-    #[command(alias = "unlink")]
+    /// Unlink a file or directory on the grid.
+    Unlink {
+        /// The path to remove.
+        path: String,
+    },
+    /// As `unlink`.
+    #[command(hide = true)]
     Rm {
         /// The path to remove.
         path: String,
@@ -99,6 +96,19 @@ enum Command {
     },
     /// List a directory.
     Ls(ls::LsArgs),
+    /// Copy one or more files or directories.
+    Cp(cp::CpArgs),
+    /// List all alias caps.
+    ListAliases(aliases::ListArgs),
+    /// Create a new directory and add an alias for it.
+    CreateAlias(aliases::AliasArgs),
+    /// Add a new alias for an existing directory.
+    AddAlias {
+        #[command(flatten)]
+        alias: aliases::AliasArgs,
+        /// The directory's cap.
+        cap: String,
+    },
     /// Print a directory's (or mutable file's) changes as they happen, decrypted here.
     Watch(watch_cmd::WatchArgs),
     /// Run beside a magic-folder daemon: ask it to poll a folder as soon as another
@@ -119,54 +129,23 @@ fn node_directory(cli: &Cli) -> PathBuf {
 
 struct Node {
     grid: Grid,
-    aliases: std::collections::BTreeMap<String, String>,
+    aliases: aliases::Aliases,
 }
 
 fn open(dir: &std::path::Path) -> Result<Node, Failure> {
     let grid = load_grid(dir).map_err(|e| Failure::new(chain(&e)))?;
-    let aliases = load_aliases(dir).map_err(|e| Failure::new(chain(&e)))?;
+    let aliases = aliases::load(dir)?;
     Ok(Node { grid, aliases })
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
     let dir = node_directory(&cli);
     match cli.command {
         Command::CreateClient(args) => create::run(args, cli.node_directory).await,
         Command::Run(args) => run::run(args, dir).await,
-        Command::Put {
-            mutable,
-            format,
-            from,
-            to,
-        } => {
+        Command::Put(args) => {
             let node = open(&dir)?;
-            let mutable = match (mutable, format) {
-                (true, Some(edit::FileFormat(None))) => {
-                    return Err(Failure::new("--mutable contradicts --format=CHK"));
-                }
-                (_, Some(edit::FileFormat(f))) => f,
-                (true, None) => Some(MutableFormat::Sdmf),
-                (false, None) => None,
-            };
-            let local = from.as_ref().filter(|p| p.as_os_str() != "-");
-            let cap = match (&to, mutable, local) {
-                // A new immutable file from disk streams, a segment at a time.
-                (None, None, Some(path)) => transfer::put_file(&node.grid, path).await?,
-                _ => {
-                    let data = transfer::read_local(from.as_ref())?;
-                    match (&to, mutable) {
-                        (Some(to), _) => {
-                            edit::put_to(&node.grid, &node.aliases, to, &data, mutable).await?
-                        }
-                        (None, Some(format)) => {
-                            Cap::Mutable(node.grid.create_mutable(&data, format).await.map_err(
-                                |e| Failure::new(format!("upload failed: {}", chain(&e))),
-                            )?)
-                        }
-                        (None, None) => transfer::put_immutable(&node.grid, &data).await?,
-                    }
-                }
-            };
+            let cap = transfer::put(&node.grid, &node.aliases, &args).await?;
             println!("{cap}");
             Ok(())
         }
@@ -195,9 +174,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("OK");
             Ok(())
         }
-        Command::Rm { path } => {
+        Command::Unlink { path } | Command::Rm { path } => {
             let node = open(&dir)?;
-            edit::unlink(&node.grid, &node.aliases, &path).await?;
+            edit::unlink(&node.grid, &node.aliases, &path, command_name).await?;
             println!("200 OK");
             Ok(())
         }
@@ -211,6 +190,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{listing}");
             Ok(())
         }
+        Command::Cp(args) => {
+            let node = open(&dir)?;
+            cp::run(&node.grid, &node.aliases, &args).await
+        }
+        Command::ListAliases(args) => {
+            print!("{}", aliases::list(&aliases::load(&dir)?, &args)?);
+            Ok(())
+        }
+        Command::CreateAlias(args) => aliases::create(&open(&dir)?.grid, &dir, &args).await,
+        Command::AddAlias { alias, cap } => aliases::add(&dir, &alias, &cap),
         Command::Watch(args) => {
             let node = open(&dir)?;
             watch_cmd::run(&node.grid, &node.aliases, args).await
@@ -226,7 +215,8 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let traces = traces::start();
-    let span = traces::command_span(matches.subcommand_name().unwrap_or_default());
+    let command_name = matches.subcommand_name().unwrap_or_default();
+    let span = traces::command_span(command_name);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -234,14 +224,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli).instrument(span));
+    let result = runtime.block_on(run(cli, command_name).instrument(span));
     // Tasks still running hold spans: end them, then send what is queued.
     drop(runtime);
     traces::finish(traces);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            eprintln!("{}", failure.text());
             ExitCode::from(failure.code)
         }
     }
