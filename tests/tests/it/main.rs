@@ -7,6 +7,7 @@ mod activity;
 mod auth_and_errors;
 mod browser;
 mod check;
+mod cli;
 mod container;
 mod crash;
 mod dashboard;
