@@ -101,7 +101,7 @@ fn is_grid(arg: &str) -> bool {
 }
 
 /// An absolute, normalised local path (Tahoe's `abspath_expanduser_unicode`).
-fn absolute(arg: &str) -> Result<PathBuf, Failure> {
+pub(crate) fn absolute(arg: &str) -> Result<PathBuf, Failure> {
     let expanded = match arg.strip_prefix("~/") {
         Some(rest) => std::env::var_os("HOME")
             .map(PathBuf::from)

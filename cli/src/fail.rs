@@ -33,6 +33,14 @@ impl Failure {
         }
     }
 
+    /// Only an exit code: what went wrong was said already.
+    pub fn silent(code: u8) -> Self {
+        Self {
+            code,
+            ..Self::said("")
+        }
+    }
+
     /// What goes to stderr.
     pub fn text(&self) -> String {
         if self.bare {

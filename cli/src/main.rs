@@ -6,10 +6,13 @@
 //! node serving Tahoe's web API (`swamp-gateway`) for programs written for Tahoe's.
 
 mod aliases;
+mod backup;
+mod backupdb;
 mod cp;
 mod create;
 mod direct;
 mod edit;
+mod exclude;
 mod fail;
 mod ls;
 mod magic_folder_push;
@@ -98,6 +101,8 @@ enum Command {
     Ls(ls::LsArgs),
     /// Copy one or more files or directories.
     Cp(cp::CpArgs),
+    /// Make target dir look like local dir.
+    Backup(backup::BackupArgs),
     /// List all alias caps.
     ListAliases(aliases::ListArgs),
     /// Create a new directory and add an alias for it.
@@ -194,6 +199,10 @@ async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
             let node = open(&dir)?;
             cp::run(&node.grid, &node.aliases, &args).await
         }
+        Command::Backup(args) => {
+            let node = open(&dir)?;
+            backup::run(&node.grid, &node.aliases, &dir, &args).await
+        }
         Command::ListAliases(args) => {
             print!("{}", aliases::list(&aliases::load(&dir)?, &args)?);
             Ok(())
@@ -231,7 +240,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{}", failure.text());
+            if !failure.message.is_empty() {
+                eprintln!("{}", failure.text());
+            }
             ExitCode::from(failure.code)
         }
     }

@@ -269,3 +269,127 @@ async fn cp_copies_trees_both_ways_and_between_grid_directories() {
     }
     let _ = &node.servers;
 }
+
+/// The summary line of a backup (its last but one line).
+fn summary(out: &str) -> &str {
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with(" backup done, elapsed time: ")),
+        "{out}"
+    );
+    lines[lines.len() - 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_makes_archives_and_reuses_what_did_not_change() {
+    let node = Node::new().await;
+    node.ok(&["create-alias", "work"]).await;
+    let src = node.local.join("src");
+    make_tree(&src);
+
+    let first = node.ok(&["backup", "src", "work:bk"]).await;
+    // A progress line per file and directory, then Tahoe's summary.
+    assert!(first.starts_with("Backing up 1/9... 0h 0m "), "{first}");
+    assert!(first.contains("Backing up 9/9... "), "{first}");
+    assert_eq!(
+        summary(&first),
+        " 5 files uploaded (0 reused), 0 files skipped, 4 directories created (0 reused), 0 directories skipped"
+    );
+    assert_eq!(node.ok(&["ls", "work:bk"]).await, "Archives\nLatest\n");
+    let archives = node.ok(&["ls", "--uri", "work:bk/Archives"]).await;
+    let (name, snapshot) = archives.trim().split_once(' ').expect("one archive");
+    assert!(
+        name.len() == 20 && name.ends_with('Z') && name.as_bytes()[10] == b'_',
+        "{name}"
+    );
+    assert!(snapshot.starts_with("URI:DIR2-CHK:"), "{snapshot}");
+    let latest = node.ok(&["ls", "--uri", "work:bk"]).await;
+    assert!(latest.contains(&format!("Latest {snapshot}")), "{latest}");
+    assert_eq!(
+        node.ok(&["ls", "-F", "work:bk/Latest"]).await,
+        "big.bin\nempty/\nnothing\nsmall.txt\nsub/\n"
+    );
+    assert_eq!(
+        node.ok(&["get", "work:bk/Latest/sub/deeper/leaf"]).await,
+        "leaf"
+    );
+    // Each link carries the local file's stat, as Tahoe's backup writes it.
+    let listing: serde_json::Value =
+        serde_json::from_str(&node.ok(&["ls", "--json", "work:bk/Latest"]).await).unwrap();
+    let metadata = &listing[1]["children"]["small.txt"][1]["metadata"];
+    let keys: Vec<&String> = metadata.as_object().expect("metadata").keys().collect();
+    assert_eq!(
+        keys,
+        ["ctime", "mtime", "st_mode", "st_ino", "st_dev", "st_uid", "st_gid"]
+    );
+    use std::os::unix::fs::MetadataExt;
+    let stat = std::fs::metadata(src.join("small.txt")).unwrap();
+    assert_eq!(metadata["st_ino"], stat.ino());
+    assert_eq!(metadata["mtime"].as_f64().map(|t| t as i64), Some(stat.mtime()));
+
+    // Nothing changed: everything reused, the same snapshot.
+    let second = node.ok(&["backup", "-v", "src", "work:bk"]).await;
+    assert_eq!(
+        summary(&second).trim_end(),
+        " 0 files checked, 0 directories checked"
+    );
+    assert!(
+        second.contains(
+            " 0 files uploaded (5 reused), 0 files skipped, 0 directories created (4 reused), 0 directories skipped"
+        ),
+        "{second}"
+    );
+    assert!(second.contains("skipping '"), "{second}");
+    assert!(second.contains(" re-using old directory for '"), "{second}");
+    assert!(
+        node.ok(&["ls", "--uri", "work:bk"]).await.contains(&format!("Latest {snapshot}")),
+        "the same snapshot"
+    );
+
+    // One deep file changed: it, and the directories above it, are new.
+    std::fs::write(src.join("sub/deeper/leaf"), b"a longer leaf").unwrap();
+    let third = node.ok(&["backup", "src", "work:bk"]).await;
+    assert_eq!(
+        summary(&third),
+        " 1 files uploaded (4 reused), 0 files skipped, 3 directories created (1 reused), 0 directories skipped"
+    );
+    assert_eq!(
+        node.ok(&["get", "work:bk/Latest/sub/deeper/leaf"]).await,
+        "a longer leaf"
+    );
+
+    // --exclude leaves names out; a symlink is skipped with Tahoe's warning, exit 2.
+    std::os::unix::fs::symlink("small.txt", src.join("link")).unwrap();
+    let out = node
+        .tahoe(&["backup", "--exclude", "*.bin", "src", "work:bk"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "WARNING: cannot backup symlink '{}'\n",
+            src.join("link").display()
+        )
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        summary(&stdout),
+        " 0 files uploaded (4 reused), 1 files skipped, 1 directories created (3 reused), 0 directories skipped"
+    );
+    assert_eq!(
+        node.ok(&["ls", "work:bk/Latest"]).await,
+        "empty\nnothing\nsmall.txt\nsub\n"
+    );
+
+    // The record is Swamp's own file; --no-backupdb uploads everything again.
+    assert!(node.dir.join("private/backupdb.jsonl").exists());
+    std::fs::remove_file(src.join("link")).unwrap();
+    let all = node.ok(&["backup", "--no-backupdb", "src", "work:bk"]).await;
+    assert_eq!(
+        summary(&all),
+        " 5 files uploaded (0 reused), 0 files skipped, 4 directories created (0 reused), 0 directories skipped"
+    );
+}
