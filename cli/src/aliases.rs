@@ -137,7 +137,7 @@ pub fn list(aliases: &Aliases, args: &ListArgs) -> Result<String, Failure> {
                 )
             })
             .collect();
-        return Ok(format!("{}\n", python_indented(&object.into())));
+        return Ok(format!("{}\n", crate::pyjson::indented(&object.into(), 4)));
     }
     // Tahoe pads to the widest name *with* its quote marks, and prints it without.
     let width = caps
@@ -152,28 +152,6 @@ pub fn list(aliases: &Aliases, args: &ListArgs) -> Result<String, Failure> {
             format!("{name:>width$}: {cap}\n")
         })
         .collect())
-}
-
-/// `json.dumps(value, indent=4)` as Python writes it (ASCII only, `": "`).
-fn python_indented(value: &serde_json::Value) -> String {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(value, &mut ser).expect("invariant: plain data serialises");
-    String::from_utf8(out)
-        .expect("invariant: serde_json writes UTF-8")
-        .chars()
-        .map(|c| {
-            if c.is_ascii() {
-                c.to_string()
-            } else {
-                c.encode_utf16(&mut [0; 2])
-                    .iter()
-                    .map(|u| format!("\\u{u:04x}"))
-                    .collect()
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -55,6 +55,11 @@ impl Failure {
         Self::new(format!("{what}: {error}"))
     }
 
+    /// The same failure, printed without `error: `.
+    pub fn with_bare(self) -> Self {
+        Self { bare: true, ..self }
+    }
+
     /// The same failure with another exit code.
     pub fn with_code(self, code: u8) -> Self {
         Self { code, ..self }

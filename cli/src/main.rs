@@ -8,6 +8,7 @@
 mod aliases;
 mod backup;
 mod backupdb;
+mod check_cmd;
 mod cp;
 mod create;
 mod direct;
@@ -19,6 +20,7 @@ mod magic_folder_push;
 mod paths;
 mod progress;
 mod push_format;
+mod pyjson;
 mod quote;
 mod run;
 mod traces;
@@ -103,6 +105,10 @@ enum Command {
     Cp(cp::CpArgs),
     /// Make target dir look like local dir.
     Backup(backup::BackupArgs),
+    /// Check a single file or directory.
+    Check(check_cmd::CheckArgs),
+    /// Check all files/directories reachable from a starting point.
+    DeepCheck(check_cmd::DeepCheckArgs),
     /// List all alias caps.
     ListAliases(aliases::ListArgs),
     /// Create a new directory and add an alias for it.
@@ -202,6 +208,14 @@ async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
         Command::Backup(args) => {
             let node = open(&dir)?;
             backup::run(&node.grid, &node.aliases, &dir, &args).await
+        }
+        Command::Check(args) => {
+            let node = open(&dir)?;
+            check_cmd::check(&node.grid, &node.aliases, &args).await
+        }
+        Command::DeepCheck(args) => {
+            let node = open(&dir)?;
+            check_cmd::deep_check(&node.grid, &node.aliases, &args).await
         }
         Command::ListAliases(args) => {
             print!("{}", aliases::list(&aliases::load(&dir)?, &args)?);

@@ -393,3 +393,99 @@ async fn backup_makes_archives_and_reuses_what_did_not_change() {
         " 5 files uploaded (0 reused), 0 files skipped, 4 directories created (0 reused), 0 directories skipped"
     );
 }
+
+/// Deletes one share of the file `cap` from whichever server holds it.
+fn delete_a_share(servers: &[TestServer], cap: &str) {
+    let cap: swamp_formats::cap::Cap = cap.trim().parse().expect("a cap");
+    let si = cap.storage_index().expect("a storage index");
+    for server in servers {
+        for shnum in 0..3 {
+            let path = swamp_tests::share_file(&server.shares_dir(), &si, shnum);
+            if std::fs::remove_file(&path).is_ok() {
+                return;
+            }
+        }
+    }
+    panic!("no share to delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_deep_check_report_and_repair_in_tahoes_words() {
+    let node = Node::new().await;
+    node.ok(&["create-alias", "work"]).await;
+    std::fs::write(node.local.join("big"), random_bytes(300_000)).unwrap();
+    std::fs::write(node.local.join("lit"), b"tiny").unwrap();
+    let big = node.ok(&["put", "big", "work:big"]).await;
+    node.ok(&["put", "lit", "work:lit"]).await;
+    node.ok(&["put", "lit", "work:sub/f"]).await;
+    let si = big
+        .trim()
+        .parse::<swamp_formats::cap::Cap>()
+        .unwrap()
+        .storage_index()
+        .unwrap()
+        .to_base32();
+
+    assert_eq!(
+        node.ok(&["check", "work:big"]).await,
+        format!(
+            "Summary: Healthy\n storage index: {si}\n good-shares: 3 (encoding is 2-of-3)\n wrong-shares: 0\n"
+        )
+    );
+    assert_eq!(
+        node.ok(&["check", "work:lit"]).await,
+        "Summary: Healthy (LIT)\n storage index: \n"
+    );
+    let raw = node.ok(&["check", "--raw", "--verify", "work:big"]).await;
+    assert!(raw.starts_with("{\n \"storage-index\": ") && raw.ends_with("}\n\n"), "{raw}");
+    let json: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(json["summary"], "Healthy");
+    assert_eq!(
+        node.ok(&["deep-check", "work:"]).await,
+        "done: 5 objects checked, 5 healthy, 0 unhealthy\n"
+    );
+
+    delete_a_share(&node.servers, &big);
+    let unhealthy = node.ok(&["check", "work:big"]).await;
+    assert!(
+        unhealthy.starts_with("Summary: Not Healthy")
+            && unhealthy.contains(" good-shares: 2 (encoding is 2-of-3)\n"),
+        "{unhealthy}"
+    );
+    let deep = node.ok(&["deep-check", "-v", "work:"]).await;
+    assert!(deep.contains("\n'big': Not Healthy"), "{deep}");
+    assert!(deep.starts_with("'<root>': Healthy\n"), "{deep}");
+    assert!(
+        deep.ends_with("done: 5 objects checked, 4 healthy, 1 unhealthy\n"),
+        "{deep}"
+    );
+    let raw = node.ok(&["deep-check", "--raw", "work:"]).await;
+    let lines: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines.iter().all(|l| l["check-results"].is_object()));
+
+    let repaired = node.ok(&["deep-check", "--repair", "work:"]).await;
+    assert!(
+        repaired.ends_with(
+            " repair successful\ndone: 5 objects checked\n pre-repair: 4 healthy, 1 unhealthy\n 1 repairs attempted, 1 successful, 0 failed\n post-repair: 5 healthy, 0 unhealthy\n"
+        ),
+        "{repaired}"
+    );
+    assert!(node.ok(&["check", "work:big"]).await.starts_with("Summary: Healthy\n"));
+    // One file, check --repair: Tahoe's lines for a file that needed none.
+    assert_eq!(
+        node.ok(&["check", "--repair", "work:big"]).await,
+        format!(
+            "Summary: healthy\n storage index: {si}\n good-shares: 3 (encoding is 2-of-3)\n wrong-shares: 0\n"
+        )
+    );
+    delete_a_share(&node.servers, &big);
+    assert!(
+        node.ok(&["check", "--repair", "work:big"])
+            .await
+            .ends_with(" wrong-shares: 0\n repair successful\n")
+    );
+}
