@@ -17,6 +17,9 @@ pub struct DirVersion {
     pub entries: Vec<Entry>,
     /// For a mutable directory: the backing file's (seqnum, root hash).
     pub version: Option<(u64, [u8; 32])>,
+    /// Bytes of its contents as stored (before encryption of the file holding
+    /// them): what Tahoe counts as a directory's size.
+    pub size: u64,
 }
 
 impl Grid {
@@ -35,15 +38,21 @@ impl Grid {
             Cap::Mutable(file) => {
                 let read = self.read_mutable(file).await?;
                 Ok(DirVersion {
+                    size: read.data.len() as u64,
                     entries: dirnode::parse(&read.data, file.writekey().as_ref())?,
                     version: Some((read.seqnum, read.root_hash)),
                 })
             }
-            Cap::Chk(file) => Ok(DirVersion {
-                entries: dirnode::parse(&self.download(file).await?, None)?,
-                version: None,
-            }),
+            Cap::Chk(file) => {
+                let data = self.download(file).await?;
+                Ok(DirVersion {
+                    entries: dirnode::parse(&data, None)?,
+                    version: None,
+                    size: data.len() as u64,
+                })
+            }
             Cap::Lit(data) => Ok(DirVersion {
+                size: data.len() as u64,
                 entries: dirnode::parse(data, None)?,
                 version: None,
             }),

@@ -125,6 +125,12 @@ pub enum GridError {
         /// [`crate::check::MAX_REPAIR_SIZE`].
         max: u64,
     },
+    /// A tree larger than one walk visits (`tree::MAX_OBJECTS`).
+    #[error("the tree holds more than {max} objects, the most one walk visits")]
+    TreeTooLarge {
+        /// [`crate::tree::MAX_OBJECTS`].
+        max: usize,
+    },
     /// A server failed.
     #[error("server {server}: {source}")]
     Server {

@@ -19,6 +19,7 @@
 //! - `create.rs`: new client node directories and their servers.
 //! - `nodedir.rs`: reading a client node directory (`tahoe.cfg`, secrets, `servers.yaml`).
 //! - `dirs.rs`: reading directories and following paths.
+//! - `tree/`: walking a whole tree in Tahoe's order (manifest, deep-stats).
 //! - `dir_edit.rs`: changing directories (read-modify-write, retried).
 //! - `watch/`: watching a directory or mutable file: feeds as triggers, re-read,
 //!   decrypt, diff (printed by `tahoe watch`).
@@ -40,6 +41,7 @@ mod servermap;
 pub mod storage;
 pub mod tls;
 mod trace;
+pub mod tree;
 pub mod watch;
 
 pub use error::ClientError;

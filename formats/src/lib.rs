@@ -26,6 +26,7 @@
 //! - [`mutable`], [`mutable_encode`], [`mutable_key`]: SDMF/MDMF shares read, written,
 //!   and the RSA key pair a mutable file is made from.
 //! - [`dirnode`]: directory contents; [`dirdiff`]: what changed between two versions.
+//! - [`pyjson`]: JSON written byte for byte as Python's `json.dumps` writes it.
 //!
 //! [`DecodeError`]: swamp_proto::DecodeError
 
@@ -39,5 +40,6 @@ pub mod hashutil;
 pub mod mutable;
 pub mod mutable_encode;
 pub mod mutable_key;
+pub mod pyjson;
 pub mod sha256;
 pub mod zfec;

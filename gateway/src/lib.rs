@@ -27,6 +27,8 @@
 //! - `private.rs`: `/private`, behind the node's API token.
 //! - `edit.rs`: directory changes (new directories with children, relinks).
 //! - `check.rs`: `t=check` (check, verify, repair; the client library's).
+//! - `deep.rs`: `t=stream-manifest`, `t=stream-deep-check`: a tree, line by line.
+//! - `operations.rs`: `t=start-*` with `ophandle=`, and `/operations/$HANDLE`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,11 +44,13 @@ mod args;
 mod body;
 mod check;
 mod children;
+mod deep;
 mod edit;
 mod error;
 mod file;
 mod listing;
 mod node;
+mod operations;
 mod private;
 mod reply;
 mod route;
@@ -89,6 +93,7 @@ pub struct Gateway {
     transfers: Arc<Semaphore>,
     status: welcome::StatusCache,
     api_token: Option<String>,
+    operations: operations::Operations,
 }
 
 impl Gateway {
@@ -103,6 +108,7 @@ impl Gateway {
             limits,
             status: welcome::StatusCache::default(),
             api_token: None,
+            operations: operations::Operations::default(),
         }
     }
 

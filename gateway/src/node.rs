@@ -23,7 +23,7 @@ use crate::error::WebError;
 use crate::listing::{dir_json, file_json, to_text, unknown_json};
 use crate::reply::{encode_segment, text};
 use crate::welcome::escape;
-use crate::{children, edit, file, unlinked};
+use crate::{children, deep, edit, file, operations, unlinked};
 
 /// Names in one path at most.
 const MAX_DEPTH: usize = 256;
@@ -544,10 +544,11 @@ async fn post_dir(
         "upload" => Err(WebError::NotImplemented(
             "POST t=upload (an HTML form) is not supported by this node yet; use PUT".into(),
         )),
-        "start-deep-check" | "stream-deep-check" | "start-manifest" | "start-deep-size"
-        | "start-deep-stats" | "stream-manifest" => Err(WebError::NotImplemented(format!(
-            "t={t} is not supported by this node yet"
-        ))),
+        "stream-manifest" => deep::stream(gateway, dir.clone(), deep::Stream::Manifest).await,
+        "stream-deep-check" => deep::stream(gateway, dir.clone(), deep::Stream::check(args)?).await,
+        "start-deep-check" | "start-manifest" | "start-deep-size" | "start-deep-stats" => {
+            operations::start(gateway, dir.clone(), args).await
+        }
         _ => Err(WebError::bad(format!("POST to a directory with bad t={t}"))),
     }
 }

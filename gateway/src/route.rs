@@ -88,6 +88,7 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
             };
             node::handle(gateway, request, body).await
         }
+        ["operations", handle] => crate::operations::status(gateway, &parts.method, handle, &args),
         ["private", rest @ ..] => {
             let request = Request::from_parts(parts, body);
             private::handle(gateway, rest, request).await

@@ -39,23 +39,36 @@ async fn transfer_permit(gateway: &Gateway) -> Result<tokio::sync::OwnedSemaphor
         .map_err(|_| WebError::Internal("transfer limit closed".into()))
 }
 
-/// Runs `job` on a new thread, with the runtime's handle, holding one of the
-/// gateway's transfer permits until it ends.
+/// Starts `job` on a new thread named `name`, with the runtime's handle, holding
+/// one of the gateway's transfer permits until it ends; returns once it started.
+pub(crate) async fn start(
+    gateway: &Arc<Gateway>,
+    name: &str,
+    job: impl FnOnce(&tokio::runtime::Handle) + Send + 'static,
+) -> Result<(), WebError> {
+    let permit = transfer_permit(gateway).await?;
+    let handle = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _permit = permit;
+            job(&handle);
+        })
+        .map_err(|e| WebError::Internal(format!("cannot start a transfer thread: {e}")))?;
+    Ok(())
+}
+
+/// Runs `job` as [`start`] does, and waits for its answer.
 async fn on_own_thread<T: Send + 'static>(
     gateway: &Arc<Gateway>,
     job: impl FnOnce(&tokio::runtime::Handle) -> T + Send + 'static,
 ) -> Result<T, WebError> {
-    let permit = transfer_permit(gateway).await?;
-    let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("gateway-transfer".into())
-        .spawn(move || {
-            let _permit = permit;
-            // The receiver may be gone (the client hung up): nothing to tell.
-            let _ = tx.send(job(&handle));
-        })
-        .map_err(|e| WebError::Internal(format!("cannot start a transfer thread: {e}")))?;
+    start(gateway, "gateway-transfer", move |handle| {
+        // The receiver may be gone (the client hung up): nothing to tell.
+        let _ = tx.send(job(handle));
+    })
+    .await?;
     rx.await
         .map_err(|_| WebError::Internal("a transfer thread ended without an answer".into()))
 }
@@ -90,22 +103,17 @@ pub(crate) async fn download(
 ) -> Result<mpsc::Receiver<Chunk>, WebError> {
     let (tx, rx) = mpsc::channel(QUEUED_READS);
     let grid = gateway.grid.clone();
-    let permit = transfer_permit(gateway).await?;
-    let handle = tokio::runtime::Handle::current();
-    std::thread::Builder::new()
-        .name("gateway-download".into())
-        .spawn(move || {
-            let _permit = permit;
-            let mut sink = RangeSink { tx, at: 0, range };
-            let result = handle.block_on(grid.download_to(&cap, &mut sink));
-            if let Err(e) = result
-                && !sink.done()
-            {
-                // The client may be gone; then nobody is left to tell.
-                let _ = sink.send(Err(WebError::from(e)));
-            }
-        })
-        .map_err(|e| WebError::Internal(format!("cannot start a download thread: {e}")))?;
+    start(gateway, "gateway-download", move |handle| {
+        let mut sink = RangeSink { tx, at: 0, range };
+        let result = handle.block_on(grid.download_to(&cap, &mut sink));
+        if let Err(e) = result
+            && !sink.done()
+        {
+            // The client may be gone; then nobody is left to tell.
+            let _ = sink.send(Err(WebError::from(e)));
+        }
+    })
+    .await?;
     Ok(rx)
 }
 

@@ -1,10 +1,12 @@
 //! Checking (and repairing) every file and directory under a directory, as Tahoe's
-//! deep-check does: the tree is walked from the root, each object checked once
-//! (a directory linked twice, or into itself, is visited once), directories read
-//! after they are checked (and repaired), and the results kept per path with
-//! Tahoe's counters. LIT files are walked but, as in Tahoe, not counted.
+//! deep-check does: the tree is walked from the root in Tahoe's order
+//! ([`Grid::walk_tree`]), each object checked once (a directory linked twice, or into
+//! itself, is visited once), directories read after they are checked (and
+//! repaired), and the results kept per path with Tahoe's counters. LIT files are
+//! walked but, as in Tahoe, not counted. [`Grid::check_node`] is the one step, for
+//! walkers that stream each result as it comes.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 use swamp_formats::cap::Cap;
@@ -12,6 +14,7 @@ use swamp_formats::cap::Cap;
 use super::results::{CheckAndRepairResults, CheckResults, CorruptShare};
 use super::{CheckOptions, si_string_of};
 use crate::grid::{Grid, GridError};
+use crate::tree::{DeepStats, TreeNode, Walker};
 
 /// One object of the tree.
 #[derive(Clone, Debug)]
@@ -38,22 +41,11 @@ impl DeepNode {
     /// This object's line of Tahoe's `t=stream-deep-check` (one JSON object per
     /// line, in the order visited).
     pub fn to_stream_json(&self) -> Value {
-        // Tahoe repairs an immutable file from its verify cap and a mutable one
-        // from its write cap; read-only mutables and immutable directories have none.
-        let repair_cap = match &self.cap {
-            Cap::Chk(_) => self.cap.verify_cap(),
-            cap if cap.is_writable() => Some(cap.clone()),
-            _ => None,
-        };
-        let text = |cap: Option<Cap>| cap.map(|c| c.to_string()).unwrap_or_default();
-        let mut line = json!({
-            "path": self.path,
-            "cap": self.cap.to_string(),
-            "type": if self.cap.is_dir() { "directory" } else { "file" },
-            "verifycap": text(self.cap.verify_cap()),
-            "repaircap": text(repair_cap),
-            "storage-index": si_string_of(&self.cap),
-        });
+        let mut line = TreeNode {
+            path: self.path.clone(),
+            cap: self.cap.clone(),
+        }
+        .to_manifest_json();
         match &self.repair {
             Some(repair) => line["check-and-repair-results"] = repair.to_json(),
             None => line["check-results"] = self.check.to_json(),
@@ -76,6 +68,8 @@ pub struct DeepCheckResults {
     /// Directories that could not be read (their children were not visited), with
     /// why.
     pub unreadable: Vec<(Vec<String>, String)>,
+    /// Tahoe's deep-stats of the tree.
+    pub stats: DeepStats,
     repair: bool,
 }
 
@@ -115,7 +109,7 @@ impl DeepCheckResults {
 
     /// The JSON of Tahoe's `t=start-deep-check` operation once finished (with
     /// `repair=true`, its check-and-repair form), field for field, except `stats`
-    /// (Tahoe's deep-stats), which is left out.
+    /// and Tahoe's deep-stats (`stats`).
     pub fn to_json(&self) -> Value {
         let checked = self.count_objects_checked();
         let healthy = self.count_objects_healthy();
@@ -136,6 +130,7 @@ impl DeepCheckResults {
                 "count-corrupt-shares": corrupt.len(),
                 "list-corrupt-shares": corrupt,
                 "list-unhealthy-files": unhealthy_files,
+                "stats": self.stats.to_json(),
             });
         }
         let healthy_post = self.count_objects_healthy_post_repair();
@@ -164,81 +159,104 @@ impl DeepCheckResults {
             "list-corrupt-shares": corrupt,
             "list-remaining-corrupt-shares": remaining,
             "list-unhealthy-files": unhealthy_files,
+            "stats": self.stats.to_json(),
         })
     }
 }
 
 impl Grid {
-    /// Checks (with `repair`, checks and repairs) `root` and everything under it.
+    /// Checks (with `repair`, checks and repairs) one object of a tree.
+    ///
+    /// # Errors
+    /// As [`Grid::check`].
+    pub async fn check_node(
+        &self,
+        node: TreeNode,
+        options: CheckOptions,
+        repair: bool,
+    ) -> Result<DeepNode, GridError> {
+        let (check, repair) = if repair {
+            let r = self.check_and_repair(&node.cap, options).await?;
+            let pre = r
+                .pre_repair_results
+                .clone()
+                .unwrap_or_else(CheckResults::literal);
+            (pre, Some(r))
+        } else {
+            (self.check(&node.cap, options).await?, None)
+        };
+        Ok(DeepNode {
+            path: node.path,
+            cap: node.cap,
+            check,
+            repair,
+        })
+    }
+
+    /// Checks (with `repair`, checks and repairs) `root` and everything under it,
+    /// in Tahoe's order ([`Grid::walk_tree`]). Objects of a kind this client cannot
+    /// read are skipped.
     ///
     /// # Errors
     /// As [`Grid::check`], for the root only; below it, what cannot be checked or
-    /// read is recorded and skipped.
+    /// read is recorded and skipped. [`GridError::TreeTooLarge`] as [`Grid::walk_tree`].
     pub async fn deep_check(
         &self,
         root: &Cap,
         options: CheckOptions,
         repair: bool,
     ) -> Result<DeepCheckResults, GridError> {
-        let mut results = DeepCheckResults {
-            root_storage_index: si_string_of(root),
+        let mut collector = Collector {
+            grid: self,
+            options,
+            repair,
             nodes: Vec::new(),
             unreadable: Vec::new(),
-            repair,
+            root_error: None,
         };
-        let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<(Vec<String>, Cap)> = VecDeque::from([(Vec::new(), root.clone())]);
-        while let Some((path, cap)) = queue.pop_front() {
-            // LIT caps have no storage index: each is its own object.
-            if let Some(si) = cap.storage_index()
-                && !seen.insert(si)
-            {
-                continue;
-            }
-            let checked = if repair {
-                self.check_and_repair(&cap, options).await.map(|r| {
-                    let pre = r
-                        .pre_repair_results
-                        .clone()
-                        .unwrap_or_else(CheckResults::literal);
-                    (pre, Some(r))
-                })
-            } else {
-                self.check(&cap, options).await.map(|c| (c, None))
-            };
-            let (check, repaired) = match checked {
-                Ok(c) => c,
-                Err(e) if !path.is_empty() => {
-                    results.unreadable.push((path, e.to_string()));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            results.nodes.push(DeepNode {
-                path: path.clone(),
-                cap: cap.clone(),
-                check,
-                repair: repaired,
-            });
-            if !cap.is_dir() {
-                continue;
-            }
-            match self.read_dir(&cap).await {
-                Ok(listing) => {
-                    for entry in listing.entries {
-                        match entry.cap() {
-                            Ok(Cap::Unknown(_)) | Err(_) => {}
-                            Ok(child) => {
-                                let mut child_path = path.clone();
-                                child_path.push(entry.name.clone());
-                                queue.push_back((child_path, child));
-                            }
-                        }
-                    }
-                }
-                Err(e) => results.unreadable.push((path, e.to_string())),
-            }
+        let end = self.walk_tree(root, &mut collector).await?;
+        if let Some(e) = collector.root_error {
+            return Err(e);
         }
-        Ok(results)
+        Ok(DeepCheckResults {
+            root_storage_index: si_string_of(root),
+            nodes: collector.nodes,
+            unreadable: collector.unreadable,
+            stats: end.stats,
+            repair,
+        })
+    }
+}
+
+/// A walk that checks each object and keeps the results.
+struct Collector<'g> {
+    grid: &'g Grid,
+    options: CheckOptions,
+    repair: bool,
+    nodes: Vec<DeepNode>,
+    unreadable: Vec<(Vec<String>, String)>,
+    root_error: Option<GridError>,
+}
+
+impl Walker for Collector<'_> {
+    async fn visit(&mut self, node: TreeNode) -> ControlFlow<()> {
+        if matches!(node.cap, Cap::Unknown(_)) {
+            return ControlFlow::Continue(());
+        }
+        let path = node.path.clone();
+        match self.grid.check_node(node, self.options, self.repair).await {
+            Ok(checked) => self.nodes.push(checked),
+            Err(e) if path.is_empty() => {
+                self.root_error = Some(e);
+                return ControlFlow::Break(());
+            }
+            Err(e) => self.unreadable.push((path, e.to_string())),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn unreadable(&mut self, path: &[String], error: &GridError) -> ControlFlow<()> {
+        self.unreadable.push((path.to_vec(), error.to_string()));
+        ControlFlow::Continue(())
     }
 }

@@ -839,3 +839,161 @@ async fn check_verify_and_repair_through_t_check() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// The lines of a streamed tree answer, each parsed (an `ERROR:` line fails).
+async fn stream_lines(node: &Node, path: &str) -> (Vec<String>, Vec<Value>) {
+    let text = node.ok_text(reqwest::Method::POST, path, "").await;
+    let raw: Vec<String> = text.lines().map(str::to_string).collect();
+    let parsed = raw
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    (raw, parsed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_deep_check_and_deep_stats_walk_the_tree_in_tahoes_order() {
+    let node = node().await;
+    let root = node
+        .ok_text(reqwest::Method::POST, "/uri?t=mkdir", "")
+        .await;
+    let r = seg(&root);
+    for (path, size) in [("a", 3000), ("lit", 20), ("sub/b", 5000)] {
+        let (status, _, _) = node
+            .send(
+                reqwest::Method::PUT,
+                &format!("/uri/{r}/{path}"),
+                random_bytes(size),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{path}");
+    }
+    node.ok_text(
+        reqwest::Method::PUT,
+        &format!("/uri/{r}/m?format=SDMF"),
+        "mutable",
+    )
+    .await;
+    let sub = node
+        .ok_text(reqwest::Method::GET, &format!("/uri/{r}/sub?t=uri"), "")
+        .await;
+    // The same directory linked twice is walked once, under its first name.
+    node.ok_text(
+        reqwest::Method::PUT,
+        &format!("/uri/{r}/sub2?t=uri"),
+        sub.clone(),
+    )
+    .await;
+
+    let (raw, lines) = stream_lines(&node, &format!("/uri/{r}?t=stream-manifest")).await;
+    let paths: Vec<Value> = lines.iter().map(|l| l["path"].clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            json!([]),
+            json!(["a"]),
+            json!(["lit"]),
+            json!(["m"]),
+            json!(["sub"]),
+            json!(["sub", "b"]),
+            Value::Null
+        ],
+        "{raw:#?}"
+    );
+    // Python's json.dumps separators, as Tahoe writes each line.
+    assert!(
+        raw[0].starts_with("{\"path\": [], \"cap\": \"URI:DIR2:"),
+        "{}",
+        raw[0]
+    );
+    assert_eq!(lines[4]["cap"], sub.as_str());
+    assert_eq!(lines[4]["type"], "directory");
+    assert_eq!(lines[2]["storage-index"], "", "a LIT file has none");
+    assert!(
+        lines[1]["verifycap"]
+            .as_str()
+            .unwrap()
+            .starts_with("URI:CHK-Verifier:")
+    );
+    let stats = &lines[6];
+    assert_eq!(stats["type"], "stats");
+    let s = &stats["stats"];
+    assert_eq!(s["count-directories"], 2, "{s}");
+    assert_eq!(s["count-files"], 4);
+    assert_eq!(s["count-immutable-files"], 2);
+    assert_eq!(s["count-literal-files"], 1);
+    assert_eq!(s["count-mutable-files"], 1);
+    assert_eq!(s["size-immutable-files"], 8000);
+    assert_eq!(s["largest-immutable-file"], 5000);
+    assert_eq!(s["size-literal-files"], 20);
+    assert_eq!(s["largest-directory-children"], 5);
+    assert_eq!(
+        s["size-files-histogram"],
+        json!([[11, 31, 1], [1001, 3162, 1], [3163, 10000, 1]])
+    );
+
+    // Deep-check: every object healthy; one share of sub/b deleted, then repaired.
+    let (_, checked) =
+        stream_lines(&node, &format!("/uri/{r}?t=stream-deep-check&verify=true")).await;
+    assert_eq!(checked.len(), 7);
+    for line in &checked[..6] {
+        assert_eq!(line["check-results"]["results"]["healthy"], true, "{line}");
+    }
+    let b: swamp_formats::cap::Cap = lines[5]["cap"].as_str().unwrap().parse().unwrap();
+    let si = b.storage_index().unwrap();
+    let holder = node
+        .servers
+        .iter()
+        .find_map(|s| {
+            let path = share_file(&s.storage_dir.join("shares"), &si, 1);
+            path.exists().then_some(path)
+        })
+        .expect("somebody holds share 1");
+    std::fs::remove_file(holder).unwrap();
+    let (_, repaired) =
+        stream_lines(&node, &format!("/uri/{r}?t=stream-deep-check&repair=true")).await;
+    let b_line = &repaired[5]["check-and-repair-results"];
+    assert_eq!(
+        b_line["pre-repair-results"]["results"]["healthy"], false,
+        "{b_line}"
+    );
+    assert_eq!(b_line["repair-successful"], true, "{b_line}");
+    assert_eq!(
+        repaired[1]["check-and-repair-results"]["repair-attempted"],
+        false
+    );
+
+    // The slow-operation form, as `tahoe stats` uses it.
+    let start = format!("/uri/{r}?t=start-deep-stats&ophandle=h1");
+    let (status, headers, _) = node.send(reqwest::Method::POST, &start, "").await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(headers["location"], "/operations/h1");
+    let (status, _, _) = node.send(reqwest::Method::POST, &start, "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "a handle in use");
+    let poll = "/operations/h1?t=status&output=JSON&release-after-complete=true";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let finished = loop {
+        let state = node.json(poll).await;
+        if state["finished"] == true {
+            break state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deep-stats never finished"
+        );
+        // The protocol is polling (Tahoe's CLI polls at 1 s, then longer).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(finished["count-files"], 4, "{finished}");
+    assert_eq!(finished["api-version"], 1);
+    let (status, _, _) = node.send(reqwest::Method::GET, poll, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "released after complete");
+    let (status, _, _) = node
+        .send(
+            reqwest::Method::POST,
+            &format!("/uri/{r}?t=start-manifest"),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no ophandle");
+}
