@@ -5,17 +5,24 @@
 //! object), read as Tahoe's CLI reads it, so both print the same for the same
 //! results; `--raw` prints that JSON itself.
 //!
-//! Unlike Tahoe's streaming web call, the library checks the whole tree before
-//! anything is printed. A directory that cannot be read is reported on stderr
-//! (`ERROR: ...`) after the rest, and the exit code is then 1. Tahoe's raw stream
-//! ends with a deep-stats line, which is not printed here.
+//! `deep-check` walks the tree in Tahoe's order ([`Grid::walk_tree`]) and prints each
+//! object as it is checked. As with Tahoe's, a directory that cannot be read (or an
+//! object that cannot be checked) ends the walk with an `ERROR:` line on stderr,
+//! no totals, and exit code 1; `--raw` prints the stream's lines, the deep-stats
+//! line last.
 
-use serde_json::Value;
+use std::ops::ControlFlow;
+
+use serde_json::{Value, json};
 use swamp_client::check::CheckOptions;
-use swamp_client::grid::Grid;
+use swamp_client::grid::{Grid, GridError};
+use swamp_client::tree::{TreeNode, Walker};
+use swamp_formats::cap::Cap;
+use swamp_formats::pyjson;
 
 use crate::aliases::Aliases;
 use crate::fail::Failure;
+use crate::manifest::error_line;
 use crate::paths;
 use crate::quote::{quote, quote_path};
 
@@ -211,7 +218,13 @@ struct DeepOutput {
 }
 
 impl DeepOutput {
-    fn line(&mut self, d: &Value) {
+    /// Reads one stream line; returns what to print for it.
+    fn line(&mut self, d: &Value) -> String {
+        self.read(d);
+        std::mem::take(&mut self.text)
+    }
+
+    fn read(&mut self, d: &Value) {
         if !matches!(d["type"].as_str(), Some("file" | "directory")) {
             return;
         }
@@ -316,6 +329,50 @@ impl DeepOutput {
     }
 }
 
+/// A walk that checks each object and prints it.
+struct DeepWalker<'g> {
+    grid: &'g Grid,
+    options: CheckOptions,
+    repair: bool,
+    raw: bool,
+    output: DeepOutput,
+    /// What ended the walk.
+    failure: Option<String>,
+}
+
+impl Walker for DeepWalker<'_> {
+    async fn visit(&mut self, node: TreeNode) -> ControlFlow<()> {
+        if matches!(node.cap, Cap::Unknown(_)) {
+            // Tahoe's stream lists unknown nodes without results; its CLI skips them.
+            if self.raw {
+                println!("{}", pyjson::dumps(&node.to_manifest_json()));
+            }
+            return ControlFlow::Continue(());
+        }
+        let path = node.path.clone();
+        match self.grid.check_node(node, self.options, self.repair).await {
+            Ok(checked) => {
+                let line = checked.to_stream_json();
+                if self.raw {
+                    println!("{}", pyjson::dumps(&line));
+                } else {
+                    print!("{}", self.output.line(&line));
+                }
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                self.failure = Some(error_line(&path, &e));
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    fn unreadable(&mut self, path: &[String], error: &GridError) -> ControlFlow<()> {
+        self.failure = Some(error_line(path, error));
+        ControlFlow::Break(())
+    }
+}
+
 /// `tahoe deep-check [LOCATION...]`.
 pub async fn deep_check(
     grid: &Grid,
@@ -323,39 +380,34 @@ pub async fn deep_check(
     args: &DeepCheckArgs,
 ) -> Result<(), Failure> {
     let check = &args.check;
-    let mut unreadable = false;
     for location in check.locations() {
         let path = paths::parse(aliases, location.trim_end_matches('/'))?;
         let cap = paths::resolve(grid, &path).await?;
-        let results = grid
-            .deep_check(&cap, check.options(), check.repair)
-            .await
-            .map_err(|e| {
-                Failure::new(format!("ERROR: {location}: {}", crate::chain(&e))).with_bare()
-            })?;
-        let mut output = DeepOutput {
-            verbose: args.verbose,
+        let mut walker = DeepWalker {
+            grid,
+            options: check.options(),
             repair: check.repair,
-            ..DeepOutput::default()
+            raw: check.raw,
+            output: DeepOutput {
+                verbose: args.verbose,
+                repair: check.repair,
+                ..DeepOutput::default()
+            },
+            failure: None,
         };
-        for node in &results.nodes {
-            let line = node.to_stream_json();
-            if check.raw {
-                println!("{}", crate::pyjson::line(&line));
-            } else {
-                output.line(&line);
-            }
+        let end = grid
+            .walk_tree(&cap, &mut walker)
+            .await
+            .map_err(|e| Failure::said(error_line(&[], &e)))?;
+        if let Some(failure) = walker.failure {
+            return Err(Failure::said(failure));
         }
-        if !check.raw {
-            print!("{}", output.done());
+        if check.raw {
+            let stats = json!({"type": "stats", "stats": end.stats.to_json()});
+            println!("{}", pyjson::dumps(&stats));
+        } else {
+            print!("{}", walker.output.done());
         }
-        for (path, why) in &results.unreadable {
-            eprintln!("ERROR: {}: {why}", quote_path(path, false));
-            unreadable = true;
-        }
-    }
-    if unreadable {
-        return Err(Failure::silent(1));
     }
     Ok(())
 }
@@ -363,7 +415,6 @@ pub async fn deep_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn a_lit_file_is_healthy_without_counts() {
@@ -380,14 +431,15 @@ mod tests {
             verbose: true,
             ..DeepOutput::default()
         };
-        out.line(&json!({"type": "directory", "path": [], "storage-index": "aa",
+        let mut printed = out.line(&json!({"type": "directory", "path": [], "storage-index": "aa",
             "check-results": {"summary": "Healthy", "results": {"healthy": true}}}));
-        out.line(&json!({"type": "file", "path": ["sub", "f"], "storage-index": "bb",
+        printed += &out.line(&json!({"type": "file", "path": ["sub", "f"], "storage-index": "bb",
             "check-results": {"summary": "Not Healthy: 1 shares (enc 2-of-3)",
                 "results": {"healthy": false,
                     "list-corrupt-shares": [["v0-abc", "bb", 2]]}}}));
+        printed += &out.done();
         assert_eq!(
-            out.done(),
+            printed,
             "'<root>': Healthy\n'sub/f': Not Healthy: 1 shares (enc 2-of-3)\n corrupt: server v0-abc, SI bb, shnum 2\ndone: 2 objects checked, 1 healthy, 1 unhealthy\n"
         );
     }

@@ -17,6 +17,7 @@ mod exclude;
 mod fail;
 mod ls;
 mod magic_folder_push;
+mod manifest;
 mod paths;
 mod progress;
 mod push_format;
@@ -109,6 +110,10 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// Check all files/directories reachable from a starting point.
     DeepCheck(check_cmd::DeepCheckArgs),
+    /// List all files/directories in a subtree.
+    Manifest(manifest::ManifestArgs),
+    /// Print statistics about all files/directories in a subtree.
+    Stats(manifest::StatsArgs),
     /// List all alias caps.
     ListAliases(aliases::ListArgs),
     /// Create a new directory and add an alias for it.
@@ -216,6 +221,14 @@ async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
         Command::DeepCheck(args) => {
             let node = open(&dir)?;
             check_cmd::deep_check(&node.grid, &node.aliases, &args).await
+        }
+        Command::Manifest(args) => {
+            let node = open(&dir)?;
+            manifest::manifest(&node.grid, &node.aliases, &args).await
+        }
+        Command::Stats(args) => {
+            let node = open(&dir)?;
+            manifest::stats(&node.grid, &node.aliases, &args).await
         }
         Command::ListAliases(args) => {
             print!("{}", aliases::list(&aliases::load(&dir)?, &args)?);

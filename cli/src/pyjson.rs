@@ -1,6 +1,7 @@
-//! JSON as Python's `json.dumps` writes it, where Tahoe's CLI prints JSON it got
-//! from Tahoe's web API: indented (`indent=N`: `","` at line ends, `": "`), or on one
-//! line (`", "`, `": "`), non-ASCII characters escaped either way.
+//! Indented JSON as Python's `json.dumps(value, indent=N)` writes it (`","` at line
+//! ends, `": "`, non-ASCII characters escaped), where Tahoe's CLI prints JSON that
+//! Tahoe's web API wrote so (`check --raw`, `stats --raw`, `list-aliases --json`).
+//! One-line JSON is [`swamp_formats::pyjson::dumps`].
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,11 +16,6 @@ pub fn indented(value: &Value, indent: usize) -> String {
         .serialize(&mut ser)
         .expect("invariant: a JSON value serialises");
     ascii(&String::from_utf8(out).expect("invariant: serde_json writes UTF-8"))
-}
-
-/// `json.dumps(value)`: one line.
-pub fn line(value: &Value) -> String {
-    swamp_formats::dirnode::python_json(value)
 }
 
 /// Non-ASCII characters as `\uXXXX` (UTF-16 units), as `ensure_ascii` writes them.
@@ -48,6 +44,5 @@ mod tests {
             indented(&value, 1),
             "{\n \"a\": [\n  1,\n  {\n   \"b\": \"\\u00e9\"\n  }\n ],\n \"c\": {}\n}"
         );
-        assert_eq!(line(&value), "{\"a\": [1, {\"b\": \"\\u00e9\"}], \"c\": {}}");
     }
 }

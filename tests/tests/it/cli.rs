@@ -464,8 +464,9 @@ async fn check_and_deep_check_report_and_repair_in_tahoes_words() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    assert_eq!(lines.len(), 5);
-    assert!(lines.iter().all(|l| l["check-results"].is_object()));
+    assert_eq!(lines.len(), 6, "five objects and the stats");
+    assert!(lines[..5].iter().all(|l| l["check-results"].is_object()));
+    assert_eq!(lines[5]["type"], "stats");
 
     let repaired = node.ok(&["deep-check", "--repair", "work:"]).await;
     assert!(
@@ -488,4 +489,64 @@ async fn check_and_deep_check_report_and_repair_in_tahoes_words() {
             .await
             .ends_with(" wrong-shares: 0\n repair successful\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_and_stats_walk_the_tree_in_tahoes_words() {
+    let node = Node::new().await;
+    node.ok(&["create-alias", "work"]).await;
+    std::fs::write(node.local.join("big"), random_bytes(300_000)).unwrap();
+    std::fs::write(node.local.join("lit"), b"tiny").unwrap();
+    let big = node.ok(&["put", "big", "work:big"]).await;
+    let lit = node.ok(&["put", "lit", "work:sub/ü f"]).await;
+    let mutable = node.ok(&["put", "--mutable", "lit", "work:m"]).await;
+    let root = std::fs::read_to_string(node.dir.join("private/aliases")).unwrap();
+    let root = root.trim().strip_prefix("work: ").unwrap().to_string();
+    let sub = node.ok(&["ls", "--uri", "work:"]).await;
+    let sub = sub
+        .lines()
+        .find_map(|l| l.strip_prefix("sub "))
+        .expect("sub listed")
+        .to_string();
+
+    // Tahoe's order: the directory, its files by name, then each subdirectory.
+    assert_eq!(
+        node.ok(&["manifest", "work:"]).await,
+        format!(
+            "{root} \n{big} big\n{mutable} m\n{sub} sub\n{lit} sub/ü f\n",
+            big = big.trim(),
+            mutable = mutable.trim(),
+            lit = lit.trim()
+        )
+    );
+    let sis = node.ok(&["manifest", "--storage-index", "work:"]).await;
+    assert_eq!(sis.lines().count(), 4, "no line for the LIT file: {sis}");
+    let verify = node.ok(&["manifest", "--verify-cap", "work:"]).await;
+    assert!(verify.lines().any(|l| l.starts_with("URI:CHK-Verifier:")), "{verify}");
+    let raw = node.ok(&["manifest", "--raw", "work:"]).await;
+    let last: serde_json::Value = serde_json::from_str(raw.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "stats");
+    assert_eq!(last["stats"]["count-files"], 3);
+
+    let stats = node.ok(&["stats", "work:"]).await;
+    assert!(stats.starts_with("Counts and Total Sizes:\n"), "{stats}");
+    for line in [
+        "\n count-immutable-files: 1\n",
+        "\n   count-mutable-files: 1\n",
+        "\n   count-literal-files: 1\n",
+        "\n           count-files: 3\n",
+        "\n     count-directories: 2\n",
+        "\n  size-immutable-files: 300000    (300.00 kB, 292.97 kiB)\n",
+        "\nlargest-immutable-file: 300000    (300.00 kB, 292.97 kiB)\n",
+        "\nSize Histogram:\n",
+        "\n     4-10     : 1    (10 B, 10 B)\n",
+        "\n     ...\n",
+        "100001-316227 : 1    (316.23 kB, 308.82 kiB)\n",
+    ] {
+        assert!(stats.contains(line), "{line:?} in\n{stats}");
+    }
+    let raw: serde_json::Value =
+        serde_json::from_str(&node.ok(&["stats", "--raw", "work:"]).await).unwrap();
+    assert_eq!(raw["finished"], true);
+    assert_eq!(raw["count-directories"], 2);
 }
