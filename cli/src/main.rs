@@ -24,6 +24,7 @@ mod push_format;
 mod pyjson;
 mod quote;
 mod run;
+mod status_cmd;
 mod traces;
 mod transfer;
 mod watch_cmd;
@@ -114,6 +115,8 @@ enum Command {
     Manifest(manifest::ManifestArgs),
     /// Print statistics about all files/directories in a subtree.
     Stats(manifest::StatsArgs),
+    /// Various status information (from the running node: `tahoe run`).
+    Status(status_cmd::StatusArgs),
     /// List all alias caps.
     ListAliases(aliases::ListArgs),
     /// Create a new directory and add an alias for it.
@@ -230,6 +233,7 @@ async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
             let node = open(&dir)?;
             manifest::stats(&node.grid, &node.aliases, &args).await
         }
+        Command::Status(args) => status_cmd::run(&dir, &args).await,
         Command::ListAliases(args) => {
             print!("{}", aliases::list(&aliases::load(&dir)?, &args)?);
             Ok(())

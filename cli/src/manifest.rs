@@ -165,7 +165,7 @@ pub async fn stats(grid: &Grid, aliases: &Aliases, args: &StatsArgs) -> Result<(
 }
 
 /// Tahoe's `abbreviate_space(s, SI)`.
-fn abbreviate_space(size: u64, si: bool) -> String {
+pub(crate) fn abbreviate_space(size: u64, si: bool) -> String {
     let (unit, suffix) = if si { (1000.0, "B") } else { (1024.0, "iB") };
     if size < 1024 {
         return format!("{size} B");

@@ -29,6 +29,7 @@
 //! - `check.rs`: `t=check` (check, verify, repair; the client library's).
 //! - `deep.rs`: `t=stream-manifest`, `t=stream-deep-check`: a tree, line by line.
 //! - `operations.rs`: `t=start-*` with `ophandle=`, and `/operations/$HANDLE`.
+//! - `status.rs`: `/status` and `/statistics` as JSON (what `tahoe status` reads).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,6 +56,7 @@ mod private;
 mod reply;
 mod route;
 mod serve;
+mod status;
 mod transfer;
 mod unlinked;
 mod welcome;
@@ -100,6 +102,7 @@ impl Gateway {
     /// A web API over `grid`, whose servers are named by `names` (in the grid's
     /// order), spooling uploads under `spool_dir` (Tahoe uses the node's `tmp/`).
     pub fn new(grid: Grid, names: Vec<ServerName>, spool_dir: PathBuf, limits: Limits) -> Self {
+        status::start_clock();
         Self {
             grid: Arc::new(grid),
             names,

@@ -88,6 +88,7 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
             };
             node::handle(gateway, request, body).await
         }
+        [which @ ("status" | "statistics")] => crate::status::handle(&parts.method, which, &args),
         ["operations", handle] => crate::operations::status(gateway, &parts.method, handle, &args),
         ["private", rest @ ..] => {
             let request = Request::from_parts(parts, body);

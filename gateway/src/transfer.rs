@@ -80,6 +80,7 @@ pub(crate) async fn upload_file(gateway: &Arc<Gateway>, path: PathBuf) -> Result
         handle.block_on(grid.upload_file(&path))
     })
     .await?
+    .inspect(crate::status::uploaded)
     .map_err(WebError::from)
 }
 
@@ -106,6 +107,9 @@ pub(crate) async fn download(
     start(gateway, "gateway-download", move |handle| {
         let mut sink = RangeSink { tx, at: 0, range };
         let result = handle.block_on(grid.download_to(&cap, &mut sink));
+        if sink.at >= sink.range.end {
+            crate::status::downloaded(&cap, sink.range.end - sink.range.start);
+        }
         if let Err(e) = result
             && !sink.done()
         {

@@ -20,6 +20,11 @@ struct Node {
 
 impl Node {
     async fn new() -> Self {
+        Self::with_args(&[]).await
+    }
+
+    /// A node directory made with these extra `create-client` arguments.
+    async fn with_args(extra: &[&str]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let servers = TestServer::three().await;
         let base = tempfile::tempdir().expect("tempdir");
@@ -31,7 +36,7 @@ impl Node {
             "--shares-happy=3",
             "--shares-total=3",
         ]);
-        create.arg(&dir);
+        create.args(extra).arg(&dir);
         for s in &servers {
             create.arg("--nurl").arg(s.nurl.to_string());
         }
@@ -549,4 +554,83 @@ async fn manifest_and_stats_walk_the_tree_in_tahoes_words() {
         serde_json::from_str(&node.ok(&["stats", "--raw", "work:"]).await).unwrap();
     assert_eq!(raw["finished"], true);
     assert_eq!(raw["count-directories"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_the_running_node_as_tahoe_does() {
+    use std::process::Stdio;
+    use tokio::io::AsyncBufReadExt;
+    let node = Node::with_args(&["--webport=tcp:0:interface=127.0.0.1"]).await;
+    // No node running yet: Tahoe's message and exit code.
+    std::fs::write(node.dir.join("node.url"), "http://127.0.0.1:1/\n").unwrap();
+    std::fs::write(node.dir.join("private/api_auth_token"), "token\n").unwrap();
+    let said = node.fails(2, &["status"]).await;
+    assert!(said.starts_with("failed to retrieve data: "), "{said}");
+    std::fs::remove_file(node.dir.join("node.url")).unwrap();
+
+    let mut child = Command::new(swamp_tests::child::tahoe_binary())
+        .arg("run")
+        .arg(&node.dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tahoe run");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("a line") {
+            if line.contains("client running") {
+                return;
+            }
+        }
+        panic!("tahoe run ended before it was running");
+    })
+    .await
+    .expect("running in time");
+
+    let idle = node.ok(&["status"]).await;
+    assert!(
+        idle.contains("    uploaded 0 B in 0 files\n  downloaded 0 B in 0 files\n\nNo active operations.\nNo recent operations.\n"),
+        "{idle}"
+    );
+    let url = std::fs::read_to_string(node.dir.join("node.url")).unwrap();
+    let http = reqwest::Client::new();
+    let data = random_bytes(200_000);
+    let cap = http
+        .put(format!("{}uri", url.trim()))
+        .body(data.clone())
+        .send()
+        .await
+        .expect("put")
+        .text()
+        .await
+        .expect("cap");
+    let got = http
+        .get(format!("{}uri/{cap}", url.trim()))
+        .send()
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(got.len(), data.len());
+    let si = cap
+        .parse::<swamp_formats::cap::Cap>()
+        .unwrap()
+        .storage_index()
+        .unwrap()
+        .to_base32();
+    let busy = node.ok(&["status"]).await;
+    assert!(busy.starts_with("Statistics (for last "), "{busy}");
+    for line in [
+        "    uploaded 200.00 kB in 1 files\n",
+        "  downloaded 200.00 kB in 1 files\n",
+        "\nRecent operations:\n\u{2553} type  \u{2565} storage index",
+        &format!("\u{2551}  get  \u{2551} {si} \u{2551} 200.00 kB  \u{2551} Finished\n"),
+        &format!("\u{2551}  put  \u{2551} {si} \u{2551} 200.00 kB  \u{2551} Finished\n"),
+    ] {
+        assert!(busy.contains(line), "{line:?} in\n{busy}");
+    }
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await;
 }
