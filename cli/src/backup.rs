@@ -72,7 +72,10 @@ enum Target {
     File(PathBuf),
     Dir(PathBuf),
     /// Skipped, with Tahoe's warning.
-    Skip { dir: bool, warning: String },
+    Skip {
+        dir: bool,
+        warning: String,
+    },
 }
 
 /// Tahoe's "WARNING: ..." for a skipped file or directory.
@@ -316,7 +319,10 @@ impl Backup<'_> {
         };
         let (created, cap) = match known {
             Some(cap) => {
-                self.say(&format!(" re-using old directory for {}", quote_local(path)));
+                self.say(&format!(
+                    " re-using old directory for {}",
+                    quote_local(path)
+                ));
                 (false, cap)
             }
             None => {
@@ -334,7 +340,9 @@ impl Backup<'_> {
                     .grid
                     .upload(&pack_immutable(&entries))
                     .await
-                    .map_err(|e| Failure::new(format!("Error during mkdir: {}", crate::chain(&e))))?;
+                    .map_err(|e| {
+                        Failure::new(format!("Error during mkdir: {}", crate::chain(&e)))
+                    })?;
                 (true, Cap::Dir(Box::new(file)))
             }
         };
@@ -371,7 +379,10 @@ pub async fn run(
     let db = if args.no_backupdb {
         None
     } else {
-        Some(BackupDb::open(node_dir).map_err(|_| Failure::said("ERROR: Unable to load backup db."))?)
+        Some(
+            BackupDb::open(node_dir)
+                .map_err(|_| Failure::said("ERROR: Unable to load backup db."))?,
+        )
     };
     let path = paths::parse(aliases, &args.to)?;
     let fail = |e: &swamp_client::grid::GridError| {
@@ -472,10 +483,7 @@ pub async fn run(
         );
     }
     let Some(snapshot) = last else {
-        return Err(Failure::new(format!(
-            "cannot read {}",
-            quote_local(&from)
-        )));
+        return Err(Failure::new(format!("cannot read {}", quote_local(&from))));
     };
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -495,7 +503,12 @@ pub async fn run(
     let c = &backup.counts;
     println!(
         " {} files uploaded ({} reused), {} files skipped, {} directories created ({} reused), {} directories skipped",
-        c.files_created, c.files_reused, c.files_skipped, c.dirs_created, c.dirs_reused, c.dirs_skipped
+        c.files_created,
+        c.files_reused,
+        c.files_skipped,
+        c.dirs_created,
+        c.dirs_reused,
+        c.dirs_skipped
     );
     if args.verbose {
         println!(

@@ -237,7 +237,12 @@ impl BackupDb {
     ///
     /// # Errors
     /// When the record cannot be appended.
-    pub fn did_create_directory(&mut self, dirhash: &str, cap: &str, now: f64) -> std::io::Result<()> {
+    pub fn did_create_directory(
+        &mut self,
+        dirhash: &str,
+        cap: &str,
+        now: f64,
+    ) -> std::io::Result<()> {
         let uploaded = match self.dirs.get(dirhash) {
             Some(used) if used.cap == cap => used.uploaded,
             _ => now,
@@ -313,9 +318,14 @@ mod tests {
         std::fs::create_dir(dir.path().join("private")).expect("private");
         let now = 1_000_000.0;
         let mut db = BackupDb::open(dir.path()).expect("open");
-        assert_eq!(db.check_file("/a", STAT, true, now).ok(), Some(Verdict::Upload));
-        db.did_upload_file("/a", STAT, "URI:LIT:aaaa", now).expect("record");
-        db.did_create_directory("h", "URI:DIR2-LIT:", now).expect("record");
+        assert_eq!(
+            db.check_file("/a", STAT, true, now).ok(),
+            Some(Verdict::Upload)
+        );
+        db.did_upload_file("/a", STAT, "URI:LIT:aaaa", now)
+            .expect("record");
+        db.did_create_directory("h", "URI:DIR2-LIT:", now)
+            .expect("record");
         db.finish().expect("finish");
 
         let mut db = BackupDb::open(dir.path()).expect("reopen");
@@ -323,14 +333,23 @@ mod tests {
         assert_eq!(db.check_file("/a", STAT, true, now + 1.0).ok(), Some(reuse));
         // Not checked for over two months: always checked first.
         let check = Verdict::Check("URI:LIT:aaaa".into());
-        assert_eq!(db.check_file("/a", STAT, true, now + 3.0 * MONTH).ok(), Some(check));
+        assert_eq!(
+            db.check_file("/a", STAT, true, now + 3.0 * MONTH).ok(),
+            Some(check)
+        );
         assert_eq!(
             db.check_directory("h", now),
             Verdict::Reuse("URI:DIR2-LIT:".into())
         );
-        assert_eq!(db.check_file("/a", STAT, false, now).ok(), Some(Verdict::Upload));
+        assert_eq!(
+            db.check_file("/a", STAT, false, now).ok(),
+            Some(Verdict::Upload)
+        );
         // --ignore-timestamps forgot it: the next run uploads too.
-        assert_eq!(db.check_file("/a", STAT, true, now).ok(), Some(Verdict::Upload));
+        assert_eq!(
+            db.check_file("/a", STAT, true, now).ok(),
+            Some(Verdict::Upload)
+        );
         db.finish().expect("finish");
 
         // A torn last line is skipped.
@@ -339,7 +358,10 @@ mod tests {
         text.push_str("{\"kind\":\"file\",\"pa");
         std::fs::write(&path, text).expect("write");
         let db = BackupDb::open(dir.path()).expect("reopen");
-        assert_eq!(db.check_directory("h", now), Verdict::Reuse("URI:DIR2-LIT:".into()));
+        assert_eq!(
+            db.check_directory("h", now),
+            Verdict::Reuse("URI:DIR2-LIT:".into())
+        );
     }
 
     #[test]

@@ -291,7 +291,11 @@ impl DeepOutput {
             self.text.push_str(&format!(
                 "{}: {}\n",
                 quote_path(&path, true),
-                if was_healthy { "healthy" } else { "not healthy" }
+                if was_healthy {
+                    "healthy"
+                } else {
+                    "not healthy"
+                }
             ));
         }
         for share in corrupt_shares(crr, "/pre-repair-results/results/list-corrupt-shares") {
@@ -431,12 +435,16 @@ mod tests {
             verbose: true,
             ..DeepOutput::default()
         };
-        let mut printed = out.line(&json!({"type": "directory", "path": [], "storage-index": "aa",
-            "check-results": {"summary": "Healthy", "results": {"healthy": true}}}));
-        printed += &out.line(&json!({"type": "file", "path": ["sub", "f"], "storage-index": "bb",
+        let mut printed = out.line(
+            &json!({"type": "directory", "path": [], "storage-index": "aa",
+            "check-results": {"summary": "Healthy", "results": {"healthy": true}}}),
+        );
+        printed += &out.line(
+            &json!({"type": "file", "path": ["sub", "f"], "storage-index": "bb",
             "check-results": {"summary": "Not Healthy: 1 shares (enc 2-of-3)",
                 "results": {"healthy": false,
-                    "list-corrupt-shares": [["v0-abc", "bb", 2]]}}}));
+                    "list-corrupt-shares": [["v0-abc", "bb", 2]]}}}),
+        );
         printed += &out.done();
         assert_eq!(
             printed,

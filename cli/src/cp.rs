@@ -60,8 +60,14 @@ enum FileSource {
 
 /// A source argument.
 enum Source {
-    File { file: FileSource, name: Option<String> },
-    Dir { dir: DirSource, name: Option<String> },
+    File {
+        file: FileSource,
+        name: Option<String>,
+    },
+    Dir {
+        dir: DirSource,
+        name: Option<String>,
+    },
 }
 
 /// A source directory.
@@ -77,7 +83,10 @@ enum Target {
     Local { path: PathBuf, kind: LocalKind },
     /// An existing grid file: its cap, and its link (parent and name) unless the
     /// argument was the bare cap.
-    GridFile { cap: Cap, link: Option<(Cap, String)> },
+    GridFile {
+        cap: Cap,
+        link: Option<(Cap, String)>,
+    },
     /// An existing grid directory.
     GridDir(Cap),
     /// Nothing on the grid yet at `names` under `root`.
@@ -97,7 +106,8 @@ fn is_grid(arg: &str) -> bool {
     if arg.starts_with("URI:") {
         return true;
     }
-    arg.find(':').is_some_and(|colon| !arg[..colon].contains('/'))
+    arg.find(':')
+        .is_some_and(|colon| !arg[..colon].contains('/'))
 }
 
 /// An absolute, normalised local path (Tahoe's `abspath_expanduser_unicode`).
@@ -109,8 +119,7 @@ pub(crate) fn absolute(arg: &str) -> Result<PathBuf, Failure> {
             .join(rest),
         None => PathBuf::from(arg),
     };
-    let abs = std::path::absolute(&expanded)
-        .map_err(|e| Failure::new(format!("{arg}: {e}")))?;
+    let abs = std::path::absolute(&expanded).map_err(|e| Failure::new(format!("{arg}: {e}")))?;
     let mut out = PathBuf::new();
     for part in abs.components() {
         match part {
@@ -377,7 +386,9 @@ impl Copier<'_> {
                     && !Self::needs_bytes(file)
                 {
                     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                    let (last, parents) = refs.split_last().expect("invariant: a missing target has a name");
+                    let (last, parents) = refs
+                        .split_last()
+                        .expect("invariant: a missing target has a name");
                     let parent = grid
                         .make_dirs(root, parents, MutableFormat::Sdmf)
                         .await
@@ -425,7 +436,9 @@ impl Copier<'_> {
             match source {
                 Source::File { file, name } => {
                     let name = name.clone().expect("invariant: checked to have names");
-                    plan.entry(Vec::new()).or_default().push((name, file.clone()));
+                    plan.entry(Vec::new())
+                        .or_default()
+                        .push((name, file.clone()));
                 }
                 Source::Dir { dir, name } => {
                     let under: Vec<String> = name.iter().cloned().collect();
@@ -452,8 +465,8 @@ impl Copier<'_> {
             plan.len()
         ));
         match target {
-            Target::Local { path, .. } => self.into_local(&plan, &path).await,
-            Target::GridDir(cap) => self.into_grid(&plan, cap, to).await,
+            Target::Local { path, .. } => self.copy_into_local(&plan, &path).await,
+            Target::GridDir(cap) => self.copy_into_grid(&plan, cap, to).await,
             Target::GridMissing { root, names } => {
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 let top = self
@@ -461,7 +474,7 @@ impl Copier<'_> {
                     .make_dirs(&root, &refs, MutableFormat::Sdmf)
                     .await
                     .map_err(|e| grid_failure(to, &e))?;
-                self.into_grid(&plan, top, to).await
+                self.copy_into_grid(&plan, top, to).await
             }
             Target::GridFile { .. } => unreachable!("a file target is not a directory target"),
         }
@@ -480,7 +493,8 @@ impl Copier<'_> {
         let (key, children) = match dir {
             DirSource::Local(path) => (format!("{:?}", same_file_key(path)), list_local(path)?),
             DirSource::Grid(cap) => (
-                cap.storage_index().map_or_else(|| cap.to_string(), |si| si.to_string()),
+                cap.storage_index()
+                    .map_or_else(|| cap.to_string(), |si| si.to_string()),
                 self.list_grid(cap).await?,
             ),
         };
@@ -525,7 +539,7 @@ impl Copier<'_> {
         Ok(children)
     }
 
-    async fn into_local(&self, plan: &Plan, top: &Path) -> Result<(), Failure> {
+    async fn copy_into_local(&self, plan: &Plan, top: &Path) -> Result<(), Failure> {
         let count: usize = plan.values().map(Vec::len).sum();
         let mut copied = 0;
         for (done, (under, files)) in plan.iter().enumerate() {
@@ -546,7 +560,7 @@ impl Copier<'_> {
         Ok(())
     }
 
-    async fn into_grid(&self, plan: &Plan, top: Cap, to: &str) -> Result<(), Failure> {
+    async fn copy_into_grid(&self, plan: &Plan, top: Cap, to: &str) -> Result<(), Failure> {
         let grid = self.grid;
         let count: usize = plan.values().map(Vec::len).sum();
         let mut copied = 0;

@@ -35,9 +35,16 @@ pub fn excluded(patterns: &[String], name: &str) -> bool {
     })
 }
 
-/// A `[...]` set starting at `pattern[0] == '['`: (negated, members, ranges),
-/// and the pattern after it; `None` when it has no closing `]`.
-fn set(pattern: &[char]) -> Option<(bool, Vec<(char, char)>, &[char])> {
+/// A `[...]` set: whether it is negated, and its ranges (a single character is a
+/// range of one).
+struct Set {
+    negated: bool,
+    ranges: Vec<(char, char)>,
+}
+
+/// The set starting at `pattern[0] == '['`, and the pattern after it; `None` when
+/// it has no closing `]`.
+fn set(pattern: &[char]) -> Option<(Set, &[char])> {
     let mut i = 1;
     let negated = pattern.get(i) == Some(&'!');
     if negated {
@@ -48,7 +55,7 @@ fn set(pattern: &[char]) -> Option<(bool, Vec<(char, char)>, &[char])> {
     loop {
         let c = *pattern.get(i)?;
         if c == ']' && i > start {
-            return Some((negated, ranges, &pattern[i + 1..]));
+            return Some((Set { negated, ranges }, &pattern[i + 1..]));
         }
         if pattern.get(i + 1) == Some(&'-') && pattern.get(i + 2).is_some_and(|e| *e != ']') {
             ranges.push((c, pattern[i + 2]));
@@ -66,9 +73,9 @@ fn matches(pattern: &[char], name: &[char]) -> bool {
         Some('*') => (0..=name.len()).any(|skip| matches(&pattern[1..], &name[skip..])),
         Some('?') => !name.is_empty() && matches(&pattern[1..], &name[1..]),
         Some('[') => match set(pattern) {
-            Some((negated, ranges, rest)) => name.first().is_some_and(|c| {
-                let inside = ranges.iter().any(|(lo, hi)| lo <= c && c <= hi);
-                inside != negated && matches(rest, &name[1..])
+            Some((set, rest)) => name.first().is_some_and(|c| {
+                let inside = set.ranges.iter().any(|(lo, hi)| lo <= c && c <= hi);
+                inside != set.negated && matches(rest, &name[1..])
             }),
             None => name.first() == Some(&'[') && matches(&pattern[1..], &name[1..]),
         },
@@ -99,6 +106,12 @@ mod tests {
         assert!(one("a[", "a["));
         assert!(!one("A*", "a"));
         assert!(one("{arch}", "{arch}"));
-        assert!(excluded(&VCS_PATTERNS.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ".git"));
+        assert!(excluded(
+            &VCS_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            ".git"
+        ));
     }
 }

@@ -30,7 +30,11 @@ pub fn parse<'a>(aliases: &BTreeMap<String, String>, arg: &'a str) -> Result<Pat
         root.to_string()
     } else {
         let alias = root.trim_end_matches(':');
-        let found = aliases.get(if alias.is_empty() { DEFAULT_ALIAS } else { alias });
+        let found = aliases.get(if alias.is_empty() {
+            DEFAULT_ALIAS
+        } else {
+            alias
+        });
         found.cloned().ok_or_else(|| {
             Failure::new(if alias.is_empty() {
                 format!(

@@ -93,7 +93,11 @@ async fn post_json(url: &str, fragment: &str, token: &str) -> Result<Value, Stri
         .position(|w| w == b"\r\n\r\n")
         .ok_or("an answer without headers")?;
     let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     let mut body = answer[split + 4..].to_vec();
     if head.contains("transfer-encoding: chunked") {
         body = unchunk(&body)?;
@@ -224,10 +228,14 @@ fn render(status: &Value, statistics: &Value, verbose: bool) -> String {
             let kind = op["type"].as_str().unwrap_or("unknown");
             let (bar, total) = match kind {
                 "upload" => {
-                    let total = ["progress-hash", "progress-ciphertext", "progress-encode-push"]
-                        .iter()
-                        .map(|k| op[*k].as_f64().unwrap_or(0.0))
-                        .sum::<f64>()
+                    let total = [
+                        "progress-hash",
+                        "progress-ciphertext",
+                        "progress-encode-push",
+                    ]
+                    .iter()
+                    .map(|k| op[*k].as_f64().unwrap_or(0.0))
+                    .sum::<f64>()
                         / 3.0
                         * 100.0;
                     (pretty_progress(total, 15), format!("{total:3.0}"))
@@ -305,7 +313,10 @@ pub async fn run(node_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
         std::fs::read_to_string(node_dir.join(name))
             .map(|t| t.trim().to_string())
             .map_err(|e| {
-                Failure::new(format!("cannot read {}: {e}", node_dir.join(name).display()))
+                Failure::new(format!(
+                    "cannot read {}: {e}",
+                    node_dir.join(name).display()
+                ))
             })
     };
     let token = read("private/api_auth_token")?;
@@ -333,8 +344,14 @@ mod tests {
         assert_eq!(abbreviate_time(59.0), "59 seconds");
         assert_eq!(abbreviate_time(7200.0), "120 minutes");
         assert_eq!(abbreviate_time(4.0 * 3600.0), "4 hours");
-        assert_eq!(split_url("http://127.0.0.1:3456/"), Ok(("127.0.0.1:3456", "")));
-        assert_eq!(unchunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), Ok(b"abcde".to_vec()));
+        assert_eq!(
+            split_url("http://127.0.0.1:3456/"),
+            Ok(("127.0.0.1:3456", ""))
+        );
+        assert_eq!(
+            unchunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            Ok(b"abcde".to_vec())
+        );
     }
 
     #[test]

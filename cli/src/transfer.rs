@@ -73,9 +73,11 @@ pub async fn put(grid: &Grid, aliases: &Aliases, args: &PutArgs) -> Result<Cap, 
                     .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?,
                 Content::Bytes(data) => data.to_vec(),
             };
-            Ok(Cap::Mutable(grid.create_mutable(&data, format).await.map_err(
-                |e| Failure::new(format!("upload failed: {}", crate::chain(&e))),
-            )?))
+            Ok(Cap::Mutable(
+                grid.create_mutable(&data, format)
+                    .await
+                    .map_err(|e| Failure::new(format!("upload failed: {}", crate::chain(&e))))?,
+            ))
         }
         (None, None) => content.upload(grid, "upload failed").await,
     }

@@ -41,7 +41,11 @@ impl Node {
             create.arg("--nurl").arg(s.nurl.to_string());
         }
         let out = create.output().await.expect("create-client");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let local = base.path().join("local");
         std::fs::create_dir(&local).expect("local dir");
         Self {
@@ -126,7 +130,10 @@ fn make_tree(root: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliases_are_made_listed_and_refused_as_tahoe_does() {
     let node = Node::new().await;
-    assert_eq!(node.ok(&["create-alias", "work:"]).await, "Alias 'work' created\n");
+    assert_eq!(
+        node.ok(&["create-alias", "work:"]).await,
+        "Alias 'work' created\n"
+    );
     assert_eq!(
         node.fails(1, &["create-alias", "work"]).await,
         "Alias 'work' already exists!\n"
@@ -145,7 +152,10 @@ async fn aliases_are_made_listed_and_refused_as_tahoe_does() {
         .and_then(|rest| rest.strip_suffix('\n'))
         .expect("one line: work: CAP");
     assert!(cap.starts_with("URI:DIR2:"), "{cap}");
-    assert_eq!(node.ok(&["add-alias", "tahoe", cap]).await, "Alias 'tahoe' added\n");
+    assert_eq!(
+        node.ok(&["add-alias", "tahoe", cap]).await,
+        "Alias 'tahoe' added\n"
+    );
     assert_eq!(
         node.ok(&["list-aliases"]).await,
         format!("  tahoe: {cap}\n   work: {cap}\n")
@@ -155,7 +165,12 @@ async fn aliases_are_made_listed_and_refused_as_tahoe_does() {
     let json: serde_json::Value =
         serde_json::from_str(&node.ok(&["list-aliases", "--json"]).await).expect("JSON");
     assert_eq!(json["work"]["readwrite"], cap);
-    assert!(json["work"]["readonly"].as_str().unwrap().starts_with("URI:DIR2-RO:"));
+    assert!(
+        json["work"]["readonly"]
+            .as_str()
+            .unwrap()
+            .starts_with("URI:DIR2-RO:")
+    );
 
     // The new alias works, for the default alias too, and unlink says Tahoe's words.
     std::fs::write(node.local.join("f"), b"data").unwrap();
@@ -186,8 +201,7 @@ async fn cp_copies_trees_both_ways_and_between_grid_directories() {
     );
     let listing = node.ok(&["ls", "-F", "work:src"]).await;
     assert_eq!(
-        listing,
-        "big.bin\nempty/\nnothing\nsmall.txt\nsub/\n",
+        listing, "big.bin\nempty/\nnothing\nsmall.txt\nsub/\n",
         "{listing}"
     );
     // Back again, into a directory that does not exist yet.
@@ -222,10 +236,12 @@ async fn cp_copies_trees_both_ways_and_between_grid_directories() {
         "Success: file copied\n"
     );
     assert_eq!(
-        node.ok(&["cp", "work:new/one.txt", "work:linked.txt"]).await,
+        node.ok(&["cp", "work:new/one.txt", "work:linked.txt"])
+            .await,
         "Success: file linked\n"
     );
-    node.ok(&["cp", "src/small.txt", "src/big.bin", "work:new"]).await;
+    node.ok(&["cp", "src/small.txt", "src/big.bin", "work:new"])
+        .await;
     assert_eq!(
         node.ok(&["ls", "work:new"]).await,
         "big.bin\none.txt\nsmall.txt\n"
@@ -242,7 +258,8 @@ async fn cp_copies_trees_both_ways_and_between_grid_directories() {
     );
 
     // --caps-only writes the caps instead of the data.
-    node.ok(&["cp", "-r", "--caps-only", "work:src", "caps"]).await;
+    node.ok(&["cp", "-r", "--caps-only", "work:src", "caps"])
+        .await;
     let cap = std::fs::read_to_string(node.local.join("caps/src/big.bin")).unwrap();
     assert!(cap.starts_with("URI:CHK:"), "{cap}");
 
@@ -260,7 +277,10 @@ async fn cp_copies_trees_both_ways_and_between_grid_directories() {
             &["cp", "src/small.txt", "src/big.bin", "one.txt"],
             "copying multiple things requires target be a directory\n",
         ),
-        (&["cp", "-r", "src", "one.txt"], "cannot copy directory into a file\n"),
+        (
+            &["cp", "-r", "src", "one.txt"],
+            "cannot copy directory into a file\n",
+        ),
         (
             &["cp", "work:nope", "x"],
             "No such file or directory 'work:nope'\n",
@@ -327,12 +347,17 @@ async fn backup_makes_archives_and_reuses_what_did_not_change() {
     let keys: Vec<&String> = metadata.as_object().expect("metadata").keys().collect();
     assert_eq!(
         keys,
-        ["ctime", "mtime", "st_mode", "st_ino", "st_dev", "st_uid", "st_gid"]
+        [
+            "ctime", "mtime", "st_mode", "st_ino", "st_dev", "st_uid", "st_gid"
+        ]
     );
     use std::os::unix::fs::MetadataExt;
     let stat = std::fs::metadata(src.join("small.txt")).unwrap();
     assert_eq!(metadata["st_ino"], stat.ino());
-    assert_eq!(metadata["mtime"].as_f64().map(|t| t as i64), Some(stat.mtime()));
+    assert_eq!(
+        metadata["mtime"].as_f64().map(|t| t as i64),
+        Some(stat.mtime())
+    );
 
     // Nothing changed: everything reused, the same snapshot.
     let second = node.ok(&["backup", "-v", "src", "work:bk"]).await;
@@ -349,7 +374,9 @@ async fn backup_makes_archives_and_reuses_what_did_not_change() {
     assert!(second.contains("skipping '"), "{second}");
     assert!(second.contains(" re-using old directory for '"), "{second}");
     assert!(
-        node.ok(&["ls", "--uri", "work:bk"]).await.contains(&format!("Latest {snapshot}")),
+        node.ok(&["ls", "--uri", "work:bk"])
+            .await
+            .contains(&format!("Latest {snapshot}")),
         "the same snapshot"
     );
 
@@ -392,7 +419,9 @@ async fn backup_makes_archives_and_reuses_what_did_not_change() {
     // The record is Swamp's own file; --no-backupdb uploads everything again.
     assert!(node.dir.join("private/backupdb.jsonl").exists());
     std::fs::remove_file(src.join("link")).unwrap();
-    let all = node.ok(&["backup", "--no-backupdb", "src", "work:bk"]).await;
+    let all = node
+        .ok(&["backup", "--no-backupdb", "src", "work:bk"])
+        .await;
     assert_eq!(
         summary(&all),
         " 5 files uploaded (0 reused), 0 files skipped, 4 directories created (0 reused), 0 directories skipped"
@@ -442,7 +471,10 @@ async fn check_and_deep_check_report_and_repair_in_tahoes_words() {
         "Summary: Healthy (LIT)\n storage index: \n"
     );
     let raw = node.ok(&["check", "--raw", "--verify", "work:big"]).await;
-    assert!(raw.starts_with("{\n \"storage-index\": ") && raw.ends_with("}\n\n"), "{raw}");
+    assert!(
+        raw.starts_with("{\n \"storage-index\": ") && raw.ends_with("}\n\n"),
+        "{raw}"
+    );
     let json: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(json["summary"], "Healthy");
     assert_eq!(
@@ -480,7 +512,11 @@ async fn check_and_deep_check_report_and_repair_in_tahoes_words() {
         ),
         "{repaired}"
     );
-    assert!(node.ok(&["check", "work:big"]).await.starts_with("Summary: Healthy\n"));
+    assert!(
+        node.ok(&["check", "work:big"])
+            .await
+            .starts_with("Summary: Healthy\n")
+    );
     // One file, check --repair: Tahoe's lines for a file that needed none.
     assert_eq!(
         node.ok(&["check", "--repair", "work:big"]).await,
@@ -527,7 +563,10 @@ async fn manifest_and_stats_walk_the_tree_in_tahoes_words() {
     let sis = node.ok(&["manifest", "--storage-index", "work:"]).await;
     assert_eq!(sis.lines().count(), 4, "no line for the LIT file: {sis}");
     let verify = node.ok(&["manifest", "--verify-cap", "work:"]).await;
-    assert!(verify.lines().any(|l| l.starts_with("URI:CHK-Verifier:")), "{verify}");
+    assert!(
+        verify.lines().any(|l| l.starts_with("URI:CHK-Verifier:")),
+        "{verify}"
+    );
     let raw = node.ok(&["manifest", "--raw", "work:"]).await;
     let last: serde_json::Value = serde_json::from_str(raw.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "stats");
