@@ -296,6 +296,30 @@ mod tests {
             &["tahoe", "run", "--allow-stdin-close", "n"],
             &["tahoe", "-d", "n", "run"],
             &["tahoe", "ls", "-l", "-F", "--uri"],
+            &["tahoe", "rm", "alias:x"],
+            &["tahoe", "list-aliases", "--json", "--readonly-uri"],
+            &["tahoe", "create-alias", "work:"],
+            &["tahoe", "add-alias", "work", "URI:DIR2:a:b"],
+            &["tahoe", "cp", "-r", "-v", "--caps-only", "a", "b", "work:"],
+            &[
+                "tahoe",
+                "backup",
+                "-v",
+                "--exclude=*.o",
+                "--exclude",
+                "x",
+                "--exclude-vcs",
+                "--ignore-timestamps",
+                "--no-backupdb",
+                "src",
+                "work:bk",
+            ],
+            &["tahoe", "check", "--raw", "--verify", "--repair", "--add-lease", "a", "b"],
+            &["tahoe", "deep-check", "-v", "--repair"],
+            &["tahoe", "manifest", "-s", "-r", "work:"],
+            &["tahoe", "manifest", "--verify-cap", "--repair-cap"],
+            &["tahoe", "stats", "-r", "work:"],
+            &["tahoe", "status", "-v"],
             &["tahoe", "watch", "--json", "-r", "alias:"],
             &[
                 "tahoe",
@@ -310,5 +334,6 @@ mod tests {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
         assert!(Cli::try_parse_from(["tahoe", "put", "--format=ZIP", "f"]).is_err());
+        assert!(Cli::try_parse_from(["tahoe", "cp", "only-one"]).is_err());
     }
 }
