@@ -78,18 +78,26 @@ enum Target {
     },
 }
 
-/// Tahoe's "WARNING: ..." for a skipped file or directory.
+/// A skipped file or directory, with Tahoe's warning.
 fn skip(dir: bool, path: &Path, why: &str) -> Target {
+    Target::Skip {
+        dir,
+        warning: warning(dir, path, why),
+    }
+}
+
+/// Tahoe's "WARNING: ..." for a skipped file or directory: `why` is `denied`,
+/// `encoding`, or the kind of file (`symlink`, `special`).
+fn warning(dir: bool, path: &Path, why: &str) -> String {
     let kind = if dir { "directory" } else { "file" };
     let path = quote_local(path);
-    let warning = match why {
+    match why {
         "denied" => format!("WARNING: permission denied on {kind} {path}"),
         "encoding" => {
             format!("WARNING: could not list {kind} {path} due to a filename encoding error")
         }
         filetype => format!("WARNING: cannot backup {filetype} {path}"),
-    };
-    Target::Skip { dir, warning }
+    }
 }
 
 /// Walks `root` children first, leaving out excluded names, as Tahoe's
@@ -441,10 +449,7 @@ pub async fn run(
                     }
                 }
                 None => {
-                    let Target::Skip { warning, .. } = skip(false, &path, "denied") else {
-                        unreachable!("skip makes a Skip")
-                    };
-                    eprintln!("{warning}");
+                    eprintln!("{}", warning(false, &path, "denied"));
                     backup.counts.files_skipped += 1;
                 }
             },
