@@ -195,3 +195,16 @@ def test_manifest_and_stats_are_tahoes(grid, tmp_path):
     want = json.loads(out(real(grid, "stats", "--raw", "mf:")))
     got = json.loads(out(swamp(grid, "stats", "--raw", "mf:")))
     assert got == want
+
+
+def test_status_of_a_python_node_prints_what_tahoe_prints(grid, tmp_path):
+    # The Python client node has done uploads, downloads, publishes and retrieves.
+    (tmp_path / "f").write_bytes(os.urandom(30_000))
+    real(grid, "put", str(tmp_path / "f"))
+    cap = out(real(grid, "put", "--mutable", str(tmp_path / "f"))).strip()
+    real(grid, "get", cap)
+    for flags in ([], ["--verbose"]):
+        want, got = real(grid, "status", *flags), swamp(grid, "status", *flags)
+        assert got.returncode == want.returncode == 0
+        # Everything but the uptime, which moves between the two calls.
+        assert out(got).splitlines()[1:] == out(want).splitlines()[1:], flags
