@@ -100,36 +100,56 @@ fn warning(dir: bool, path: &Path, why: &str) -> String {
     }
 }
 
+/// Files and directories one backup takes at most (each costs its path in memory
+/// until its directory is made): a larger tree is refused before anything is
+/// uploaded.
+pub const MAX_TARGETS: usize = 5_000_000;
+
 /// Walks `root` children first, leaving out excluded names, as Tahoe's
 /// `collect_backup_targets` (names in sorted order).
-fn collect(root: &Path, exclude: &[String], out: &mut Vec<Target>) {
+fn collect(root: &Path, exclude: &[String], out: &mut Vec<Target>) -> Result<(), Failure> {
+    if out.len() >= MAX_TARGETS {
+        return Err(Failure::new(format!(
+            "{}: more than {MAX_TARGETS} files and directories to back up",
+            quote_local(root)
+        )));
+    }
     let listing = match std::fs::read_dir(root) {
         Ok(listing) => listing,
-        Err(_) => return out.push(skip(true, root, "denied")),
+        Err(_) => {
+            out.push(skip(true, root, "denied"));
+            return Ok(());
+        }
     };
     let mut names = Vec::new();
     for entry in listing {
-        let Ok(entry) = entry else {
-            return out.push(skip(true, root, "denied"));
-        };
-        match entry.file_name().into_string() {
-            Ok(name) => names.push(name),
+        let name = match entry.map(|e| e.file_name().into_string()) {
+            Ok(Ok(name)) => name,
             // Tahoe cannot list a directory with a name that does not decode.
-            Err(_) => return out.push(skip(true, root, "encoding")),
-        }
+            Ok(Err(_)) => {
+                out.push(skip(true, root, "encoding"));
+                return Ok(());
+            }
+            Err(_) => {
+                out.push(skip(true, root, "denied"));
+                return Ok(());
+            }
+        };
+        names.push(name);
     }
     names.sort();
     for name in names.iter().filter(|n| !excluded(exclude, n)) {
         let path = root.join(name);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => out.push(skip(false, &path, "symlink")),
-            Ok(m) if m.is_dir() => collect(&path, exclude, out),
+            Ok(m) if m.is_dir() => collect(&path, exclude, out)?,
             Ok(m) if m.is_file() => out.push(Target::File(path)),
             Ok(_) => out.push(skip(false, &path, "special")),
             Err(_) => out.push(skip(false, &path, "denied")),
         }
     }
     out.push(Target::Dir(root.to_path_buf()));
+    Ok(())
 }
 
 /// Python's `os.stat` time as a float: whole seconds plus nanoseconds.
@@ -410,7 +430,7 @@ pub async fn run(
 
     let from = crate::cp::absolute(&args.from.to_string_lossy())?;
     let mut targets = Vec::new();
-    collect(&from, &exclude, &mut targets);
+    collect(&from, &exclude, &mut targets)?;
     let total = targets.len();
     let mut backup = Backup {
         grid,

@@ -260,6 +260,7 @@ pub async fn run(grid: &Grid, aliases: &Aliases, args: &CpArgs) -> Result<(), Fa
         .split_last()
         .ok_or_else(|| Failure::said("cp requires at least two arguments"))?;
     let copier = Copier {
+        planned: std::cell::Cell::new(0),
         grid,
         aliases,
         caps_only: args.caps_only,
@@ -316,7 +317,13 @@ pub async fn run(grid: &Grid, aliases: &Aliases, args: &CpArgs) -> Result<(), Fa
 /// Files to copy into each target directory, by its path under the target.
 type Plan = BTreeMap<Vec<String>, Vec<(String, FileSource)>>;
 
+/// Files and directories one copy takes at most (each is planned, in memory, before
+/// anything is copied): a larger tree is refused.
+pub const MAX_PLANNED: usize = 5_000_000;
+
 struct Copier<'a> {
+    /// Files and directories planned so far (see [`MAX_PLANNED`]).
+    planned: std::cell::Cell<usize>,
     grid: &'a Grid,
     aliases: &'a Aliases,
     caps_only: bool,
@@ -501,6 +508,13 @@ impl Copier<'_> {
         if !entered.insert(key.clone()) {
             self.progress(&format!("skipping {}: a loop", under.join("/")));
             return Ok(());
+        }
+        let planned = self.planned.get() + children.len() + 1;
+        self.planned.set(planned);
+        if planned > MAX_PLANNED {
+            return Err(Failure::new(format!(
+                "more than {MAX_PLANNED} files and directories to copy"
+            )));
         }
         plan.entry(under.clone()).or_default();
         for (name, child) in children {
