@@ -292,7 +292,14 @@ async fn cp_copies_trees_both_ways_and_between_grid_directories() {
     ] {
         assert_eq!(node.fails(1, args).await, said, "{args:?}");
     }
-    let _ = &node.servers;
+
+    // A symlink back up the tree is not followed round: the copy ends, without it.
+    std::os::unix::fs::symlink("..", src.join("sub/up")).unwrap();
+    node.ok(&["cp", "-r", "src", "work:looped"]).await;
+    assert_eq!(
+        node.ok(&["ls", "work:looped/src/sub"]).await,
+        "deeper\nünï ☂.txt\n"
+    );
 }
 
 /// The summary line of a backup (its last but one line).
@@ -392,10 +399,18 @@ async fn backup_makes_archives_and_reuses_what_did_not_change() {
         "a longer leaf"
     );
 
-    // --exclude leaves names out; a symlink is skipped with Tahoe's warning, exit 2.
+    // --exclude (and --exclude-from-utf-8) leave names out; a symlink is skipped
+    // with Tahoe's warning, exit 2.
     std::os::unix::fs::symlink("small.txt", src.join("link")).unwrap();
+    std::fs::write(node.local.join("excluded"), "\n  *.bin  \n").unwrap();
     let out = node
-        .tahoe(&["backup", "--exclude", "*.bin", "src", "work:bk"])
+        .tahoe(&[
+            "backup",
+            "--exclude-from-utf-8",
+            "excluded",
+            "src",
+            "work:bk",
+        ])
         .await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
