@@ -4,31 +4,7 @@
 # storage nodes (2-of-3), in the same run, interleaved. See load-tests/client-bench.py.
 #
 # Run with: load-tests/client-bench.sh [--rounds N] [--size-mib M] [--json FILE]
-#
-# Knobs (environment variables):
-#   TAHOE_VENV        venv with tahoe-lafs 1.20 (and pytest, pyyaml): the first of
-#                     <repo>/.venv-interop, /work/main/.venv-interop that exists
-#   CARGO_TARGET_DIR  where to build                 [<repo>/target]
-#   SKIP_BUILD=1      use the release binaries already built
-#   TMPDIR            where the grid and the files go (default /tmp)
+# Knobs: see load-tests/python-bench-env.sh.
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ -z "${TAHOE_VENV:-}" ]]; then
-    for v in "$ROOT/.venv-interop" /work/main/.venv-interop; do
-        if [[ -x "$v/bin/tahoe" ]]; then TAHOE_VENV=$v; break; fi
-    done
-fi
-if [[ -z "${TAHOE_VENV:-}" || ! -x "$TAHOE_VENV/bin/tahoe" ]]; then
-    echo "no venv with tahoe-lafs 1.20: run scripts/interop-venv.sh or set TAHOE_VENV" >&2
-    exit 2
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p swamp-server -p swamp-cli)
-fi
-export SWAMP_SERVER_BIN="$TARGET_DIR/release/swamp-server"
-export SWAMP_TAHOE_BIN="$TARGET_DIR/release/tahoe"
-export TAHOE_BIN="$TAHOE_VENV/bin/tahoe"
-echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(git -C "$ROOT" rev-parse --short HEAD)"
+source "$(dirname "${BASH_SOURCE[0]}")/python-bench-env.sh"
 exec "$TAHOE_VENV/bin/python" "$ROOT/load-tests/client-bench.py" "$@"

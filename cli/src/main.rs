@@ -29,6 +29,7 @@ mod traces;
 mod transfer;
 mod watch_cmd;
 mod watch_format;
+mod web_log;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,12 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swamp_client::nodedir::{load_grid, load_server_names};
-use swamp_gateway::{Gateway, Limits, serve};
+use swamp_gateway::{Gateway, Limits, LogFeed, serve};
 use swamp_proto::ini::Ini;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 use crate::chain;
 use crate::fail::Failure;
+use crate::web_log::WebLog;
 
 /// `run` flags.
 #[derive(clap::Args)]
@@ -121,20 +124,29 @@ pub async fn run(args: RunArgs, global_dir: PathBuf) -> Result<(), Failure> {
     )?;
 
     // Failures go to stderr (SWAMP_LOG picks what, as an env filter; warnings by
-    // default). Unless traces are being exported, which installed their own.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG")
+    // default); information and up also to /private/logs/v1 followers. Unless
+    // traces are being exported, which installed their own subscriber.
+    let stderr_filter = tracing_subscriber::EnvFilter::try_from_env("SWAMP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let logs = LogFeed::default();
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(stderr_filter),
+        )
+        .with(WebLog::new(logs.clone()).with_filter(LevelFilter::INFO))
         .try_init();
     let shutdown = CancellationToken::new();
     stop_on_signals(shutdown.clone());
     if !args.allow_stdin_close {
         stop_on_stdin_close(shutdown.clone());
     }
-    let gateway =
-        Arc::new(Gateway::new(grid, names, spool, Limits::default()).with_api_token(token));
+    let gateway = Arc::new(
+        Gateway::new(grid, names, spool, Limits::default())
+            .with_api_token(token)
+            .with_log_feed(logs),
+    );
     let served = tokio::spawn(serve(listener, gateway, shutdown));
     println!("client running");
     // Whoever reads our output (GridSync) may wait for that line.

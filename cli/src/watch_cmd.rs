@@ -10,7 +10,7 @@ use swamp_client::watch::{WatchEvent, WatchOptions, watch};
 
 use crate::fail::Failure;
 use crate::paths;
-use crate::watch_format::{format_line, json_line};
+use crate::watch_format::format_line;
 
 /// `watch` flags.
 #[derive(clap::Args)]
@@ -34,7 +34,7 @@ pub struct WatchArgs {
 fn print(event: &WatchEvent, json: bool, target: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", json_line(event))?;
+        writeln!(out, "{}", event.to_json())?;
     } else {
         match event {
             WatchEvent::Notice(_) | WatchEvent::Resync(_) => eprintln!("{}", format_line(event)),

@@ -1,10 +1,10 @@
-//! How `tahoe watch` prints a [`WatchEvent`]: one aligned line for people (verb, kind,
-//! size, cap type, path, with control characters escaped), or one JSON object with
-//! full detail, caps included, for programs.
+//! How `tahoe watch` prints a [`WatchEvent`] for people: one aligned line (verb, kind,
+//! size, cap type, path, with control characters escaped). For programs, `--json`
+//! prints [`WatchEvent::to_json`], the client library's one JSON shape (shared with a
+//! client node's `t=watch`).
 
-use serde_json::{Value, json};
 use swamp_client::watch::WatchEvent;
-use swamp_formats::dirdiff::{ChildChange, ChildInfo};
+use swamp_formats::dirdiff::ChildInfo;
 use swamp_formats::dirnode::Entry;
 
 /// Makes a name printable on one line (control characters escaped).
@@ -60,62 +60,11 @@ pub fn format_line(event: &WatchEvent) -> String {
     }
 }
 
-fn entry_json(entry: &Entry) -> Value {
-    let info = ChildInfo::of(entry);
-    json!({
-        "name": entry.name,
-        "kind": info.kind.as_str(),
-        "size": info.size,
-        "cap_type": info.cap_type,
-        "mutable": info.mutable,
-        "ro_uri": entry.ro_uri,
-        "rw_uri": entry.rw_uri,
-        "metadata": entry.metadata,
-    })
-}
-
-/// One JSON line for `event` (full detail, caps included).
-pub fn json_line(event: &WatchEvent) -> Value {
-    match event {
-        WatchEvent::Existing { path, entry } => {
-            let mut v = entry_json(entry);
-            v["event"] = json!("exists");
-            v["path"] = json!(path);
-            v
-        }
-        WatchEvent::Changed {
-            path,
-            change,
-            dir_seqnum,
-        } => {
-            let mut v = entry_json(change.entry());
-            v["event"] = json!(change.verb());
-            v["path"] = json!(path);
-            v["dir_seqnum"] = json!(dir_seqnum);
-            if let ChildChange::Modified { old, .. } = change {
-                v["old"] = entry_json(old);
-            }
-            v
-        }
-        WatchEvent::Version {
-            seqnum,
-            root_hash,
-            data,
-        } => json!({
-            "event": "version",
-            "seqnum": seqnum,
-            "root_hash": swamp_proto::base32::encode(root_hash),
-            "size": data.len(),
-        }),
-        WatchEvent::Ready => json!({"event": "ready"}),
-        WatchEvent::Notice(text) => json!({"event": "notice", "message": text}),
-        WatchEvent::Resync(text) => json!({"event": "notice", "message": text, "resync": true}),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use swamp_formats::dirdiff::ChildChange;
 
     #[test]
     fn lines_name_verb_kind_size_type_and_path() {
@@ -134,10 +83,5 @@ mod tests {
             format_line(&event),
             "added    file          3 LIT          dir/a\\nb"
         );
-        let json = json_line(&event);
-        assert_eq!(json["event"], "added");
-        assert_eq!(json["path"], "dir/a\nb");
-        assert_eq!(json["size"], 3);
-        assert_eq!(json["dir_seqnum"], 3);
     }
 }

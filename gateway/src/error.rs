@@ -15,7 +15,7 @@ pub(crate) enum WebError {
     /// The request is malformed or asks for something this resource cannot do.
     #[error("{0}")]
     BadRequest(String),
-    /// `/private` without `Authorization: tahoe-lafs <api_auth_token>`.
+    /// `/private` (or `t=watch`) without the node's API token (`api_auth_token`).
     #[error("Unauthorized")]
     Unauthorized,
     /// A path names a child that does not exist, or no resource lives here.

@@ -20,6 +20,7 @@ use swamp_formats::cap::Cap;
 
 use crate::Gateway;
 use crate::error::WebError;
+use crate::statistics::Counter;
 use crate::transfer;
 
 /// Content types by file-name extension (the common part of Twisted's table).
@@ -100,6 +101,11 @@ pub(crate) async fn read(
         Cap::Lit(data) => (data.len() as u64, Some(Bytes::from(data.clone()))),
         Cap::Mutable(m) => {
             let version = gateway.grid.read_mutable(m).await?;
+            gateway.statistics.count_file(
+                Counter::FilesRetrieved,
+                Counter::BytesRetrieved,
+                version.data.len() as u64,
+            );
             (version.data.len() as u64, Some(Bytes::from(version.data)))
         }
         _ => return Err(WebError::bad("not a file cap")),

@@ -24,12 +24,17 @@
 //! - `transfer.rs`: uploads and downloads, each on its own thread.
 //! - `body.rs`: bounded request bodies, spooled uploads.
 //! - `listing.rs`: `t=json`; `children.rs`: children JSON in requests.
-//! - `private.rs`: `/private`, behind the node's API token.
+//! - `private.rs`: `/private`, behind the node's API token; `logs.rs`: the log it
+//!   streams.
 //! - `edit.rs`: directory changes (new directories with children, relinks).
 //! - `check.rs`: `t=check` (check, verify, repair; the client library's).
 //! - `deep.rs`: `t=stream-manifest`, `t=stream-deep-check`: a tree, line by line.
+//! - `info.rs`: `t=info`, the "More Info" page.
+//! - `statistics.rs`: `/statistics` (JSON, OpenMetrics) under Tahoe's names.
 //! - `operations.rs`: `t=start-*` with `ophandle=`, and `/operations/$HANDLE`.
-//! - `status.rs`: `/status` and `/statistics` as JSON (what `tahoe status` reads).
+//! - `watch.rs`: `t=watch`, changes pushed over SSE or WebSocket (not Tahoe's);
+//!   `watch_session.rs`: its sessions, cursors and bounds.
+//! - `status.rs`: `/status` as JSON, the recent transfers (what `tahoe status` reads).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +46,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use logs::LogFeed;
+
 mod args;
 mod body;
 mod check;
@@ -49,17 +56,24 @@ mod deep;
 mod edit;
 mod error;
 mod file;
+mod info;
 mod listing;
+mod logs;
 mod node;
 mod operations;
 mod private;
 mod reply;
 mod route;
 mod serve;
+mod statistics;
 mod status;
 mod transfer;
 mod unlinked;
+mod watch;
+mod watch_session;
 mod welcome;
+
+pub use watch_session::WatchLimits;
 
 /// Bounds on what one request may make the node hold or do.
 #[derive(Clone, Debug)]
@@ -73,6 +87,8 @@ pub struct Limits {
     /// Uploads and downloads in progress at once (each has a thread, and a download
     /// holds a few reads of k × 4 MiB); more wait.
     pub transfers: usize,
+    /// Bounds on `t=watch` (sessions, backlog, linger, keep-alive).
+    pub watch: WatchLimits,
 }
 
 impl Default for Limits {
@@ -82,6 +98,7 @@ impl Default for Limits {
             max_mutable: 64 << 20,
             max_json: 16 << 20,
             transfers: 16,
+            watch: WatchLimits::default(),
         }
     }
 }
@@ -96,13 +113,15 @@ pub struct Gateway {
     status: welcome::StatusCache,
     api_token: Option<String>,
     operations: operations::Operations,
+    statistics: statistics::Statistics,
+    logs: LogFeed,
+    watches: watch_session::Sessions,
 }
 
 impl Gateway {
     /// A web API over `grid`, whose servers are named by `names` (in the grid's
     /// order), spooling uploads under `spool_dir` (Tahoe uses the node's `tmp/`).
     pub fn new(grid: Grid, names: Vec<ServerName>, spool_dir: PathBuf, limits: Limits) -> Self {
-        status::start_clock();
         Self {
             grid: Arc::new(grid),
             names,
@@ -112,6 +131,9 @@ impl Gateway {
             status: welcome::StatusCache::default(),
             api_token: None,
             operations: operations::Operations::default(),
+            statistics: statistics::Statistics::default(),
+            logs: LogFeed::default(),
+            watches: watch_session::Sessions::default(),
         }
     }
 
@@ -122,6 +144,19 @@ impl Gateway {
         self.api_token = Some(token);
         self
     }
+
+    /// The feed `/private/logs/v1` streams (the node's log, published by whoever
+    /// runs the gateway; without one the socket stays open and quiet).
+    #[must_use]
+    pub fn with_log_feed(mut self, logs: LogFeed) -> Self {
+        self.logs = logs;
+        self
+    }
+
+    /// `t=watch` sessions running now, lingering ones included (a gauge).
+    pub fn active_watches(&self) -> usize {
+        self.watches.count()
+    }
 }
 
 /// The web API as a router (for tests and embedding).
@@ -130,7 +165,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 }
 
 /// Serves the web API on `listener` until `shutdown` is cancelled, then lets the
-/// requests in flight finish (for a few seconds).
+/// requests in flight finish (for a few seconds); `t=watch` streams end at once.
 ///
 /// # Errors
 /// None yet: a failed accept is logged and retried; the `Result` leaves room for
@@ -140,6 +175,14 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let watches = {
+        let (gateway, shutdown) = (Arc::clone(&gateway), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            gateway.watches.stop_all();
+        })
+    };
     serve::run(listener, router(gateway), shutdown).await;
+    watches.abort();
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::body::read_bounded;
 use crate::error::WebError;
 use crate::listing::{dir_json, file_json, to_text, unknown_json};
 use crate::reply::{encode_segment, text};
+use crate::statistics::Counter;
 use crate::welcome::escape;
 use crate::{children, deep, edit, file, operations, unlinked};
 
@@ -63,26 +64,8 @@ pub(crate) async fn handle(
     request: NodeRequest<'_>,
     body: Body,
 ) -> Result<Response, WebError> {
-    let root = Cap::parse_lenient(request.cap).map_err(|_| {
-        WebError::bad(format!(
-            "'{}' is not a valid file- or directory- cap",
-            request.cap
-        ))
-    })?;
-    let mut names = request.names;
-    if let [rest @ .., ""] = names {
-        names = rest;
-    }
-    if names.iter().any(|n| n.is_empty()) {
-        return Err(WebError::bad(
-            "The webapi does not allow empty pathname components, i.e. a double slash",
-        ));
-    }
-    if names.len() > MAX_DEPTH {
-        return Err(WebError::bad(format!(
-            "paths may have at most {MAX_DEPTH} names"
-        )));
-    }
+    let root = root_cap(request.cap)?;
+    let names = path_names(request.names)?;
     let t = request.args.t();
     let creating = matches!(*request.method, Method::PUT | Method::POST)
         && !matches!(t, "delete" | "rename" | "rename-form" | "check");
@@ -110,6 +93,32 @@ pub(crate) async fn handle(
         }
         None => missing(gateway, &request, &here, &name, body).await,
     }
+}
+
+/// The cap a `/uri/$CAP` path starts from.
+pub(crate) fn root_cap(text: &str) -> Result<Cap, WebError> {
+    Cap::parse_lenient(text)
+        .map_err(|_| WebError::bad(format!("'{text}' is not a valid file- or directory- cap")))
+}
+
+/// The names after the cap, checked (a trailing `/` is dropped; no empty names, at
+/// most [`MAX_DEPTH`]).
+pub(crate) fn path_names<'a>(names: &'a [&'a str]) -> Result<&'a [&'a str], WebError> {
+    let mut names = names;
+    if let [rest @ .., ""] = names {
+        names = rest;
+    }
+    if names.iter().any(|n| n.is_empty()) {
+        return Err(WebError::bad(
+            "The webapi does not allow empty pathname components, i.e. a double slash",
+        ));
+    }
+    if names.len() > MAX_DEPTH {
+        return Err(WebError::bad(format!(
+            "paths may have at most {MAX_DEPTH} names"
+        )));
+    }
+    Ok(names)
 }
 
 /// The children of `dir`, which `name` is to be found in.
@@ -314,6 +323,7 @@ async fn read_uncached(
     let cap = &target.cap;
     match cap {
         Cap::Unknown(_) => match t {
+            "info" => Ok(crate::info::page(cap, None)),
             "json" => {
                 let entry = target.parent.as_ref().map(|(_, e)| e);
                 Ok(json_response(&unknown_json(
@@ -337,9 +347,10 @@ async fn read_uncached(
                 let listing = gateway.grid.read_dir(cap).await?;
                 Ok(dir_html(cap, &listing.entries))
             }
-            "info" | "rename-form" => Err(WebError::NotImplemented(format!(
-                "t={t} is not supported by this node yet"
-            ))),
+            "info" => Ok(crate::info::page(cap, None)),
+            "rename-form" => Err(WebError::NotImplemented(
+                "t=rename-form is not supported by this node yet".into(),
+            )),
             _ => Err(WebError::bad(format!("GET directory: bad t={t}"))),
         },
         _ => match t {
@@ -362,9 +373,13 @@ async fn read_uncached(
             }
             "uri" => Ok(text(StatusCode::OK, cap.to_string())),
             "readonly-uri" => Ok(text(StatusCode::OK, cap.read_only().to_string())),
-            "info" => Err(WebError::NotImplemented(
-                "t=info is not supported by this node yet".into(),
-            )),
+            "info" => {
+                let size = match cap {
+                    Cap::Mutable(m) => Some(gateway.grid.read_mutable(m).await?.data.len() as u64),
+                    other => crate::listing::cap_size(other),
+                };
+                Ok(crate::info::page(cap, size))
+            }
             _ => Err(WebError::bad(format!("GET file: bad t={t}"))),
         },
     }
@@ -424,6 +439,11 @@ async fn put(
                 }
                 let data = read_bounded(body, gateway.limits.max_mutable).await?;
                 gateway.grid.overwrite_mutable(m, &data, None).await?;
+                gateway.statistics.count_file(
+                    Counter::FilesPublished,
+                    Counter::BytesPublished,
+                    data.len() as u64,
+                );
                 return Ok(text(StatusCode::OK, target.cap.to_string()));
             }
             let (parent, entry) = target.parent.as_ref().ok_or_else(|| {

@@ -2,16 +2,16 @@
 //! (`Authorization: tahoe-lafs <private/api_auth_token>`; 401 otherwise, as
 //! Tahoe's `web/private.py`).
 //!
-//! `/private/logs/v1` is the WebSocket GridSync opens to follow the node's log. It is
-//! accepted and kept open, but carries no messages yet: Tahoe streams its eliot log
-//! there, which this node does not have.
+//! `/private/logs/v1` is the WebSocket GridSync opens to follow the node's log: each
+//! message a JSON text frame (`logs.rs`), until the client leaves.
 
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use http::header;
+use http::{HeaderMap, header};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::Gateway;
 use crate::error::WebError;
@@ -26,34 +26,66 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// Checks the node's API token: `Authorization: tahoe-lafs <token>`, or `query_token`
+/// (for `t=watch`, whose browser clients cannot set headers) when there is no such
+/// header. [`WebError::Unauthorized`] without a token, with a wrong one, or when the
+/// node has none.
+pub(crate) fn authorize(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(), WebError> {
+    let expected = gateway.api_token.as_deref().ok_or(WebError::Unauthorized)?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("tahoe-lafs"))
+        .map(|(_, token)| token.trim())
+        .or(query_token);
+    if given.is_some_and(|t| same(t.as_bytes(), expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(WebError::Unauthorized)
+    }
+}
+
 /// Handles `/private/REST`.
 pub(crate) async fn handle(
     gateway: &Arc<Gateway>,
     rest: &[&str],
     request: Request,
 ) -> Result<Response, WebError> {
-    let expected = gateway.api_token.as_deref().ok_or(WebError::Unauthorized)?;
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("tahoe-lafs"))
-        .map(|(_, token)| token.trim());
-    if !given.is_some_and(|t| same(t.as_bytes(), expected.as_bytes())) {
-        return Err(WebError::Unauthorized);
-    }
+    authorize(gateway, request.headers(), None)?;
     match rest {
         ["logs", "v1"] => {
             let (mut parts, _) = request.into_parts();
             let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
                 .await
                 .map_err(|e| WebError::bad(format!("a WebSocket is expected here: {e}")))?;
+            let mut log = gateway.logs.follow();
             Ok(upgrade.on_upgrade(|mut socket| async move {
-                // Nothing to send; answer pings (axum does) until the client leaves.
-                while let Some(Ok(message)) = socket.recv().await {
-                    if matches!(message, Message::Close(_)) {
-                        break;
+                loop {
+                    tokio::select! {
+                        message = log.recv() => {
+                            let text = match message {
+                                Ok(text) => text.to_string(),
+                                Err(RecvError::Lagged(missed)) => serde_json::json!({
+                                    "message_type": "swamp:log-skipped",
+                                    "skipped": missed,
+                                })
+                                .to_string(),
+                                Err(RecvError::Closed) => break,
+                            };
+                            if socket.send(Message::Text(text.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        // Pings are answered by axum; anything else is ignored.
+                        incoming = socket.recv() => match incoming {
+                            None | Some(Err(_) | Ok(Message::Close(_))) => break,
+                            Some(Ok(_)) => {}
+                        },
                     }
                 }
             }))

@@ -13,22 +13,52 @@ use percent_encoding::percent_decode_str;
 use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
-use crate::{node, private, unlinked, welcome};
+use crate::{node, private, unlinked, watch, welcome};
 
 /// Bytes of request path read at most.
 pub(crate) const MAX_PATH: usize = 64 * 1024;
 
-/// Every request comes here.
+/// Every request comes here. Each is logged once it is answered, at information
+/// level, by its kind of resource and `t=` only: paths carry caps and names, which
+/// are secrets and never logged.
 pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let result = route(&gateway, request).await;
-    match result {
+    let resource = resource_kind(request.uri().path());
+    let t = request
+        .uri()
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "t")
+                .map(|(_, v)| v.chars().take(40).collect::<String>())
+        })
+        .unwrap_or_default();
+    let response = match route(&gateway, request).await {
         Ok(response) => response,
-        Err(e) => {
-            tracing::debug!(%method, path = %path.chars().take(200).collect::<String>(), "refused");
-            e.into_response()
-        }
+        Err(e) => e.into_response(),
+    };
+    tracing::info!(
+        %method,
+        resource,
+        t,
+        status = response.status().as_u16(),
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "web API request"
+    );
+    response
+}
+
+/// What a path names, without any cap or name in it.
+fn resource_kind(path: &str) -> &'static str {
+    match path.split('/').nth(1).unwrap_or("") {
+        "" => "/",
+        "uri" | "cap" => "/uri",
+        "file" | "named" => "/file",
+        "private" => "/private",
+        "statistics" => "/statistics",
+        "operations" => "/operations",
+        _ => "other",
     }
 }
 
@@ -63,6 +93,9 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
         ["uri" | "cap"] | ["uri" | "cap", ""] => {
             unlinked::handle(gateway, &parts.method, &parts.headers, &args, body).await
         }
+        ["uri" | "cap", cap, names @ ..] if args.t() == "watch" => {
+            Ok(watch::handle(gateway, parts, &args, cap, names).await)
+        }
         ["uri" | "cap", cap, names @ ..] => {
             let request = node::NodeRequest {
                 method: &parts.method,
@@ -88,7 +121,16 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
             };
             node::handle(gateway, request, body).await
         }
-        [which @ ("status" | "statistics")] => crate::status::handle(&parts.method, which, &args),
+        ["status"] | ["status", ""] => crate::status::handle(&parts.method, &args),
+        ["statistics"] | ["statistics", ""] => {
+            // Tahoe's `tahoe status` asks with a POST.
+            if !matches!(parts.method, Method::GET | Method::HEAD | Method::POST) {
+                return Err(WebError::MethodNotAllowed(
+                    "only GET or POST on /statistics".into(),
+                ));
+            }
+            crate::statistics::render(&gateway.statistics, &args)
+        }
         ["operations", handle] => crate::operations::status(gateway, &parts.method, handle, &args),
         ["private", rest @ ..] => {
             let request = Request::from_parts(parts, body);

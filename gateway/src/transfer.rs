@@ -21,6 +21,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::Gateway;
 use crate::error::WebError;
+use crate::statistics::Counter;
 
 /// Reads (a few MiB of plaintext each) queued between a download and its client.
 const QUEUED_READS: usize = 2;
@@ -76,12 +77,17 @@ async fn on_own_thread<T: Send + 'static>(
 /// Uploads the spooled file at `path` as an immutable file; returns its cap.
 pub(crate) async fn upload_file(gateway: &Arc<Gateway>, path: PathBuf) -> Result<Cap, WebError> {
     let grid = gateway.grid.clone();
-    on_own_thread(gateway, move |handle| {
+    let cap = on_own_thread(gateway, move |handle| {
         handle.block_on(grid.upload_file(&path))
     })
-    .await?
-    .inspect(crate::status::uploaded)
-    .map_err(WebError::from)
+    .await??;
+    if let Some(size) = crate::listing::cap_size(&cap) {
+        gateway
+            .statistics
+            .count_file(Counter::FilesUploaded, Counter::BytesUploaded, size);
+    }
+    crate::status::uploaded(&cap);
+    Ok(cap)
 }
 
 /// Uploads `data` (small: directory contents) as an immutable file.
@@ -102,6 +108,11 @@ pub(crate) async fn download(
     cap: ChkCap,
     range: Range<u64>,
 ) -> Result<mpsc::Receiver<Chunk>, WebError> {
+    gateway.statistics.count_file(
+        Counter::FilesDownloaded,
+        Counter::BytesDownloaded,
+        range.end.saturating_sub(range.start),
+    );
     let (tx, rx) = mpsc::channel(QUEUED_READS);
     let grid = gateway.grid.clone();
     start(gateway, "gateway-download", move |handle| {

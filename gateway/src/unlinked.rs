@@ -13,6 +13,7 @@ use crate::args::{Args, Format};
 use crate::body::{read_bounded, spool};
 use crate::error::WebError;
 use crate::reply::{encode_segment, text};
+use crate::statistics::Counter;
 use crate::{children, edit, transfer};
 
 /// Handles a request for `/uri`.
@@ -87,6 +88,11 @@ pub(crate) async fn upload(
                 }
                 None => gateway.grid.create_mutable(&data, format).await?,
             };
+            gateway.statistics.count_file(
+                Counter::FilesPublished,
+                Counter::BytesPublished,
+                data.len() as u64,
+            );
             Ok(Cap::Mutable(file))
         }
         Some(Format::Chk) | None => {

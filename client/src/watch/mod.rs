@@ -24,8 +24,8 @@
 //! - `mod.rs`: what a watch reports, and the loop: feed items in, reads out.
 //! - `server_feed.rs`: one server's feed (cursor, lost or polled, its task).
 //! - `tree.rs`: the followed slots: read, diffed, reported, subdirectories followed.
-//!
-//! How events are printed is the CLI's business (`tahoe watch`).
+//! - `json.rs`: an event as JSON, the one shape `tahoe watch --json` and a client
+//!   node's `t=watch` share. How events are printed for people is the CLI's business.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use crate::feed::{FeedItem, FeedOptions};
 use crate::grid::{Grid, GridError};
 
+mod json;
 mod server_feed;
 mod tree;
 

@@ -2,33 +2,28 @@
 //! slot over `EventSource` (SSE) or `WebSocket` (JSON frames) with a feed token in the
 //! URL, across origins, against the server's self-signed certificate.
 //!
-//! The pages come from a tiny plain-HTTP server in this file (127.0.0.1, hand-rolled
-//! HTTP/1.1), and report what they receive by `fetch()`ing JSON to its `/report`, which
-//! hands each report to the test through a channel. Chromium trusts the server's
-//! certificate the way Tahoe's clients do, by its key alone:
+//! The pages come from `browser_kit`'s page server and report what they receive to
+//! it. Chromium trusts the server's certificate the way Tahoe's clients do, by its key
+//! alone:
 //! `--ignore-certificate-errors-spki-list` names the base64 SHA-256 of the certificate's
 //! SubjectPublicKeyInfo (the NURL's pin); Chromium honours that flag only together with
 //! `--user-data-dir`.
 //!
-//! Chromium comes from Debian's `chromium` package (`.ci/run` installs it). Without it
-//! these tests fail when `CI` is set, and are skipped with a notice otherwise.
+//! Without Chromium these tests fail when `CI` is set, and are skipped otherwise.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Method;
 use serde_json::Value;
-use swamp_proto::{SpkiHash, StorageIndex};
+use swamp_proto::StorageIndex;
 use swamp_tests::{Secrets, TestServer, mdmf_share, random_si, write_slot};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::browser_kit::{Browser, REPORT_JS, chromium_present, serve_pages};
+
 /// How long the page may take to connect, and then to see the change.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -49,14 +44,7 @@ enum Transport {
 }
 
 async fn browser_follows_a_slot(transport: Transport) {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "{CHROMIUM} is missing: the browser feed tests need Debian's chromium package \
-                 (apt-get install chromium; .ci/run installs it)"
-            );
-        }
-        eprintln!("SKIPPED: {CHROMIUM} is missing (apt-get install chromium); CI would fail here");
+    if !chromium_present() {
         return;
     }
     let started = Instant::now();
@@ -82,7 +70,7 @@ async fn browser_follows_a_slot(transport: Transport) {
         Transport::WebSocket => "ws.html",
     };
     let mut browser = Browser::launch(
-        &server.nurl.spki_hash,
+        Some(&server.nurl.spki_hash),
         &format!("http://{pages_addr}/{page}"),
     );
     let mut seen = Vec::new();
@@ -134,14 +122,6 @@ async fn issue_token(server: &TestServer, si: &StorageIndex) -> String {
     issued["token"].as_str().unwrap().to_string()
 }
 
-/// Shared by both pages: `report(object)` POSTs JSON to `/report`; script errors and
-/// the page load are reported too.
-const REPORT_JS: &str = r#"
-const report = (o) => fetch("/report", { method: "POST", body: JSON.stringify(o) });
-window.addEventListener("error", (e) => report({ kind: "script_error", message: String(e.message) }));
-report({ kind: "loaded", page: location.pathname });
-"#;
-
 fn sse_page(url: &str) -> String {
     format!(
         r#"<!doctype html>
@@ -178,204 +158,4 @@ socket.onclose = (e) => report({{ kind: "closed", code: e.code, reason: e.reason
 "#,
         url = Value::from(url),
     )
-}
-
-/// The page server: `GET` one of `pages`, `POST /report` (forwarded to `reports`);
-/// one request per connection.
-async fn serve_pages(
-    listener: TcpListener,
-    pages: Arc<HashMap<&'static str, String>>,
-    reports: mpsc::UnboundedSender<Value>,
-) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let (pages, reports) = (Arc::clone(&pages), reports.clone());
-        tokio::spawn(async move {
-            // A browser may open a connection and never use it: that is not an error.
-            let _ = serve_one(stream, &pages, &reports).await;
-        });
-    }
-}
-
-async fn serve_one(
-    stream: TcpStream,
-    pages: &HashMap<&'static str, String>,
-    reports: &mpsc::UnboundedSender<Value>,
-) -> std::io::Result<()> {
-    let mut stream = BufReader::new(stream);
-    let mut request_line = String::new();
-    stream.read_line(&mut request_line).await?;
-    let mut content_length = 0usize;
-    loop {
-        let mut line = String::new();
-        if stream.read_line(&mut line).await? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            content_length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; content_length.min(1 << 20)];
-    stream.read_exact(&mut body).await?;
-    let mut words = request_line.split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, content_type, content) = match (method, path) {
-        ("GET", path) if pages.contains_key(path) => {
-            ("200 OK", "text/html; charset=utf-8", pages[path].as_str())
-        }
-        ("POST", "/report") => match serde_json::from_slice(&body) {
-            Ok(report) => {
-                let _ = reports.send(report);
-                ("204 No Content", "text/plain", "")
-            }
-            Err(_) => ("400 Bad Request", "text/plain", "not JSON"),
-        },
-        _ => ("404 Not Found", "text/plain", "not here"),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
-         cache-control: no-store\r\nconnection: close\r\n\r\n{content}",
-        content.len()
-    );
-    let stream = stream.get_mut();
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// A headless Chromium, killed (by its PID) when dropped, failure or not.
-struct Browser {
-    child: Child,
-    log: std::path::PathBuf,
-    // Dropped after `drop` has killed the browser.
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    fn launch(spki_hash: &SpkiHash, url: &str) -> Self {
-        let profile = tempfile::tempdir().unwrap();
-        let log = profile.path().join("chromium.log");
-        let log_file = File::create(&log).unwrap();
-        let child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                profile.path().join("profile").display()
-            ))
-            .arg(format!(
-                "--ignore-certificate-errors-spki-list={}",
-                standard_base64(spki_hash)
-            ))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
-        Self {
-            child,
-            log,
-            _profile: profile,
-        }
-    }
-
-    /// The first report matching `wanted`, before `deadline`; panics (with everything
-    /// the page reported and Chromium's log) on timeout, if the browser exits, or if the
-    /// page's feed is closed for good.
-    async fn wait_for(
-        &mut self,
-        reports: &mut mpsc::UnboundedReceiver<Value>,
-        seen: &mut Vec<Value>,
-        deadline: Instant,
-        wanted: impl Fn(&Value) -> bool,
-    ) -> Value {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.fail("timed out", seen);
-            }
-            // Wake at least every second to notice a browser that died.
-            match tokio::time::timeout(left.min(Duration::from_secs(1)), reports.recv()).await {
-                Ok(Some(report)) => {
-                    seen.push(report.clone());
-                    if wanted(&report) {
-                        return report;
-                    }
-                    // Closed for good: a WebSocket close, or an EventSource that gave up
-                    // (readyState 2; 0 means it is reconnecting).
-                    if report["kind"] == "closed"
-                        || (report["kind"] == "transport_error" && report["readyState"] == 2)
-                    {
-                        self.fail("the page's feed was closed", seen);
-                    }
-                }
-                Ok(None) => unreachable!("the page server holds a sender"),
-                Err(_) => {
-                    if let Ok(Some(status)) = self.child.try_wait() {
-                        self.fail(&format!("chromium exited ({status})"), seen);
-                    }
-                }
-            }
-        }
-    }
-
-    fn fail(&self, what: &str, seen: &[Value]) -> ! {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        // Without a system bus (containers, CI) Chromium logs dozens of D-Bus errors;
-        // they are harmless and would hide the lines that matter (e.g. `net_error -202`,
-        // an untrusted certificate).
-        let tail: Vec<&str> = log
-            .lines()
-            .filter(|line| !line.contains("dbus"))
-            .rev()
-            .take(40)
-            .collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        panic!(
-            "{what}; the page reported:\n{}\nchromium's log (last lines, D-Bus noise left out):\n{}",
-            seen.iter()
-                .map(Value::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            tail.join("\n")
-        );
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // /usr/bin/chromium execs the browser, so this PID is the browser itself; its
-        // helper processes exit when it does.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Chromium wants standard padded base64; the NURL pin prints as unpadded base64url.
-fn standard_base64(hash: &SpkiHash) -> String {
-    let url_safe = hash.to_string();
-    let mut out: String = url_safe
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    while !out.len().is_multiple_of(4) {
-        out.push('=');
-    }
-    out
 }

@@ -12,13 +12,14 @@ use swamp_tests::{TestServer, grid_of, random_bytes, share_file};
 use tokio_util::sync::CancellationToken;
 
 /// The node's API token (`private/api_auth_token`).
-const TOKEN: &str = "aW50ZXJvcC10b2tlbg==";
+pub(crate) const TOKEN: &str = "aW50ZXJvcC10b2tlbg==";
 
-/// A gateway served on loopback; stops when dropped.
-struct Node {
-    url: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
+/// A gateway served on loopback; stops when dropped. (Shared with `gateway_watch`.)
+pub(crate) struct Node {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) stop: CancellationToken,
     servers: [TestServer; 3],
     _spool: tempfile::TempDir,
 }
@@ -33,7 +34,7 @@ async fn node() -> Node {
     node_with(Limits::default()).await
 }
 
-async fn node_with(limits: Limits) -> Node {
+pub(crate) async fn node_with(limits: Limits) -> Node {
     // Plain HTTP, but reqwest wants a TLS provider chosen before a client is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let servers = TestServer::three().await;
@@ -52,9 +53,11 @@ async fn node_with(limits: Limits) -> Node {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, Arc::new(gateway), stop.clone()));
+    let gateway = Arc::new(gateway);
+    tokio::spawn(serve(listener, Arc::clone(&gateway), stop.clone()));
     Node {
         url,
+        gateway,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -66,7 +69,7 @@ async fn node_with(limits: Limits) -> Node {
 }
 
 impl Node {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -88,7 +91,7 @@ impl Node {
         )
     }
 
-    async fn ok_text(
+    pub(crate) async fn ok_text(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -118,7 +121,7 @@ async fn headers_of(node: &Node, cap: &str) -> String {
 }
 
 /// A cap as a path segment.
-fn seg(cap: &str) -> String {
+pub(crate) fn seg(cap: &str) -> String {
     cap.replace(':', "%3A")
 }
 
@@ -649,8 +652,11 @@ async fn wait_for_line(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tahoe_run_serves_a_client_node_directory_as_tahoe_does() {
+    use futures::StreamExt;
     use std::process::Stdio;
     use tokio::io::AsyncBufReadExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let servers = TestServer::three().await;
     let base = tempfile::tempdir().expect("tempdir");
@@ -699,6 +705,19 @@ async fn tahoe_run_serves_a_client_node_directory_as_tahoe_does() {
     )
     .expect("json");
     assert_eq!(welcome["servers"].as_array().expect("servers").len(), 3);
+    // GridSync follows the node's log over /private/logs/v1.
+    let mut log_request = format!("{}private/logs/v1", url.trim().replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    log_request.headers_mut().insert(
+        "authorization",
+        format!("tahoe-lafs {}", token.trim())
+            .parse()
+            .expect("header"),
+    );
+    let (mut log, _) = tokio_tungstenite::connect_async(log_request)
+        .await
+        .expect("log socket");
     let data = random_bytes(200_000);
     let cap = http
         .put(format!("{}uri", url.trim()))
@@ -718,6 +737,55 @@ async fn tahoe_run_serves_a_client_node_directory_as_tahoe_does() {
         .await
         .expect("body");
     assert_eq!(&got[..], &data[..]);
+    // Each request came down the log, without its cap.
+    let logged = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(Ok(frame)) = log.next().await {
+            if let Message::Text(text) = frame {
+                let message: Value = serde_json::from_str(&text).expect("a JSON message");
+                if message["resource"] == "/uri" && message["method"] == "PUT" {
+                    return (message, text.to_string());
+                }
+            }
+        }
+        panic!("the log ended");
+    })
+    .await
+    .expect("the upload was logged");
+    assert_eq!(logged.0["status"], 200, "{}", logged.1);
+    assert!(logged.0["task_uuid"].is_string() && logged.0["timestamp"].is_number());
+    assert!(!logged.1.contains(&cap), "caps are never logged");
+    // The statistics Tahoe's client counts, as JSON and as OpenMetrics.
+    let stats: Value = serde_json::from_slice(
+        &http
+            .get(format!("{}statistics?t=json", url.trim()))
+            .send()
+            .await
+            .expect("statistics")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(stats["counters"]["uploader.files_uploaded"], 1, "{stats}");
+    assert_eq!(stats["counters"]["uploader.bytes_uploaded"], 200_000);
+    assert_eq!(stats["counters"]["downloader.bytes_downloaded"], 200_000);
+    assert!(
+        stats["stats"]["node.uptime"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0)
+    );
+    let metrics = http
+        .get(format!("{}statistics?t=openmetrics", url.trim()))
+        .send()
+        .await
+        .expect("openmetrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("\ntahoe_counters_uploader_bytes_uploaded 200000\n"),
+        "{metrics}"
+    );
     // The spooled upload is gone once uploaded.
     let spool = dir.join("tmp");
     assert_eq!(std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0), 0);

@@ -6,6 +6,7 @@
 mod activity;
 mod auth_and_errors;
 mod browser;
+mod browser_kit;
 mod check;
 mod cli;
 mod container;
@@ -19,6 +20,7 @@ mod feed_restart;
 mod feed_wires;
 mod feeds;
 mod gateway;
+mod gateway_watch;
 mod grid;
 mod hardening;
 mod hostile_clients;
