@@ -27,7 +27,7 @@ pub fn parse_format(text: &str) -> Result<FileFormat, String> {
     }
 }
 
-type Aliases = std::collections::BTreeMap<String, String>;
+use crate::aliases::Aliases;
 
 fn failed(arg: &str, e: &GridError) -> Failure {
     Failure::new(format!("{arg}: {}", crate::chain(e)))
@@ -81,20 +81,49 @@ pub async fn mkdir(
     }
 }
 
+/// What `put_to` writes: bytes in memory, or a local file (an immutable file is
+/// uploaded from it streaming; a mutable one is read whole, as it is written whole).
+#[derive(Clone, Copy)]
+pub enum Content<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// This local file's.
+    File(&'a std::path::Path),
+}
+
+impl Content<'_> {
+    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, Failure> {
+        match self {
+            Content::Bytes(data) => Ok(std::borrow::Cow::Borrowed(data)),
+            Content::File(path) => std::fs::read(path)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Uploads as a new immutable file.
+    pub async fn upload(&self, grid: &Grid, what: &str) -> Result<Cap, Failure> {
+        match self {
+            Content::File(path) => crate::transfer::put_file(grid, path).await,
+            Content::Bytes(data) => grid.upload(data).await.map_err(|e| failed(what, &e)),
+        }
+    }
+}
+
 /// `tahoe put FROM TO` where TO is a path or a mutable file cap: links (or, for an
 /// existing mutable file, overwrites) and returns the file's cap.
 pub async fn put_to(
     grid: &Grid,
     aliases: &Aliases,
     to: &str,
-    data: &[u8],
+    content: Content<'_>,
     mutable: Option<MutableFormat>,
 ) -> Result<Cap, Failure> {
     let path = paths::parse(aliases, to)?;
     if path.names.is_empty() {
         return match &path.root {
             Cap::Mutable(file) => grid
-                .overwrite_mutable(file, data, None)
+                .overwrite_mutable(file, &content.bytes()?, None)
                 .await
                 .map(|_| path.root.clone())
                 .map_err(|e| failed(to, &e)),
@@ -111,28 +140,40 @@ pub async fn put_to(
     if let Ok(Cap::Mutable(file)) = grid.walk(&parent, &[last]).await
         && file.writekey().is_some()
     {
-        grid.overwrite_mutable(&file, data, None)
+        grid.overwrite_mutable(&file, &content.bytes()?, None)
             .await
             .map_err(|e| failed(to, &e))?;
         return Ok(Cap::Mutable(file));
     }
     let cap = match mutable {
         Some(format) => Cap::Mutable(
-            grid.create_mutable(data, format)
+            grid.create_mutable(&content.bytes()?, format)
                 .await
                 .map_err(|e| failed(to, &e))?,
         ),
-        None => grid.upload(data).await.map_err(|e| failed(to, &e))?,
+        None => content.upload(grid, to).await?,
     };
-    grid.link(&parent, last, &cap, Replace::OnlyFiles)
+    link_file(grid, &parent, last, &cap, to).await?;
+    Ok(cap)
+}
+
+/// Links the file `cap` as `name` in `dir`, replacing a file there but not a
+/// directory (`what` names the path in messages).
+pub async fn link_file(
+    grid: &Grid,
+    dir: &Cap,
+    name: &str,
+    cap: &Cap,
+    what: &str,
+) -> Result<(), Failure> {
+    grid.link(dir, name, cap, Replace::OnlyFiles)
         .await
         .map_err(|e| match e {
             GridError::ChildExists { is_dir: true, .. } => {
-                Failure::new(format!("{to}: is a directory; not replaced by a file"))
+                Failure::new(format!("{what}: is a directory; not replaced by a file"))
             }
-            other => failed(to, &other),
-        })?;
-    Ok(cap)
+            other => failed(what, &other),
+        })
 }
 
 /// `tahoe ln FROM TO` and `tahoe mv FROM TO` (`TO/` keeps FROM's name).
@@ -183,9 +224,19 @@ pub async fn link_or_move(
     Ok(())
 }
 
-/// `tahoe unlink PATH` / `tahoe rm PATH`.
-pub async fn unlink(grid: &Grid, aliases: &Aliases, where_: &str) -> Result<(), Failure> {
+/// `tahoe unlink PATH` / `tahoe rm PATH` (`command` is which, for Tahoe's message).
+pub async fn unlink(
+    grid: &Grid,
+    aliases: &Aliases,
+    where_: &str,
+    command: &str,
+) -> Result<(), Failure> {
     let path = paths::parse(aliases, where_.trim_end_matches('/'))?;
+    if path.names.is_empty() {
+        return Err(Failure::said(format!(
+            "\n'tahoe {command}' can only unlink directory entries, so a path must be given."
+        )));
+    }
     let (parent, last) = parent_of(grid, &path, false).await?;
     grid.unlink(&parent, last)
         .await

@@ -11,6 +11,8 @@ pub struct Failure {
     pub message: String,
     /// The process exit code.
     pub code: u8,
+    /// Printed as it is, without `error: ` (Tahoe's own wording for this failure).
+    pub bare: bool,
 }
 
 impl Failure {
@@ -19,12 +21,43 @@ impl Failure {
         Self {
             message: message.into(),
             code: 1,
+            bare: false,
+        }
+    }
+
+    /// Exit code 1, the message printed exactly as given (Tahoe's words).
+    pub fn said(message: impl Into<String>) -> Self {
+        Self {
+            bare: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Only an exit code: what went wrong was said already.
+    pub fn silent(code: u8) -> Self {
+        Self {
+            code,
+            ..Self::said("")
+        }
+    }
+
+    /// What goes to stderr.
+    pub fn text(&self) -> String {
+        if self.bare {
+            self.message.clone()
+        } else {
+            format!("error: {}", self.message)
         }
     }
 
     /// A grid error while working on `what` (a cap or path).
     pub fn grid(what: &str, error: &GridError) -> Self {
         Self::new(format!("{what}: {error}"))
+    }
+
+    /// The same failure, printed without `error: `.
+    pub fn with_bare(self) -> Self {
+        Self { bare: true, ..self }
     }
 
     /// The same failure with another exit code.

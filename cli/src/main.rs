@@ -5,16 +5,25 @@
 //! where Tahoe has the command. `tahoe run` is the other way round: it runs a client
 //! node serving Tahoe's web API (`swamp-gateway`) for programs written for Tahoe's.
 
+mod aliases;
+mod backup;
+mod backupdb;
+mod check_cmd;
+mod cp;
 mod create;
 mod direct;
 mod edit;
+mod exclude;
 mod fail;
 mod ls;
 mod magic_folder_push;
+mod manifest;
 mod paths;
 mod progress;
 mod push_format;
+mod quote;
 mod run;
+mod status_cmd;
 mod traces;
 mod transfer;
 mod watch_cmd;
@@ -26,8 +35,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use swamp_client::grid::Grid;
-use swamp_client::nodedir::{load_aliases, load_grid};
-use swamp_formats::cap::{Cap, MutableFormat};
+use swamp_client::nodedir::load_grid;
+use swamp_formats::cap::MutableFormat;
 use tracing::Instrument;
 
 use crate::fail::Failure;
@@ -51,18 +60,7 @@ enum Command {
     Run(run::RunArgs),
     /// Upload a file (stdin if FROM is omitted or `-`) and print its cap; with TO,
     /// link it there (or overwrite the mutable file there, or the mutable cap TO).
-    Put {
-        /// Make a mutable file (SDMF unless `--format` says otherwise).
-        #[arg(short = 'm', long)]
-        mutable: bool,
-        /// CHK (immutable), SDMF or MDMF (mutable).
-        #[arg(long, value_parser = edit::parse_format)]
-        format: Option<edit::FileFormat>,
-        /// The local file.
-        from: Option<PathBuf>,
-        /// Where to link it: a path, or a mutable file's write cap.
-        to: Option<String>,
-    },
+    Put(transfer::PutArgs),
     /// Create a directory (unlinked without PATH) and print its cap.
     Mkdir {
         /// SDMF or MDMF.
@@ -85,8 +83,13 @@ enum Command {
         /// The new path.
         to: String,
     },
-    /// Remove a link from a directory.
-    #[command(alias = "unlink")]
+    /// Unlink a file or directory on the grid.
+    Unlink {
+        /// The path to remove.
+        path: String,
+    },
+    /// As `unlink`.
+    #[command(hide = true)]
     Rm {
         /// The path to remove.
         path: String,
@@ -100,6 +103,31 @@ enum Command {
     },
     /// List a directory.
     Ls(ls::LsArgs),
+    /// Copy one or more files or directories.
+    Cp(cp::CpArgs),
+    /// Make target dir look like local dir.
+    Backup(backup::BackupArgs),
+    /// Check a single file or directory.
+    Check(check_cmd::CheckArgs),
+    /// Check all files/directories reachable from a starting point.
+    DeepCheck(check_cmd::DeepCheckArgs),
+    /// List all files/directories in a subtree.
+    Manifest(manifest::ManifestArgs),
+    /// Print statistics about all files/directories in a subtree.
+    Stats(manifest::StatsArgs),
+    /// Various status information (from the running node: `tahoe run`).
+    Status(status_cmd::StatusArgs),
+    /// List all alias caps.
+    ListAliases(aliases::ListArgs),
+    /// Create a new directory and add an alias for it.
+    CreateAlias(aliases::AliasArgs),
+    /// Add a new alias for an existing directory.
+    AddAlias {
+        #[command(flatten)]
+        alias: aliases::AliasArgs,
+        /// The directory's cap.
+        cap: String,
+    },
     /// Print a directory's (or mutable file's) changes as they happen, decrypted here.
     Watch(watch_cmd::WatchArgs),
     /// Run beside a magic-folder daemon: ask it to poll a folder as soon as another
@@ -120,54 +148,23 @@ fn node_directory(cli: &Cli) -> PathBuf {
 
 struct Node {
     grid: Grid,
-    aliases: std::collections::BTreeMap<String, String>,
+    aliases: aliases::Aliases,
 }
 
 fn open(dir: &std::path::Path) -> Result<Node, Failure> {
     let grid = load_grid(dir).map_err(|e| Failure::new(chain(&e)))?;
-    let aliases = load_aliases(dir).map_err(|e| Failure::new(chain(&e)))?;
+    let aliases = aliases::load(dir)?;
     Ok(Node { grid, aliases })
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
     let dir = node_directory(&cli);
     match cli.command {
         Command::CreateClient(args) => create::run(args, cli.node_directory).await,
         Command::Run(args) => run::run(args, dir).await,
-        Command::Put {
-            mutable,
-            format,
-            from,
-            to,
-        } => {
+        Command::Put(args) => {
             let node = open(&dir)?;
-            let mutable = match (mutable, format) {
-                (true, Some(edit::FileFormat(None))) => {
-                    return Err(Failure::new("--mutable contradicts --format=CHK"));
-                }
-                (_, Some(edit::FileFormat(f))) => f,
-                (true, None) => Some(MutableFormat::Sdmf),
-                (false, None) => None,
-            };
-            let local = from.as_ref().filter(|p| p.as_os_str() != "-");
-            let cap = match (&to, mutable, local) {
-                // A new immutable file from disk streams, a segment at a time.
-                (None, None, Some(path)) => transfer::put_file(&node.grid, path).await?,
-                _ => {
-                    let data = transfer::read_local(from.as_ref())?;
-                    match (&to, mutable) {
-                        (Some(to), _) => {
-                            edit::put_to(&node.grid, &node.aliases, to, &data, mutable).await?
-                        }
-                        (None, Some(format)) => {
-                            Cap::Mutable(node.grid.create_mutable(&data, format).await.map_err(
-                                |e| Failure::new(format!("upload failed: {}", chain(&e))),
-                            )?)
-                        }
-                        (None, None) => transfer::put_immutable(&node.grid, &data).await?,
-                    }
-                }
-            };
+            let cap = transfer::put(&node.grid, &node.aliases, &args).await?;
             println!("{cap}");
             Ok(())
         }
@@ -196,9 +193,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("OK");
             Ok(())
         }
-        Command::Rm { path } => {
+        Command::Unlink { path } | Command::Rm { path } => {
             let node = open(&dir)?;
-            edit::unlink(&node.grid, &node.aliases, &path).await?;
+            edit::unlink(&node.grid, &node.aliases, &path, command_name).await?;
             println!("200 OK");
             Ok(())
         }
@@ -212,6 +209,37 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{listing}");
             Ok(())
         }
+        Command::Cp(args) => {
+            let node = open(&dir)?;
+            cp::run(&node.grid, &node.aliases, &args).await
+        }
+        Command::Backup(args) => {
+            let node = open(&dir)?;
+            backup::run(&node.grid, &node.aliases, &dir, &args).await
+        }
+        Command::Check(args) => {
+            let node = open(&dir)?;
+            check_cmd::check(&node.grid, &node.aliases, &args).await
+        }
+        Command::DeepCheck(args) => {
+            let node = open(&dir)?;
+            check_cmd::deep_check(&node.grid, &node.aliases, &args).await
+        }
+        Command::Manifest(args) => {
+            let node = open(&dir)?;
+            manifest::manifest(&node.grid, &node.aliases, &args).await
+        }
+        Command::Stats(args) => {
+            let node = open(&dir)?;
+            manifest::stats(&node.grid, &node.aliases, &args).await
+        }
+        Command::Status(args) => status_cmd::run(&dir, &args).await,
+        Command::ListAliases(args) => {
+            print!("{}", aliases::list(&aliases::load(&dir)?, &args)?);
+            Ok(())
+        }
+        Command::CreateAlias(args) => aliases::create(&open(&dir)?.grid, &dir, &args).await,
+        Command::AddAlias { alias, cap } => aliases::add(&dir, &alias, &cap),
         Command::Watch(args) => {
             let node = open(&dir)?;
             watch_cmd::run(&node.grid, &node.aliases, args).await
@@ -227,7 +255,8 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let traces = traces::start();
-    let span = traces::command_span(matches.subcommand_name().unwrap_or_default());
+    let command_name = matches.subcommand_name().unwrap_or_default();
+    let span = traces::command_span(command_name);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -235,14 +264,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli).instrument(span));
+    let result = runtime.block_on(run(cli, command_name).instrument(span));
     // Tasks still running hold spans: end them, then send what is queued.
     drop(runtime);
     traces::finish(traces);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("{}", failure.text());
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -265,6 +296,39 @@ mod tests {
             &["tahoe", "run", "--allow-stdin-close", "n"],
             &["tahoe", "-d", "n", "run"],
             &["tahoe", "ls", "-l", "-F", "--uri"],
+            &["tahoe", "rm", "alias:x"],
+            &["tahoe", "list-aliases", "--json", "--readonly-uri"],
+            &["tahoe", "create-alias", "work:"],
+            &["tahoe", "add-alias", "work", "URI:DIR2:a:b"],
+            &["tahoe", "cp", "-r", "-v", "--caps-only", "a", "b", "work:"],
+            &[
+                "tahoe",
+                "backup",
+                "-v",
+                "--exclude=*.o",
+                "--exclude",
+                "x",
+                "--exclude-vcs",
+                "--ignore-timestamps",
+                "--no-backupdb",
+                "src",
+                "work:bk",
+            ],
+            &[
+                "tahoe",
+                "check",
+                "--raw",
+                "--verify",
+                "--repair",
+                "--add-lease",
+                "a",
+                "b",
+            ],
+            &["tahoe", "deep-check", "-v", "--repair"],
+            &["tahoe", "manifest", "-s", "-r", "work:"],
+            &["tahoe", "manifest", "--verify-cap", "--repair-cap"],
+            &["tahoe", "stats", "-r", "work:"],
+            &["tahoe", "status", "-v"],
             &["tahoe", "watch", "--json", "-r", "alias:"],
             &[
                 "tahoe",
@@ -279,5 +343,6 @@ mod tests {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
         assert!(Cli::try_parse_from(["tahoe", "put", "--format=ZIP", "f"]).is_err());
+        assert!(Cli::try_parse_from(["tahoe", "cp", "only-one"]).is_err());
     }
 }

@@ -8,6 +8,7 @@ use swamp_client::grid::{Grid, GridError};
 use swamp_formats::cap::Cap;
 
 use crate::fail::Failure;
+use crate::quote::quote;
 
 /// The default alias, as in Tahoe.
 const DEFAULT_ALIAS: &str = "tahoe";
@@ -28,14 +29,24 @@ pub fn parse<'a>(aliases: &BTreeMap<String, String>, arg: &'a str) -> Result<Pat
     let text = if root.starts_with("URI:") {
         root.to_string()
     } else {
-        let alias = match root.trim_end_matches(':') {
-            "" => DEFAULT_ALIAS,
-            named => named,
-        };
-        aliases.get(alias).cloned().ok_or_else(|| {
-            Failure::new(format!(
-                "{arg}: unknown alias {alias:?}; add it to private/aliases (`{alias}: URI:DIR2:...`) or use a cap"
-            ))
+        let alias = root.trim_end_matches(':');
+        let found = aliases.get(if alias.is_empty() {
+            DEFAULT_ALIAS
+        } else {
+            alias
+        });
+        found.cloned().ok_or_else(|| {
+            Failure::new(if alias.is_empty() {
+                format!(
+                    "No alias specified, and the default {} alias doesn't exist. To create it, use 'tahoe create-alias {DEFAULT_ALIAS}'.",
+                    quote(DEFAULT_ALIAS, true)
+                )
+            } else {
+                format!(
+                    "Unknown alias {}, please create it with 'tahoe add-alias' or 'tahoe create-alias'.",
+                    quote(alias, true)
+                )
+            })
         })?
     };
     let root = text

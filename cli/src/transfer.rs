@@ -5,9 +5,12 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use swamp_client::grid::{FileError, Grid};
-use swamp_formats::cap::Cap;
+use swamp_formats::cap::{Cap, MutableFormat};
 
+use crate::aliases::Aliases;
+use crate::edit::{self, Content};
 use crate::fail::Failure;
+use crate::paths;
 use crate::progress::Bar;
 
 /// A writer that tells a progress bar what went through it.
@@ -27,28 +30,66 @@ impl<W: Write> Write for Counted<'_, W> {
         self.inner.flush()
     }
 }
-use crate::paths;
 
-/// Reads a local file, or stdin for `None` or `-`.
-pub fn read_local(from: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
-    match from {
-        Some(path) if path.as_os_str() != "-" => std::fs::read(path)
-            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display()))),
-        _ => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| Failure::new(format!("cannot read stdin: {e}")))?;
-            Ok(buf)
+/// `put` arguments.
+#[derive(clap::Args)]
+pub struct PutArgs {
+    /// Make a mutable file (SDMF unless `--format` says otherwise).
+    #[arg(short = 'm', long)]
+    pub mutable: bool,
+    /// CHK (immutable), SDMF or MDMF (mutable).
+    #[arg(long, value_parser = edit::parse_format)]
+    pub format: Option<edit::FileFormat>,
+    /// The local file.
+    pub from: Option<PathBuf>,
+    /// Where to link it: a path, or a mutable file's write cap.
+    pub to: Option<String>,
+}
+
+/// `tahoe put [FROM [TO]]`: returns the file's cap.
+pub async fn put(grid: &Grid, aliases: &Aliases, args: &PutArgs) -> Result<Cap, Failure> {
+    let mutable = match (args.mutable, args.format) {
+        (true, Some(edit::FileFormat(None))) => {
+            return Err(Failure::new("--mutable contradicts --format=CHK"));
         }
+        (_, Some(edit::FileFormat(f))) => f,
+        (true, None) => Some(MutableFormat::Sdmf),
+        (false, None) => None,
+    };
+    let local = args.from.as_deref().filter(|p| p.as_os_str() != "-");
+    let stdin;
+    let content = match local {
+        Some(path) => Content::File(path),
+        None => {
+            stdin = read_stdin()?;
+            Content::Bytes(&stdin)
+        }
+    };
+    match (&args.to, mutable) {
+        (Some(to), _) => edit::put_to(grid, aliases, to, content, mutable).await,
+        (None, Some(format)) => {
+            let data = match content {
+                Content::File(path) => std::fs::read(path)
+                    .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?,
+                Content::Bytes(data) => data.to_vec(),
+            };
+            Ok(Cap::Mutable(
+                grid.create_mutable(&data, format)
+                    .await
+                    .map_err(|e| Failure::new(format!("upload failed: {}", crate::chain(&e))))?,
+            ))
+        }
+        (None, None) => content.upload(grid, "upload failed").await,
     }
 }
 
-/// Uploads `data` as an immutable file and returns its cap.
-pub async fn put_immutable(grid: &Grid, data: &[u8]) -> Result<Cap, Failure> {
-    grid.upload(data)
-        .await
-        .map_err(|e| Failure::new(format!("upload failed: {}", crate::chain(&e))))
+/// Reads stdin whole.
+fn read_stdin() -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| Failure::new(format!("cannot read stdin: {e}")))?;
+    Ok(buf)
 }
 
 /// Uploads a local file as an immutable file, streaming it.
@@ -68,59 +109,72 @@ pub async fn put_file(grid: &Grid, path: &std::path::Path) -> Result<Cap, Failur
 /// `tahoe get FROM [TO]`.
 pub async fn get(
     grid: &Grid,
-    aliases: &std::collections::BTreeMap<String, String>,
+    aliases: &Aliases,
     from: &str,
     to: Option<&PathBuf>,
 ) -> Result<(), Failure> {
     let path = paths::parse(aliases, from)?;
     let cap = paths::resolve(grid, &path).await?;
-    let fail = |e: &dyn std::error::Error| Failure::new(format!("{from}: {}", crate::chain(e)));
-    if let (Cap::Chk(chk), Some(path)) = (&cap, to.filter(|p| p.as_os_str() != "-")) {
-        // Streamed straight into the file, a segment at a time.
-        let file = crate::direct::OutFile::create(path, chk.size)
-            .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
-        let bar = Bar::new("get", chk.size);
-        let mut counted = Counted {
-            inner: file,
-            bar: &bar,
-        };
-        let result = grid
-            .download_to(chk, &mut counted)
-            .await
-            .map_err(|e| match e {
-                FileError::Io(e) => Failure::new(format!("cannot write {}: {e}", path.display())),
-                e => fail(&e),
-            });
-        bar.finish();
-        if result.is_err() {
-            // No half-written file is left behind as if it were the download.
-            let _ = std::fs::remove_file(path);
-        }
-        return result;
-    }
-    let data = match &cap {
-        Cap::Lit(data) => data.clone(),
-        Cap::Chk(chk) => grid.download(chk).await.map_err(|e| fail(&e))?,
-        Cap::Mutable(m) => grid.read_mutable(m).await.map_err(|e| fail(&e))?.data,
-        Cap::Dir(_) => {
-            return Err(Failure::new(format!(
-                "{from}: is a directory; `get` reads files"
-            )));
-        }
-        _ => {
-            return Err(Failure::new(format!(
-                "{from}: not a file cap this client can read"
-            )));
-        }
-    };
-    match to {
-        Some(path) if path.as_os_str() != "-" => std::fs::write(path, &data)
-            .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display()))),
-        _ => {
+    match to.filter(|p| p.as_os_str() != "-") {
+        Some(path) => fetch_to_path(grid, &cap, path, from).await,
+        None => {
+            let data = read_file(grid, &cap, from).await?;
             let mut out = std::io::stdout().lock();
             out.write_all(&data)
                 .and_then(|()| out.flush())
                 .map_err(|e| Failure::new(format!("cannot write stdout: {e}")))
         }
+    }
+}
+
+/// Writes the file `cap` (named `what` in messages) to the local file `path`; a CHK
+/// file is streamed into it, a segment at a time, and no half-written file is left
+/// behind when that fails.
+pub async fn fetch_to_path(
+    grid: &Grid,
+    cap: &Cap,
+    path: &std::path::Path,
+    what: &str,
+) -> Result<(), Failure> {
+    let Cap::Chk(chk) = cap else {
+        let data = read_file(grid, cap, what).await?;
+        return std::fs::write(path, &data)
+            .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())));
+    };
+    let file = crate::direct::OutFile::create(path, chk.size)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
+    let bar = Bar::new("get", chk.size);
+    let mut counted = Counted {
+        inner: file,
+        bar: &bar,
+    };
+    let result = grid
+        .download_to(chk, &mut counted)
+        .await
+        .map_err(|e| match e {
+            FileError::Io(e) => Failure::new(format!("cannot write {}: {e}", path.display())),
+            e => Failure::new(format!("{what}: {}", crate::chain(&e))),
+        });
+    bar.finish();
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// The whole contents of the file `cap` (named `what` in messages), in memory: for
+/// LIT and mutable files, which are read whole anyway, and for stdout.
+pub async fn read_file(grid: &Grid, cap: &Cap, what: &str) -> Result<Vec<u8>, Failure> {
+    let fail = |e: &dyn std::error::Error| Failure::new(format!("{what}: {}", crate::chain(e)));
+    match cap {
+        Cap::Lit(data) => Ok(data.clone()),
+        Cap::Chk(chk) => grid.download(chk).await.map_err(|e| fail(&e)),
+        Cap::Mutable(m) => Ok(grid.read_mutable(m).await.map_err(|e| fail(&e))?.data),
+        Cap::Dir(_) => Err(Failure::new(format!(
+            "{what}: is a directory; `get` reads files"
+        ))),
+        _ => Err(Failure::new(format!(
+            "{what}: not a file cap this client can read"
+        ))),
     }
 }

@@ -34,6 +34,7 @@
 //! - `operations.rs`: `t=start-*` with `ophandle=`, and `/operations/$HANDLE`.
 //! - `watch.rs`: `t=watch`, changes pushed over SSE or WebSocket (not Tahoe's);
 //!   `watch_session.rs`: its sessions, cursors and bounds.
+//! - `status.rs`: `/status` as JSON, the recent transfers (what `tahoe status` reads).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ mod reply;
 mod route;
 mod serve;
 mod statistics;
+mod status;
 mod transfer;
 mod unlinked;
 mod watch;

@@ -121,9 +121,13 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
             };
             node::handle(gateway, request, body).await
         }
+        ["status"] | ["status", ""] => crate::status::handle(&parts.method, &args),
         ["statistics"] | ["statistics", ""] => {
-            if !matches!(parts.method, Method::GET | Method::HEAD) {
-                return Err(WebError::MethodNotAllowed("only GET on /statistics".into()));
+            // Tahoe's `tahoe status` asks with a POST.
+            if !matches!(parts.method, Method::GET | Method::HEAD | Method::POST) {
+                return Err(WebError::MethodNotAllowed(
+                    "only GET or POST on /statistics".into(),
+                ));
             }
             crate::statistics::render(&gateway.statistics, &args)
         }

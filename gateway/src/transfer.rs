@@ -86,6 +86,7 @@ pub(crate) async fn upload_file(gateway: &Arc<Gateway>, path: PathBuf) -> Result
             .statistics
             .count_file(Counter::FilesUploaded, Counter::BytesUploaded, size);
     }
+    crate::status::uploaded(&cap);
     Ok(cap)
 }
 
@@ -117,6 +118,9 @@ pub(crate) async fn download(
     start(gateway, "gateway-download", move |handle| {
         let mut sink = RangeSink { tx, at: 0, range };
         let result = handle.block_on(grid.download_to(&cap, &mut sink));
+        if sink.at >= sink.range.end {
+            crate::status::downloaded(&cap, sink.range.end - sink.range.start);
+        }
         if let Err(e) = result
             && !sink.done()
         {

@@ -333,3 +333,17 @@ def test_backup_twice_reuses_unchanged_files(grid, node, tmp_path):
     assert cli(py, "get", f"{cap}/home/Latest/note").stdout == b"changed, and longer"
     assert cli(py, "get", f"{cap}/home/Archives/{archives[0]}/note").stdout == b"short"
     assert cli(py, "get", f"{cap}/home/Latest/docs/letter.txt").stdout == (src / "docs" / "letter.txt").read_bytes()
+
+
+def test_tahoe_status_of_the_swamp_node_reads_alike_from_both_clis(node, tmp_path):
+    src = tmp_path / "s"
+    src.write_bytes(os.urandom(40_000))
+    cap = out(cli(node.nodedir, "put", src))
+    cli(node.nodedir, "get", cap, tmp_path / "back")
+    for flags in ([], ["--verbose"]):
+        theirs = cli(node.nodedir, "status", *flags).stdout.decode()
+        ours = L.run_cmd([L.swamp_tahoe_bin(), "-d", node.nodedir, "status", *flags]).stdout.decode()
+        assert "  downloaded " in theirs and "Recent operations:" in theirs, theirs
+        # Everything but the uptime, which moves between the two calls.
+        assert ours.splitlines()[1:] == theirs.splitlines()[1:], (flags, ours, theirs)
+        assert ours.startswith("Statistics (for last ") and theirs.startswith("Statistics (for last ")

@@ -8,6 +8,7 @@ mod auth_and_errors;
 mod browser;
 mod browser_kit;
 mod check;
+mod cli;
 mod container;
 mod crash;
 mod dashboard;
