@@ -7,7 +7,11 @@ The Swamp node's directory is a copy of the Python node's (same secrets, same
 servers, its own web port), as in tests/interop/test_gateway_cli.py.
 
 - put/get: `PUT /uri` of a fresh random file (streamed from disk) and `GET` of it
-  back (bytes checked), wall time per request; the order of the nodes alternates.
+  back, wall time per request, and the CPU seconds the node and the three storage
+  servers spent on it (from /proc); the order of the nodes alternates. The timed
+  `GET` reads and drops the bytes (hashing them would load the benchmark's own
+  process, which shares the machine's two cores); an untimed `GET` after it checks
+  them.
 - json: `GET /uri/$DIRCAP?t=json` of a directory of 1,000 entries, made once
   through the Python node, each node asked `--json-reps` times per round.
 - memory: 10 clients at once each stream `GET` of the same 1 GiB file from the
@@ -64,17 +68,29 @@ def put_file(url: str, path: Path) -> tuple[float, str]:
     return wall, body.strip()
 
 
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def get_file(url: str, cap: str, digest: str | None = None) -> float:
+    """GET of a file; with `digest`, its bytes are hashed and checked."""
     c = connection(url)
     t0 = time.perf_counter()
     c.request("GET", "/uri/" + urllib.parse.quote(cap, safe=""))
     r = c.getresponse()
     h = hashlib.sha256()
+    buf = bytearray(CHUNK)
     while True:
-        block = r.read(CHUNK)
-        if not block:
+        n = r.readinto(buf)
+        if not n:
             break
-        h.update(block)
+        if digest is not None:
+            h.update(memoryview(buf)[:n])
     wall = time.perf_counter() - t0
     c.close()
     if r.status != 200:
@@ -163,6 +179,7 @@ def main() -> int:
             "python": (grid.client.nodedir / "node.url").read_text().strip(),
         }
         print(f"# nodes: {urls}", flush=True)
+        pids_of = {"swamp": [swamp_proc.pid], "python": [grid.client.proc.pid]}
         size = int(args.size_mib * MiB)
 
         # A directory of --entries children (LIT files, so making it is cheap).
@@ -184,20 +201,33 @@ def main() -> int:
                 src.write_bytes(data)
                 digest = hashlib.sha256(data).hexdigest()
                 del data
+                pids = {"node": pids_of[who], "servers": [n.proc.pid for n in grid.nodes]}
+                cpu0 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
                 put_wall, cap = put_file(urls[who], src)
+                cpu1 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
                 assert cap.startswith("URI:CHK:"), cap
                 src.unlink()
-                get_wall = get_file(urls[who], cap, digest)
+                get_wall = get_file(urls[who], cap)
+                cpu2 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
+                get_file(urls[who], cap, digest)
                 walls = []
                 for _ in range(args.json_reps):
                     wall, listing = get_json(urls[who], dircap)
                     assert len(listing[1]["children"]) == args.entries
                     walls.append(wall)
                 json_wall = statistics.median(walls)
+                cpu = {
+                    "put": {k: cpu1[k] - cpu0[k] for k in pids},
+                    "get": {k: cpu2[k] - cpu1[k] for k in pids},
+                    "json": {"node": 0.0, "servers": 0.0},
+                }
                 for op, wall in (("put", put_wall), ("get", get_wall), ("json", json_wall)):
-                    rows.append({"node": who, "op": op, "round": rnd, "wall": wall})
-                print(f"round {rnd} {who:6} put {put_wall:6.2f} s ({size / MiB / put_wall:6.1f} MiB/s)"
-                      f"  get {get_wall:6.2f} s ({size / MiB / get_wall:6.1f} MiB/s)"
+                    rows.append({"node": who, "op": op, "round": rnd, "wall": wall,
+                                 "cpu_node": cpu[op]["node"], "cpu_servers": cpu[op]["servers"]})
+                print(f"round {rnd} {who:6} put {put_wall:6.2f} s ({size / MiB / put_wall:6.1f} MiB/s,"
+                      f" cpu node {cpu['put']['node']:5.2f} servers {cpu['put']['servers']:5.2f})"
+                      f"  get {get_wall:6.2f} s ({size / MiB / get_wall:6.1f} MiB/s,"
+                      f" cpu node {cpu['get']['node']:5.2f} servers {cpu['get']['servers']:5.2f})"
                       f"  t=json {json_wall * 1000:7.1f} ms", flush=True)
 
         if args.memory_gib > 0:
@@ -263,17 +293,25 @@ def main() -> int:
     print(f"{args.size_mib:g} MiB file, t=json of {args.entries} entries, {args.rounds} rounds; "
           f"median (min-max) wall seconds")
     print()
-    print("| op | node | wall s | MiB/s |")
-    print("|---|---|---|---|")
+    print("| op | node | wall s | MiB/s | CPU s: node | 3 servers |")
+    print("|---|---|---|---|---|---|")
     for op in ("put", "get", "json"):
         for who in ("swamp", "python"):
-            walls = [r["wall"] for r in rows if r["node"] == who and r["op"] == op]
+            rs = [r for r in rows if r["node"] == who and r["op"] == op]
+            walls = [r["wall"] for r in rs]
             m = statistics.median(walls)
             rate = f"{args.size_mib / m:.1f}" if op != "json" else "-"
-            print(f"| {op} | {who} | {m:.3f} ({min(walls):.3f}-{max(walls):.3f}) | {rate} |")
+            cpu = (f"{statistics.median(r['cpu_node'] for r in rs):.2f} | "
+                   f"{statistics.median(r['cpu_servers'] for r in rs):.2f}") if op != "json" else "- | -"
+            print(f"| {op} | {who} | {m:.3f} ({min(walls):.3f}-{max(walls):.3f}) | {rate} | {cpu} |")
     print()
     for op in ("put", "get", "json"):
         print(ratio_line(op, rows, args.rounds))
+    for op in ("put", "get"):
+        node = {who: statistics.median(r["cpu_node"] for r in rows if r["node"] == who and r["op"] == op)
+                for who in ("swamp", "python")}
+        if node["swamp"] > 0:
+            print(f"{op}: node CPU, Python/Swamp {node['python'] / node['swamp']:.1f}x")
     return 0
 
 

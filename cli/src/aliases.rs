@@ -139,7 +139,7 @@ pub fn list(aliases: &Aliases, args: &ListArgs) -> Result<String, Failure> {
             .collect();
         return Ok(format!(
             "{}\n",
-            swamp_formats::pyjson::dumps_indented(&object.into(), 4)
+            swamp_formats::pyjson::dumps_indented(&serde_json::Value::from(object), 4)
         ));
     }
     // Tahoe pads to the widest name *with* its quote marks, and prints it without.

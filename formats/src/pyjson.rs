@@ -10,7 +10,6 @@
 use std::io;
 
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::ser::{CharEscape, Formatter, Serializer};
 
 /// Python's `json.dumps` separators and escaping; with `indent`, its layout for
@@ -150,17 +149,17 @@ impl Formatter for PythonFormatter {
 }
 
 /// `json.dumps(value)`, as Python writes it.
-pub fn dumps(value: &Value) -> String {
+pub fn dumps(value: &(impl Serialize + ?Sized)) -> String {
     write(value, None)
 }
 
 /// `json.dumps(value, indent=indent)`, as Python writes it (what Tahoe's web API
 /// answers with `indent=1`).
-pub fn dumps_indented(value: &Value, indent: usize) -> String {
+pub fn dumps_indented(value: &(impl Serialize + ?Sized), indent: usize) -> String {
     write(value, Some(indent))
 }
 
-fn write(value: &Value, indent: Option<usize>) -> String {
+fn write(value: &(impl Serialize + ?Sized), indent: Option<usize>) -> String {
     let mut out = Vec::new();
     let formatter = PythonFormatter {
         indent,
@@ -168,7 +167,8 @@ fn write(value: &Value, indent: Option<usize>) -> String {
         has_value: false,
     };
     let mut serializer = Serializer::with_formatter(&mut out, formatter);
-    // Writing a Value into a Vec cannot fail, and the formatter writes only ASCII.
+    // Writing into a Vec cannot fail (nor can JSON values or our listings), and the
+    // formatter writes only ASCII.
     if value.serialize(&mut serializer).is_err() {
         return "null".into();
     }

@@ -20,7 +20,7 @@ use crate::Gateway;
 use crate::args::Args;
 use crate::body::read_bounded;
 use crate::error::WebError;
-use crate::listing::{dir_json, file_json, to_text, unknown_json};
+use crate::listing::{DirListing, file_json, to_text, unknown_json};
 use crate::reply::{encode_segment, text};
 use crate::statistics::Counter;
 use crate::welcome::escape;
@@ -339,7 +339,13 @@ async fn read_uncached(
         Cap::Dir(_) => match t {
             "json" => {
                 let listing = gateway.grid.read_dir(cap).await?;
-                Ok(json_response(&dir_json(cap, &listing.entries)))
+                Ok(text(
+                    StatusCode::OK,
+                    to_text(&DirListing {
+                        cap,
+                        entries: &listing.entries,
+                    }),
+                ))
             }
             "uri" => Ok(text(StatusCode::OK, cap.to_string())),
             "readonly-uri" => Ok(text(StatusCode::OK, cap.read_only().to_string())),
