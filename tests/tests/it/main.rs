@@ -19,6 +19,7 @@ mod feed_restart;
 mod feed_wires;
 mod feeds;
 mod gateway;
+mod gateway_forms;
 mod gateway_watch;
 mod grid;
 mod hardening;
