@@ -134,14 +134,16 @@ async fn child(gateway: &Arc<Gateway>, dir: &Cap, name: &str) -> Result<Option<C
         .transpose()
 }
 
-/// The name an upload into a directory gets: `name=`, else the file's own, trimmed.
+/// The name an upload into a directory gets: `name=`, else the file's own, trimmed;
+/// a file part without a file name is `unknown-filename`, as Tahoe names it
+/// (`FileUploadFieldStorage` in `webish.py`). Only spaces is a 400.
 fn form_name(args: &Args, upload: &Upload) -> Result<String, WebError> {
     let name = args
         .get("name")
         .filter(|n| !n.is_empty())
-        .or(upload.filename.as_deref())
-        .map(str::trim)
-        .unwrap_or("");
+        .or(upload.filename.as_deref().filter(|f| !f.is_empty()))
+        .unwrap_or("unknown-filename")
+        .trim();
     if name.is_empty() {
         return Err(WebError::bad("upload requires a name"));
     }

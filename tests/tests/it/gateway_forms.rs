@@ -124,8 +124,19 @@ async fn form_uploads_link_into_directories_with_name_and_replace() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(get(&node, &format!("{here}/sub/deeper.bin")).await.1, first);
 
-    // No name anywhere, or one with a slash: 400.
-    for (name, filename) in [(&b""[..], Some("")), (b"a/b", Some("f"))] {
+    // No name anywhere: Tahoe's "unknown-filename". Only spaces, or a slash: 400.
+    let (status, _, _) = post_form(
+        &node,
+        &format!("{here}?t=upload"),
+        &[("name", None, b""), ("file", Some(""), b"data")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        get(&node, &format!("{here}/unknown-filename")).await.1,
+        b"data"
+    );
+    for (name, filename) in [(&b"  "[..], Some("")), (b"a/b", Some("f"))] {
         let (status, _, text) = post_form(
             &node,
             &format!("{here}?t=upload"),
