@@ -510,3 +510,61 @@ async fn mkdir_redirect_to_result_and_the_pages_with_forms() {
     assert!(page.contains("enctype=\"multipart/form-data\""));
     assert!(page.contains("name=\"redirect_to_result\" value=\"true\""));
 }
+
+/// A page (on another origin) whose script fills a form like the directory page's
+/// upload form, puts a file in its file input, and submits it natively into a frame:
+/// Chromium's own multipart encoding, then the `when_done=` redirect followed.
+fn upload_page(action: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html><html><body>
+<iframe name="target"></iframe>
+<form id="f" action="{action}" method="post" enctype="multipart/form-data" target="target">
+<input type="hidden" name="t" value="upload"><input type="hidden" name="when_done" value=".">
+<input type="file" name="file" id="file"></form>
+<script>{}
+window.addEventListener("load", () => {{
+  const data = new DataTransfer();
+  data.items.add(new File(["from a browser\r\n--not a boundary\r\n"], "café ünïcode.txt"));
+  document.getElementById("file").files = data.files;
+  document.querySelector("iframe").onload = () => report({{ kind: "frame_loaded" }});
+  document.getElementById("f").submit();
+  report({{ kind: "submitted" }});
+}});
+</script></body></html>"#,
+        crate::browser_kit::REPORT_JS
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_uploads_through_the_directory_form() {
+    use crate::browser_kit::{Browser, chromium_present, serve_pages};
+    if !chromium_present() {
+        return;
+    }
+    let node = node_with(Limits::default()).await;
+    let dir = mkdir(&node).await;
+    let action = format!("{}/uri/{}/", node.url, seg(&dir));
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let pages_addr = listener.local_addr().expect("address");
+    let pages = std::collections::HashMap::from([("/upload.html", upload_page(&action))]);
+    tokio::spawn(serve_pages(listener, std::sync::Arc::new(pages), tx));
+    let mut browser = Browser::launch(None, &format!("http://{pages_addr}/upload.html"));
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    browser
+        .wait_for(&mut reports, &mut seen, deadline, |r| {
+            r["kind"] == "frame_loaded"
+        })
+        .await;
+    let (status, got) = get(
+        &node,
+        &format!("/uri/{}/caf%C3%A9%20%C3%BCn%C3%AFcode.txt", seg(&dir)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen:?}");
+    assert_eq!(got, b"from a browser\r\n--not a boundary\r\n");
+    assert!(spool_is_empty(&node));
+}
