@@ -376,6 +376,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_large_part_passes_through_a_small_buffer() {
+        let piece: &'static [u8] = Box::leak(vec![b'z'; 64 * 1024].into_boxed_slice());
+        let mut pieces = vec![&b"--XyZ\r\nContent-Disposition: form-data; name=file\r\n\r\n"[..]];
+        pieces.extend(std::iter::repeat_n(piece, 256));
+        pieces.push(b"\r\n--XyZ--");
+        let mut form = reader(pieces);
+        assert!(form.next_part().await.expect("head").is_some());
+        let mut total = 0;
+        while let Some(chunk) = form.chunk().await.expect("chunk") {
+            total += chunk.len();
+            // At most one read plus a delimiter's length is ever held.
+            assert!(form.buf.len() <= piece.len() + 16, "{}", form.buf.len());
+        }
+        assert_eq!(total, 256 * piece.len());
+        assert!(form.next_part().await.expect("end").is_none());
+    }
+
+    #[tokio::test]
     async fn malformed_forms_are_refused() {
         for bad in [
             &b"no boundary at all"[..],

@@ -3,6 +3,7 @@
 //! named `file`), against a gateway over three real servers. Uploads are streamed to
 //! the spool directory, which is empty afterwards; every bound answers 400 or 413.
 
+use futures::SinkExt;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use swamp_gateway::Limits;
@@ -238,17 +239,50 @@ async fn a_large_form_upload_is_streamed_through_the_spool() {
     .into_bytes();
     body.extend_from_slice(&data);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    // Sent in 64 KiB pieces, chunked: the server sees it arrive a piece at a time.
-    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
-        body.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
-    let stream = reqwest::Body::wrap_stream(futures::stream::iter(pieces));
-    let (status, _, cap) = post(
-        &node,
-        &format!("/uri/{}?t=upload", seg(&dir)),
-        &format!("multipart/form-data; boundary={BOUNDARY}"),
-        stream,
-    )
-    .await;
+    // Sent in 64 KiB pieces through a channel: the first half, then (once the spool
+    // file holds most of it, so it was written as it came) the rest.
+    let (mut pieces, receiver) =
+        futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let request = node
+        .http
+        .post(format!("{}/uri/{}?t=upload", node.url, seg(&dir)))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(reqwest::Body::wrap_stream(receiver))
+        .send();
+    let request = tokio::spawn(request);
+    let half = body.len() / 2;
+    for piece in body[..half].chunks(64 << 10) {
+        pieces.send(Ok(piece.to_vec())).await.expect("send");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let spooled: u64 = std::fs::read_dir(node.spool_dir())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if spooled >= (half as u64) - (1 << 20) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {spooled} of the {half} bytes sent reached the spool file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for piece in body[half..].chunks(64 << 10) {
+        pieces.send(Ok(piece.to_vec())).await.expect("send");
+    }
+    drop(pieces);
+    let response = request.await.expect("task").expect("request");
+    let status = response.status();
+    let cap = response.text().await.expect("body");
     assert_eq!(status, StatusCode::OK, "{cap}");
     let (status, got) = get(&node, &format!("/uri/{}/big.bin", seg(&dir))).await;
     assert_eq!(status, StatusCode::OK);
