@@ -80,6 +80,11 @@ def test_forms_answer_as_on_a_python_node(grid, node):  # noqa: F811
         seen["spaces"] = status
         status, _, _ = form(base, here + "?t=upload", [("name", None, b"a/b"), ("file", "f", b"x")])
         seen["slash"] = status
+        # Without when_done: the cap as text, the same cap on both nodes.
+        status, _, body = form(base, here + "?t=upload", [("name", None, b"plain"), ("file", "f", data)])
+        seen["plain"] = (status, body.strip())
+        status, _, body = form(base, "/uri?t=upload&format=sdmf", [("file", "f", b"small")])
+        seen["mutable"] = (status, body.startswith(b"URI:SSK:"))
         # replace=false on an existing name: 409.
         status, _, _ = form(base, here + "?t=upload&replace=false",
                             [("name", None, b"hello.txt"), ("file", "f", b"other")])
@@ -124,5 +129,6 @@ def test_forms_answer_as_on_a_python_node(grid, node):  # noqa: F811
     assert got["swamp"]["spaces"] == got["swamp"]["slash"] == 400
     assert got["swamp"]["no-replace"] == 409
     assert got["swamp"]["mkdir"] == (302, ".")
-    assert sorted(got["swamp"]["children"]) == ["hello.txt", "unknown-filename"]
+    assert sorted(got["swamp"]["children"]) == ["hello.txt", "plain", "unknown-filename"]
+    assert got["swamp"]["plain"][0] == 200 and got["swamp"]["mutable"] == (200, True)
     assert got["swamp"]["page-has-cap"]
