@@ -40,6 +40,13 @@ impl Args {
         ))
     }
 
+    /// These arguments followed by an HTML form's fields: as in Tahoe's `get_arg`,
+    /// a name in the query wins over the same name in the form.
+    pub(crate) fn with_fields(mut self, fields: Vec<(String, String)>) -> Self {
+        self.0.extend(fields);
+        self
+    }
+
     /// The first value of `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0

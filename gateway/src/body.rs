@@ -10,7 +10,7 @@ use std::path::Path;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::WebError;
@@ -38,6 +38,21 @@ pub(crate) async fn spool(
     dir: &Path,
     limit: u64,
 ) -> Result<tempfile::NamedTempFile, WebError> {
+    let stream = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(|e| WebError::bad(format!("reading the request body: {e}"))));
+    spool_stream(stream, dir, limit).await
+}
+
+/// [`spool`] for any stream of pieces (an HTML form's file part).
+pub(crate) async fn spool_stream<S>(
+    mut stream: S,
+    dir: &Path,
+    limit: u64,
+) -> Result<tempfile::NamedTempFile, WebError>
+where
+    S: Stream<Item = Result<Bytes, WebError>> + Unpin,
+{
     let local =
         |e: std::io::Error| WebError::Internal(format!("spool file in {}: {e}", dir.display()));
     tokio::fs::create_dir_all(dir).await.map_err(local)?;
@@ -47,10 +62,9 @@ pub(crate) async fn spool(
         .map_err(|e| WebError::Internal(format!("spool task: {e}")))?
         .map_err(local)?;
     let mut file = tokio::fs::File::from_std(temp.reopen().map_err(local)?);
-    let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| WebError::bad(format!("reading the request body: {e}")))?;
+        let chunk = chunk?;
         written += chunk.len() as u64;
         if written > limit {
             return Err(WebError::TooLarge { limit });

@@ -36,6 +36,9 @@ pub(crate) enum WebError {
         /// The bound.
         limit: u64,
     },
+    /// A part of a request beyond its bound (an HTML form's parts, fields, headers).
+    #[error("{0}")]
+    Oversized(String),
     /// A `Range` starting at or past the end of the file.
     #[error("First beyond end of file")]
     RangeNotSatisfiable {
@@ -69,7 +72,7 @@ impl WebError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             // NotEnoughSharesError, NoSharesError, UnrecoverableFileError.
             Self::Gone(_) => StatusCode::GONE,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::Oversized(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -23,6 +23,11 @@
 //! - `file.rs`: reading files (`Range`, `HEAD`), streamed.
 //! - `transfer.rs`: uploads and downloads, each on its own thread.
 //! - `body.rs`: bounded request bodies, spooled uploads.
+//! - `forms.rs`: HTML forms posted (fields merged into the arguments, the file
+//!   spooled) and the redirects they ask for (`when_done=`, `redirect_to_result=`);
+//!   `multipart.rs`: the streaming `multipart/form-data` reader under it;
+//!   `form_upload.rs`: `POST t=upload`; `form_pages.rs`: the forms on the welcome
+//!   and directory pages, and `t=rename-form`.
 //! - `listing.rs`: `t=json`; `children.rs`: children JSON in requests.
 //! - `private.rs`: `/private`, behind the node's API token; `logs.rs`: the log it
 //!   streams.
@@ -56,9 +61,13 @@ mod deep;
 mod edit;
 mod error;
 mod file;
+mod form_pages;
+mod form_upload;
+mod forms;
 mod info;
 mod listing;
 mod logs;
+mod multipart;
 mod node;
 mod operations;
 mod private;

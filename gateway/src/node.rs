@@ -354,9 +354,7 @@ async fn read_uncached(
                 Ok(dir_html(cap, &listing.entries))
             }
             "info" => Ok(crate::info::page(cap, None)),
-            "rename-form" => Err(WebError::NotImplemented(
-                "t=rename-form is not supported by this node yet".into(),
-            )),
+            "rename-form" => Ok(crate::form_pages::rename_form(cap, request.args)),
             _ => Err(WebError::bad(format!("GET directory: bad t={t}"))),
         },
         _ => match t {
@@ -567,9 +565,6 @@ async fn post_dir(
             edit::set_children(gateway, dir, kids, args.replace()?).await?;
             Ok(text(StatusCode::OK, "Okay so I did it.".into()))
         }
-        "upload" => Err(WebError::NotImplemented(
-            "POST t=upload (an HTML form) is not supported by this node yet; use PUT".into(),
-        )),
         "stream-manifest" => deep::stream(gateway, dir.clone(), deep::Stream::Manifest).await,
         "stream-deep-check" => deep::stream(gateway, dir.clone(), deep::Stream::check(args)?).await,
         "start-deep-check" | "start-manifest" | "start-deep-size" | "start-deep-stats" => {
@@ -579,12 +574,12 @@ async fn post_dir(
     }
 }
 
-/// A plain HTML listing of a directory (Tahoe's page has forms; this one only links).
+/// A plain HTML listing of a directory, with Tahoe's forms (`form_pages.rs`).
 fn dir_html(cap: &Cap, entries: &[Entry]) -> Response {
     let base = format!("/uri/{}", encode_segment(&cap.to_string()));
     let mut page = String::from(
         "<!DOCTYPE html>\n<html><head><title>Directory</title></head><body>\n<table>\n\
-         <tr><th>Name</th><th>Type</th><th>Size</th></tr>\n",
+         <tr><th>Name</th><th>Type</th><th>Size</th><th></th><th></th></tr>\n",
     );
     for e in entries {
         let child = e
@@ -599,11 +594,14 @@ fn dir_html(cap: &Cap, entries: &[Entry]) -> Response {
             ),
         };
         page.push_str(&format!(
-            "<tr><td><a href=\"{base}/{}\">{}</a></td><td>{kind}</td><td>{size}</td></tr>\n",
+            "<tr><td><a href=\"{base}/{}\">{}</a></td><td>{kind}</td><td>{size}</td>{}</tr>\n",
             encode_segment(&e.name),
-            escape(&e.name)
+            escape(&e.name),
+            crate::form_pages::child_actions(cap, &e.name)
         ));
     }
-    page.push_str("</table>\n</body></html>\n");
+    page.push_str("</table>\n");
+    page.push_str(&crate::form_pages::dir_forms(cap));
+    page.push_str("</body></html>\n");
     Html(page).into_response()
 }

@@ -13,7 +13,7 @@ use percent_encoding::percent_decode_str;
 use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
-use crate::{node, private, unlinked, watch, welcome};
+use crate::{form_upload, forms, node, private, unlinked, watch, welcome};
 
 /// Bytes of request path read at most.
 pub(crate) const MAX_PATH: usize = 64 * 1024;
@@ -82,6 +82,19 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
         })
         .collect::<Result<Vec<String>, WebError>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // A form posted to /uri or below carries arguments in its body (forms.rs).
+    let (args, body, file, when_done) = if matches!(segments.first(), Some(&("uri" | "cap"))) {
+        let posted = forms::read(gateway, &parts.method, &parts.headers, args, body).await?;
+        let when_done = if parts.method == Method::POST {
+            forms::when_done(&posted.args, &parts.headers)?
+        } else {
+            None
+        };
+        (posted.args, posted.body, posted.file, when_done)
+    } else {
+        (args, body, None, None)
+    };
+    let post = parts.method == Method::POST;
     match segments.as_slice() {
         [""] => match parts.method {
             Method::GET | Method::HEAD => Ok(welcome::welcome(gateway, &args).await),
@@ -90,12 +103,19 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
                 parts.method
             ))),
         },
+        ["uri" | "cap"] | ["uri" | "cap", ""] if post && matches!(args.t(), "" | "upload") => {
+            form_upload::unlinked(gateway, &args, file, when_done.as_deref()).await
+        }
         ["uri" | "cap"] | ["uri" | "cap", ""] => {
             unlinked::handle(gateway, &parts.method, &parts.headers, &args, body).await
         }
         ["uri" | "cap", cap, names @ ..] if args.t() == "watch" => {
             Ok(watch::handle(gateway, parts, &args, cap, names).await)
         }
+        ["uri" | "cap", cap, names @ ..] if post && args.t() == "upload" => forms::finish(
+            form_upload::into_dir(gateway, cap, names, &args, file).await,
+            when_done.as_deref(),
+        ),
         ["uri" | "cap", cap, names @ ..] => {
             let request = node::NodeRequest {
                 method: &parts.method,
@@ -105,7 +125,10 @@ async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Web
                 names,
                 filename: None,
             };
-            node::handle(gateway, request, body).await
+            forms::finish(
+                node::handle(gateway, request, body).await,
+                when_done.as_deref(),
+            )
         }
         ["file" | "named", cap, names @ ..] => {
             if !matches!(parts.method, Method::GET | Method::HEAD) {

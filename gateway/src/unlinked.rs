@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
-use swamp_formats::cap::Cap;
+use swamp_formats::cap::{Cap, MutableFormat};
 
 use crate::Gateway;
 use crate::args::{Args, Format};
@@ -14,7 +14,7 @@ use crate::body::{read_bounded, spool};
 use crate::error::WebError;
 use crate::reply::{encode_segment, text};
 use crate::statistics::Counter;
-use crate::{children, edit, transfer};
+use crate::{children, edit, forms, transfer};
 
 /// Handles a request for `/uri`.
 pub(crate) async fn handle(
@@ -45,7 +45,7 @@ pub(crate) async fn handle(
             }
             let key = args.private_key()?;
             let dir = edit::create_dir(gateway, Vec::new(), false, args.dir_format()?, key).await?;
-            Ok(text(StatusCode::OK, dir.to_string()))
+            forms::new_dir(method, args, &dir)
         }
         ("POST", "mkdir-with-children" | "mkdir-immutable") => {
             let immutable = t == "mkdir-immutable";
@@ -53,12 +53,8 @@ pub(crate) async fn handle(
             let kids = children::parse(&body, immutable)?;
             let key = if immutable { None } else { args.private_key()? };
             let dir = edit::create_dir(gateway, kids, immutable, args.dir_format()?, key).await?;
-            Ok(text(StatusCode::OK, dir.to_string()))
+            forms::new_dir(method, args, &dir)
         }
-        ("POST", "" | "upload") => Err(WebError::NotImplemented(
-            "POST /uri?t=upload (an HTML form) is not supported by this node yet; use PUT /uri"
-                .into(),
-        )),
         ("PUT" | "POST", _) => Err(WebError::bad(
             "/uri accepts only PUT, PUT?t=mkdir, POST?t=upload, and POST?t=mkdir",
         )),
@@ -77,29 +73,39 @@ pub(crate) async fn upload(
 ) -> Result<Cap, WebError> {
     match args.format(Some(Format::Chk))? {
         Some(Format::Mutable(format)) => {
-            let key = args.private_key()?;
             let data = read_bounded(body, gateway.limits.max_mutable).await?;
-            let file = match key {
-                Some(key) => {
-                    gateway
-                        .grid
-                        .create_mutable_with_key(&data, format, key)
-                        .await?
-                }
-                None => gateway.grid.create_mutable(&data, format).await?,
-            };
-            gateway.statistics.count_file(
-                Counter::FilesPublished,
-                Counter::BytesPublished,
-                data.len() as u64,
-            );
-            Ok(Cap::Mutable(file))
+            publish_mutable(gateway, args, format, &data).await
         }
         Some(Format::Chk) | None => {
             let spooled = spool(body, &gateway.spool_dir, gateway.limits.max_upload).await?;
             transfer::upload_file(gateway, spooled.path().to_path_buf()).await
         }
     }
+}
+
+/// A new mutable file of `format` holding `data`, signed with `private-key=` when
+/// given.
+pub(crate) async fn publish_mutable(
+    gateway: &Arc<Gateway>,
+    args: &Args,
+    format: MutableFormat,
+    data: &[u8],
+) -> Result<Cap, WebError> {
+    let file = match args.private_key()? {
+        Some(key) => {
+            gateway
+                .grid
+                .create_mutable_with_key(data, format, key)
+                .await?
+        }
+        None => gateway.grid.create_mutable(data, format).await?,
+    };
+    gateway.statistics.count_file(
+        Counter::FilesPublished,
+        Counter::BytesPublished,
+        data.len() as u64,
+    );
+    Ok(Cap::Mutable(file))
 }
 
 /// `GET /uri?uri=$CAP[&more]`: a redirect to `/uri/$CAP[?more]`.

@@ -146,7 +146,9 @@ pub(crate) async fn welcome(gateway: &Arc<Gateway>, args: &Args) -> Response {
             escape(&status_line(gateway, i, s))
         ));
     }
-    page.push_str("</ul>\n</body></html>\n");
+    page.push_str("</ul>\n");
+    page.push_str(&crate::form_pages::welcome_forms());
+    page.push_str("</body></html>\n");
     Html(page).into_response()
 }
 

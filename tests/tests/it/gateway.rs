@@ -69,6 +69,11 @@ pub(crate) async fn node_with(limits: Limits) -> Node {
 }
 
 impl Node {
+    /// Where the gateway spools uploads.
+    pub(crate) fn spool_dir(&self) -> std::path::PathBuf {
+        self._spool.path().join("tmp")
+    }
+
     pub(crate) async fn send(
         &self,
         method: reqwest::Method,

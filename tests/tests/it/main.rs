@@ -20,6 +20,7 @@ mod feed_restart;
 mod feed_wires;
 mod feeds;
 mod gateway;
+mod gateway_forms;
 mod gateway_watch;
 mod grid;
 mod hardening;
