@@ -127,13 +127,7 @@ fn check_lines(data: &Value, repair: bool) -> String {
         if !cr.is_null() {
             counts(&mut out, cr);
         }
-        let corrupt = corrupt_shares(cr, "/list-corrupt-shares");
-        if !corrupt.is_empty() {
-            out.push_str(" corrupt shares:\n");
-            for line in corrupt {
-                out.push_str(&format!("  {line}\n"));
-            }
-        }
+        push_corrupt(&mut out, cr);
         if data["repair-attempted"].as_bool() == Some(true) {
             if data["repair-successful"].as_bool() == Some(true) {
                 out.push_str(" repair successful\n");
@@ -162,13 +156,7 @@ fn check_lines(data: &Value, repair: bool) -> String {
     if has_counts {
         counts(&mut out, cr);
     }
-    let corrupt = corrupt_shares(cr, "/list-corrupt-shares");
-    if !corrupt.is_empty() {
-        out.push_str(" corrupt shares:\n");
-        for line in corrupt {
-            out.push_str(&format!("  {line}\n"));
-        }
-    }
+    push_corrupt(&mut out, cr);
     out
 }
 
@@ -414,6 +402,17 @@ pub async fn deep_check(
         }
     }
     Ok(())
+}
+
+/// The " corrupt shares:" lines of check results, when there are any.
+fn push_corrupt(out: &mut String, results: &Value) {
+    let corrupt = corrupt_shares(results, "/list-corrupt-shares");
+    if !corrupt.is_empty() {
+        out.push_str(" corrupt shares:\n");
+        for line in corrupt {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
 }
 
 #[cfg(test)]
