@@ -21,6 +21,7 @@ mod manifest;
 mod paths;
 mod progress;
 mod push_format;
+mod put_cmd;
 mod quote;
 mod run;
 mod status_cmd;
@@ -60,7 +61,7 @@ enum Command {
     Run(run::RunArgs),
     /// Upload a file (stdin if FROM is omitted or `-`) and print its cap; with TO,
     /// link it there (or overwrite the mutable file there, or the mutable cap TO).
-    Put(transfer::PutArgs),
+    Put(put_cmd::PutArgs),
     /// Create a directory (unlinked without PATH) and print its cap.
     Mkdir {
         /// SDMF or MDMF.
@@ -164,7 +165,7 @@ async fn run(cli: Cli, command_name: &str) -> Result<(), Failure> {
         Command::Run(args) => run::run(args, dir).await,
         Command::Put(args) => {
             let node = open(&dir)?;
-            let cap = transfer::put(&node.grid, &node.aliases, &args).await?;
+            let cap = put_cmd::put(&node.grid, &node.aliases, &args).await?;
             println!("{cap}");
             Ok(())
         }

@@ -14,8 +14,7 @@ use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
 use crate::listing::to_text;
-use crate::reply::text;
-use crate::welcome::escape;
+use crate::reply::{escape, text};
 
 /// Checks `cap` as the arguments ask.
 pub(crate) async fn check(

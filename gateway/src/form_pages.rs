@@ -12,8 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use swamp_formats::cap::Cap;
 
 use crate::args::Args;
-use crate::reply::encode_segment;
-use crate::welcome::escape;
+use crate::reply::{encode_segment, escape};
 
 /// `/uri/$CAP/`, where a directory's forms post (the trailing `/` makes Tahoe's
 /// `when_done=.` come back to the directory).

@@ -19,9 +19,8 @@ use crate::args::{Args, Format};
 use crate::error::WebError;
 use crate::forms::{Upload, redirect};
 use crate::node::{path_names, root_cap};
-use crate::reply::{encode_segment, text};
+use crate::reply::{encode_segment, escape, text};
 use crate::statistics::Counter;
-use crate::welcome::escape;
 use crate::{transfer, unlinked};
 
 fn no_file() -> WebError {

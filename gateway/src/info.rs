@@ -6,8 +6,7 @@
 use axum::response::{Html, IntoResponse, Response};
 use swamp_formats::cap::{Cap, MutableFormat};
 
-use crate::reply::encode_segment;
-use crate::welcome::escape;
+use crate::reply::{encode_segment, escape};
 
 /// Tahoe's name for what `cap` is.
 pub(crate) fn kind(cap: &Cap) -> &'static str {

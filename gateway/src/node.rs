@@ -21,9 +21,8 @@ use crate::args::Args;
 use crate::body::read_bounded;
 use crate::error::WebError;
 use crate::listing::{DirListing, file_json, to_text, unknown_json};
-use crate::reply::{encode_segment, text};
+use crate::reply::{encode_segment, escape, text};
 use crate::statistics::Counter;
-use crate::welcome::escape;
 use crate::{children, deep, edit, file, operations, unlinked};
 
 /// Names in one path at most.

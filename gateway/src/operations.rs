@@ -28,8 +28,7 @@ use crate::Gateway;
 use crate::args::Args;
 use crate::error::WebError;
 use crate::listing::to_text;
-use crate::reply::{encode_segment, text};
-use crate::welcome::escape;
+use crate::reply::{encode_segment, escape, text};
 
 /// Operations a node holds at once (running, or finished and not yet released).
 pub(crate) const MAX_OPERATIONS: usize = 64;

@@ -28,3 +28,11 @@ pub(crate) fn text(status: StatusCode, body: String) -> Response {
     )
         .into_response()
 }
+
+/// Text for HTML.
+pub(crate) fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::args::Args;
 use crate::error::WebError;
 use crate::listing::to_text;
-use crate::welcome::escape;
+use crate::reply::escape;
 
 /// What the web API counts.
 #[derive(Clone, Copy, Debug)]

@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use crate::Gateway;
 use crate::args::Args;
 use crate::listing::to_text;
+use crate::reply::escape;
 
 /// How long a server has to answer its version request.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,12 +151,4 @@ pub(crate) async fn welcome(gateway: &Arc<Gateway>, args: &Args) -> Response {
     page.push_str(&crate::form_pages::welcome_forms());
     page.push_str("</body></html>\n");
     Html(page).into_response()
-}
-
-/// Text for HTML.
-pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
