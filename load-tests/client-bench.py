@@ -42,15 +42,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 
 
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a running process (all its threads)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def machine_busy() -> tuple[float, float]:
     """(busy jiffies, total jiffies) of the whole machine, from /proc/stat."""
     cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -61,7 +52,7 @@ def machine_busy() -> tuple[float, float]:
 
 def timed(argv: list[str], watch: dict[str, list[int]]) -> dict:
     """Runs argv, returns wall and CPU times; raises on failure."""
-    before = {k: sum(proc_cpu(p) for p in pids) for k, pids in watch.items()}
+    before = {k: sum(L.proc_cpu(p) for p in pids) for k, pids in watch.items()}
     busy0, _ = machine_busy()
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -71,7 +62,7 @@ def timed(argv: list[str], watch: dict[str, list[int]]) -> dict:
     busy1, _ = machine_busy()
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}): {err.decode()[-2000:]}")
-    after = {k: sum(proc_cpu(pid) for pid in pids) for k, pids in watch.items()}
+    after = {k: sum(L.proc_cpu(pid) for pid in pids) for k, pids in watch.items()}
     result = {"wall": wall, "stdout": out.decode().strip()}
     for k in watch:
         result[f"cpu_{k}"] = after[k] - before[k]

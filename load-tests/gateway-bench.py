@@ -24,7 +24,6 @@ Run with load-tests/gateway-bench.sh (builds release binaries, picks the venv).
 from __future__ import annotations
 
 import argparse
-import configparser
 import hashlib
 import http.client
 import json
@@ -66,15 +65,6 @@ def put_file(url: str, path: Path) -> tuple[float, str]:
     if r.status not in (200, 201):
         raise RuntimeError(f"PUT {url}: {r.status} {body}")
     return wall, body.strip()
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a running process (all its threads)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def get_file(url: str, cap: str, digest: str | None = None) -> float:
@@ -120,26 +110,6 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def start_swamp_node(src: Path, base: Path) -> tuple[L.ManagedProcess, Path]:
-    nodedir = base / "swamp-client"
-    (nodedir / "private").mkdir(parents=True)
-    for name in ("secret", "convergence", "servers.yaml"):
-        shutil.copy(src / "private" / name, nodedir / "private" / name)
-    cfg = configparser.ConfigParser()
-    cfg.read(src / "tahoe.cfg")
-    cfg["node"]["web.port"] = f"tcp:{L.free_port()}:interface=127.0.0.1"
-    with open(nodedir / "tahoe.cfg", "w") as f:
-        cfg.write(f)
-    swamp_tahoe = os.environ.get("SWAMP_TAHOE_BIN") or str(L.swamp_server_bin().parent / "tahoe")
-    proc = L.ManagedProcess([swamp_tahoe, "run", "--allow-stdin-close", str(nodedir)],
-                            base / "swamp-client-node.log", name="swamp client node")
-    url_file = nodedir / "node.url"
-    L.wait_until(url_file.exists, L.START_TIMEOUT, "swamp node.url", procs=[proc])
-    L.wait_until(lambda: "client running" in proc.log_tail(), L.START_TIMEOUT,
-                 "the 'client running' line", procs=[proc])
-    return proc, nodedir
-
-
 def ratio_line(name: str, rows: list[dict], rounds: int) -> str:
     ratios = []
     for rnd in range(rounds):
@@ -169,17 +139,17 @@ def main() -> int:
     files = work / "files"
     files.mkdir(exist_ok=True)
     grid = L.build_grid(work / "grid", L.SWAMP, n_servers=3, needed=2, happy=3, total=3)
-    swamp_proc = None
+    swamp = None
     rows: list[dict] = []
     memory: dict = {}
     try:
-        swamp_proc, swamp_dir = start_swamp_node(grid.client.nodedir, work)
+        swamp = L.SwampClientNode.copy_of(grid.client.nodedir, work / "swamp-client", work).start()
         urls = {
-            "swamp": (swamp_dir / "node.url").read_text().strip(),
+            "swamp": swamp.url,
             "python": (grid.client.nodedir / "node.url").read_text().strip(),
         }
         print(f"# nodes: {urls}", flush=True)
-        pids_of = {"swamp": [swamp_proc.pid], "python": [grid.client.proc.pid]}
+        pids_of = {"swamp": [swamp.proc.pid], "python": [grid.client.proc.pid]}
         size = int(args.size_mib * MiB)
 
         # A directory of --entries children (LIT files, so making it is cheap).
@@ -202,13 +172,13 @@ def main() -> int:
                 digest = hashlib.sha256(data).hexdigest()
                 del data
                 pids = {"node": pids_of[who], "servers": [n.proc.pid for n in grid.nodes]}
-                cpu0 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
+                cpu0 = {k: sum(L.proc_cpu(p) for p in v) for k, v in pids.items()}
                 put_wall, cap = put_file(urls[who], src)
-                cpu1 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
+                cpu1 = {k: sum(L.proc_cpu(p) for p in v) for k, v in pids.items()}
                 assert cap.startswith("URI:CHK:"), cap
                 src.unlink()
                 get_wall = get_file(urls[who], cap)
-                cpu2 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
+                cpu2 = {k: sum(L.proc_cpu(p) for p in v) for k, v in pids.items()}
                 get_file(urls[who], cap, digest)
                 walls = []
                 for _ in range(args.json_reps):
@@ -243,7 +213,7 @@ def main() -> int:
                     left -= len(block)
             _, bigcap = put_file(urls["swamp"], big)
             big.unlink()
-            pid = swamp_proc.pid
+            pid = swamp.proc.pid
             before = rss_kib(pid)
             peak = [before]
             done = threading.Event()
@@ -282,8 +252,8 @@ def main() -> int:
                   f"node RSS {before / 1024:.0f} MiB before, {peak[0] / 1024:.0f} MiB peak sampled, "
                   f"VmHWM {memory['vmhwm_kib'] / 1024:.0f} MiB", flush=True)
     finally:
-        if swamp_proc is not None:
-            swamp_proc.stop()
+        if swamp is not None:
+            swamp.stop()
         grid.stop()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,7 +18,8 @@ mod pool;
 mod source;
 mod upload;
 
-pub(crate) use download::{Failure, READ_BYTES, fetch_meta};
+pub(crate) use download::{Failure, READ_BYTES, advise_corrupt, fetch_meta};
+pub(crate) use placement::new_upload_secret;
 pub use source::Progress;
 pub use upload::FileError;
 

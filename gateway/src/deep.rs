@@ -133,12 +133,7 @@ impl LineWalker<'_> {
 impl Walker for LineWalker<'_> {
     async fn visit(&mut self, node: TreeNode) -> ControlFlow<()> {
         let line = match self.what {
-            // Tahoe's unknown nodes have no check results; its CLI skips their lines.
-            Stream::Check { .. } | Stream::Manifest if matches!(node.cap, Cap::Unknown(_)) => {
-                node.to_manifest_json()
-            }
-            Stream::Manifest => node.to_manifest_json(),
-            Stream::Check { options, repair } => {
+            Stream::Check { options, repair } if !matches!(node.cap, Cap::Unknown(_)) => {
                 match self.grid.check_node(node, options, repair).await {
                     Ok(checked) => checked.to_stream_json(),
                     Err(e) => {
@@ -147,6 +142,8 @@ impl Walker for LineWalker<'_> {
                     }
                 }
             }
+            // Tahoe's unknown nodes have no check results; its CLI skips their lines.
+            _ => node.to_manifest_json(),
         };
         self.send(format!("{}\n", pyjson::dumps(&line))).await
     }

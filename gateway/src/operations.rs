@@ -50,15 +50,49 @@ enum Kind {
     DeepCheck { options: CheckOptions, repair: bool },
 }
 
+impl Kind {
+    /// The answer while it runs, in the shape of its finished answer.
+    fn pending(self, origin: &str) -> Value {
+        match self {
+            Self::Manifest => json!({"stats": {}, "finished": false, "origin": origin}),
+            Self::DeepSize => json!({"finished": false, "size": null}),
+            Self::DeepStats | Self::DeepCheck { .. } => json!({"finished": false}),
+        }
+    }
+}
+
+/// An operation's answer once it ended, and when it did.
+struct Finished {
+    at: Instant,
+    /// Its JSON (shared, so a poll does not copy a manifest), or why it failed.
+    outcome: Result<Arc<Value>, String>,
+}
+
 /// One operation: what it is, its answer once finished, when it goes.
 struct Operation {
     kind: Kind,
     origin: String,
-    result: Arc<Mutex<Option<Result<Value, String>>>>,
+    finished: Arc<Mutex<Option<Finished>>>,
     cancel: CancellationToken,
-    /// When it is released (`None`: not before it finishes and is looked at).
+    /// When it is released, once looked at or given `retain-for=`; otherwise
+    /// [`UNCOLLECTED_LIFETIME`] after it finished (never while it runs).
     expires: Option<Instant>,
-    started: Instant,
+}
+
+impl Operation {
+    fn finished(&self) -> std::sync::MutexGuard<'_, Option<Finished>> {
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        match self.expires {
+            Some(at) => at <= now,
+            None => self
+                .finished()
+                .as_ref()
+                .is_some_and(|f| f.at + UNCOLLECTED_LIFETIME <= now),
+        }
+    }
 }
 
 /// The node's operations by handle.
@@ -68,8 +102,12 @@ pub(crate) struct Operations {
 }
 
 impl Operations {
+    /// The table, with the expired operations released.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Operation>> {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        table.retain(|_, op| !op.expired(now));
+        table
     }
 }
 
@@ -114,12 +152,14 @@ pub(crate) async fn start(
         )));
     }
     let retain = retain_for(args)?;
-    let result = Arc::new(Mutex::new(None));
+    let finished = Arc::new(Mutex::new(None));
     let cancel = CancellationToken::new();
+    let origin = root
+        .storage_index()
+        .map(|si| base32::encode(si.as_bytes()))
+        .unwrap_or_default();
     {
         let mut table = gateway.operations.lock();
-        let now = Instant::now();
-        table.retain(|_, op| op.expires.is_none_or(|at| at > now));
         if table.contains_key(&handle) {
             return Err(WebError::Conflict(format!(
                 "operation handle '{handle}' is already in use"
@@ -134,14 +174,10 @@ pub(crate) async fn start(
             handle.clone(),
             Operation {
                 kind,
-                origin: root
-                    .storage_index()
-                    .map(|si| base32::encode(si.as_bytes()))
-                    .unwrap_or_default(),
-                result: result.clone(),
+                origin: origin.clone(),
+                finished: finished.clone(),
                 cancel: cancel.clone(),
-                expires: retain.map(|r| now + r),
-                started: now,
+                expires: retain.map(|r| Instant::now() + r),
             },
         );
     }
@@ -150,10 +186,13 @@ pub(crate) async fn start(
         let outcome = rt.block_on(async {
             tokio::select! {
                 () = cancel.cancelled() => Err("Operation Cancelled".to_string()),
-                outcome = run(&grid, &root, kind) => outcome,
+                outcome = run(&grid, &root, &origin, kind) => outcome,
             }
         });
-        *result.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        *finished.lock().unwrap_or_else(PoisonError::into_inner) = Some(Finished {
+            at: Instant::now(),
+            outcome: outcome.map(Arc::new),
+        });
     })
     .await;
     if let Err(e) = started {
@@ -171,44 +210,57 @@ pub(crate) async fn start(
     Ok(response)
 }
 
-/// The walk behind each kind, to its finished JSON.
-async fn run(grid: &swamp_client::grid::Grid, root: &Cap, kind: Kind) -> Result<Value, String> {
+/// The walk behind each kind, to its finished JSON, keys in Tahoe's order.
+async fn run(
+    grid: &swamp_client::grid::Grid,
+    root: &Cap,
+    origin: &str,
+    kind: Kind,
+) -> Result<Value, String> {
     let why = |e: GridError| swamp_proto::error::chain(&e);
     match kind {
         Kind::DeepCheck { options, repair } => {
-            let mut results = grid
+            // Its JSON says "finished": true first, as Tahoe's does.
+            Ok(grid
                 .deep_check(root, options, repair)
                 .await
                 .map_err(why)?
-                .to_json();
-            results["finished"] = json!(true);
-            Ok(results)
+                .to_json())
         }
         Kind::Manifest | Kind::DeepSize | Kind::DeepStats => {
-            let mut manifest = Manifest::default();
+            let mut manifest = Manifest {
+                keep: kind == Kind::Manifest,
+                ..Manifest::default()
+            };
             let end = grid.walk_tree(root, &mut manifest).await.map_err(why)?;
             if let Some(e) = manifest.failure {
                 return Err(e);
             }
-            let stats = end.stats.to_json();
+            let mut stats = end.stats.to_json();
             Ok(match kind {
                 Kind::Manifest => json!({
                     "stats": stats,
+                    "finished": true,
+                    "origin": origin,
                     "manifest": manifest.lines,
                     "verifycaps": manifest.verifycaps,
                     "storage-index": manifest.storage_indexes,
                 }),
                 // Tahoe's deep-size answer carries the whole deep-stats as "size".
-                Kind::DeepSize => json!({ "size": stats }),
-                _ => stats,
+                Kind::DeepSize => json!({"finished": true, "size": stats}),
+                _ => {
+                    stats["finished"] = json!(true);
+                    stats
+                }
             })
         }
     }
 }
 
-/// A walk that keeps the manifest.
+/// A walk that keeps the manifest (with `keep`; the stats alone need none of it).
 #[derive(Default)]
 struct Manifest {
+    keep: bool,
     lines: Vec<Value>,
     verifycaps: Vec<String>,
     storage_indexes: Vec<String>,
@@ -217,6 +269,9 @@ struct Manifest {
 
 impl Walker for Manifest {
     async fn visit(&mut self, node: TreeNode) -> ControlFlow<()> {
+        if !self.keep {
+            return ControlFlow::Continue(());
+        }
         let line = node.to_manifest_json();
         for (key, list) in [
             ("verifycap", &mut self.verifycaps),
@@ -245,15 +300,12 @@ pub(crate) fn status(
 ) -> Result<Response, WebError> {
     let mut table = gateway.operations.lock();
     let now = Instant::now();
-    table.retain(|_, op| op.expires.is_none_or(|at| at > now));
     let unknown = || WebError::NotFound(format!("unknown/expired handle '{}'", escape(handle)));
     let op = table.get_mut(handle).ok_or_else(unknown)?;
-    let outcome = op
-        .result
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let (kind, origin) = (op.kind, op.origin.clone());
+    let kind = op.kind;
+    let outcome = op.finished().as_ref().map(|f| f.outcome.clone());
+    let done = outcome.is_some();
+    let value = outcome.unwrap_or_else(|| Ok(Arc::new(kind.pending(&op.origin))));
     if args.t() == "cancel" && *method == Method::POST {
         op.cancel.cancel();
         table.remove(handle);
@@ -262,50 +314,23 @@ pub(crate) fn status(
         if let Some(retain) = retain {
             op.expires = Some(now + retain);
         }
-        if outcome.is_some() {
+        if done {
             if args.boolean("release-after-complete", false)? {
                 table.remove(handle);
             } else if retain.is_none() {
+                // This look collects it.
                 op.expires = Some(now + COLLECTED_LIFETIME);
             }
-        } else if op.expires.is_none() && now.duration_since(op.started) > UNCOLLECTED_LIFETIME {
-            op.expires = Some(now);
         }
     }
     drop(table);
-    let value = match outcome {
-        Some(Err(why)) => return Err(WebError::Gone(why)),
-        Some(Ok(mut value)) => {
-            value["finished"] = json!(true);
-            value
-        }
-        None => json!({"finished": false}),
-    };
-    let value = match kind {
-        Kind::Manifest => {
-            let mut ordered = json!({
-                "stats": value.get("stats").cloned().unwrap_or_else(|| json!({})),
-                "finished": value["finished"],
-                "origin": origin,
-            });
-            for key in ["manifest", "verifycaps", "storage-index"] {
-                if let Some(v) = value.get(key) {
-                    ordered[key] = v.clone();
-                }
-            }
-            ordered
-        }
-        Kind::DeepSize => {
-            json!({"finished": value["finished"], "size": value.get("size").cloned().unwrap_or(Value::Null)})
-        }
-        _ => value,
-    };
+    let value = value.map_err(WebError::Gone)?;
     let json = matches!(kind, Kind::DeepStats)
         || args
             .get("output")
             .is_some_and(|o| o.eq_ignore_ascii_case("json"));
     if json {
-        return Ok(text(StatusCode::OK, to_text(&value)));
+        return Ok(text(StatusCode::OK, to_text(&*value)));
     }
     let page = format!(
         "<!DOCTYPE html>\n<html><head><title>Operation {}</title></head><body>\n\
@@ -316,7 +341,7 @@ pub(crate) fn status(
         } else {
             "no"
         },
-        escape(&to_text(&value))
+        escape(&to_text(&*value))
     );
     Ok(Html(page).into_response())
 }

@@ -107,6 +107,16 @@ def tahoe_bin() -> str:
 _handed_out_ports: set[int] = set()
 
 
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (all its threads), from
+    /proc; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     """A currently free loopback TCP port (bind port 0, close). Never hands
     out the same port twice in one test session."""
@@ -725,6 +735,59 @@ class TahoeClient:
     def deep_check_json(self, where: str, *flags) -> list[dict]:
         out = self.cli("deep-check", "--raw", *flags, where).stdout.decode()
         return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class SwampClientNode:
+    """`tahoe run` of Swamp's CLI on a client node directory: a client node serving
+    Tahoe's web API (swamp-gateway)."""
+
+    def __init__(self, nodedir: Path, logdir: Path):
+        self.nodedir = nodedir
+        self.logdir = logdir
+        self.proc = None
+
+    @classmethod
+    def copy_of(cls, src: Path, nodedir: Path, logdir: Path) -> "SwampClientNode":
+        """A node on a copy of the client node directory `src`: the same secrets
+        and servers (so convergent uploads give the same caps as `src`'s node), its
+        own web port."""
+        (nodedir / "private").mkdir(parents=True)
+        for name in ("secret", "convergence", "servers.yaml"):
+            shutil.copy(src / "private" / name, nodedir / "private" / name)
+        cfg = configparser.ConfigParser()
+        cfg.read(src / "tahoe.cfg")
+        cfg["node"]["web.port"] = f"tcp:{free_port()}:interface=127.0.0.1"
+        with open(nodedir / "tahoe.cfg", "w") as f:
+            cfg.write(f)
+        return cls(nodedir, logdir)
+
+    def start(self) -> "SwampClientNode":
+        url_file = self.nodedir / "node.url"
+        if url_file.exists():
+            url_file.unlink()
+        self.proc = ManagedProcess(
+            [swamp_tahoe_bin(), "run", "--allow-stdin-close", self.nodedir],
+            self.logdir / "swamp-client-node.log", name="swamp client node",
+        )
+        wait_until(url_file.exists, START_TIMEOUT, "swamp node.url", procs=[self.proc])
+        wait_until(lambda: "client running" in self.proc.log_tail(), START_TIMEOUT,
+                   "the 'client running' line", procs=[self.proc])
+        return self
+
+    def stop(self):
+        return self.proc.stop() if self.proc else None
+
+    @property
+    def url(self) -> str:
+        return (self.nodedir / "node.url").read_text().strip()
+
+    def web(self, method: str, path: str, data: bytes | None = None) -> bytes:
+        req = urllib.request.Request(self.url + path.lstrip("/"), data=data, method=method)
+        with urllib.request.urlopen(req, timeout=CLI_TIMEOUT) as r:
+            return r.read()
+
+    def welcome(self) -> dict:
+        return json.loads(self.web("GET", "?t=json"))
 
 
 # --------------------------------------------------------------------------

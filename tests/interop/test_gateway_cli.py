@@ -10,15 +10,12 @@ nodes and every result can be compared one for one. The CLI finds the node throu
 
 from __future__ import annotations
 
-import configparser
 import filecmp
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,43 +23,6 @@ import pytest
 import interop_lib as L
 
 pytestmark = pytest.mark.swamp
-
-
-class SwampClientNode:
-    """`tahoe run` of Swamp's CLI on a client node directory."""
-
-    def __init__(self, nodedir: Path, logdir: Path):
-        self.nodedir = nodedir
-        self.logdir = logdir
-        self.proc = None
-
-    def start(self) -> "SwampClientNode":
-        url_file = self.nodedir / "node.url"
-        if url_file.exists():
-            url_file.unlink()
-        self.proc = L.ManagedProcess(
-            [L.swamp_tahoe_bin(), "run", "--allow-stdin-close", self.nodedir],
-            self.logdir / "swamp-client-node.log", name="swamp client node",
-        )
-        L.wait_until(url_file.exists, L.START_TIMEOUT, "swamp node.url", procs=[self.proc])
-        L.wait_until(lambda: "client running" in self.proc.log_tail(), L.START_TIMEOUT,
-                     "the 'client running' line", procs=[self.proc])
-        return self
-
-    def stop(self):
-        return self.proc.stop() if self.proc else None
-
-    @property
-    def url(self) -> str:
-        return (self.nodedir / "node.url").read_text().strip()
-
-    def web(self, method: str, path: str, data: bytes | None = None) -> bytes:
-        req = urllib.request.Request(self.url + path.lstrip("/"), data=data, method=method)
-        with urllib.request.urlopen(req, timeout=L.CLI_TIMEOUT) as r:
-            return r.read()
-
-    def welcome(self) -> dict:
-        return json.loads(self.web("GET", "?t=json"))
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +33,7 @@ def grid(swamp_grid):
 @pytest.fixture(scope="module")
 def node(grid, tmp_path_factory):
     base = tmp_path_factory.mktemp("gateway")
-    nodedir = base / "swamp-client"
-    src = grid.client.nodedir
-    nodedir.mkdir()
-    (nodedir / "private").mkdir()
-    for name in ("secret", "convergence", "servers.yaml"):
-        shutil.copy(src / "private" / name, nodedir / "private" / name)
-    cfg = configparser.ConfigParser()
-    cfg.read(src / "tahoe.cfg")
-    cfg["node"]["web.port"] = f"tcp:{L.free_port()}:interface=127.0.0.1"
-    with open(nodedir / "tahoe.cfg", "w") as f:
-        cfg.write(f)
-    n = SwampClientNode(nodedir, base / "logs").start()
+    n = L.SwampClientNode.copy_of(grid.client.nodedir, base / "swamp-client", base / "logs").start()
     yield n
     n.stop()
 

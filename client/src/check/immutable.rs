@@ -13,7 +13,7 @@ use swamp_proto::ShareNumber;
 
 use super::results::{CheckResults, CountFields, Counts, Tally, si_string};
 use super::{CheckOptions, server_id};
-use crate::grid::{Failure, Grid, READ_BYTES, Server, fetch_meta};
+use crate::grid::{Failure, Grid, READ_BYTES, Server, advise_corrupt, fetch_meta};
 
 /// What verifying one share found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,15 +72,13 @@ impl Grid {
                 }
                 let verdict = verify_share(cap, server, shnum).await;
                 if verdict == Verdict::Corrupt {
-                    let _ = server
-                        .client
-                        .immutable()
-                        .advise_corrupt(
-                            &si,
-                            ShareNumber::new(shnum as u8),
-                            "share failed verification (swamp checker)",
-                        )
-                        .await;
+                    advise_corrupt(
+                        server,
+                        &si,
+                        shnum,
+                        "share failed verification (swamp checker)",
+                    )
+                    .await;
                 }
                 verdict
             }))

@@ -16,13 +16,12 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use swamp_formats::cap::ChkCap;
 use swamp_formats::chk::{self, Params};
-use swamp_proto::secrets::UploadSecret;
 use swamp_proto::{DecodeError, ShareNumber};
 
 use super::immutable::{ImmutableCheck, immutable_results};
 use super::results::{CheckAndRepairResults, Tally};
 use super::{CheckOptions, server_id};
-use crate::grid::{Grid, GridError, fetch_meta};
+use crate::grid::{Grid, GridError, fetch_meta, new_upload_secret};
 
 /// The largest CHK file repaired: the file, then its N shares (N/k times its size),
 /// are in memory at once.
@@ -169,8 +168,7 @@ impl Grid {
             source,
         };
         let (renew, cancel) = self.lease_secrets(&si, target);
-        let secret =
-            UploadSecret::new(rand::random::<[u8; 20]>().to_vec()).expect("invariant: non-empty");
+        let secret = new_upload_secret();
         let n = ShareNumber::new(shnum as u8);
         let immutable = target.client.immutable();
         let allocation = immutable

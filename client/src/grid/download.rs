@@ -374,15 +374,7 @@ impl Grid {
                     }),
                     Err(Failure::Corrupt) => {
                         corrupt.fetch_add(1, Ordering::Relaxed);
-                        let _ = server
-                            .client
-                            .immutable()
-                            .advise_corrupt(
-                                &si,
-                                ShareNumber::new(shnum as u8),
-                                "share failed hash verification (swamp client)",
-                            )
-                            .await;
+                        advise_corrupt(server, &si, shnum, DOWNLOAD_ADVICE).await;
                     }
                     Err(Failure::Server) => {}
                 }
@@ -453,17 +445,27 @@ pub(crate) async fn fetch_meta(
     Ok(meta)
 }
 
+/// What a download tells a server of a share that failed its hashes.
+const DOWNLOAD_ADVICE: &str = "share failed hash verification (swamp client)";
+
 /// Counts `bad` as corrupt and reports it to its server.
 async fn blame(corrupt: &AtomicUsize, si: &swamp_proto::StorageIndex, bad: &Source<'_>) {
     corrupt.fetch_add(1, Ordering::Relaxed);
-    let _ = bad
-        .server
+    advise_corrupt(bad.server, si, bad.shnum, DOWNLOAD_ADVICE).await;
+}
+
+/// Tells `server` that its immutable share `shnum` of `si` is corrupt (Tahoe's
+/// corruption advisory). Best effort: a server that does not take it changes
+/// nothing for the reader.
+pub(crate) async fn advise_corrupt(
+    server: &Server,
+    si: &swamp_proto::StorageIndex,
+    shnum: usize,
+    reason: &str,
+) {
+    let _ = server
         .client
         .immutable()
-        .advise_corrupt(
-            si,
-            ShareNumber::new(bad.shnum as u8),
-            "share failed hash verification (swamp client)",
-        )
+        .advise_corrupt(si, ShareNumber::new(shnum as u8), reason)
         .await;
 }

@@ -62,8 +62,7 @@ impl Grid {
                         return (index, mine.clone(), None);
                     }
                     let (renew, cancel) = self.lease_secrets(si, server);
-                    let secret = UploadSecret::new(rand::random::<[u8; 20]>().to_vec())
-                        .expect("invariant: non-empty");
+                    let secret = new_upload_secret();
                     let answer = server
                         .client
                         .immutable()
@@ -160,4 +159,9 @@ impl Grid {
         }))
         .await;
     }
+}
+
+/// A fresh random upload secret (each allocation has its own, as Tahoe's).
+pub(crate) fn new_upload_secret() -> UploadSecret {
+    UploadSecret::new(rand::random::<[u8; 20]>().to_vec()).expect("invariant: non-empty")
 }
